@@ -1,0 +1,73 @@
+/*
+ * auth — JWT verification (libjwt) and the grants a verified token carries.
+ *
+ * A tb_auth_t holds the configured algorithm (pinned: a token whose header `alg` differs is
+ * refused, `none` always) and its key, read at creation from auth.secret_file or, when unset,
+ * the TELEBRIDGE_JWT_SECRET environment variable (HS*), or auth.public_key_file (RS256/ES256).
+ * A secret file's trailing newline characters are not part of the secret.
+ *
+ * Checks: signature, alg, `exp` required and in the future (with leeway_s), `nbf` not in the
+ * future (with leeway), `iss`/`aud` equal to the configured ones when configured (aud may be a
+ * string or an array), `sub` a string when present, `rooms` an array of valid patterns
+ * (tb_room_pattern_valid) when present, `scope` a space-separated string or an array.
+ *
+ * Thread use: verify() only reads the tb_auth_t and may run on any thread; the service thread
+ * is the only user in practice.
+ */
+#ifndef TELEBRIDGE_AUTH_H
+#define TELEBRIDGE_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/config.h"
+
+/* Longest token accepted, in bytes; a longer one is refused as malformed before parsing. */
+#define TB_AUTH_TOKEN_MAX 8192
+
+typedef enum {
+    TB_AUTH_OK = 0,
+    TB_AUTH_E_MISSING = -1,   /* no credential presented */
+    TB_AUTH_E_MALFORMED = -2, /* not a JWT, bad base64/JSON, too long */
+    TB_AUTH_E_ALG = -3,       /* alg none or not the configured one */
+    TB_AUTH_E_SIGNATURE = -4, /* signature does not verify */
+    TB_AUTH_E_NO_EXP = -5,    /* exp missing or not a number */
+    TB_AUTH_E_EXPIRED = -6,
+    TB_AUTH_E_NOT_YET = -7,  /* nbf in the future */
+    TB_AUTH_E_ISSUER = -8,
+    TB_AUTH_E_AUDIENCE = -9,
+    TB_AUTH_E_CLAIMS = -10, /* rooms/scope/sub of the wrong shape */
+    TB_AUTH_E_NOMEM = -11,
+} tb_auth_err_t;
+
+typedef struct tb_auth tb_auth_t;
+typedef struct tb_grant tb_grant_t;
+
+/* Loads the key for cfg->algorithm. NULL with a message in err (TB_CONFIG_ERR_LEN bytes) when
+ * the algorithm is unsupported or no key can be read. cfg need not outlive the result. */
+tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err);
+void tb_auth_destroy(tb_auth_t *a);
+
+/*
+ * Verifies token[0..len) at time now_s (Unix seconds). On success returns TB_AUTH_OK and a new
+ * grant in *out (caller frees with tb_grant_free()); otherwise a tb_auth_err_t, *out untouched.
+ * A token without a `rooms` claim gets the configured default_rooms.
+ */
+int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
+                   tb_grant_t **out);
+
+/* Short, non-revealing code for an error, e.g. "invalid_token", "token_expired". */
+const char *tb_auth_err_code(int err);
+/* Longer reason for counting by reason ("alg", "signature", "expired", …). */
+const char *tb_auth_err_reason(int err);
+
+/* Grant accessors. A grant is immutable once made. */
+const char *tb_grant_sub(const tb_grant_t *g); /* "" when the token had no sub */
+int64_t tb_grant_exp(const tb_grant_t *g);
+bool tb_grant_has_scope(const tb_grant_t *g, const char *scope);
+/* True when one of the grant's room patterns matches room (tb_room_pattern_match). */
+bool tb_grant_allows_room(const tb_grant_t *g, const char *room);
+void tb_grant_free(tb_grant_t *g);
+
+#endif

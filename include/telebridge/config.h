@@ -1,0 +1,145 @@
+/*
+ * config — the bridge's settings: defaults, the JSON file, command-line overrides.
+ *
+ * tb_config_t is plain data, public on purpose: every module reads its own section. All
+ * defaults live in tb_config_defaults() (config.c) and nowhere else. Every string and array in
+ * a tb_config_t is owned by it and released by tb_config_free(). Paths (secret_file,
+ * public_key_file, password_file) are stored already resolved against the config file's
+ * folder.
+ *
+ * Loading is strict: an unknown key, a wrong type or an impossible value fails with a message
+ * that names the key by its dotted path ("limits.max_connections: must be >= 1").
+ */
+#ifndef TELEBRIDGE_CONFIG_H
+#define TELEBRIDGE_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "telebridge/log.h"
+
+/* Room limits a client message may name, and a config string's longest length. */
+#define TB_CONFIG_ERR_LEN 256
+
+typedef struct {
+    char *host;
+    int port;
+    char **allowed_origins; /* NULL-terminated array, may be empty */
+    size_t n_allowed_origins;
+} tb_config_listen_t;
+
+typedef struct {
+    char *host;
+    int port;
+    char *client_id;
+    char *username;      /* NULL when unset */
+    char *password_file; /* NULL when unset; resolved path */
+    int keepalive_s;
+    int qos; /* 0, 1 or 2 */
+    char *telemetry_topic;
+    char *status_topic;
+} tb_config_mqtt_t;
+
+typedef struct {
+    char *algorithm;       /* "HS256" … as configured; validated against the supported list */
+    char *secret_file;     /* NULL when unset; resolved path */
+    char *public_key_file; /* NULL when unset; resolved path */
+    char *issuer;          /* NULL when unset */
+    char *audience;        /* NULL when unset */
+    int leeway_s;
+    char **default_rooms; /* room patterns granted when a token has no `rooms` claim */
+    size_t n_default_rooms;
+    int expiry_warning_s;
+    int ticket_ttl_s;
+} tb_config_auth_t;
+
+typedef struct {
+    char *name;
+    char **patterns; /* exact device ids or "prefix-*" */
+    size_t n_patterns;
+} tb_config_group_t;
+
+typedef enum { TB_SLOW_DISCONNECT = 0, TB_SLOW_DROP_OLDEST } tb_slow_policy_t;
+
+typedef struct {
+    int max_connections;
+    int max_message_bytes;
+    int max_rooms_per_connection;
+    int send_queue_messages;
+    tb_slow_policy_t slow_consumer;
+    int max_mqtt_payload_bytes;
+    int client_messages_per_s;
+    int handshakes_per_ip_per_s;
+    int handshake_burst;
+} tb_config_limits_t;
+
+typedef struct {
+    int ping_interval_s;
+    int pong_timeout_s;
+} tb_config_heartbeat_t;
+
+typedef struct {
+    int messages;
+    int devices;
+} tb_config_history_t;
+
+typedef enum { TB_OP_GT = 0, TB_OP_GE, TB_OP_LT, TB_OP_LE, TB_OP_EQ, TB_OP_NE } tb_alert_op_t;
+
+typedef struct {
+    char *name;
+    char *field;
+    tb_alert_op_t op;
+    double threshold;
+    bool has_clear_below;
+    double clear_below;
+    bool has_clear_above;
+    double clear_above;
+    char *severity;   /* default "warning" */
+    char **devices;   /* patterns; default {"*"} */
+    size_t n_devices;
+} tb_config_alert_t;
+
+typedef struct {
+    tb_config_listen_t listen;
+    tb_config_mqtt_t mqtt;
+    tb_config_auth_t auth;
+    tb_config_group_t *groups;
+    size_t n_groups;
+    tb_config_limits_t limits;
+    tb_config_heartbeat_t heartbeat;
+    tb_config_history_t history;
+    tb_config_alert_t *alerts;
+    size_t n_alerts;
+    tb_log_level_t log_level; /* not in the file; set by --log-level, default info */
+    char *path;               /* the file loaded, or NULL */
+} tb_config_t;
+
+/* Fills *cfg with the defaults. Returns 0, or -1 when out of memory (cfg then freeable). */
+int tb_config_defaults(tb_config_t *cfg);
+
+/*
+ * Applies the JSON text over *cfg (which holds defaults or an earlier load). Relative paths
+ * resolve against base_dir (NULL: the current directory). On error returns -1, writes a
+ * message naming the key into err (TB_CONFIG_ERR_LEN bytes), and *cfg is left valid but
+ * partly updated: discard it with tb_config_free().
+ */
+int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err);
+
+/* Reads `path` and applies it as above, base_dir being the file's folder; sets cfg->path. */
+int tb_config_load_file(tb_config_t *cfg, const char *path, char *err);
+
+/* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error. */
+int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err);
+int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err);
+
+/* The effective configuration as JSON with secrets masked; caller owns the result. */
+json_t *tb_config_to_json(const tb_config_t *cfg);
+
+/* Releases everything *cfg owns and zeroes it. Safe on a zeroed or partly loaded config. */
+void tb_config_free(tb_config_t *cfg);
+
+/* The alert operator's text (">", ">=", …). */
+const char *tb_config_op_name(tb_alert_op_t op);
+
+#endif

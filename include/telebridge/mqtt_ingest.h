@@ -1,0 +1,49 @@
+/*
+ * mqtt_ingest — the MQTT side: a libmosquitto client on its own thread.
+ *
+ * It connects with the configured fixed client id and clean session off, subscribes to the
+ * telemetry and status templates at the configured QoS, normalises every message once and
+ * pushes an owned tb_msg_t into the hub queue, then calls wake(wake_arg) when the consumer
+ * needs waking (the service thread passes a function calling lws_cancel_service()). When the
+ * queue is full it waits (bounded, TB_INGEST_BACKPRESSURE_MS) before dropping and counting.
+ * Broker down: reconnects with exponential backoff 1 s → 30 s with jitter, one log line per
+ * attempt; stats->mqtt_connected follows the session.
+ */
+#ifndef TELEBRIDGE_MQTT_INGEST_H
+#define TELEBRIDGE_MQTT_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "telebridge/config.h"
+#include "telebridge/queue.h"
+#include "telebridge/stats.h"
+
+typedef struct tb_ingest tb_ingest_t;
+
+typedef struct {
+    const tb_config_t *cfg; /* must outlive the ingest */
+    tb_queue_t *queue;      /* the producer side belongs to the ingest thread */
+    tb_stats_t *stats;
+    void (*wake)(void *arg);
+    void *wake_arg;
+} tb_ingest_opts_t;
+
+/* Creates the client (no network yet). NULL with a message in err (errlen bytes). */
+tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t errlen);
+/* Starts the ingest thread, which connects and keeps reconnecting. 0 or -1. */
+int tb_ingest_start(tb_ingest_t *in);
+/* Disconnects cleanly and joins the thread. Safe to call twice or without start. */
+void tb_ingest_stop(tb_ingest_t *in);
+/* Stops if needed and frees. NULL is a no-op. */
+void tb_ingest_destroy(tb_ingest_t *in);
+
+/*
+ * Handles one received message as the thread would (match, normalise, count, queue). Exposed
+ * for unit tests and fuzzing; call only from the producer thread. Returns 0 when queued, else
+ * the negated tb_invalid_reason_t, or -TB_INVALID_N when dropped because the queue was full.
+ */
+int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, size_t len,
+                     bool retained);
+
+#endif

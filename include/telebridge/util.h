@@ -1,0 +1,32 @@
+/*
+ * util — small shared helpers: time, RFC 3339 formatting, identifier checks.
+ */
+#ifndef TELEBRIDGE_UTIL_H
+#define TELEBRIDGE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Wall-clock milliseconds since the Unix epoch. */
+int64_t tb_now_ms(void);
+/* Monotonic milliseconds, for durations and rate limits. */
+int64_t tb_mono_ms(void);
+
+/* Longest RFC 3339 string tb_format_rfc3339_ms writes, with its NUL: "2026-11-23T13:26:03.123Z". */
+#define TB_RFC3339_LEN 25
+/* Formats `ms` (Unix epoch milliseconds) as UTC with milliseconds into out[TB_RFC3339_LEN]. */
+void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN]);
+
+/* Longest device id or group name accepted, in bytes. */
+#define TB_ID_MAX 128
+/*
+ * A device id or group name: 1..TB_ID_MAX bytes of [A-Za-z0-9._-] (and ':' for device ids is
+ * NOT allowed, so "device:<id>" stays unambiguous). Returns true when valid.
+ */
+bool tb_id_valid(const char *s, size_t len);
+
+/* Checks that buf[0..len) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+bool tb_utf8_valid(const char *buf, size_t len);
+
+#endif
