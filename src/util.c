@@ -33,8 +33,11 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN])
         snprintf(out, TB_RFC3339_LEN, "%s", "9999-12-31T23:59:59.999Z");
         return;
     }
-    snprintf(out, TB_RFC3339_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    /* gmtime_r keeps every field in range, so the unsigned casts only inform the compiler. */
+    snprintf(out, TB_RFC3339_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned)millis % 1000u);
 }
 
 bool tb_id_valid(const char *s, size_t len)
