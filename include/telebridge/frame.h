@@ -1,0 +1,52 @@
+/*
+ * frame — an encoded server message, shared by every connection it is queued on.
+ *
+ * A device message is encoded once into one frame; each recipient's send queue holds a
+ * reference, not a copy. Frames are used by the service thread only, so the reference count is
+ * a plain integer. The payload is preceded by TB_FRAME_HEADROOM writable bytes, which the
+ * WebSocket layer uses for the frame header (LWS_PRE; ws_server.c checks it fits), and
+ * followed by a NUL so it can be logged or parsed in tests.
+ */
+#ifndef TELEBRIDGE_FRAME_H
+#define TELEBRIDGE_FRAME_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TB_FRAME_HEADROOM 16
+
+/* What the frame carries; the drop_oldest slow-consumer policy only drops telemetry. */
+typedef enum { TB_FRAME_CONTROL = 0, TB_FRAME_TELEMETRY, TB_FRAME_STATUS } tb_frame_kind_t;
+
+typedef struct tb_frame {
+    uint32_t refs;
+    uint32_t len; /* payload bytes, excluding headroom and the NUL */
+    uint64_t seq; /* bridge-wide sequence of a device message; 0 for control frames */
+    uint8_t kind; /* tb_frame_kind_t */
+    unsigned char data[]; /* TB_FRAME_HEADROOM + len + 1 bytes */
+} tb_frame_t;
+
+/* Copies len bytes into a new frame with one reference. NULL when out of memory. */
+tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, uint64_t seq);
+
+/*
+ * Encodes obj compactly (jansson, insertion order) into a new frame with one reference.
+ * NULL when out of memory or when obj cannot be encoded.
+ */
+tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t seq);
+
+static inline char *tb_frame_payload(tb_frame_t *f)
+{
+    return (char *)f->data + TB_FRAME_HEADROOM;
+}
+
+static inline void tb_frame_ref(tb_frame_t *f)
+{
+    f->refs++;
+}
+
+/* Drops one reference; frees the frame with the last. NULL is a no-op. */
+void tb_frame_unref(tb_frame_t *f);
+
+#endif

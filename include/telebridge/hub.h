@@ -1,0 +1,118 @@
+/*
+ * hub — rooms, connections, fan-out. Runs on the service thread only.
+ *
+ * The hub knows nothing of libwebsockets: the transport (ws_server.c) opens a tb_conn_t per
+ * WebSocket, feeds it complete client messages, and writes the frames the hub queues on it.
+ * The hub asks the transport for action through tb_hub_io_t.
+ *
+ * Delivery: tb_hub_ingest() gives each device message the next bridge-wide `seq`, encodes it
+ * once into a frame, and queues a reference on every connection in its device room, its groups'
+ * rooms and `global` — once per connection however many of those it joined (a connection
+ * remembers the last seq queued to it). Each connection's queue is allocated on first use,
+ * grows by doubling, and is bounded by limits.send_queue_messages; past the bound the
+ * connection is a slow consumer: it is closed with 1008 (its queue freed at once) or, with
+ * slow_consumer "drop_oldest", its oldest queued telemetry is dropped.
+ *
+ * Ownership: the hub owns every tb_conn_t between open and close, and the grant handed to
+ * open. Frames returned by peek are borrowed until sent() or close.
+ */
+#ifndef TELEBRIDGE_HUB_H
+#define TELEBRIDGE_HUB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/auth.h"
+#include "telebridge/config.h"
+#include "telebridge/frame.h"
+#include "telebridge/msg.h"
+
+/* WebSocket close codes the hub asks for. */
+#define TB_CLOSE_GOING_AWAY 1001
+#define TB_CLOSE_POLICY 1008
+#define TB_CLOSE_TOO_BIG 1009
+#define TB_CLOSE_TOKEN_EXPIRED 4001
+
+/* Longest epoch string (hex of 64 random bits) with its NUL. */
+#define TB_EPOCH_LEN 17
+
+typedef struct tb_hub tb_hub_t;
+typedef struct tb_conn tb_conn_t;
+
+typedef struct {
+    /* The connection has frames to write: arrange for tb_hub_conn_peek() to be called. */
+    void (*want_write)(void *transport, void *io);
+    /*
+     * The hub wants the connection closed with code/reason after its queue is written (the
+     * queue is already empty for a slow consumer). The transport must also bound how long
+     * that may take, since a slow consumer may never become writable.
+     */
+    void (*close)(void *transport, void *io, int code, const char *reason);
+} tb_hub_io_t;
+
+typedef struct {
+    const tb_config_t *cfg; /* must outlive the hub */
+    const tb_auth_t *auth;  /* for `refresh`; must outlive the hub */
+    tb_hub_io_t io;
+    void *transport;
+    const char *epoch; /* NULL: a random one */
+} tb_hub_opts_t;
+
+/* Counters of the service thread, read for /stats and /metrics. */
+typedef struct {
+    uint64_t device_messages;   /* device messages routed (each got a seq) */
+    uint64_t messages_out;      /* frames written to clients, control frames included */
+    uint64_t deliveries;        /* device-message frames queued to connections */
+    uint64_t dropped;           /* device-message frames a connection lost to its queue bound */
+    uint64_t slow_consumer_disconnects;
+    uint64_t client_messages;   /* client messages received */
+    uint64_t client_errors;     /* `error` answers sent */
+    uint64_t rate_limited;      /* client messages refused by client_messages_per_s */
+    uint64_t connections_total; /* connections opened since start */
+    uint64_t expired_closes;    /* connections closed with 4001 */
+} tb_hub_counters_t;
+
+/* NULL when out of memory. */
+tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts);
+/* Closes nothing on the wire: the transport closes its connections first. Frees the rest. */
+void tb_hub_destroy(tb_hub_t *h);
+
+const char *tb_hub_epoch(const tb_hub_t *h);
+size_t tb_hub_connections(const tb_hub_t *h);
+size_t tb_hub_rooms(const tb_hub_t *h);
+const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h);
+/* [{"room": name, "subscribers": n}, …] sorted by name; caller owns it. */
+json_t *tb_hub_rooms_json(const tb_hub_t *h);
+
+/*
+ * Opens a connection for transport handle io, taking ownership of grant, and queues its
+ * `connected` message. NULL when out of memory (grant freed).
+ */
+tb_conn_t *tb_hub_conn_open(tb_hub_t *h, void *io, tb_grant_t *grant);
+/* Leaves every room, releases the queue and the grant. NULL is a no-op. */
+void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c);
+
+/* Handles one complete client message (any bytes; the hub validates). */
+void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len);
+
+/* The next frame to write, or NULL. */
+tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c);
+/* The peeked frame was written: drop it from the queue. */
+void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c);
+/* Frames waiting on c. */
+size_t tb_hub_conn_queued(const tb_conn_t *c);
+/* Non-zero once the hub has asked for c to be closed: the close code. */
+int tb_hub_conn_close_code(const tb_conn_t *c);
+
+/* Routes one device message; takes ownership of m. */
+void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
+
+/* Periodic work (once a second): closes connections whose token expired with 4001. */
+void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
+
+/* Asks every connection to close with code after its queue is written. */
+void tb_hub_close_all(tb_hub_t *h, int code, const char *reason);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * protocol — the WebSocket wire protocol: parsing client messages, building server envelopes.
+ *
+ * Client → server: one JSON object per text frame,
+ *   {"type": "subscribe"|"unsubscribe"|"ping"|"refresh", "request_id"?: string|integer,
+ *    "payload"?: {…}}
+ * Server → client envelope: {"type", "room"?, "payload", "timestamp", "request_id"?, "seq"?}
+ * with `timestamp` the bridge's send time (RFC 3339 UTC, milliseconds).
+ */
+#ifndef TELEBRIDGE_PROTOCOL_H
+#define TELEBRIDGE_PROTOCOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/frame.h"
+
+/* Longest request_id string echoed back; a longer one is a bad_request. */
+#define TB_REQUEST_ID_MAX 128
+
+typedef enum {
+    TB_CMSG_SUBSCRIBE = 0,
+    TB_CMSG_UNSUBSCRIBE,
+    TB_CMSG_PING,
+    TB_CMSG_REFRESH,
+} tb_cmsg_type_t;
+
+/* Error codes of the `error` message (payload.code). */
+#define TB_ERR_BAD_REQUEST "bad_request"
+#define TB_ERR_FORBIDDEN "forbidden"
+#define TB_ERR_TOO_MANY_ROOMS "too_many_rooms"
+#define TB_ERR_RATE_LIMITED "rate_limited"
+#define TB_ERR_UNKNOWN_TYPE "unknown_type"
+#define TB_ERR_INTERNAL "internal_error"
+
+/*
+ * A parsed client message. All json_t pointers borrow from `root`, which the message owns;
+ * release with tb_cmsg_clear().
+ */
+typedef struct {
+    tb_cmsg_type_t type;
+    json_t *root;
+    json_t *request_id; /* string or integer, or NULL */
+    json_t *rooms;      /* subscribe/unsubscribe: array of strings (possibly empty) */
+    bool has_since;     /* subscribe: "since" present and well-formed */
+    const char *since_epoch;
+    uint64_t since_seq;
+    const char *token; /* refresh: payload.token */
+} tb_cmsg_t;
+
+/*
+ * Parses buf[0..len). Returns 0 and fills *out, or -1 and sets *err_code (one of TB_ERR_*) and
+ * *err_msg (a static, human-readable reason). When the message had a usable request_id it is
+ * still returned in *out->request_id (with out->root owning it) so the error can echo it: call
+ * tb_cmsg_clear() after either outcome.
+ */
+int tb_cmsg_parse(const char *buf, size_t len, tb_cmsg_t *out, const char **err_code,
+                  const char **err_msg);
+void tb_cmsg_clear(tb_cmsg_t *m);
+
+/*
+ * Builds a control envelope {"type", "payload", "timestamp", "request_id"?} as a frame.
+ * Steals the reference to payload (which may be NULL for {}). NULL when out of memory.
+ */
+tb_frame_t *tb_proto_control(const char *type, json_t *payload, const json_t *request_id,
+                             int64_t now_ms);
+
+/* An `error` control frame with payload {"code", "message", "rooms"?}; steals rooms. */
+tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
+                           const json_t *request_id, int64_t now_ms);
+
+/*
+ * Encodes a device message once: {"type", "room", "payload", "timestamp", "seq"}, plus
+ * "snapshot": true when snapshot is set. payload is borrowed. NULL when out of memory.
+ */
+tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload,
+                            uint64_t seq, bool snapshot, int64_t now_ms, tb_frame_kind_t kind);
+
+#endif

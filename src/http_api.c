@@ -1,0 +1,77 @@
+/* http_api — JSON endpoints; see include/telebridge/http_api.h. */
+#include "telebridge/http_api.h"
+
+#include <string.h>
+
+#include "telebridge/util.h"
+
+#define HTTP_OK 200
+#define HTTP_NOT_FOUND 404
+#define HTTP_UNAVAILABLE 503
+
+static json_int_t load(const atomic_ullong *v)
+{
+    return (json_int_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static json_t *invalid_by_reason(const tb_stats_t *s)
+{
+    json_t *o = json_object();
+    for (int r = 0; r < TB_INVALID_N; r++)
+        json_object_set_new(o, tb_invalid_reason_name((tb_invalid_reason_t)r),
+                            json_integer(load(&s->invalid_by_reason[r])));
+    return o;
+}
+
+json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
+{
+    const tb_hub_counters_t *hc = tb_hub_counters(ctx->hub);
+    const tb_stats_t *s = ctx->stats;
+    json_int_t dropped = (json_int_t)hc->dropped + load(&s->dropped_queue_full);
+    json_t *o = json_pack(
+        "{s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
+        (json_int_t)tb_hub_connections(ctx->hub), "rooms", (json_int_t)tb_hub_rooms(ctx->hub),
+        "mqtt_connected", atomic_load(&s->mqtt_connected) != 0, "messages_in",
+        load(&s->messages_in), "messages_out", (json_int_t)hc->messages_out, "dropped", dropped,
+        "invalid_mqtt", load(&s->invalid_mqtt), "slow_consumer_disconnects",
+        (json_int_t)hc->slow_consumer_disconnects, "uptime_s",
+        (json_int_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000));
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "invalid_mqtt_by_reason", invalid_by_reason(s));
+    json_object_set_new(
+        o, "details",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "device_messages",
+                  (json_int_t)hc->device_messages, "deliveries", (json_int_t)hc->deliveries,
+                  "dropped_queue_full", load(&s->dropped_queue_full), "client_messages",
+                  (json_int_t)hc->client_messages, "client_errors", (json_int_t)hc->client_errors,
+                  "rate_limited", (json_int_t)hc->rate_limited, "connections_total",
+                  (json_int_t)hc->connections_total, "expired_closes",
+                  (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects),
+                  "epoch", tb_hub_epoch(ctx->hub)));
+    return o;
+}
+
+int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body)
+{
+    if (strcmp(path, "/healthz") == 0) {
+        *body = json_pack("{s:s}", "status", "ok");
+        return HTTP_OK;
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        bool up = atomic_load(&ctx->stats->mqtt_connected) != 0;
+        *body = json_pack("{s:s, s:b}", "status", up ? "ready" : "mqtt_disconnected",
+                          "mqtt_connected", up);
+        return up ? HTTP_OK : HTTP_UNAVAILABLE;
+    }
+    if (strcmp(path, "/stats") == 0 || strcmp(path, "/api/v1/ws/stats") == 0) {
+        *body = tb_http_stats_json(ctx);
+        return HTTP_OK;
+    }
+    if (strcmp(path, "/rooms") == 0) {
+        *body = tb_hub_rooms_json(ctx->hub);
+        return HTTP_OK;
+    }
+    *body = json_pack("{s:s}", "error", "not_found");
+    return HTTP_NOT_FOUND;
+}

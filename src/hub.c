@@ -1,0 +1,735 @@
+/* hub — rooms, connections and fan-out; see include/telebridge/hub.h. */
+#include "telebridge/hub.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "telebridge/groups.h"
+#include "telebridge/log.h"
+#include "telebridge/protocol.h"
+#include "telebridge/room.h"
+#include "telebridge/util.h"
+
+/* First allocation of a connection's send queue and of a room's member list. */
+#define QUEUE_MIN_CAP 8
+#define ROOM_MIN_MEMBERS 4
+#define CONN_MIN_ROOMS 4
+/* Initial hash buckets for the room index; it doubles when rooms outnumber buckets. */
+#define ROOM_BUCKETS_MIN 64
+/* Room names of a device message: its device room, its groups, global. */
+#define ROOMS_PER_MESSAGE (TB_GROUPS_PER_DEVICE_MAX + 2)
+
+typedef struct room room_t;
+
+/* One member of a room: the connection and where the room sits in its joined list. */
+typedef struct {
+    tb_conn_t *conn;
+    uint32_t slot;
+} member_t;
+
+/* One room a connection joined: the room and where the connection sits in its members. */
+typedef struct {
+    room_t *room;
+    uint32_t pos;
+} joined_t;
+
+struct room {
+    room_t *next; /* hash chain */
+    uint32_t hash;
+    uint32_t n_members;
+    uint32_t cap_members;
+    member_t *members;
+    char name[];
+};
+
+struct tb_conn {
+    tb_conn_t *prev, *next; /* the hub's list of open connections */
+    void *io;
+    tb_grant_t *grant;
+    uint64_t id;
+    uint64_t last_seq; /* seq of the last device message queued: the at-most-once guard */
+    tb_frame_t **q;    /* ring of queued frames, allocated on first use */
+    uint32_t q_cap, q_head, q_len;
+    joined_t *rooms;
+    uint32_t n_rooms, cap_rooms;
+    int64_t rl_window; /* the second the rate-limit count belongs to */
+    uint32_t rl_count;
+    int close_code;
+};
+
+struct tb_hub {
+    const tb_config_t *cfg;
+    const tb_auth_t *auth;
+    tb_hub_io_t io;
+    void *transport;
+    tb_groups_t *groups;
+    room_t **buckets;
+    uint32_t n_buckets, n_rooms;
+    tb_conn_t *conns;
+    size_t n_conns;
+    uint64_t seq;
+    uint64_t next_conn_id;
+    char epoch[TB_EPOCH_LEN];
+    tb_hub_counters_t counters;
+};
+
+/* ---- room index ------------------------------------------------------------------------ */
+
+static uint32_t hash_name(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static room_t *room_find(const tb_hub_t *h, const char *name, size_t len)
+{
+    uint32_t hash = hash_name(name, len);
+    for (room_t *r = h->buckets[hash & (h->n_buckets - 1)]; r; r = r->next)
+        if (r->hash == hash && strncmp(r->name, name, len) == 0 && r->name[len] == '\0')
+            return r;
+    return NULL;
+}
+
+static void room_index_grow(tb_hub_t *h)
+{
+    uint32_t n = h->n_buckets * 2;
+    room_t **b = calloc(n, sizeof(*b));
+    if (!b)
+        return; /* a longer chain is slower, not wrong */
+    for (uint32_t i = 0; i < h->n_buckets; i++) {
+        for (room_t *r = h->buckets[i], *next; r; r = next) {
+            next = r->next;
+            r->next = b[r->hash & (n - 1)];
+            b[r->hash & (n - 1)] = r;
+        }
+    }
+    free(h->buckets);
+    h->buckets = b;
+    h->n_buckets = n;
+}
+
+static room_t *room_create(tb_hub_t *h, const char *name)
+{
+    size_t len = strlen(name);
+    room_t *r = calloc(1, sizeof(*r) + len + 1);
+    if (!r)
+        return NULL;
+    memcpy(r->name, name, len + 1);
+    r->hash = hash_name(name, len);
+    r->next = h->buckets[r->hash & (h->n_buckets - 1)];
+    h->buckets[r->hash & (h->n_buckets - 1)] = r;
+    if (++h->n_rooms > h->n_buckets)
+        room_index_grow(h);
+    return r;
+}
+
+static void room_destroy(tb_hub_t *h, room_t *r)
+{
+    room_t **pp = &h->buckets[r->hash & (h->n_buckets - 1)];
+    while (*pp != r)
+        pp = &(*pp)->next;
+    *pp = r->next;
+    h->n_rooms--;
+    free(r->members);
+    free(r);
+}
+
+/* Grows an array of elem-sized items to hold one more; 0, or -1 when out of memory. */
+static int grow_for_one(void **arr, uint32_t *cap, uint32_t n, uint32_t min_cap, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    uint32_t ncap = *cap ? *cap * 2 : min_cap;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static bool conn_in_room(const tb_conn_t *c, const room_t *r)
+{
+    for (uint32_t i = 0; i < c->n_rooms; i++)
+        if (c->rooms[i].room == r)
+            return true;
+    return false;
+}
+
+static bool conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name)
+{
+    const room_t *r = room_find(h, name, strlen(name));
+    return r && conn_in_room(c, r);
+}
+
+/* Adds c to the room called name, creating it. 0, or -1 when out of memory. */
+static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name)
+{
+    room_t *r = room_find(h, name, strlen(name));
+    if (r && conn_in_room(c, r))
+        return 0;
+    if (grow_for_one((void **)&c->rooms, &c->cap_rooms, c->n_rooms, CONN_MIN_ROOMS,
+                     sizeof(joined_t)))
+        return -1;
+    if (!r && !(r = room_create(h, name)))
+        return -1;
+    if (grow_for_one((void **)&r->members, &r->cap_members, r->n_members, ROOM_MIN_MEMBERS,
+                     sizeof(member_t))) {
+        if (r->n_members == 0)
+            room_destroy(h, r);
+        return -1;
+    }
+    r->members[r->n_members] = (member_t){.conn = c, .slot = c->n_rooms};
+    c->rooms[c->n_rooms] = (joined_t){.room = r, .pos = r->n_members};
+    r->n_members++;
+    c->n_rooms++;
+    return 0;
+}
+
+/* Removes entry `slot` of c's joined list from its room (swap-remove on both sides). */
+static void room_leave_slot(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
+{
+    room_t *r = c->rooms[slot].room;
+    uint32_t pos = c->rooms[slot].pos;
+    member_t last = r->members[--r->n_members];
+    if (pos != r->n_members) {
+        r->members[pos] = last;
+        last.conn->rooms[last.slot].pos = pos;
+    }
+    joined_t moved = c->rooms[--c->n_rooms];
+    if (slot != c->n_rooms) {
+        c->rooms[slot] = moved;
+        moved.room->members[moved.pos].slot = slot;
+    }
+    if (r->n_members == 0)
+        room_destroy(h, r);
+}
+
+/* Leaves the room called name; true when c was in it. */
+static bool room_leave(tb_hub_t *h, tb_conn_t *c, const char *name)
+{
+    for (uint32_t i = 0; i < c->n_rooms; i++) {
+        if (strcmp(c->rooms[i].room->name, name) == 0) {
+            room_leave_slot(h, c, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- send queues ------------------------------------------------------------------------- */
+
+static tb_frame_t **queue_at(const tb_conn_t *c, uint32_t i)
+{
+    return &c->q[(c->q_head + i) & (c->q_cap - 1)];
+}
+
+static void queue_release(tb_conn_t *c)
+{
+    for (uint32_t i = 0; i < c->q_len; i++)
+        tb_frame_unref(*queue_at(c, i));
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_head = c->q_len = 0;
+}
+
+/* Doubles the ring (a power of two), unrolling it. 0, or -1 when out of memory. */
+static int queue_grow(tb_conn_t *c)
+{
+    uint32_t ncap = c->q_cap ? c->q_cap * 2 : QUEUE_MIN_CAP;
+    tb_frame_t **nq = malloc((size_t)ncap * sizeof(*nq));
+    if (!nq)
+        return -1;
+    for (uint32_t i = 0; i < c->q_len; i++)
+        nq[i] = *queue_at(c, i);
+    free(c->q);
+    c->q = nq;
+    c->q_cap = ncap;
+    c->q_head = 0;
+    return 0;
+}
+
+static void conn_request_close(tb_hub_t *h, tb_conn_t *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    h->io.close(h->transport, c->io, code, reason);
+}
+
+static void slow_consumer(tb_hub_t *h, tb_conn_t *c)
+{
+    for (uint32_t i = 0; i < c->q_len; i++)
+        if ((*queue_at(c, i))->seq)
+            h->counters.dropped++;
+    queue_release(c);
+    h->counters.slow_consumer_disconnects++;
+    tb_log(TB_LOG_INFO, "slow consumer disconnected", "conn=%" PRIu64 " bound=%d", c->id,
+           h->cfg->limits.send_queue_messages);
+    conn_request_close(h, c, TB_CLOSE_POLICY, "slow consumer");
+}
+
+/* drop_oldest: removes the oldest queued telemetry frame; false when there is none. */
+static bool drop_oldest_telemetry(tb_hub_t *h, tb_conn_t *c)
+{
+    for (uint32_t i = 0; i < c->q_len; i++) {
+        if ((*queue_at(c, i))->kind != TB_FRAME_TELEMETRY)
+            continue;
+        tb_frame_unref(*queue_at(c, i));
+        for (uint32_t k = i; k + 1 < c->q_len; k++)
+            *queue_at(c, k) = *queue_at(c, k + 1);
+        c->q_len--;
+        h->counters.dropped++;
+        return true;
+    }
+    return false;
+}
+
+/* Makes room for one frame under the bound; false when c was closed as a slow consumer. */
+static bool queue_make_room(tb_hub_t *h, tb_conn_t *c)
+{
+    uint32_t bound = (uint32_t)h->cfg->limits.send_queue_messages;
+    if (c->q_len >= bound) {
+        bool dropped = h->cfg->limits.slow_consumer == TB_SLOW_DROP_OLDEST &&
+                       drop_oldest_telemetry(h, c);
+        if (!dropped) {
+            slow_consumer(h, c);
+            return false;
+        }
+    }
+    if (c->q_len == c->q_cap && queue_grow(c)) {
+        slow_consumer(h, c);
+        return false;
+    }
+    return true;
+}
+
+/* Queues a reference to f on c; nothing once c is closing. */
+static void conn_queue(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
+{
+    if (c->close_code || !queue_make_room(h, c))
+        return;
+    tb_frame_ref(f);
+    *queue_at(c, c->q_len++) = f;
+    if (c->q_len == 1)
+        h->io.want_write(h->transport, c->io);
+}
+
+/* Queues a control frame made for c alone (f may be NULL when out of memory). */
+static void conn_send_owned(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
+{
+    if (!f)
+        return;
+    conn_queue(h, c, f);
+    tb_frame_unref(f);
+}
+
+static void conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *message,
+                       json_t *rooms, const json_t *request_id)
+{
+    h->counters.client_errors++;
+    conn_send_owned(h, c, tb_proto_error(code, message, rooms, request_id, tb_now_ms()));
+}
+
+tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c)
+{
+    return c->q_len ? *queue_at(c, 0) : NULL;
+}
+
+void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
+{
+    if (!c->q_len)
+        return;
+    tb_frame_unref(*queue_at(c, 0));
+    c->q_head = (c->q_head + 1) & (c->q_cap - 1);
+    c->q_len--;
+    h->counters.messages_out++;
+}
+
+size_t tb_hub_conn_queued(const tb_conn_t *c)
+{
+    return c->q_len;
+}
+
+int tb_hub_conn_close_code(const tb_conn_t *c)
+{
+    return c->close_code;
+}
+
+/* ---- hub life ---------------------------------------------------------------------------- */
+
+static void random_epoch(char out[TB_EPOCH_LEN])
+{
+    uint64_t r = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&r, sizeof(r), 1, f) != 1)
+        r = (uint64_t)tb_now_ms() ^ ((uint64_t)tb_mono_ms() << 20);
+    if (f)
+        fclose(f);
+    snprintf(out, TB_EPOCH_LEN, "%016" PRIx64, r);
+}
+
+tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
+{
+    tb_hub_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->cfg = opts->cfg;
+    h->auth = opts->auth;
+    h->io = opts->io;
+    h->transport = opts->transport;
+    h->n_buckets = ROOM_BUCKETS_MIN;
+    h->buckets = calloc(h->n_buckets, sizeof(*h->buckets));
+    h->groups = tb_groups_create(opts->cfg->groups, opts->cfg->n_groups);
+    if (!h->buckets || !h->groups)
+        goto fail;
+    if (opts->epoch)
+        snprintf(h->epoch, sizeof(h->epoch), "%s", opts->epoch);
+    else
+        random_epoch(h->epoch);
+    return h;
+fail:
+    tb_hub_destroy(h);
+    return NULL;
+}
+
+void tb_hub_destroy(tb_hub_t *h)
+{
+    if (!h)
+        return;
+    while (h->conns)
+        tb_hub_conn_close(h, h->conns);
+    tb_groups_destroy(h->groups);
+    free(h->buckets);
+    free(h);
+}
+
+const char *tb_hub_epoch(const tb_hub_t *h)
+{
+    return h->epoch;
+}
+
+size_t tb_hub_connections(const tb_hub_t *h)
+{
+    return h->n_conns;
+}
+
+size_t tb_hub_rooms(const tb_hub_t *h)
+{
+    return h->n_rooms;
+}
+
+const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h)
+{
+    return &h->counters;
+}
+
+static int cmp_room_ptr(const void *a, const void *b)
+{
+    return strcmp((*(room_t *const *)a)->name, (*(room_t *const *)b)->name);
+}
+
+json_t *tb_hub_rooms_json(const tb_hub_t *h)
+{
+    json_t *arr = json_array();
+    room_t **all = malloc((h->n_rooms ? h->n_rooms : 1) * sizeof(*all));
+    size_t n = 0;
+    if (!arr || !all)
+        goto done;
+    for (uint32_t i = 0; i < h->n_buckets; i++)
+        for (room_t *r = h->buckets[i]; r; r = r->next)
+            all[n++] = r;
+    qsort(all, n, sizeof(*all), cmp_room_ptr);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:I}", "room", all[i]->name, "subscribers",
+                                             (json_int_t)all[i]->n_members));
+done:
+    free(all);
+    return arr;
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+static void send_connected(tb_hub_t *h, tb_conn_t *c)
+{
+    char id[24], now[TB_RFC3339_LEN];
+    int64_t ms = tb_now_ms();
+    snprintf(id, sizeof(id), "c%" PRIu64, c->id);
+    tb_format_rfc3339_ms(ms, now);
+    json_t *payload = json_pack("{s:s, s:s, s:s, s:s}", "connection_id", id, "server_time", now,
+                                "epoch", h->epoch, "user", tb_grant_sub(c->grant));
+    conn_send_owned(h, c, tb_proto_control("connected", payload, NULL, ms));
+}
+
+tb_conn_t *tb_hub_conn_open(tb_hub_t *h, void *io, tb_grant_t *grant)
+{
+    tb_conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        tb_grant_free(grant);
+        return NULL;
+    }
+    c->io = io;
+    c->grant = grant;
+    c->id = ++h->next_conn_id;
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    h->counters.connections_total++;
+    send_connected(h, c);
+    return c;
+}
+
+void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
+{
+    if (!c)
+        return;
+    while (c->n_rooms)
+        room_leave_slot(h, c, c->n_rooms - 1);
+    free(c->rooms);
+    queue_release(c);
+    tb_grant_free(c->grant);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->n_conns--;
+    free(c);
+}
+
+void tb_hub_close_all(tb_hub_t *h, int code, const char *reason)
+{
+    for (tb_conn_t *c = h->conns; c; c = c->next)
+        conn_request_close(h, c, code, reason);
+}
+
+void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
+{
+    int64_t now_s = now_ms / 1000;
+    for (tb_conn_t *c = h->conns; c; c = c->next) {
+        if (!c->close_code && tb_grant_exp(c->grant) <= now_s) {
+            h->counters.expired_closes++;
+            conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED, "token expired");
+        }
+    }
+}
+
+/* ---- client messages --------------------------------------------------------------------- */
+
+/* Room lists of a subscribe answer, each a JSON array. */
+typedef struct {
+    json_t *joined, *invalid, *forbidden, *too_many;
+} sub_result_t;
+
+static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, sub_result_t *res)
+{
+    json_t *name = json_string(room);
+    json_t *into = res->joined;
+    if (tb_room_parse(room, strlen(room), NULL, NULL) == TB_ROOM_INVALID)
+        into = res->invalid;
+    else if (!tb_grant_allows_room(c->grant, room))
+        into = res->forbidden;
+    else if (c->n_rooms >= (uint32_t)h->cfg->limits.max_rooms_per_connection &&
+             !conn_joined(h, c, room))
+        into = res->too_many;
+    else if (room_join(h, c, room))
+        into = res->too_many; /* out of memory: the client can only try fewer rooms */
+    json_array_append_new(into, name);
+}
+
+/* Sends an error listing rooms when the list is not empty (takes the list). */
+static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *message,
+                        json_t *rooms, const json_t *request_id)
+{
+    if (json_array_size(rooms) == 0) {
+        json_decref(rooms);
+        return;
+    }
+    conn_error(h, c, code, message, rooms, request_id);
+}
+
+static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+{
+    sub_result_t res = {json_array(), json_array(), json_array(), json_array()};
+    size_t i;
+    json_t *r;
+    json_array_foreach(m->rooms, i, r) subscribe_one(h, c, json_string_value(r), &res);
+    json_t *payload = json_pack("{s:O}", "rooms", res.joined);
+    if (payload && m->has_since)
+        json_object_set_new(payload, "recovered", json_false());
+    json_decref(res.joined);
+    conn_send_owned(h, c, tb_proto_control("subscribed", payload, m->request_id, tb_now_ms()));
+    rooms_error(h, c, TB_ERR_BAD_REQUEST, "invalid room name", res.invalid, m->request_id);
+    rooms_error(h, c, TB_ERR_FORBIDDEN, "room not granted by the token", res.forbidden,
+                m->request_id);
+    rooms_error(h, c, TB_ERR_TOO_MANY_ROOMS, "limits.max_rooms_per_connection reached",
+                res.too_many, m->request_id);
+}
+
+static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+{
+    json_t *left = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(m->rooms, i, r)
+    {
+        if (room_leave(h, c, json_string_value(r)))
+            json_array_append(left, r);
+    }
+    json_t *payload = json_pack("{s:o}", "rooms", left);
+    conn_send_owned(h, c, tb_proto_control("unsubscribed", payload, m->request_id, tb_now_ms()));
+}
+
+/* Leaves the rooms the new grant no longer allows; returns them as a JSON array. */
+static json_t *leave_ungranted(tb_hub_t *h, tb_conn_t *c)
+{
+    json_t *left = json_array();
+    for (uint32_t i = c->n_rooms; i-- > 0;) {
+        if (!tb_grant_allows_room(c->grant, c->rooms[i].room->name)) {
+            json_array_append_new(left, json_string(c->rooms[i].room->name));
+            room_leave_slot(h, c, i);
+        }
+    }
+    return left;
+}
+
+static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+{
+    tb_grant_t *g = NULL;
+    int rc = tb_auth_verify(h->auth, m->token, strlen(m->token), tb_now_ms() / 1000, &g);
+    if (rc != TB_AUTH_OK || strcmp(tb_grant_sub(g), tb_grant_sub(c->grant)) != 0) {
+        tb_grant_free(g);
+        conn_error(h, c, rc == TB_AUTH_OK ? TB_ERR_FORBIDDEN : tb_auth_err_code(rc),
+                   "refresh token refused", NULL, m->request_id);
+        return;
+    }
+    tb_grant_free(c->grant);
+    c->grant = g;
+    json_t *left = leave_ungranted(h, c);
+    if (json_array_size(left))
+        conn_send_owned(h, c,
+                        tb_proto_control("unsubscribed", json_pack("{s:O}", "rooms", left),
+                                         NULL, tb_now_ms()));
+    json_decref(left);
+    json_t *payload = json_pack("{s:I}", "exp", (json_int_t)tb_grant_exp(g));
+    conn_send_owned(h, c, tb_proto_control("refreshed", payload, m->request_id, tb_now_ms()));
+}
+
+/* Counts c's message against client_messages_per_s; false when over the limit. */
+static bool rate_ok(tb_hub_t *h, tb_conn_t *c, bool *first_refusal)
+{
+    int64_t window = tb_mono_ms() / 1000;
+    if (window != c->rl_window) {
+        c->rl_window = window;
+        c->rl_count = 0;
+    }
+    c->rl_count++;
+    *first_refusal = c->rl_count == (uint32_t)h->cfg->limits.client_messages_per_s + 1;
+    return c->rl_count <= (uint32_t)h->cfg->limits.client_messages_per_s;
+}
+
+static void dispatch(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+{
+    switch (m->type) {
+    case TB_CMSG_SUBSCRIBE:
+        handle_subscribe(h, c, m);
+        break;
+    case TB_CMSG_UNSUBSCRIBE:
+        handle_unsubscribe(h, c, m);
+        break;
+    case TB_CMSG_PING:
+        conn_send_owned(h, c, tb_proto_control("pong", NULL, m->request_id, tb_now_ms()));
+        break;
+    case TB_CMSG_REFRESH:
+        handle_refresh(h, c, m);
+        break;
+    }
+}
+
+void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len)
+{
+    tb_cmsg_t m;
+    const char *err_code, *err_msg;
+    bool first_refusal;
+    h->counters.client_messages++;
+    if (c->close_code)
+        return;
+    if (!rate_ok(h, c, &first_refusal)) {
+        h->counters.rate_limited++;
+        /* One answer per second is enough; answering each would let the client fill its queue. */
+        if (first_refusal)
+            conn_error(h, c, TB_ERR_RATE_LIMITED, "limits.client_messages_per_s exceeded", NULL,
+                       NULL);
+        return;
+    }
+    if (tb_cmsg_parse(msg, len, &m, &err_code, &err_msg) == 0)
+        dispatch(h, c, &m);
+    else
+        conn_error(h, c, err_code, err_msg, NULL, m.request_id);
+    tb_cmsg_clear(&m);
+}
+
+/* ---- fan-out ----------------------------------------------------------------------------- */
+
+static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
+{
+    room_t *r = room_find(h, name, strlen(name));
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->n_members; i++) {
+        tb_conn_t *c = r->members[i].conn;
+        if (c->last_seq == f->seq)
+            continue;
+        c->last_seq = f->seq;
+        h->counters.deliveries++;
+        conn_queue(h, c, f);
+    }
+}
+
+/* Fills names with the rooms of a device message: device room, groups, global. */
+static size_t message_rooms(const tb_hub_t *h, const tb_msg_t *m,
+                            char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1])
+{
+    const char *groups[TB_GROUPS_PER_DEVICE_MAX];
+    size_t n = 0;
+    size_t ng = tb_groups_of(h->groups, m->device_id, groups, TB_GROUPS_PER_DEVICE_MAX);
+    snprintf(names[n++], TB_ROOM_MAX + 1, "device:%s", m->device_id);
+    if (m->group[0])
+        snprintf(names[n++], TB_ROOM_MAX + 1, "group:%s", m->group);
+    for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
+        snprintf(names[n++], TB_ROOM_MAX + 1, "group:%s", groups[i]);
+    snprintf(names[n++], TB_ROOM_MAX + 1, "%s", "global");
+    return n;
+}
+
+void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
+{
+    char rooms[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
+    bool telemetry = m->kind == TB_MSG_TELEMETRY;
+    size_t n = message_rooms(h, m, rooms);
+    uint64_t seq = ++h->seq;
+    tb_frame_t *f = tb_proto_device(telemetry ? "telemetry" : "device_status", rooms[0],
+                                    m->payload, seq, false, tb_now_ms(),
+                                    telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    h->counters.device_messages++;
+    if (!f) {
+        tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
+        tb_msg_free(m);
+        return;
+    }
+    /* A device room named twice (topic group equal to a configured one) is harmless: the
+     * per-connection last_seq guard already makes delivery at-most-once. */
+    for (size_t i = 0; i < n; i++)
+        deliver_room(h, rooms[i], f);
+    tb_frame_unref(f);
+    tb_msg_free(m);
+}

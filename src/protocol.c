@@ -1,0 +1,169 @@
+/* protocol — client message parsing and server envelopes; see include/telebridge/protocol.h. */
+#include "telebridge/protocol.h"
+
+#include <string.h>
+
+#include "telebridge/util.h"
+
+static const struct {
+    const char *name;
+    tb_cmsg_type_t type;
+} cmsg_types[] = {
+    {"subscribe", TB_CMSG_SUBSCRIBE},
+    {"unsubscribe", TB_CMSG_UNSUBSCRIBE},
+    {"ping", TB_CMSG_PING},
+    {"refresh", TB_CMSG_REFRESH},
+};
+
+static int fail(const char **err_code, const char **err_msg, const char *code, const char *msg)
+{
+    *err_code = code;
+    *err_msg = msg;
+    return -1;
+}
+
+/* request_id: a string of at most TB_REQUEST_ID_MAX bytes or an integer. */
+static bool request_id_ok(const json_t *id)
+{
+    if (json_is_integer(id))
+        return true;
+    return json_is_string(id) && json_string_length(id) <= TB_REQUEST_ID_MAX;
+}
+
+static int parse_rooms(json_t *payload, tb_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *rooms = json_object_get(payload, "rooms");
+    size_t i;
+    json_t *r;
+    if (!json_is_array(rooms))
+        return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.rooms must be an array of strings");
+    json_array_foreach(rooms, i, r)
+    {
+        if (!json_is_string(r))
+            return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.rooms must be an array of strings");
+    }
+    out->rooms = rooms;
+    return 0;
+}
+
+static int parse_since(json_t *payload, tb_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *since = json_object_get(payload, "since");
+    if (!since || json_is_null(since))
+        return 0;
+    json_t *epoch = json_object_get(since, "epoch");
+    json_t *seq = json_object_get(since, "seq");
+    if (!json_is_object(since) || !json_is_string(epoch) || !json_is_integer(seq) ||
+        json_integer_value(seq) < 0)
+        return fail(ec, em, TB_ERR_BAD_REQUEST,
+                    "payload.since must be {\"epoch\": string, \"seq\": integer >= 0}");
+    out->has_since = true;
+    out->since_epoch = json_string_value(epoch);
+    out->since_seq = (uint64_t)json_integer_value(seq);
+    return 0;
+}
+
+static int parse_payload(tb_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *payload = json_object_get(out->root, "payload");
+    if (payload && !json_is_object(payload) && !json_is_null(payload))
+        return fail(ec, em, TB_ERR_BAD_REQUEST, "payload must be an object");
+    switch (out->type) {
+    case TB_CMSG_SUBSCRIBE:
+        if (parse_rooms(payload, out, ec, em))
+            return -1;
+        return parse_since(payload, out, ec, em);
+    case TB_CMSG_UNSUBSCRIBE:
+        return parse_rooms(payload, out, ec, em);
+    case TB_CMSG_REFRESH:
+        out->token = json_string_value(json_object_get(payload, "token"));
+        if (!out->token)
+            return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.token must be a string");
+        return 0;
+    case TB_CMSG_PING:
+        return 0;
+    }
+    return 0;
+}
+
+int tb_cmsg_parse(const char *buf, size_t len, tb_cmsg_t *out, const char **err_code,
+                  const char **err_msg)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof(*out));
+    if (!tb_utf8_valid(buf, len))
+        return fail(err_code, err_msg, TB_ERR_BAD_REQUEST, "message is not valid UTF-8");
+    out->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!out->root)
+        return fail(err_code, err_msg, TB_ERR_BAD_REQUEST, "message is not valid JSON");
+    if (!json_is_object(out->root))
+        return fail(err_code, err_msg, TB_ERR_BAD_REQUEST, "message must be a JSON object");
+    json_t *id = json_object_get(out->root, "request_id");
+    if (id && !request_id_ok(id))
+        return fail(err_code, err_msg, TB_ERR_BAD_REQUEST,
+                    "request_id must be an integer or a string of at most 128 bytes");
+    out->request_id = id;
+    const char *type = json_string_value(json_object_get(out->root, "type"));
+    if (!type)
+        return fail(err_code, err_msg, TB_ERR_BAD_REQUEST, "type must be a string");
+    for (size_t i = 0; i < sizeof(cmsg_types) / sizeof(cmsg_types[0]); i++) {
+        if (strcmp(type, cmsg_types[i].name) == 0) {
+            out->type = cmsg_types[i].type;
+            return parse_payload(out, err_code, err_msg);
+        }
+    }
+    return fail(err_code, err_msg, TB_ERR_UNKNOWN_TYPE, "unknown message type");
+}
+
+void tb_cmsg_clear(tb_cmsg_t *m)
+{
+    json_decref(m->root);
+    memset(m, 0, sizeof(*m));
+}
+
+tb_frame_t *tb_proto_control(const char *type, json_t *payload, const json_t *request_id,
+                             int64_t now_ms)
+{
+    char ts[TB_RFC3339_LEN];
+    tb_format_rfc3339_ms(now_ms, ts);
+    json_t *env = json_object();
+    if (!env) {
+        json_decref(payload);
+        return NULL;
+    }
+    json_object_set_new(env, "type", json_string(type));
+    json_object_set_new(env, "payload", payload ? payload : json_object());
+    json_object_set_new(env, "timestamp", json_string(ts));
+    if (request_id)
+        json_object_set(env, "request_id", (json_t *)request_id);
+    tb_frame_t *f = tb_frame_from_json(env, TB_FRAME_CONTROL, 0);
+    json_decref(env);
+    return f;
+}
+
+tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
+                           const json_t *request_id, int64_t now_ms)
+{
+    json_t *payload = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (payload && rooms)
+        json_object_set_new(payload, "rooms", rooms);
+    else
+        json_decref(rooms);
+    return tb_proto_control("error", payload, request_id, now_ms);
+}
+
+tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload,
+                            uint64_t seq, bool snapshot, int64_t now_ms, tb_frame_kind_t kind)
+{
+    char ts[TB_RFC3339_LEN];
+    tb_format_rfc3339_ms(now_ms, ts);
+    json_t *env = json_pack("{s:s, s:s, s:O, s:s, s:I}", "type", type, "room", room, "payload",
+                            payload, "timestamp", ts, "seq", (json_int_t)seq);
+    if (!env)
+        return NULL;
+    if (snapshot)
+        json_object_set_new(env, "snapshot", json_true());
+    tb_frame_t *f = tb_frame_from_json(env, kind, seq);
+    json_decref(env);
+    return f;
+}
