@@ -1,4 +1,194 @@
-int main(void)
+/*
+ * telebridge — MQTT → WebSocket fan-out bridge.
+ *
+ * main wires the modules together: config → auth → server (hub, queue, lws) → MQTT ingest,
+ * then serves until SIGTERM/SIGINT and tears down in reverse order.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "telebridge/auth.h"
+#include "telebridge/config.h"
+#include "telebridge/log.h"
+#include "telebridge/mqtt_ingest.h"
+#include "telebridge/ws_server.h"
+
+#define DEFAULT_CONFIG "config/telebridge.json"
+#define EXIT_USAGE 2
+
+typedef struct {
+    const char *config;
+    bool config_given;
+    bool check_only;
+    const char *listen;
+    const char *mqtt;
+    const char *log_level;
+} options_t;
+
+static tb_server_t *g_server;
+
+static void usage(FILE *out)
 {
+    fprintf(out,
+            "usage: telebridge [--config FILE] [--check-config] [--listen HOST:PORT]\n"
+            "                  [--mqtt HOST:PORT] [--log-level debug|info|warn|error]\n"
+            "                  [--version] [--help]\n"
+            "\n"
+            "  --config FILE     JSON configuration (default " DEFAULT_CONFIG ")\n"
+            "  --check-config    validate, print the effective config (secrets masked), exit\n"
+            "  --listen H:P      WebSocket/HTTP address, overrides listen.host/port\n"
+            "  --mqtt H:P        broker address, overrides mqtt.host/port\n"
+            "  --log-level L     log threshold (default info)\n"
+            "  --version         print the version\n"
+            "\n"
+            "The JWT secret comes from auth.secret_file or TELEBRIDGE_JWT_SECRET.\n");
+}
+
+/* Returns 0 to run, 1 when the process should exit 0 (help/version), -1 on a usage error. */
+static int parse_args(int argc, char **argv, options_t *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"listen", required_argument, NULL, 'l'}, {"mqtt", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    int ch;
+    *o = (options_t){.config = DEFAULT_CONFIG};
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o->config = optarg; o->config_given = true; break;
+        case 'k': o->check_only = true; break;
+        case 'l': o->listen = optarg; break;
+        case 'm': o->mqtt = optarg; break;
+        case 'L': o->log_level = optarg; break;
+        case 'V': printf("telebridge %s\n", TB_VERSION); return 1;
+        case 'h': usage(stdout); return 1;
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "telebridge: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
     return 0;
+}
+
+/* Defaults, then the file (optional only when it is the default path), then the flags. */
+static int load_config(const options_t *o, tb_config_t *cfg, char *err)
+{
+    struct stat st;
+    if (tb_config_defaults(cfg)) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "out of memory");
+        return -1;
+    }
+    if ((o->config_given || stat(o->config, &st) == 0) && tb_config_load_file(cfg, o->config, err))
+        return -1;
+    if (o->listen && tb_config_set_listen(cfg, o->listen, err))
+        return -1;
+    if (o->mqtt && tb_config_set_mqtt(cfg, o->mqtt, err))
+        return -1;
+    if (o->log_level && tb_log_level_parse(o->log_level, &cfg->log_level)) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "--log-level: expected debug, info, warn or error");
+        return -1;
+    }
+    return 0;
+}
+
+static int print_effective(const tb_config_t *cfg)
+{
+    json_t *j = tb_config_to_json(cfg);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    if (!text)
+        return 1;
+    printf("%s\n", text);
+    free(text);
+    return 0;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_server)
+        tb_server_request_stop(g_server);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int serve(const tb_config_t *cfg, const tb_auth_t *auth)
+{
+    static tb_stats_t stats;
+    char err[TB_CONFIG_ERR_LEN];
+    int rc = 1;
+    tb_ingest_t *ingest = NULL;
+    tb_server_opts_t so = {.cfg = cfg, .stats = &stats, .auth = auth};
+    tb_server_t *server = tb_server_create(&so, err, sizeof(err));
+    if (!server) {
+        tb_log(TB_LOG_ERROR, "cannot start", "error=\"%s\"", err);
+        return 1;
+    }
+    tb_ingest_opts_t io = {.cfg = cfg, .queue = tb_server_queue(server), .stats = &stats,
+                           .wake = tb_server_wake, .wake_arg = server};
+    if (!(ingest = tb_ingest_create(&io, err, sizeof(err))) || tb_ingest_start(ingest)) {
+        tb_log(TB_LOG_ERROR, "cannot start mqtt", "error=\"%s\"", ingest ? "thread" : err);
+        goto done;
+    }
+    g_server = server;
+    install_signals();
+    tb_log(TB_LOG_INFO, "listening", "host=%s port=%d ws=/ws mqtt=%s:%d", cfg->listen.host,
+           tb_server_port(server), cfg->mqtt.host, cfg->mqtt.port);
+    rc = tb_server_run(server) ? 1 : 0;
+    tb_log(TB_LOG_INFO, "stopping", NULL);
+done:
+    tb_ingest_stop(ingest);
+    g_server = NULL;
+    tb_server_destroy(server);
+    tb_ingest_destroy(ingest);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o;
+    tb_config_t cfg;
+    char err[TB_CONFIG_ERR_LEN];
+    tb_auth_t *auth = NULL;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc > 0 ? 0 : EXIT_USAGE;
+    memset(&cfg, 0, sizeof(cfg));
+    rc = 1;
+    if (load_config(&o, &cfg, err))
+        goto fail;
+    tb_log_set_level(cfg.log_level);
+    if (!(auth = tb_auth_create(&cfg.auth, err)))
+        goto fail;
+    rc = o.check_only ? print_effective(&cfg) : serve(&cfg, auth);
+    if (rc == 0 && !o.check_only)
+        tb_log(TB_LOG_INFO, "stopped", NULL);
+    tb_auth_destroy(auth);
+    tb_config_free(&cfg);
+    return rc;
+fail:
+    fprintf(stderr, "telebridge: %s\n", err);
+    tb_log(TB_LOG_ERROR, "invalid configuration", NULL);
+    tb_config_free(&cfg);
+    return 1;
 }

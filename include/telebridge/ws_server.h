@@ -1,0 +1,53 @@
+/*
+ * ws_server — the libwebsockets side: one context, one vhost, one protocol serving both the
+ * WebSocket endpoint (/ws, /api/v1/ws) and the HTTP endpoints, on the service thread.
+ *
+ * It owns the hub and the MQTT→hub queue. The queue's producer side belongs to whoever the
+ * caller hands it to (the MQTT ingest thread); tb_server_wake() is the only function here that
+ * may be called from another thread (it calls lws_cancel_service()), and
+ * tb_server_request_stop() the only one safe from a signal handler.
+ */
+#ifndef TELEBRIDGE_WS_SERVER_H
+#define TELEBRIDGE_WS_SERVER_H
+
+#include <stddef.h>
+
+#include "telebridge/auth.h"
+#include "telebridge/config.h"
+#include "telebridge/queue.h"
+#include "telebridge/stats.h"
+
+/* Capacity of the MQTT → hub queue, in messages. */
+#define TB_SERVER_QUEUE_CAP 16384
+/* Longest a graceful stop waits for clients to take their close frames, in ms. */
+#define TB_SERVER_DRAIN_MS 3000
+
+typedef struct tb_server tb_server_t;
+
+typedef struct {
+    const tb_config_t *cfg; /* must outlive the server */
+    tb_stats_t *stats;      /* must outlive the server */
+    const tb_auth_t *auth;  /* must outlive the server */
+} tb_server_opts_t;
+
+/* Creates the context and starts listening. NULL with a message in err (errlen bytes). */
+tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t errlen);
+/* The port actually listened on (useful with port 0). */
+int tb_server_port(const tb_server_t *s);
+tb_queue_t *tb_server_queue(tb_server_t *s);
+
+/* Wakes the service loop; safe from any thread. arg is the tb_server_t. */
+void tb_server_wake(void *arg);
+/* Asks run() to return after a graceful close; async-signal-safe. */
+void tb_server_request_stop(tb_server_t *s);
+
+/*
+ * Serves until a stop is requested, then closes every WebSocket with 1001 and waits up to
+ * TB_SERVER_DRAIN_MS for the closes to leave. Returns 0, or -1 when the event loop failed.
+ */
+int tb_server_run(tb_server_t *s);
+
+/* Frees everything, dropping messages still queued. Call after the producer has stopped. */
+void tb_server_destroy(tb_server_t *s);
+
+#endif

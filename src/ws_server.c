@@ -1,0 +1,497 @@
+/* ws_server — the libwebsockets transport; see include/telebridge/ws_server.h. */
+#include "telebridge/ws_server.h"
+
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "telebridge/http_api.h"
+#include "telebridge/hub.h"
+#include "telebridge/log.h"
+#include "telebridge/msg.h"
+#include "telebridge/util.h"
+
+_Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of headroom");
+
+/*
+ * lws allocates rx_buffer_size bytes per connection for its whole life, so it is kept small;
+ * a client message longer than one chunk is assembled in a buffer that exists only while that
+ * message arrives (at most limits.max_message_bytes).
+ */
+#define WS_RX_CHUNK 512
+/* Handshake headers may carry a token of TB_AUTH_TOKEN_MAX bytes in the query. */
+#define HTTP_HEADER_DATA_MAX (TB_AUTH_TOKEN_MAX + 4096)
+#define HTTP_HEADER_POOL 64
+#define HTTP_HEADERS_OUT_MAX 512
+/* Seconds a client may take to finish its handshake. */
+#define HANDSHAKE_TIMEOUT_S 10
+/* Seconds a connection asked to close may take to take its close frame. */
+#define CLOSE_GRACE_S 2
+/* Queue messages routed per wake-up before the loop services sockets again. */
+#define DRAIN_BATCH 4096
+#define TICK_US (1000 * LWS_US_PER_MS)
+#define URI_MAX 256
+#define PEER_MAX 64
+
+#define HTTP_BAD_REQUEST 400
+#define HTTP_UNAUTHORIZED 401
+#define HTTP_NOT_FOUND 404
+#define HTTP_METHOD_NOT_ALLOWED 405
+#define HTTP_UNAVAILABLE 503
+
+struct tb_server {
+    const tb_config_t *cfg;
+    tb_stats_t *stats;
+    const tb_auth_t *auth;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    tb_queue_t *queue;
+    tb_hub_t *hub;
+    tb_http_ctx_t http;
+    lws_sorted_usec_list_t tick;
+    lws_retry_bo_t idle_policy;
+    atomic_int stop;
+    bool draining;
+};
+
+/* Per-WebSocket state lws allocates for us (kept small: it exists for every connection). */
+typedef struct {
+    tb_conn_t *conn;
+    char *rx; /* assembly buffer of a multi-chunk message, else NULL */
+    uint32_t rx_len;
+} pss_t;
+
+/* ---- HTTP answers ------------------------------------------------------------------------ */
+
+/* Writes a complete JSON response. 0, or -1 when the connection must be dropped. */
+static int http_send(struct lws *wsi, int status, json_t *body, bool auth_challenge)
+{
+    unsigned char hdr[LWS_PRE + HTTP_HEADERS_OUT_MAX];
+    unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    unsigned char *out = malloc(LWS_PRE + len + 1);
+    int rc = -1;
+    json_decref(body);
+    if (!text || !out)
+        goto done;
+    memcpy(out + LWS_PRE, text, len);
+    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end))
+        goto done;
+    if (auth_challenge &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
+                                    (const unsigned char *)"Bearer", 6, &p, end))
+        goto done;
+    if (lws_finalize_write_http_header(wsi, start, &p, end))
+        goto done;
+    if (lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+        goto done;
+    rc = 0;
+done:
+    free(out);
+    free(text);
+    return rc;
+}
+
+static json_t *error_body(const char *code)
+{
+    return json_pack("{s:s}", "error", code);
+}
+
+static bool is_ws_path(const char *path)
+{
+    return strcmp(path, "/ws") == 0 || strcmp(path, "/api/v1/ws") == 0;
+}
+
+static int on_http(tb_server_t *s, struct lws *wsi, const char *path)
+{
+    json_t *body = NULL;
+    int status;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        status = HTTP_METHOD_NOT_ALLOWED;
+        body = error_body("method_not_allowed");
+    } else if (is_ws_path(path)) {
+        status = HTTP_BAD_REQUEST;
+        body = error_body("websocket_upgrade_required");
+    } else {
+        status = tb_http_get(&s->http, path, &body);
+    }
+    if (http_send(wsi, status, body, false))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- handshake ----------------------------------------------------------------------------- */
+
+/* Finds the credential: ?token=…, else "Authorization: Bearer …". NULL when there is none. */
+static const char *find_token(struct lws *wsi, char *buf, size_t len)
+{
+    static const char bearer[] = "Bearer ";
+    const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len);
+    if (t && *t)
+        return t;
+    if (lws_hdr_copy(wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+        return NULL;
+    if (strncasecmp(buf, bearer, sizeof(bearer) - 1) != 0)
+        return NULL;
+    t = buf + sizeof(bearer) - 1;
+    while (*t == ' ')
+        t++;
+    return *t ? t : NULL;
+}
+
+static void log_refusal(struct lws *wsi, const char *why, const char *reason)
+{
+    char peer[PEER_MAX];
+    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    tb_log(TB_LOG_INFO, "handshake refused", "why=%s reason=%s peer=%s", why, reason, peer);
+}
+
+/* Rejects an upgrade with an HTTP answer; the value to return from the callback. */
+static int refuse(struct lws *wsi, int status, const char *code, const char *reason)
+{
+    log_refusal(wsi, code, reason);
+    return http_send(wsi, status, error_body(code), status == HTTP_UNAUTHORIZED) ? -1 : 1;
+}
+
+static int authenticate(tb_server_t *s, struct lws *wsi)
+{
+    char buf[TB_AUTH_TOKEN_MAX + 1];
+    tb_grant_t *grant = NULL;
+    const char *token = find_token(wsi, buf, sizeof(buf));
+    int rc = token ? tb_auth_verify(s->auth, token, strlen(token), tb_now_ms() / 1000, &grant)
+                   : TB_AUTH_E_MISSING;
+    if (rc != TB_AUTH_OK) {
+        atomic_fetch_add(&s->stats->handshakes_unauthorized, 1);
+        return refuse(wsi, HTTP_UNAUTHORIZED, tb_auth_err_code(rc), tb_auth_err_reason(rc));
+    }
+    /* lws frees the HTTP per-session data on upgrade, so the grant rides on the wsi itself
+     * until LWS_CALLBACK_ESTABLISHED (or LWS_CALLBACK_WSI_DESTROY if it never gets there). */
+    lws_set_opaque_user_data(wsi, grant);
+    return 0;
+}
+
+static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
+{
+    char uri[URI_MAX];
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || !is_ws_path(uri))
+        return refuse(wsi, HTTP_NOT_FOUND, "not_found", "path");
+    if (s->draining ||
+        tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections) {
+        atomic_fetch_add(&s->stats->handshakes_over_capacity, 1);
+        return refuse(wsi, HTTP_UNAVAILABLE, "too_many_connections", "max_connections");
+    }
+    return authenticate(s, wsi);
+}
+
+static int on_established(tb_server_t *s, struct lws *wsi, pss_t *pss)
+{
+    tb_grant_t *grant = lws_get_opaque_user_data(wsi);
+    lws_set_opaque_user_data(wsi, NULL);
+    if (!grant)
+        return -1;
+    pss->conn = tb_hub_conn_open(s->hub, wsi, grant);
+    return pss->conn ? 0 : -1;
+}
+
+/* ---- WebSocket traffic ----------------------------------------------------------------------- */
+
+static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *in, size_t len)
+{
+    size_t max = (size_t)s->cfg->limits.max_message_bytes;
+    bool final = lws_is_final_fragment(wsi);
+    if (!pss->conn)
+        return -1;
+    lws_validity_confirmed(wsi);
+    if (pss->rx_len + len > max) {
+        static const char why[] = "message too big";
+        atomic_fetch_add(&s->stats->client_too_big, 1);
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof(why) - 1);
+        return -1;
+    }
+    if (final && pss->rx_len == 0) {
+        tb_hub_conn_receive(s->hub, pss->conn, in, len);
+        return 0;
+    }
+    if (!pss->rx && !(pss->rx = malloc(max)))
+        return -1;
+    memcpy(pss->rx + pss->rx_len, in, len);
+    pss->rx_len += (uint32_t)len;
+    if (final) {
+        tb_hub_conn_receive(s->hub, pss->conn, pss->rx, pss->rx_len);
+        free(pss->rx);
+        pss->rx = NULL;
+        pss->rx_len = 0;
+    }
+    return 0;
+}
+
+static const char *close_reason(int code)
+{
+    switch (code) {
+    case TB_CLOSE_GOING_AWAY:
+        return "going away";
+    case TB_CLOSE_POLICY:
+        return "slow consumer";
+    case TB_CLOSE_TOKEN_EXPIRED:
+        return "token expired";
+    default:
+        return "closing";
+    }
+}
+
+static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
+{
+    if (!pss->conn)
+        return 0;
+    tb_frame_t *f = tb_hub_conn_peek(pss->conn);
+    if (f) {
+        if (lws_write(wsi, (unsigned char *)tb_frame_payload(f), f->len, LWS_WRITE_TEXT) <
+            (int)f->len)
+            return -1;
+        tb_hub_conn_sent(s->hub, pss->conn);
+        if (tb_hub_conn_peek(pss->conn) || tb_hub_conn_close_code(pss->conn))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    int code = tb_hub_conn_close_code(pss->conn);
+    if (!code)
+        return 0;
+    const char *why = close_reason(code);
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
+static void on_closed(tb_server_t *s, pss_t *pss)
+{
+    tb_hub_conn_close(s->hub, pss->conn);
+    pss->conn = NULL;
+    free(pss->rx);
+    pss->rx = NULL;
+}
+
+/* Routes what the MQTT thread queued, a bounded batch per wake-up. */
+static void drain_queue(tb_server_t *s)
+{
+    for (;;) {
+        tb_msg_t *m;
+        for (int n = 0; n < DRAIN_BATCH; n++) {
+            if (!(m = tb_queue_pop(s->queue)))
+                break;
+            tb_hub_ingest(s->hub, m);
+        }
+        if (m) {
+            /* More is waiting: let sockets be serviced, then come back. */
+            lws_cancel_service(s->ctx);
+            return;
+        }
+        if (tb_queue_consumer_idle(s->queue))
+            return;
+    }
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    tb_server_t *s = lws_context_user(lws_get_context(wsi));
+    pss_t *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(s, wsi, in);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return on_confirm_upgrade(s, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(s, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(s, wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writeable(s, wsi, pss);
+    case LWS_CALLBACK_CLOSED:
+        on_closed(s, pss);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        tb_grant_free(lws_get_opaque_user_data(wsi));
+        lws_set_opaque_user_data(wsi, NULL);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s && s->hub)
+            drain_queue(s);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {"telebridge", callback, sizeof(pss_t), WS_RX_CHUNK, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static const struct lws_extension extensions[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+/* ---- hub I/O ------------------------------------------------------------------------------- */
+
+static void io_want_write(void *transport, void *io)
+{
+    (void)transport;
+    lws_callback_on_writable(io);
+}
+
+static void io_close(void *transport, void *io, int code, const char *reason)
+{
+    (void)transport;
+    (void)code;
+    (void)reason;
+    /* A slow consumer may never become writable again: bound the wait for the close frame. */
+    lws_set_timeout(io, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    lws_callback_on_writable(io);
+}
+
+/* ---- life ---------------------------------------------------------------------------------- */
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    tb_server_t *s = lws_container_of(sul, tb_server_t, tick);
+    tb_hub_tick(s->hub, tb_now_ms());
+    lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    char clean[512];
+    size_t n = 0;
+    for (const char *p = line; *p && n + 1 < sizeof(clean); p++)
+        if (*p != '\n' && *p != '"')
+            clean[n++] = *p;
+    clean[n] = '\0';
+    tb_log(level == LLL_ERR ? TB_LOG_ERROR : TB_LOG_WARN, "libwebsockets", "detail=\"%s\"",
+           clean);
+}
+
+static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    s->idle_policy.secs_since_valid_ping = (uint16_t)s->cfg->heartbeat.ping_interval_s;
+    s->idle_policy.secs_since_valid_hangup = (uint16_t)s->cfg->heartbeat.pong_timeout_s;
+    info->port = s->cfg->listen.port;
+    info->iface = s->cfg->listen.host;
+    info->protocols = protocols;
+    info->extensions = extensions;
+    info->user = s;
+    info->vhost_name = "telebridge";
+    info->retry_and_idle_policy = &s->idle_policy;
+    info->max_http_header_data = HTTP_HEADER_DATA_MAX;
+    info->max_http_header_pool = HTTP_HEADER_POOL;
+    info->timeout_secs = HANDSHAKE_TIMEOUT_S;
+    info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+}
+
+static int create_hub(tb_server_t *s)
+{
+    tb_hub_opts_t ho = {
+        .cfg = s->cfg,
+        .auth = s->auth,
+        .io = {.want_write = io_want_write, .close = io_close},
+        .transport = s,
+    };
+    s->hub = tb_hub_create(&ho);
+    s->http = (tb_http_ctx_t){.hub = s->hub, .stats = s->stats, .started_mono_ms = tb_mono_ms()};
+    return s->hub ? 0 : -1;
+}
+
+tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t errlen)
+{
+    struct lws_context_creation_info info;
+    tb_server_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->cfg = opts->cfg;
+    s->stats = opts->stats;
+    s->auth = opts->auth;
+    if (!(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) || create_hub(s)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    fill_context_info(s, &info);
+    if (!(s->ctx = lws_create_context(&info))) {
+        snprintf(err, errlen, "cannot start the event loop");
+        goto fail;
+    }
+    if (!(s->vhost = lws_create_vhost(s->ctx, &info))) {
+        snprintf(err, errlen, "cannot listen on %s:%d", s->cfg->listen.host, s->cfg->listen.port);
+        goto fail;
+    }
+    lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
+    return s;
+fail:
+    tb_server_destroy(s);
+    return NULL;
+}
+
+int tb_server_port(const tb_server_t *s)
+{
+    return lws_get_vhost_listen_port(s->vhost);
+}
+
+tb_queue_t *tb_server_queue(tb_server_t *s)
+{
+    return s->queue;
+}
+
+void tb_server_wake(void *arg)
+{
+    tb_server_t *s = arg;
+    lws_cancel_service(s->ctx);
+}
+
+void tb_server_request_stop(tb_server_t *s)
+{
+    atomic_store(&s->stop, 1);
+    lws_cancel_service(s->ctx);
+}
+
+int tb_server_run(tb_server_t *s)
+{
+    while (!atomic_load(&s->stop))
+        if (lws_service(s->ctx, 0) < 0)
+            return -1;
+    s->draining = true;
+    tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY, "going away");
+    int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
+    while (tb_hub_connections(s->hub) > 0 && tb_mono_ms() < deadline)
+        if (lws_service(s->ctx, 0) < 0)
+            return -1;
+    return 0;
+}
+
+void tb_server_destroy(tb_server_t *s)
+{
+    if (!s)
+        return;
+    /* Destroying the context closes every connection through the callback, which needs the
+     * hub; the hub goes after. */
+    if (s->ctx)
+        lws_context_destroy(s->ctx);
+    tb_hub_destroy(s->hub);
+    if (s->queue) {
+        tb_msg_t *m;
+        while ((m = tb_queue_pop(s->queue)))
+            tb_msg_free(m);
+        tb_queue_destroy(s->queue);
+    }
+    free(s);
+}
