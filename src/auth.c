@@ -1,0 +1,641 @@
+/*
+ * auth — JWT verification with libjwt 1.10.2; see include/telebridge/auth.h.
+ *
+ * libjwt 1.10.2 facts this file relies on (checked against its source and the Debian build):
+ * - jwt_decode() with a NULL key or key_len 0 does NOT verify anything: it parses the token and
+ *   reports JWT_ALG_NONE whatever the header said. The key is therefore never empty here.
+ * - jwt_decode() verifies with whatever alg the token's header names (matched case-insensitively):
+ *   an HS384 token signed with our HS256 secret, or an HS256 token whose HMAC key is our RSA
+ *   public key PEM ("key confusion"), decodes successfully. alg "none" with a key is refused by
+ *   libjwt, but only by accident of its header check.
+ * - If copying the key fails for lack of memory, jwt_decode() returns 0 with an empty object.
+ * Hence the alg is pinned twice, by us: the header's alg must equal the configured name exactly
+ * before any key is used, and jwt_get_alg() must equal it after verification.
+ *
+ * Claims: exp (required) and nbf are NumericDates, integer or fractional (rounded towards the
+ * stricter side); iss and aud are checked only when configured (a token's aud is ignored when
+ * auth.audience is unset); sub, rooms and scope must have the documented shapes and hold no NUL.
+ */
+#include "telebridge/auth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <jwt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "telebridge/room.h"
+
+/* Longest public key PEM file accepted; an 8192-bit RSA key is about 1.5 KiB. */
+#define TB_AUTH_PUBKEY_MAX 16384
+#define TB_AUTH_PEM_PUBLIC_MARKER "-----BEGIN PUBLIC KEY-----"
+/* NumericDates beyond this magnitude (about 31 million years) are refused as not a date. */
+#define TB_AUTH_DATE_LIMIT 1e15
+
+struct tb_auth_alg {
+    const char *name;
+    jwt_alg_t alg;
+    bool hmac; /* key from secret_file / env; otherwise a PEM public key file */
+};
+
+static const struct tb_auth_alg k_algs[] = {
+    {"HS256", JWT_ALG_HS256, true},  {"HS384", JWT_ALG_HS384, true},
+    {"HS512", JWT_ALG_HS512, true},  {"RS256", JWT_ALG_RS256, false},
+    {"ES256", JWT_ALG_ES256, false},
+};
+
+struct tb_auth {
+    const struct tb_auth_alg *alg;
+    unsigned char *key; /* never empty: libjwt skips verification for an empty key */
+    size_t key_len;
+    char *issuer;   /* NULL: not checked */
+    char *audience; /* NULL: not checked */
+    int64_t leeway_s;
+    char **default_rooms;
+    size_t n_default_rooms;
+};
+
+/* One allocation: the struct, then n_rooms + n_scopes pointers, then their characters and sub. */
+struct tb_grant {
+    int64_t exp;
+    const char *sub;
+    size_t n_rooms;
+    size_t n_scopes;
+    const char *strs[]; /* room patterns first, then scopes */
+};
+
+/* Zeroes memory in a way the compiler may not drop as a dead store. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+/* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
+static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
+                        char *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+    if (!f) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot open '%s': %s", what, path, strerror(errno));
+        return -1;
+    }
+    buf = malloc(max + 1);
+    if (!buf) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", what);
+        goto fail;
+    }
+    n = fread(buf, 1, max + 1, f);
+    if (ferror(f)) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot read '%s'", what, path);
+        goto fail;
+    }
+    if (n > max) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: '%s' is larger than %zu bytes", what, path, max);
+        goto fail;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+fail:
+    if (buf)
+        wipe(buf, max + 1);
+    free(buf);
+    fclose(f);
+    return -1;
+}
+
+static int secret_from_env(char **out, size_t *len, char *err)
+{
+    const char *env = getenv(TB_AUTH_SECRET_ENV);
+    size_t n;
+    if (!env) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.secret_file or %s",
+                 TB_AUTH_SECRET_ENV);
+        return -1;
+    }
+    n = strlen(env);
+    if (n > TB_AUTH_SECRET_MAX) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: longer than %d bytes", TB_AUTH_SECRET_ENV,
+                 TB_AUTH_SECRET_MAX);
+        return -1;
+    }
+    *out = malloc(n + 1);
+    if (!*out) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", TB_AUTH_SECRET_ENV);
+        return -1;
+    }
+    memcpy(*out, env, n + 1);
+    *len = n;
+    return 0;
+}
+
+int tb_auth_load_secret(const char *path, unsigned char **key, size_t *len, char *err)
+{
+    const char *source = path ? "auth.secret_file" : TB_AUTH_SECRET_ENV;
+    char *buf;
+    size_t n;
+    if (path) {
+        if (read_bounded(path, TB_AUTH_SECRET_MAX, &buf, &n, source, err) != 0)
+            return -1;
+        /* Editors and `echo` end files with a newline that is not part of the secret. */
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            buf[--n] = '\0';
+    } else if (secret_from_env(&buf, &n, err) != 0) {
+        return -1;
+    }
+    if (n == 0) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: the secret is empty", source);
+        free(buf);
+        return -1;
+    }
+    *key = (unsigned char *)buf;
+    *len = n;
+    return 0;
+}
+
+void tb_auth_secret_free(unsigned char *key, size_t len)
+{
+    if (!key)
+        return;
+    wipe(key, len);
+    free(key);
+}
+
+static const struct tb_auth_alg *find_alg(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof(k_algs) / sizeof(k_algs[0]); i++)
+        if (strcmp(k_algs[i].name, name) == 0)
+            return &k_algs[i];
+    return NULL;
+}
+
+static int load_public_key(tb_auth_t *a, const char *path, char *err)
+{
+    char *pem;
+    size_t n;
+    if (!path) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.public_key_file for %s",
+                 a->alg->name);
+        return -1;
+    }
+    if (read_bounded(path, TB_AUTH_PUBKEY_MAX, &pem, &n, "auth.public_key_file", err) != 0)
+        return -1;
+    /* libjwt only reads SubjectPublicKeyInfo PEM; a private key or certificate here is a
+     * mistake worth stopping for, and the only check possible without parsing the key. */
+    if (!strstr(pem, TB_AUTH_PEM_PUBLIC_MARKER)) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' is not a PEM public key (%s)",
+                 path, TB_AUTH_PEM_PUBLIC_MARKER);
+        free(pem);
+        return -1;
+    }
+    a->key = (unsigned char *)pem;
+    a->key_len = n;
+    return 0;
+}
+
+static int copy_optional(char **dst, const char *src, char *err)
+{
+    if (!src)
+        return 0;
+    *dst = strdup(src);
+    if (!*dst) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int copy_default_rooms(tb_auth_t *a, const tb_config_auth_t *cfg, char *err)
+{
+    a->default_rooms = calloc(cfg->n_default_rooms + 1, sizeof(char *));
+    if (!a->default_rooms) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_default_rooms; i++) {
+        if (!tb_room_pattern_valid(cfg->default_rooms[i])) {
+            snprintf(err, TB_CONFIG_ERR_LEN, "auth.default_rooms[%zu]: invalid room pattern '%s'",
+                     i, cfg->default_rooms[i]);
+            return -1;
+        }
+        if (copy_optional(&a->default_rooms[i], cfg->default_rooms[i], err) != 0)
+            return -1;
+        a->n_default_rooms = i + 1;
+    }
+    return 0;
+}
+
+tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err)
+{
+    const struct tb_auth_alg *alg = find_alg(cfg->algorithm);
+    tb_auth_t *a;
+    int rc;
+    if (!alg) {
+        snprintf(err, TB_CONFIG_ERR_LEN,
+                 "auth.algorithm: unsupported algorithm '%s' (HS256, HS384, HS512, RS256, ES256)",
+                 cfg->algorithm ? cfg->algorithm : "");
+        return NULL;
+    }
+    if (cfg->leeway_s < 0) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth.leeway_s: must be >= 0");
+        return NULL;
+    }
+    a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        return NULL;
+    }
+    a->alg = alg;
+    a->leeway_s = cfg->leeway_s;
+    rc = alg->hmac ? tb_auth_load_secret(cfg->secret_file, &a->key, &a->key_len, err)
+                   : load_public_key(a, cfg->public_key_file, err);
+    if (rc != 0 || copy_optional(&a->issuer, cfg->issuer, err) != 0 ||
+        copy_optional(&a->audience, cfg->audience, err) != 0 ||
+        copy_default_rooms(a, cfg, err) != 0)
+        goto fail;
+    return a;
+fail:
+    tb_auth_destroy(a);
+    return NULL;
+}
+
+void tb_auth_destroy(tb_auth_t *a)
+{
+    if (!a)
+        return;
+    tb_auth_secret_free(a->key, a->key_len);
+    free(a->issuer);
+    free(a->audience);
+    for (size_t i = 0; i < a->n_default_rooms; i++)
+        free(a->default_rooms[i]);
+    free(a->default_rooms);
+    free(a);
+}
+
+static bool b64url_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* Three dot-separated unpadded base64url segments (RFC 7515 compact form); header and payload
+ * non-empty, the signature may be empty so that alg "none" is reported as an alg error. */
+static bool token_shape_ok(const char *token, size_t len)
+{
+    size_t dots = 0, seg_start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (token[i] == '.') {
+            if (i == seg_start || dots == 2)
+                return false;
+            dots++;
+            seg_start = i + 1;
+        } else if (!b64url_char(token[i])) {
+            return false;
+        }
+    }
+    return dots == 2;
+}
+
+/* Parses without a key only to read the header's alg: libjwt verifies nothing in this mode,
+ * so nothing else from it is used. Pins the alg before any key touches the token. */
+static int check_header(const tb_auth_t *a, const char *text)
+{
+    jwt_t *unverified = NULL;
+    const char *alg;
+    int rc = jwt_decode(&unverified, text, NULL, 0);
+    if (rc != 0)
+        return rc == ENOMEM ? TB_AUTH_E_NOMEM : TB_AUTH_E_MALFORMED;
+    alg = jwt_get_header(unverified, "alg");
+    rc = alg && strcmp(alg, a->alg->name) == 0 ? TB_AUTH_OK : TB_AUTH_E_ALG;
+    jwt_free(unverified);
+    return rc;
+}
+
+/* Verifies the signature and hands back the claims libjwt verified, as a JSON object. */
+static int decode_verified(const tb_auth_t *a, const char *text, json_t **claims)
+{
+    jwt_t *jwt = NULL;
+    char *grants = NULL;
+    json_t *obj = NULL;
+    int rc = jwt_decode(&jwt, text, a->key, (int)a->key_len);
+    if (rc != 0)
+        return rc == ENOMEM ? TB_AUTH_E_NOMEM : TB_AUTH_E_SIGNATURE;
+    if (jwt_get_alg(jwt) != a->alg->alg) {
+        rc = TB_AUTH_E_ALG;
+        goto done;
+    }
+    grants = jwt_get_grants_json(jwt, NULL);
+    obj = grants ? json_loads(grants, 0, NULL) : NULL;
+    if (!obj) {
+        rc = TB_AUTH_E_NOMEM; /* libjwt's own object always serialises and parses back */
+        goto done;
+    }
+    if (!json_is_object(obj)) {
+        rc = TB_AUTH_E_MALFORMED; /* libjwt accepts any JSON value as the payload */
+        goto done;
+    }
+    *claims = obj;
+    obj = NULL;
+done:
+    json_decref(obj);
+    free(grants);
+    jwt_free(jwt);
+    return rc;
+}
+
+/* A NumericDate; a fractional one rounds up or down, whichever is stricter for the caller. */
+static bool numeric_date(const json_t *v, bool round_up, int64_t *out)
+{
+    double d;
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return true;
+    }
+    if (!json_is_real(v))
+        return false;
+    d = json_real_value(v);
+    if (!(d >= -TB_AUTH_DATE_LIMIT && d <= TB_AUTH_DATE_LIMIT))
+        return false;
+    *out = (int64_t)(round_up ? ceil(d) : floor(d));
+    return true;
+}
+
+static int check_times(const tb_auth_t *a, const json_t *claims, int64_t now_s, int64_t *exp)
+{
+    const json_t *nbf_v = json_object_get(claims, "nbf");
+    int64_t nbf;
+    if (!numeric_date(json_object_get(claims, "exp"), false, exp))
+        return TB_AUTH_E_NO_EXP;
+    /* Written so that no claim value takes part in an addition that could overflow. */
+    if (*exp <= now_s - a->leeway_s)
+        return TB_AUTH_E_EXPIRED;
+    if (!nbf_v)
+        return TB_AUTH_OK;
+    if (!numeric_date(nbf_v, true, &nbf))
+        return TB_AUTH_E_CLAIMS;
+    return nbf > now_s + a->leeway_s ? TB_AUTH_E_NOT_YET : TB_AUTH_OK;
+}
+
+/* A JSON string without an embedded NUL, so that C string handling sees all of it. */
+static bool plain_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+static bool string_equals(const json_t *v, const char *s)
+{
+    return plain_string(v) && strcmp(json_string_value(v), s) == 0;
+}
+
+static bool audience_ok(const tb_auth_t *a, const json_t *aud)
+{
+    size_t i;
+    json_t *v;
+    if (json_is_array(aud)) {
+        json_array_foreach(aud, i, v)
+        {
+            if (string_equals(v, a->audience))
+                return true;
+        }
+        return false;
+    }
+    return string_equals(aud, a->audience);
+}
+
+/* An array whose members are all plain strings accepted by valid (NULL: any). */
+static bool string_array(const json_t *arr, bool (*valid)(const char *))
+{
+    size_t i;
+    json_t *v;
+    if (!json_is_array(arr))
+        return false;
+    json_array_foreach(arr, i, v)
+    {
+        if (!plain_string(v) || (valid && !valid(json_string_value(v))))
+            return false;
+    }
+    return true;
+}
+
+static bool shapes_ok(const json_t *claims)
+{
+    const json_t *sub = json_object_get(claims, "sub");
+    const json_t *rooms = json_object_get(claims, "rooms");
+    const json_t *scope = json_object_get(claims, "scope");
+    return (!sub || plain_string(sub)) && (!rooms || string_array(rooms, tb_room_pattern_valid)) &&
+           (!scope || plain_string(scope) || string_array(scope, NULL));
+}
+
+static int check_claims(const tb_auth_t *a, const json_t *claims, int64_t now_s, int64_t *exp)
+{
+    int rc = check_times(a, claims, now_s, exp);
+    if (rc != TB_AUTH_OK)
+        return rc;
+    if (a->issuer && !string_equals(json_object_get(claims, "iss"), a->issuer))
+        return TB_AUTH_E_ISSUER;
+    if (a->audience && !audience_ok(a, json_object_get(claims, "aud")))
+        return TB_AUTH_E_AUDIENCE;
+    return shapes_ok(claims) ? TB_AUTH_OK : TB_AUTH_E_CLAIMS;
+}
+
+/* Lays strings out in a grant: with strs/chars NULL it only measures, so the same code sizes the
+ * allocation and fills it. */
+typedef struct {
+    const char **strs;
+    char *chars;
+    size_t n;     /* strings placed in strs */
+    size_t bytes; /* characters placed in chars, NULs included */
+} grant_fill_t;
+
+static const char *fill_chars(grant_fill_t *f, const char *s, size_t len)
+{
+    char *dst = NULL;
+    if (f->chars) {
+        dst = f->chars + f->bytes;
+        memcpy(dst, s, len);
+        dst[len] = '\0';
+    }
+    f->bytes += len + 1;
+    return dst;
+}
+
+static void fill_str(grant_fill_t *f, const char *s, size_t len)
+{
+    const char *dst = fill_chars(f, s, len);
+    if (f->strs)
+        f->strs[f->n] = dst;
+    f->n++;
+}
+
+static void fill_rooms(grant_fill_t *f, const tb_auth_t *a, const json_t *rooms)
+{
+    size_t i;
+    json_t *v;
+    if (!rooms) {
+        for (i = 0; i < a->n_default_rooms; i++)
+            fill_str(f, a->default_rooms[i], strlen(a->default_rooms[i]));
+        return;
+    }
+    json_array_foreach(rooms, i, v)
+    {
+        fill_str(f, json_string_value(v), json_string_length(v));
+    }
+}
+
+/* Scopes are non-empty: a string splits on spaces, empty array members are skipped. */
+static void fill_scopes(grant_fill_t *f, const json_t *scope)
+{
+    size_t i;
+    json_t *v;
+    const char *s;
+    if (json_is_string(scope)) {
+        s = json_string_value(scope);
+        while (*s != '\0') {
+            size_t len;
+            s += strspn(s, " ");
+            len = strcspn(s, " ");
+            if (len > 0)
+                fill_str(f, s, len);
+            s += len;
+        }
+        return;
+    }
+    json_array_foreach(scope, i, v)
+    {
+        if (json_string_length(v) > 0)
+            fill_str(f, json_string_value(v), json_string_length(v));
+    }
+}
+
+/* Places sub, rooms and scopes; returns where sub went. claims passed shapes_ok(). */
+static const char *grant_fill(grant_fill_t *f, const tb_auth_t *a, const json_t *claims,
+                              size_t *n_rooms)
+{
+    const json_t *sub = json_object_get(claims, "sub");
+    const char *s = sub ? json_string_value(sub) : "";
+    const char *dst = fill_chars(f, s, strlen(s));
+    fill_rooms(f, a, json_object_get(claims, "rooms"));
+    *n_rooms = f->n;
+    fill_scopes(f, json_object_get(claims, "scope"));
+    return dst;
+}
+
+static int grant_build(const tb_auth_t *a, const json_t *claims, int64_t exp, tb_grant_t **out)
+{
+    grant_fill_t size = {0}, fill = {0};
+    size_t n_rooms;
+    tb_grant_t *g;
+    grant_fill(&size, a, claims, &n_rooms);
+    g = malloc(sizeof(*g) + size.n * sizeof(g->strs[0]) + size.bytes);
+    if (!g)
+        return TB_AUTH_E_NOMEM;
+    fill.strs = g->strs;
+    fill.chars = (char *)(g->strs + size.n);
+    g->sub = grant_fill(&fill, a, claims, &n_rooms);
+    g->exp = exp;
+    g->n_rooms = n_rooms;
+    g->n_scopes = fill.n - n_rooms;
+    *out = g;
+    return TB_AUTH_OK;
+}
+
+int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
+                   tb_grant_t **out)
+{
+    char text[TB_AUTH_TOKEN_MAX + 1]; /* libjwt wants a NUL-terminated token */
+    json_t *claims = NULL;
+    int64_t exp = 0;
+    int rc;
+    if (!token || len == 0)
+        return TB_AUTH_E_MISSING;
+    if (len > TB_AUTH_TOKEN_MAX || !token_shape_ok(token, len))
+        return TB_AUTH_E_MALFORMED;
+    memcpy(text, token, len);
+    text[len] = '\0';
+    rc = check_header(a, text);
+    if (rc == TB_AUTH_OK)
+        rc = decode_verified(a, text, &claims);
+    if (rc == TB_AUTH_OK)
+        rc = check_claims(a, claims, now_s, &exp);
+    if (rc == TB_AUTH_OK)
+        rc = grant_build(a, claims, exp, out);
+    json_decref(claims);
+    return rc;
+}
+
+const char *tb_auth_err_code(int err)
+{
+    switch (err) {
+    case TB_AUTH_OK:
+        return "ok";
+    case TB_AUTH_E_MISSING:
+        return "missing_token";
+    case TB_AUTH_E_EXPIRED:
+        return "token_expired";
+    case TB_AUTH_E_NOMEM:
+        return "server_error";
+    default:
+        /* Which check failed is not told to the client: it would help forge a token. */
+        return "invalid_token";
+    }
+}
+
+const char *tb_auth_err_reason(int err)
+{
+    static const char *const reasons[] = {
+        [-TB_AUTH_OK] = "ok",
+        [-TB_AUTH_E_MISSING] = "missing",
+        [-TB_AUTH_E_MALFORMED] = "malformed",
+        [-TB_AUTH_E_ALG] = "alg",
+        [-TB_AUTH_E_SIGNATURE] = "signature",
+        [-TB_AUTH_E_NO_EXP] = "no_exp",
+        [-TB_AUTH_E_EXPIRED] = "expired",
+        [-TB_AUTH_E_NOT_YET] = "not_yet_valid",
+        [-TB_AUTH_E_ISSUER] = "issuer",
+        [-TB_AUTH_E_AUDIENCE] = "audience",
+        [-TB_AUTH_E_CLAIMS] = "claims",
+        [-TB_AUTH_E_NOMEM] = "nomem",
+    };
+    if (err > 0 || -err >= (int)(sizeof(reasons) / sizeof(reasons[0])))
+        return "unknown";
+    return reasons[-err];
+}
+
+const char *tb_grant_sub(const tb_grant_t *g)
+{
+    return g->sub;
+}
+
+int64_t tb_grant_exp(const tb_grant_t *g)
+{
+    return g->exp;
+}
+
+bool tb_grant_has_scope(const tb_grant_t *g, const char *scope)
+{
+    for (size_t i = 0; i < g->n_scopes; i++)
+        if (strcmp(g->strs[g->n_rooms + i], scope) == 0)
+            return true;
+    return false;
+}
+
+bool tb_grant_allows_room(const tb_grant_t *g, const char *room)
+{
+    for (size_t i = 0; i < g->n_rooms; i++)
+        if (tb_room_pattern_match(g->strs[i], room))
+            return true;
+    return false;
+}
+
+void tb_grant_free(tb_grant_t *g)
+{
+    free(g);
+}
