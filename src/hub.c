@@ -313,8 +313,13 @@ static bool queue_make_room(tb_hub_t *h, tb_conn_t *c)
 /* Queues a reference to f on c; nothing once c is closing. */
 static void conn_queue(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
 {
-    if (c->close_code || !queue_make_room(h, c))
+    if (c->close_code)
         return;
+    if (!queue_make_room(h, c)) {
+        if (f->seq)
+            h->counters.dropped++;
+        return;
+    }
     tb_frame_ref(f);
     *queue_at(c, c->q_len++) = f;
     if (c->q_len == 1)

@@ -1,0 +1,430 @@
+/* Tests for the hub: rooms, at-most-once fan-out, send-queue bounds, client messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "telebridge/auth.h"
+#include "telebridge/hub.h"
+#include "telebridge/util.h"
+
+#define SECRET "unit-test-secret-unit-test-secret"
+#define MAX_CLIENTS 8
+
+/* A fake transport: records write requests and close requests per connection. */
+typedef struct {
+    int want_writes;
+    int close_code;
+} fake_io_t;
+
+typedef struct {
+    tb_config_t cfg;
+    tb_auth_t *auth;
+    tb_hub_t *hub;
+    fake_io_t io[MAX_CLIENTS];
+    tb_conn_t *conn[MAX_CLIENTS];
+} fixture_t;
+
+static void want_write(void *transport, void *io)
+{
+    (void)transport;
+    ((fake_io_t *)io)->want_writes++;
+}
+
+static void do_close(void *transport, void *io, int code, const char *reason)
+{
+    (void)transport;
+    (void)reason;
+    ((fake_io_t *)io)->close_code = code;
+}
+
+static char *mint(const char *sub, const char *rooms_json, long exp_in)
+{
+    jwt_t *jwt = NULL;
+    jwt_new(&jwt);
+    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET));
+    jwt_add_grant(jwt, "sub", sub);
+    jwt_add_grant_int(jwt, "exp", (long)(tb_now_ms() / 1000) + exp_in);
+    if (rooms_json)
+        jwt_add_grants_json(jwt, rooms_json);
+    char *tok = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    return tok;
+}
+
+static tb_grant_t *grant_for(fixture_t *f, const char *sub, const char *rooms_json, long exp_in)
+{
+    char *tok = mint(sub, rooms_json, exp_in);
+    tb_grant_t *g = NULL;
+    assert_int_equal(tb_auth_verify(f->auth, tok, strlen(tok), tb_now_ms() / 1000, &g), 0);
+    free(tok);
+    return g;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    char err[TB_CONFIG_ERR_LEN];
+    setenv("TELEBRIDGE_JWT_SECRET", SECRET, 1);
+    assert_int_equal(tb_config_defaults(&f->cfg), 0);
+    f->cfg.limits.send_queue_messages = 16;
+    f->cfg.limits.max_rooms_per_connection = 3;
+    f->cfg.limits.client_messages_per_s = 50;
+    f->cfg.n_groups = 1;
+    f->cfg.groups = calloc(1, sizeof(tb_config_group_t));
+    f->cfg.groups[0].name = strdup("building-a");
+    f->cfg.groups[0].n_patterns = 2;
+    f->cfg.groups[0].patterns = calloc(2, sizeof(char *));
+    f->cfg.groups[0].patterns[0] = strdup("sensor-temp-001");
+    f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
+    f->auth = tb_auth_create(&f->cfg.auth, err);
+    assert_non_null(f->auth);
+    tb_hub_opts_t o = {.cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close},
+                       .epoch = "00000000000000e1"};
+    f->hub = tb_hub_create(&o);
+    assert_non_null(f->hub);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    tb_hub_destroy(f->hub);
+    tb_auth_destroy(f->auth);
+    tb_config_free(&f->cfg);
+    free(f);
+    return 0;
+}
+
+static tb_conn_t *open_conn(fixture_t *f, int i, const char *rooms_json)
+{
+    f->conn[i] = tb_hub_conn_open(f->hub, &f->io[i], grant_for(f, "alice", rooms_json, 3600));
+    assert_non_null(f->conn[i]);
+    return f->conn[i];
+}
+
+/* Pops the next queued frame of c as parsed JSON (caller decrefs); NULL when none. */
+static json_t *next_json(fixture_t *f, tb_conn_t *c)
+{
+    tb_frame_t *fr = tb_hub_conn_peek(c);
+    if (!fr)
+        return NULL;
+    json_t *j = json_loadb(tb_frame_payload(fr), fr->len, 0, NULL);
+    assert_non_null(j);
+    tb_hub_conn_sent(f->hub, c);
+    return j;
+}
+
+static const char *type_of(const json_t *j)
+{
+    return json_string_value(json_object_get(j, "type"));
+}
+
+static void expect_type(fixture_t *f, tb_conn_t *c, const char *type)
+{
+    json_t *j = next_json(f, c);
+    assert_non_null(j);
+    assert_string_equal(type_of(j), type);
+    json_decref(j);
+}
+
+static void send_text(fixture_t *f, tb_conn_t *c, const char *text)
+{
+    tb_hub_conn_receive(f->hub, c, text, strlen(text));
+}
+
+static void subscribe(fixture_t *f, tb_conn_t *c, const char *rooms_json)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "{\"type\":\"subscribe\",\"payload\":{\"rooms\":%s}}", rooms_json);
+    send_text(f, c, buf);
+}
+
+static void ingest(fixture_t *f, tb_msg_kind_t kind, const char *device, const char *group)
+{
+    tb_msg_t *m = tb_msg_new();
+    m->kind = kind;
+    snprintf(m->device_id, sizeof(m->device_id), "%s", device);
+    snprintf(m->group, sizeof(m->group), "%s", group ? group : "");
+    m->payload = json_pack("{s:s, s:s, s:{s:f}, s:{}}", "device_id", device, "timestamp",
+                           "2026-01-01T00:00:00.000Z", "fields", "temperature", 21.5, "tags");
+    tb_hub_ingest(f->hub, m);
+}
+
+static void test_connected_first(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"global\"]}");
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "connected");
+    json_t *p = json_object_get(j, "payload");
+    assert_string_equal(json_string_value(json_object_get(p, "user")), "alice");
+    assert_string_equal(json_string_value(json_object_get(p, "epoch")), "00000000000000e1");
+    assert_string_equal(json_string_value(json_object_get(p, "connection_id")), "c1");
+    assert_non_null(json_string_value(json_object_get(p, "server_time")));
+    assert_int_equal(f->io[0].want_writes, 1);
+    json_decref(j);
+    assert_null(next_json(f, c));
+}
+
+static void test_at_most_once_across_rooms(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *all = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *other = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
+    expect_type(f, all, "connected");
+    expect_type(f, other, "connected");
+    subscribe(f, all, "[\"device:sensor-hum-7\",\"group:building-a\",\"global\"]");
+    subscribe(f, other, "[\"device:sensor-x\"]");
+    expect_type(f, all, "subscribed");
+    expect_type(f, other, "subscribed");
+
+    ingest(f, TB_MSG_TELEMETRY, "sensor-hum-7", NULL);
+    ingest(f, TB_MSG_STATUS, "sensor-hum-7", NULL);
+
+    json_t *j = next_json(f, all);
+    assert_string_equal(type_of(j), "telemetry");
+    assert_string_equal(json_string_value(json_object_get(j, "room")), "device:sensor-hum-7");
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 1);
+    json_decref(j);
+    j = next_json(f, all);
+    assert_string_equal(type_of(j), "device_status");
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 2);
+    json_decref(j);
+    assert_null(next_json(f, all));
+    assert_null(next_json(f, other));
+    assert_int_equal(tb_hub_counters(f->hub)->deliveries, 2);
+}
+
+static void test_group_from_topic_and_config(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"group:*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:site-9\"]");
+    expect_type(f, c, "subscribed");
+    ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9");   /* group from the topic */
+    ingest(f, TB_MSG_TELEMETRY, "dev-2", NULL);       /* in no group */
+    ingest(f, TB_MSG_TELEMETRY, "sensor-temp-001", NULL); /* only in building-a */
+    expect_type(f, c, "telemetry");
+    assert_null(next_json(f, c));
+}
+
+static void test_forbidden_and_partial_subscribe(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"device:sensor-*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"request_id\":\"r1\",\"payload\":{\"rooms\":"
+              "[\"device:sensor-1\",\"global\",\"bogus\"]}}");
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "subscribed");
+    assert_string_equal(json_string_value(json_object_get(j, "request_id")), "r1");
+    json_t *rooms = json_object_get(json_object_get(j, "payload"), "rooms");
+    assert_int_equal(json_array_size(rooms), 1);
+    assert_string_equal(json_string_value(json_array_get(rooms, 0)), "device:sensor-1");
+    json_decref(j);
+    j = next_json(f, c);
+    assert_string_equal(type_of(j), "error");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "payload"), "code")), "bad_request");
+    json_decref(j);
+    j = next_json(f, c);
+    json_t *p = json_object_get(j, "payload");
+    assert_string_equal(json_string_value(json_object_get(p, "code")), "forbidden");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "rooms"), 0)),
+                        "global");
+    json_decref(j);
+}
+
+static void test_too_many_rooms(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"device:a\",\"device:b\",\"device:c\",\"device:d\",\"device:a\"]");
+    json_t *j = next_json(f, c);
+    assert_int_equal(json_array_size(json_object_get(json_object_get(j, "payload"), "rooms")), 4);
+    json_decref(j);
+    j = next_json(f, c);
+    json_t *p = json_object_get(j, "payload");
+    assert_string_equal(json_string_value(json_object_get(p, "code")), "too_many_rooms");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(p, "rooms"), 0)),
+                        "device:d");
+    json_decref(j);
+    assert_int_equal(tb_hub_rooms(f->hub), 3);
+}
+
+static void test_unsubscribe_and_ping(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\",\"device:a\"]");
+    expect_type(f, c, "subscribed");
+    send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\",\"device:z\"]}}");
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "unsubscribed");
+    json_t *rooms = json_object_get(json_object_get(j, "payload"), "rooms");
+    assert_int_equal(json_array_size(rooms), 1);
+    assert_string_equal(json_string_value(json_array_get(rooms, 0)), "global");
+    json_decref(j);
+    ingest(f, TB_MSG_TELEMETRY, "b", NULL);
+    assert_null(next_json(f, c));
+    send_text(f, c, "{\"type\":\"ping\",\"request_id\":42}");
+    j = next_json(f, c);
+    assert_string_equal(type_of(j), "pong");
+    assert_int_equal(json_integer_value(json_object_get(j, "request_id")), 42);
+    json_decref(j);
+    assert_int_equal(tb_hub_rooms(f->hub), 1);
+}
+
+static void expect_error_code(fixture_t *f, tb_conn_t *c, const char *code)
+{
+    json_t *j = next_json(f, c);
+    assert_non_null(j);
+    assert_string_equal(type_of(j), "error");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "payload"), "code")),
+                        code);
+    json_decref(j);
+}
+
+static void test_bad_client_messages_keep_connection(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c, "not json");
+    expect_error_code(f, c, "bad_request");
+    send_text(f, c, "{\"type\":\"dance\"}");
+    expect_error_code(f, c, "unknown_type");
+    send_text(f, c, "[1,2]");
+    expect_error_code(f, c, "bad_request");
+    tb_hub_conn_receive(f->hub, c, "{\"type\":\"ping\",\"x\":\"\xff\"}", 20);
+    expect_error_code(f, c, "bad_request");
+    send_text(f, c, "{\"type\":\"subscribe\",\"payload\":{\"rooms\":\"global\"}}");
+    expect_error_code(f, c, "bad_request");
+    send_text(f, c, "{\"type\":\"ping\"}");
+    expect_type(f, c, "pong");
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    assert_int_equal(tb_hub_counters(f->hub)->client_errors, 5);
+}
+
+static void test_slow_consumer_disconnect(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *slow = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *fast = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
+    expect_type(f, fast, "connected");
+    subscribe(f, slow, "[\"global\"]");
+    subscribe(f, fast, "[\"global\"]");
+    expect_type(f, fast, "subscribed");
+    /* slow already holds connected + subscribed: 14 more fill its bound of 16. */
+    for (int i = 0; i < 40; i++) {
+        ingest(f, TB_MSG_TELEMETRY, "d", NULL);
+        expect_type(f, fast, "telemetry");
+    }
+    assert_int_equal(f->io[0].close_code, TB_CLOSE_POLICY);
+    assert_int_equal(tb_hub_conn_close_code(slow), TB_CLOSE_POLICY);
+    assert_int_equal(tb_hub_conn_queued(slow), 0);
+    assert_int_equal(f->io[1].close_code, 0);
+    assert_int_equal(tb_hub_counters(f->hub)->slow_consumer_disconnects, 1);
+    assert_int_equal(tb_hub_counters(f->hub)->dropped, 15);
+}
+
+static void test_drop_oldest_keeps_latest(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.limits.slow_consumer = TB_SLOW_DROP_OLDEST;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    expect_type(f, c, "subscribed");
+    for (int i = 0; i < 100; i++)
+        ingest(f, TB_MSG_TELEMETRY, "d", NULL);
+    assert_int_equal(tb_hub_conn_queued(c), 16);
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    json_t *j = next_json(f, c);
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 85);
+    json_decref(j);
+    assert_int_equal(tb_hub_counters(f->hub)->dropped, 84);
+}
+
+static void test_rate_limit(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    int pongs = 0, limited = 0;
+    /* A limit of 50 a second: 120 messages, sent far faster than that, must hit it even if
+     * the loop happens to straddle a second boundary. */
+    for (int i = 0; i < 120; i++) {
+        send_text(f, c, "{\"type\":\"ping\"}");
+        json_t *j;
+        while ((j = next_json(f, c))) {
+            pongs += strcmp(type_of(j), "pong") == 0;
+            limited += strcmp(type_of(j), "error") == 0;
+            json_decref(j);
+        }
+    }
+    assert_true(pongs >= 50 && pongs < 120);
+    assert_true(limited >= 1);
+    assert_true(tb_hub_counters(f->hub)->rate_limited >= 1);
+}
+
+static void test_expiry_closes_4001(void **state)
+{
+    fixture_t *f = *state;
+    f->conn[0] = tb_hub_conn_open(f->hub, &f->io[0], grant_for(f, "bob", NULL, 5));
+    tb_hub_tick(f->hub, tb_now_ms());
+    assert_int_equal(f->io[0].close_code, 0);
+    tb_hub_tick(f->hub, tb_now_ms() + 10000);
+    assert_int_equal(f->io[0].close_code, TB_CLOSE_TOKEN_EXPIRED);
+}
+
+static void test_close_leaves_rooms(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *a = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *b = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
+    subscribe(f, a, "[\"global\",\"device:x\"]");
+    subscribe(f, b, "[\"global\"]");
+    assert_int_equal(tb_hub_rooms(f->hub), 2);
+    tb_hub_conn_close(f->hub, a);
+    assert_int_equal(tb_hub_rooms(f->hub), 1);
+    json_t *rooms = tb_hub_rooms_json(f->hub);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rooms, 0), "room")),
+                        "global");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rooms, 0), "subscribers")),
+                     1);
+    json_decref(rooms);
+    assert_int_equal(tb_hub_connections(f->hub), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_connected_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_most_once_across_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_from_topic_and_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forbidden_and_partial_subscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_and_ping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_client_messages_keep_connection, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slow_consumer_disconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_oldest_keeps_latest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_closes_4001, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_leaves_rooms, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
