@@ -1,0 +1,1101 @@
+/* config — defaults, strict JSON loading and CLI overrides; see include/telebridge/config.h. */
+#include "telebridge/config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "telebridge/room.h"
+#include "telebridge/topic.h"
+#include "telebridge/util.h"
+
+/* Hard bounds on what a config may hold. */
+#define CFG_FILE_MAX (1024 * 1024)    /* a larger config file is refused */
+#define CFG_STR_MAX 1024              /* longest ordinary string value */
+#define CFG_HOST_MAX 255              /* longest host name (the DNS limit) */
+#define CFG_CLIENT_ID_MAX 256         /* MQTT allows more; nobody needs it */
+#define CFG_PATH_MAX 4096             /* longest file path, before and after resolution */
+#define CFG_KEY_MAX TB_CONFIG_ERR_LEN /* a dotted key such as "alerts[3].devices[0]" */
+#define PORT_MIN 1
+#define PORT_MAX 65535
+#define PORT_DIGITS_MAX 5
+
+/* Shown by tb_config_to_json() instead of the secret the environment holds. */
+#define JWT_SECRET_ENV "TELEBRIDGE_JWT_SECRET"
+#define JWT_SECRET_SHOWN "(from " JWT_SECRET_ENV ")"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef enum {
+    K_INT,       /* integer in [lo, hi] */
+    K_STR,       /* string of 1..hi bytes */
+    K_HOST,      /* K_STR of visible ASCII (a host name or address) */
+    K_STR_NULL,  /* K_STR, or null for unset */
+    K_PATH_NULL, /* K_STR_NULL, resolved against the config file's folder */
+    K_TOPIC,     /* K_STR accepted by tb_topic_tpl_parse() */
+    K_ALGORITHM, /* K_STR, one of algorithm_names */
+    K_SLOW,      /* one of slow_names, stored as tb_slow_policy_t */
+    K_ORIGINS,   /* array of non-empty strings */
+    K_ROOMS,     /* array of room patterns (tb_room_pattern_valid) */
+} kind_t;
+
+typedef struct {
+    const char *key;
+    kind_t kind;
+    size_t off;          /* the value inside its section struct */
+    size_t n_off;        /* arrays: their element count */
+    long long lo, hi;    /* K_INT: the value's range; string kinds: hi is the longest length */
+    int def_int;         /* K_INT and K_SLOW default */
+    const char *def_str; /* string kinds default; NULL is unset. Arrays default to empty. */
+} field_t;
+
+/* clang-format off */
+#define F_INT(T, k, lo, hi, def) {#k, K_INT, offsetof(T, k), 0, lo, hi, def, NULL}
+#define F_STR(T, k, kind, maxlen, def) {#k, kind, offsetof(T, k), 0, 1, maxlen, 0, def}
+#define F_ARR(T, k, kind) {#k, kind, offsetof(T, k), offsetof(T, n_##k), 0, 0, 0, NULL}
+/* clang-format on */
+
+/*
+ * Every key of the file with its rule and its default (CONTRACT §6): the one place defaults
+ * live. groups and alerts default to empty; log_level (not in the file) to info.
+ */
+static const field_t listen_fields[] = {
+    F_STR(tb_config_listen_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
+    F_INT(tb_config_listen_t, port, PORT_MIN, PORT_MAX, 8080),
+    F_ARR(tb_config_listen_t, allowed_origins, K_ORIGINS),
+};
+
+static const field_t mqtt_fields[] = {
+    F_STR(tb_config_mqtt_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
+    F_INT(tb_config_mqtt_t, port, PORT_MIN, PORT_MAX, 1883),
+    F_STR(tb_config_mqtt_t, client_id, K_STR, CFG_CLIENT_ID_MAX, "telebridge"),
+    F_STR(tb_config_mqtt_t, username, K_STR_NULL, CFG_STR_MAX, NULL),
+    F_STR(tb_config_mqtt_t, password_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
+    F_INT(tb_config_mqtt_t, keepalive_s, 5, 65535, 30),
+    F_INT(tb_config_mqtt_t, qos, 0, 2, 1),
+    F_STR(tb_config_mqtt_t, telemetry_topic, K_TOPIC, CFG_STR_MAX, "devices/{device}/telemetry"),
+    F_STR(tb_config_mqtt_t, status_topic, K_TOPIC, CFG_STR_MAX, "devices/{device}/status"),
+};
+
+static const field_t auth_fields[] = {
+    F_STR(tb_config_auth_t, algorithm, K_ALGORITHM, CFG_STR_MAX, "HS256"),
+    F_STR(tb_config_auth_t, secret_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
+    F_STR(tb_config_auth_t, public_key_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
+    F_STR(tb_config_auth_t, issuer, K_STR_NULL, CFG_STR_MAX, NULL),
+    F_STR(tb_config_auth_t, audience, K_STR_NULL, CFG_STR_MAX, NULL),
+    F_INT(tb_config_auth_t, leeway_s, 0, 3600, 30),
+    F_ARR(tb_config_auth_t, default_rooms, K_ROOMS),
+    F_INT(tb_config_auth_t, expiry_warning_s, 0, INT_MAX, 60),
+    F_INT(tb_config_auth_t, ticket_ttl_s, 1, 3600, 30),
+};
+
+static const field_t limits_fields[] = {
+    F_INT(tb_config_limits_t, max_connections, 1, INT_MAX, 10000),
+    F_INT(tb_config_limits_t, max_message_bytes, 64, 1048576, 8192),
+    F_INT(tb_config_limits_t, max_rooms_per_connection, 1, INT_MAX, 64),
+    F_INT(tb_config_limits_t, send_queue_messages, 1, 65536, 256),
+    {"slow_consumer", K_SLOW, offsetof(tb_config_limits_t, slow_consumer), 0, 0, 0,
+     TB_SLOW_DISCONNECT, NULL},
+    F_INT(tb_config_limits_t, max_mqtt_payload_bytes, 64, 16777216, 65536),
+    F_INT(tb_config_limits_t, client_messages_per_s, 1, INT_MAX, 200),
+    F_INT(tb_config_limits_t, handshakes_per_ip_per_s, 0, INT_MAX, 0),
+    F_INT(tb_config_limits_t, handshake_burst, 0, INT_MAX, 0),
+};
+
+/* pong_timeout_s must also exceed ping_interval_s (check_cross). */
+static const field_t heartbeat_fields[] = {
+    F_INT(tb_config_heartbeat_t, ping_interval_s, 1, 3600, 30),
+    F_INT(tb_config_heartbeat_t, pong_timeout_s, 1, 7200, 60),
+};
+
+static const field_t history_fields[] = {
+    F_INT(tb_config_history_t, messages, 0, 16777216, 65536),
+    F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
+};
+
+/* An alert's optional members: severity, and the devices it watches (every one). */
+#define ALERT_DEFAULT_SEVERITY "warning"
+#define ALERT_DEFAULT_DEVICES "*"
+
+typedef struct {
+    const char *name;
+    size_t off; /* the section inside tb_config_t */
+    const field_t *fields;
+    size_t n_fields;
+} section_t;
+
+/* clang-format off */
+#define SECTION(s) {#s, offsetof(tb_config_t, s), s##_fields, COUNT(s##_fields)}
+/* clang-format on */
+
+static const section_t sections[] = {
+    SECTION(listen), SECTION(mqtt),      SECTION(auth),
+    SECTION(limits), SECTION(heartbeat), SECTION(history),
+};
+
+/* The file's top-level keys, in the contract's order (tb_config_to_json keeps it). */
+static const char *const top_keys[] = {"listen", "mqtt",      "auth",    "groups",
+                                       "limits", "heartbeat", "history", "alerts"};
+
+static const char *const algorithm_names[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
+/* Indexed by tb_slow_policy_t and tb_alert_op_t. */
+static const char *const slow_names[] = {"disconnect", "drop_oldest"};
+static const char *const op_names[] = {">", ">=", "<", "<=", "==", "!="};
+static const char *const alert_keys[] = {"name",        "field",       "op",       "threshold",
+                                         "clear_below", "clear_above", "severity", "devices"};
+
+typedef struct {
+    const char *base_dir; /* relative paths resolve against it; NULL: leave them relative */
+    char *err;            /* TB_CONFIG_ERR_LEN bytes, may be NULL */
+} ctx_t;
+
+typedef bool (*str_check_fn)(const char *s);
+
+/* Writes "key: message" (or just the message when key is NULL) into err; returns -1. */
+__attribute__((format(printf, 3, 4))) static int fail(char *err, const char *key, const char *fmt,
+                                                      ...)
+{
+    size_t used = 0;
+    va_list ap;
+    if (!err)
+        return -1;
+    if (key) {
+        int n = snprintf(err, TB_CONFIG_ERR_LEN, "%s: ", key);
+        used = n < 0 ? 0 : (size_t)n;
+        if (used >= TB_CONFIG_ERR_LEN)
+            return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(err + used, TB_CONFIG_ERR_LEN - used, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Appends s to out[CFG_KEY_MAX] at *used; a too-long key is cut, as it only names errors. */
+static void key_append(char out[CFG_KEY_MAX], size_t *used, const char *s)
+{
+    size_t n = strnlen(s, CFG_KEY_MAX - 1 - *used);
+    memcpy(out + *used, s, n);
+    *used += n;
+    out[*used] = '\0';
+}
+
+/* "parent.key", or "key" at the top level. */
+static void key_join(char out[CFG_KEY_MAX], const char *parent, const char *key)
+{
+    size_t used = 0;
+    key_append(out, &used, parent);
+    key_append(out, &used, parent[0] ? "." : "");
+    key_append(out, &used, key);
+}
+
+/* "parent[i]". */
+static void key_index(char out[CFG_KEY_MAX], const char *parent, size_t i)
+{
+    char index[sizeof("[]") + 20]; /* 20 digits hold any 64-bit size_t */
+    size_t used = 0;
+    snprintf(index, sizeof(index), "[%zu]", i);
+    key_append(out, &used, parent);
+    key_append(out, &used, index);
+}
+
+/* Index of name in names[0..n), or -1. */
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Fails with "key: must be one of A, B, C". */
+static int fail_one_of(char *err, const char *key, const char *const *names, size_t n)
+{
+    char list[TB_CONFIG_ERR_LEN] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof(list); i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
+        used += w < 0 ? 0 : (size_t)w;
+    }
+    return fail(err, key, "must be one of %s", list);
+}
+
+/* A range up to INT_MAX reads as "no upper bound" unless the value passed it. */
+static int fail_range(char *err, const char *key, long long x, long long lo, long long hi)
+{
+    if (hi == INT_MAX && x < lo)
+        return fail(err, key, "must be >= %lld", lo);
+    return fail(err, key, "must be between %lld and %lld", lo, hi);
+}
+
+static void free_strv(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+static void free_groups(tb_config_group_t *groups, size_t n)
+{
+    for (size_t i = 0; groups && i < n; i++) {
+        free(groups[i].name);
+        free_strv(groups[i].patterns);
+    }
+    free(groups);
+}
+
+static void free_alerts(tb_config_alert_t *alerts, size_t n)
+{
+    for (size_t i = 0; alerts && i < n; i++) {
+        free(alerts[i].name);
+        free(alerts[i].field);
+        free(alerts[i].severity);
+        free_strv(alerts[i].devices);
+    }
+    free(alerts);
+}
+
+static bool is_array_kind(kind_t kind)
+{
+    return kind == K_ORIGINS || kind == K_ROOMS;
+}
+
+static bool is_string_kind(kind_t kind)
+{
+    return kind != K_INT && kind != K_SLOW && !is_array_kind(kind);
+}
+
+/* Replaces a NULL-terminated string array and its count, freeing the old one. */
+static void replace_strv(void *sect, const field_t *f, char **v, size_t n)
+{
+    char ***slot = (char ***)(void *)((char *)sect + f->off);
+    free_strv(*slot);
+    *slot = v;
+    *(size_t *)(void *)((char *)sect + f->n_off) = n;
+}
+
+static void replace_str(void *sect, const field_t *f, char *s)
+{
+    char **slot = (char **)(void *)((char *)sect + f->off);
+    free(*slot);
+    *slot = s;
+}
+
+static int set_field_default(void *sect, const field_t *f)
+{
+    void *p = (char *)sect + f->off;
+    if (f->kind == K_INT) {
+        *(int *)p = f->def_int;
+    } else if (f->kind == K_SLOW) {
+        *(tb_slow_policy_t *)p = (tb_slow_policy_t)f->def_int;
+    } else if (is_array_kind(f->kind)) {
+        char **empty = calloc(1, sizeof(*empty));
+        if (!empty)
+            return -1;
+        replace_strv(sect, f, empty, 0);
+    } else if (f->def_str) {
+        char *s = strdup(f->def_str);
+        if (!s)
+            return -1;
+        replace_str(sect, f, s);
+    }
+    return 0;
+}
+
+int tb_config_defaults(tb_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = TB_LOG_INFO;
+    for (size_t s = 0; s < COUNT(sections); s++) {
+        void *sect = (char *)cfg + sections[s].off;
+        for (size_t i = 0; i < sections[s].n_fields; i++)
+            if (set_field_default(sect, &sections[s].fields[i]) != 0)
+                return -1;
+    }
+    return 0;
+}
+
+void tb_config_free(tb_config_t *cfg)
+{
+    for (size_t s = 0; s < COUNT(sections); s++) {
+        char *sect = (char *)cfg + sections[s].off;
+        for (size_t i = 0; i < sections[s].n_fields; i++) {
+            const field_t *f = &sections[s].fields[i];
+            if (is_array_kind(f->kind))
+                free_strv(*(char ***)(void *)(sect + f->off));
+            else if (is_string_kind(f->kind))
+                free(*(char **)(void *)(sect + f->off));
+        }
+    }
+    free_groups(cfg->groups, cfg->n_groups);
+    free_alerts(cfg->alerts, cfg->n_alerts);
+    free(cfg->path);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *tb_config_op_name(tb_alert_op_t op)
+{
+    return ((size_t)op < COUNT(op_names)) ? op_names[op] : "?";
+}
+
+/* A host name or address: 1..CFG_HOST_MAX bytes of visible ASCII. */
+static bool host_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > CFG_HOST_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    return true;
+}
+
+static bool origin_valid(const char *s)
+{
+    return s[0] != '\0';
+}
+
+/* "*", a device id, or an id prefix with one trailing '*' ("sensor-hum-*"). */
+static bool device_pattern_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 1 && s[0] == '*')
+        return true;
+    if (len > 1 && s[len - 1] == '*')
+        len--;
+    return tb_id_valid(s, len);
+}
+
+/* A string of 1..maxlen bytes; *s then points into v. */
+static int check_string(json_t *v, const char *key, size_t maxlen, const char **s, char *err)
+{
+    if (!json_is_string(v))
+        return fail(err, key, "must be a string");
+    if (json_string_length(v) == 0)
+        return fail(err, key, "must not be empty");
+    if (json_string_length(v) > maxlen)
+        return fail(err, key, "must be at most %zu bytes", maxlen);
+    *s = json_string_value(v);
+    return 0;
+}
+
+static int dup_string(json_t *v, const char *key, size_t maxlen, char **out, char *err)
+{
+    const char *s = NULL;
+    if (check_string(v, key, maxlen, &s, err) != 0)
+        return -1;
+    *out = strdup(s);
+    return *out ? 0 : fail(err, key, "out of memory");
+}
+
+/* Joins a relative path to base_dir (absolute paths, or no base_dir: a copy). */
+static int resolve_path(const char *base_dir, const char *path, const char *key, char **out,
+                        char *err)
+{
+    bool join = path[0] != '/' && base_dir && base_dir[0];
+    const char *dir = join ? base_dir : "";
+    size_t dlen = strlen(dir);
+    size_t slen = (join && dir[dlen - 1] != '/') ? 1 : 0;
+    size_t plen = strlen(path);
+    if (dlen + slen + plen > CFG_PATH_MAX)
+        return fail(err, key, "path longer than %d bytes", CFG_PATH_MAX);
+    *out = malloc(dlen + slen + plen + 1);
+    if (!*out)
+        return fail(err, key, "out of memory");
+    memcpy(*out, dir, dlen);
+    memcpy(*out + dlen, "/", slen);
+    memcpy(*out + dlen + slen, path, plen + 1);
+    return 0;
+}
+
+static int check_topic(const char *tpl, const char *key, char *err)
+{
+    char reason[TB_CONFIG_ERR_LEN];
+    tb_topic_tpl_t *t = tb_topic_tpl_parse(tpl, reason, sizeof(reason));
+    if (!t)
+        return fail(err, key, "%s", reason);
+    tb_topic_tpl_free(t);
+    return 0;
+}
+
+/* The checks beyond "a string of the right length" that some string kinds add. */
+static int check_string_value(const field_t *f, const char *s, const char *key, char *err)
+{
+    switch (f->kind) {
+    case K_HOST:
+        return host_valid(s, strlen(s)) ? 0 : fail(err, key, "must be a host name or address");
+    case K_ALGORITHM:
+        if (name_index(algorithm_names, COUNT(algorithm_names), s) < 0)
+            return fail_one_of(err, key, algorithm_names, COUNT(algorithm_names));
+        return 0;
+    case K_TOPIC:
+        return check_topic(s, key, err);
+    default:
+        return 0;
+    }
+}
+
+static int apply_string(void *sect, const field_t *f, json_t *v, const char *key, const ctx_t *ctx)
+{
+    bool nullable = f->kind == K_STR_NULL || f->kind == K_PATH_NULL;
+    const char *s = NULL;
+    char *copy;
+    if (nullable && json_is_null(v)) {
+        replace_str(sect, f, NULL);
+        return 0;
+    }
+    if (nullable && !json_is_string(v))
+        return fail(ctx->err, key, "must be a string or null");
+    if (check_string(v, key, (size_t)f->hi, &s, ctx->err) != 0 ||
+        check_string_value(f, s, key, ctx->err) != 0)
+        return -1;
+    if (f->kind == K_PATH_NULL) {
+        if (resolve_path(ctx->base_dir, s, key, &copy, ctx->err) != 0)
+            return -1;
+    } else if (!(copy = strdup(s))) {
+        return fail(ctx->err, key, "out of memory");
+    }
+    replace_str(sect, f, copy);
+    return 0;
+}
+
+static int apply_int(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+{
+    json_int_t x;
+    if (!json_is_integer(v))
+        return fail(err, key, "must be an integer");
+    x = json_integer_value(v);
+    if (x < f->lo || x > f->hi)
+        return fail_range(err, key, x, f->lo, f->hi);
+    *(int *)(void *)((char *)sect + f->off) = (int)x;
+    return 0;
+}
+
+static int apply_slow(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+{
+    int i =
+        json_is_string(v) ? name_index(slow_names, COUNT(slow_names), json_string_value(v)) : -1;
+    if (i < 0)
+        return fail_one_of(err, key, slow_names, COUNT(slow_names));
+    *(tb_slow_policy_t *)(void *)((char *)sect + f->off) = (tb_slow_policy_t)i;
+    return 0;
+}
+
+/* An array of strings each passing ok(), as a NULL-terminated copy; what names one element. */
+static int parse_strv(json_t *v, const char *key, str_check_fn ok, const char *what, char ***out,
+                      size_t *n_out, char *err)
+{
+    char elkey[CFG_KEY_MAX];
+    size_t n, i;
+    json_t *el;
+    char **arr;
+    if (!json_is_array(v))
+        return fail(err, key, "must be an array of strings");
+    n = json_array_size(v);
+    arr = calloc(n + 1, sizeof(*arr));
+    if (!arr)
+        return fail(err, key, "out of memory");
+    json_array_foreach(v, i, el)
+    {
+        const char *s;
+        key_index(elkey, key, i);
+        if (!json_is_string(el)) {
+            fail(err, elkey, "must be a string");
+            goto fail;
+        }
+        s = json_string_value(el);
+        if (json_string_length(el) > CFG_STR_MAX || !ok(s)) {
+            fail(err, elkey, "\"%s\" is not a valid %s", s, what);
+            goto fail;
+        }
+        if (!(arr[i] = strdup(s))) {
+            fail(err, elkey, "out of memory");
+            goto fail;
+        }
+    }
+    *out = arr;
+    *n_out = n;
+    return 0;
+fail:
+    free_strv(arr);
+    return -1;
+}
+
+static int apply_field(void *sect, const field_t *f, json_t *v, const char *key, const ctx_t *ctx)
+{
+    bool rooms = f->kind == K_ROOMS;
+    char **arr = NULL;
+    size_t n = 0;
+    switch (f->kind) {
+    case K_INT:
+        return apply_int(sect, f, v, key, ctx->err);
+    case K_SLOW:
+        return apply_slow(sect, f, v, key, ctx->err);
+    case K_ORIGINS:
+    case K_ROOMS:
+        if (parse_strv(v, key, rooms ? tb_room_pattern_valid : origin_valid,
+                       rooms ? "room pattern" : "origin", &arr, &n, ctx->err) != 0)
+            return -1;
+        replace_strv(sect, f, arr, n);
+        return 0;
+    default:
+        return apply_string(sect, f, v, key, ctx);
+    }
+}
+
+static int apply_section(tb_config_t *cfg, const section_t *s, json_t *obj, const ctx_t *ctx)
+{
+    void *sect = (char *)cfg + s->off;
+    const char *name;
+    json_t *v;
+    if (!json_is_object(obj))
+        return fail(ctx->err, s->name, "must be an object");
+    json_object_foreach(obj, name, v)
+    {
+        char key[CFG_KEY_MAX];
+        const field_t *f = NULL;
+        key_join(key, s->name, name);
+        for (size_t i = 0; i < s->n_fields && !f; i++)
+            if (strcmp(s->fields[i].key, name) == 0)
+                f = &s->fields[i];
+        if (!f)
+            return fail(ctx->err, key, "unknown key");
+        if (apply_field(sect, f, v, key, ctx) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* groups: {"name": ["device-id" | "prefix-*" | "*", …]}, replacing the whole map. */
+static int apply_groups(tb_config_t *cfg, json_t *obj, char *err)
+{
+    tb_config_group_t *groups = NULL;
+    size_t n, i = 0;
+    const char *name;
+    json_t *v;
+    if (!json_is_object(obj))
+        return fail(err, "groups", "must be an object");
+    n = json_object_size(obj);
+    if (n > 0 && !(groups = calloc(n, sizeof(*groups))))
+        return fail(err, "groups", "out of memory");
+    json_object_foreach(obj, name, v)
+    {
+        char key[CFG_KEY_MAX];
+        key_join(key, "groups", name);
+        if (!tb_id_valid(name, strlen(name))) {
+            fail(err, key, "not a valid group name");
+            goto fail;
+        }
+        if (!(groups[i].name = strdup(name))) {
+            fail(err, key, "out of memory");
+            goto fail;
+        }
+        if (parse_strv(v, key, device_pattern_valid, "device pattern", &groups[i].patterns,
+                       &groups[i].n_patterns, err) != 0)
+            goto fail;
+        i++;
+    }
+    free_groups(cfg->groups, cfg->n_groups);
+    cfg->groups = groups;
+    cfg->n_groups = n;
+    return 0;
+fail:
+    free_groups(groups, n);
+    return -1;
+}
+
+static int check_known_keys(json_t *obj, const char *parent, const char *const *names, size_t n,
+                            char *err)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        char key[CFG_KEY_MAX];
+        if (name_index(names, n, name) >= 0)
+            continue;
+        key_join(key, parent, name);
+        return fail(err, key, "unknown key");
+    }
+    return 0;
+}
+
+/* obj[name] into *v, its dotted key into key; absent: an error when required, else *v NULL. */
+static int get_member(json_t *obj, const char *parent, const char *name, bool required, json_t **v,
+                      char key[CFG_KEY_MAX], char *err)
+{
+    key_join(key, parent, name);
+    *v = json_object_get(obj, name);
+    if (!*v && required)
+        return fail(err, key, "is required");
+    return 0;
+}
+
+static int alert_number(json_t *obj, const char *akey, const char *name, bool required, double *out,
+                        bool *present, char *err)
+{
+    char key[CFG_KEY_MAX];
+    json_t *v;
+    if (get_member(obj, akey, name, required, &v, key, err) != 0)
+        return -1;
+    if (present)
+        *present = v != NULL;
+    if (!v)
+        return 0;
+    if (!json_is_number(v))
+        return fail(err, key, "must be a number");
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int alert_text(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+{
+    char key[CFG_KEY_MAX];
+    json_t *v;
+    if (get_member(obj, akey, "name", true, &v, key, err) != 0 ||
+        dup_string(v, key, CFG_STR_MAX, &a->name, err) != 0)
+        return -1;
+    if (get_member(obj, akey, "field", true, &v, key, err) != 0 ||
+        dup_string(v, key, CFG_STR_MAX, &a->field, err) != 0)
+        return -1;
+    if (get_member(obj, akey, "severity", false, &v, key, err) != 0)
+        return -1;
+    if (v)
+        return dup_string(v, key, CFG_STR_MAX, &a->severity, err);
+    a->severity = strdup(ALERT_DEFAULT_SEVERITY);
+    return a->severity ? 0 : fail(err, key, "out of memory");
+}
+
+/* A clear level is hysteresis on the side the rule fires from, so it must not cross the
+ * threshold; it means nothing for == and !=. */
+static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char *err)
+{
+    bool fires_above = a->op == TB_OP_GT || a->op == TB_OP_GE;
+    bool fires_below = a->op == TB_OP_LT || a->op == TB_OP_LE;
+    char key[CFG_KEY_MAX];
+    if (a->has_clear_below) {
+        key_join(key, akey, "clear_below");
+        if (!fires_above)
+            return fail(err, key, "only applies to op > and >=");
+        if (a->clear_below > a->threshold)
+            return fail(err, key, "must be <= threshold");
+    }
+    if (a->has_clear_above) {
+        key_join(key, akey, "clear_above");
+        if (!fires_below)
+            return fail(err, key, "only applies to op < and <=");
+        if (a->clear_above < a->threshold)
+            return fail(err, key, "must be >= threshold");
+    }
+    return 0;
+}
+
+static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+{
+    char key[CFG_KEY_MAX];
+    json_t *v;
+    int op;
+    if (get_member(obj, akey, "op", true, &v, key, err) != 0)
+        return -1;
+    op = json_is_string(v) ? name_index(op_names, COUNT(op_names), json_string_value(v)) : -1;
+    if (op < 0)
+        return fail_one_of(err, key, op_names, COUNT(op_names));
+    a->op = (tb_alert_op_t)op;
+    if (alert_number(obj, akey, "threshold", true, &a->threshold, NULL, err) != 0 ||
+        alert_number(obj, akey, "clear_below", false, &a->clear_below, &a->has_clear_below, err) !=
+            0 ||
+        alert_number(obj, akey, "clear_above", false, &a->clear_above, &a->has_clear_above, err) !=
+            0)
+        return -1;
+    return alert_check_clear(a, akey, err);
+}
+
+static int alert_devices(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+{
+    char key[CFG_KEY_MAX];
+    json_t *v;
+    if (get_member(obj, akey, "devices", false, &v, key, err) != 0)
+        return -1;
+    if (v && json_is_array(v) && json_array_size(v) == 0)
+        return fail(err, key, "must not be empty (leave it out for every device)");
+    if (v)
+        return parse_strv(v, key, device_pattern_valid, "device pattern", &a->devices,
+                          &a->n_devices, err);
+    a->devices = calloc(2, sizeof(*a->devices));
+    if (!a->devices || !(a->devices[0] = strdup(ALERT_DEFAULT_DEVICES)))
+        return fail(err, key, "out of memory");
+    a->n_devices = 1;
+    return 0;
+}
+
+static int parse_alert(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+{
+    if (!json_is_object(obj))
+        return fail(err, akey, "must be an object");
+    if (check_known_keys(obj, akey, alert_keys, COUNT(alert_keys), err) != 0 ||
+        alert_text(obj, akey, a, err) != 0 || alert_rule(obj, akey, a, err) != 0 ||
+        alert_devices(obj, akey, a, err) != 0)
+        return -1;
+    return 0;
+}
+
+static int apply_alerts(tb_config_t *cfg, json_t *arr, char *err)
+{
+    tb_config_alert_t *alerts = NULL;
+    size_t n, i;
+    json_t *obj;
+    if (!json_is_array(arr))
+        return fail(err, "alerts", "must be an array");
+    n = json_array_size(arr);
+    if (n > 0 && !(alerts = calloc(n, sizeof(*alerts))))
+        return fail(err, "alerts", "out of memory");
+    json_array_foreach(arr, i, obj)
+    {
+        char akey[CFG_KEY_MAX];
+        char key[CFG_KEY_MAX];
+        key_index(akey, "alerts", i);
+        if (parse_alert(obj, akey, &alerts[i], err) != 0)
+            goto fail;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(alerts[j].name, alerts[i].name) != 0)
+                continue;
+            key_join(key, akey, "name");
+            fail(err, key, "duplicate alert name \"%s\"", alerts[i].name);
+            goto fail;
+        }
+    }
+    free_alerts(cfg->alerts, cfg->n_alerts);
+    cfg->alerts = alerts;
+    cfg->n_alerts = n;
+    return 0;
+fail:
+    free_alerts(alerts, n);
+    return -1;
+}
+
+/* Rules that tie two keys together, checked on the effective values. */
+static int check_cross(const tb_config_t *cfg, char *err)
+{
+    if (cfg->heartbeat.pong_timeout_s <= cfg->heartbeat.ping_interval_s)
+        return fail(err, "heartbeat.pong_timeout_s",
+                    "must be greater than heartbeat.ping_interval_s (%d)",
+                    cfg->heartbeat.ping_interval_s);
+    return 0;
+}
+
+static int apply_root(tb_config_t *cfg, json_t *root, const ctx_t *ctx)
+{
+    const char *name;
+    json_t *v;
+    json_object_foreach(root, name, v)
+    {
+        const section_t *s = NULL;
+        int rc;
+        for (size_t i = 0; i < COUNT(sections) && !s; i++)
+            if (strcmp(sections[i].name, name) == 0)
+                s = &sections[i];
+        if (s)
+            rc = apply_section(cfg, s, v, ctx);
+        else if (strcmp(name, "groups") == 0)
+            rc = apply_groups(cfg, v, ctx->err);
+        else if (strcmp(name, "alerts") == 0)
+            rc = apply_alerts(cfg, v, ctx->err);
+        else
+            rc = fail(ctx->err, name, "unknown key");
+        if (rc != 0)
+            return -1;
+    }
+    return check_cross(cfg, ctx->err);
+}
+
+int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err)
+{
+    ctx_t ctx = {base_dir, err};
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+    if (!text)
+        return fail(err, NULL, "no configuration text");
+    root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return fail(err, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+    if (json_is_object(root))
+        rc = apply_root(cfg, root, &ctx);
+    else
+        rc = fail(err, NULL, "the top level must be a JSON object");
+    json_decref(root);
+    return rc;
+}
+
+static int fail_errno(char *err, const char *key, int errnum)
+{
+    char msg[TB_CONFIG_ERR_LEN];
+    if (strerror_r(errnum, msg, sizeof(msg)) != 0)
+        snprintf(msg, sizeof(msg), "error %d", errnum);
+    return fail(err, key, "%s", msg);
+}
+
+/* The file as a NUL-terminated heap string of at most CFG_FILE_MAX bytes, or NULL + err. */
+static char *read_file(const char *path, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+    if (!f) {
+        fail_errno(err, path, errno);
+        return NULL;
+    }
+    if (!(buf = malloc(CFG_FILE_MAX + 2))) {
+        fail(err, path, "out of memory");
+        goto fail;
+    }
+    errno = 0;
+    n = fread(buf, 1, CFG_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        fail_errno(err, path, errno ? errno : EIO);
+        goto fail;
+    }
+    if (n > CFG_FILE_MAX) {
+        fail(err, path, "larger than %d bytes", CFG_FILE_MAX);
+        goto fail;
+    }
+    if (memchr(buf, '\0', n)) {
+        fail(err, path, "contains a NUL byte");
+        goto fail;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+int tb_config_load_file(tb_config_t *cfg, const char *path, char *err)
+{
+    char reason[TB_CONFIG_ERR_LEN];
+    char *text = NULL;
+    char *dir_copy = NULL; /* dirname() may modify its argument */
+    char *path_copy = NULL;
+    int rc = -1;
+    if (!path)
+        return fail(err, NULL, "no config file given");
+    if (!(text = read_file(path, err)))
+        goto out;
+    if (!(dir_copy = strdup(path)) || !(path_copy = strdup(path))) {
+        fail(err, path, "out of memory");
+        goto out;
+    }
+    free(cfg->path);
+    cfg->path = path_copy;
+    path_copy = NULL;
+    rc = tb_config_apply_json(cfg, text, dirname(dir_copy), reason);
+    if (rc != 0)
+        fail(err, path, "%s", reason);
+out:
+    free(text);
+    free(dir_copy);
+    free(path_copy);
+    return rc;
+}
+
+/* Digits only, without sign or spaces; -1 when s is not a number of at most 5 digits. */
+static int parse_port_digits(const char *s, int *out)
+{
+    size_t n = strlen(s);
+    int v = 0;
+    if (n == 0 || n > PORT_DIGITS_MAX)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* "HOST:PORT" or "[V6ADDR]:PORT" into *host (without brackets) and *port; flag names errors. */
+static int set_hostport(char **host, int *port, const char *flag, const char *hp, char *err)
+{
+    const char *h = hp, *h_end, *p;
+    char *copy;
+    int num;
+    if (!hp)
+        return fail(err, flag, "expected HOST:PORT or [IPv6]:PORT");
+    if (hp[0] == '[') {
+        h = hp + 1;
+        h_end = strchr(h, ']');
+        p = (h_end && h_end[1] == ':') ? h_end + 2 : NULL;
+    } else {
+        h_end = strrchr(hp, ':');
+        /* A second colon means an IPv6 address without brackets: ambiguous. */
+        p = (h_end && !memchr(hp, ':', (size_t)(h_end - hp))) ? h_end + 1 : NULL;
+    }
+    if (!p || !host_valid(h, (size_t)(h_end - h)) || parse_port_digits(p, &num) != 0)
+        return fail(err, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
+    if (num < PORT_MIN || num > PORT_MAX)
+        return fail(err, flag, "port must be between %d and %d", PORT_MIN, PORT_MAX);
+    if (!(copy = strndup(h, (size_t)(h_end - h))))
+        return fail(err, flag, "out of memory");
+    free(*host);
+    *host = copy;
+    *port = num;
+    return 0;
+}
+
+int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err)
+{
+    return set_hostport(&cfg->listen.host, &cfg->listen.port, "--listen", hostport, err);
+}
+
+int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err)
+{
+    return set_hostport(&cfg->mqtt.host, &cfg->mqtt.port, "--mqtt", hostport, err);
+}
+
+/* Doubles up to 2^53 hold integers exactly: show 30, not 30.0, for a threshold written 30. */
+#define EXACT_INT_LIMIT 9007199254740992.0
+
+static json_t *number_to_json(double x)
+{
+    if (x > -EXACT_INT_LIMIT && x < EXACT_INT_LIMIT && (double)(json_int_t)x == x)
+        return json_integer((json_int_t)x);
+    return json_real(x);
+}
+
+static json_t *strv_to_json(char *const *v, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        if (json_array_append_new(arr, json_string(v[i])) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static const char *slow_name(tb_slow_policy_t policy)
+{
+    return (size_t)policy < COUNT(slow_names) ? slow_names[policy] : slow_names[0];
+}
+
+static json_t *field_to_json(const char *sect, const field_t *f)
+{
+    const void *p = sect + f->off;
+    const char *s = NULL;
+    switch (f->kind) {
+    case K_INT:
+        return json_integer(*(const int *)p);
+    case K_SLOW:
+        return json_string(slow_name(*(const tb_slow_policy_t *)p));
+    case K_ORIGINS:
+    case K_ROOMS:
+        return strv_to_json(*(char *const *const *)p,
+                            *(const size_t *)(const void *)(sect + f->n_off));
+    default:
+        s = *(const char *const *)p;
+        return s ? json_string(s) : json_null();
+    }
+}
+
+static json_t *section_to_json(const tb_config_t *cfg, const section_t *s)
+{
+    const char *sect = (const char *)cfg + s->off;
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < s->n_fields; i++) {
+        if (json_object_set_new(obj, s->fields[i].key, field_to_json(sect, &s->fields[i])) != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+static json_t *groups_to_json(const tb_config_t *cfg)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < cfg->n_groups; i++) {
+        const tb_config_group_t *g = &cfg->groups[i];
+        if (json_object_set_new(obj, g->name, strv_to_json(g->patterns, g->n_patterns)) != 0) {
+            json_decref(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+static json_t *alert_to_json(const tb_config_alert_t *a)
+{
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:o}", "name", a->name, "field", a->field, "op",
+                            tb_config_op_name(a->op), "threshold", number_to_json(a->threshold));
+    if (obj && a->has_clear_below &&
+        json_object_set_new(obj, "clear_below", number_to_json(a->clear_below)) != 0)
+        goto fail;
+    if (obj && a->has_clear_above &&
+        json_object_set_new(obj, "clear_above", number_to_json(a->clear_above)) != 0)
+        goto fail;
+    if (obj && (json_object_set_new(obj, "severity", json_string(a->severity)) != 0 ||
+                json_object_set_new(obj, "devices", strv_to_json(a->devices, a->n_devices)) != 0))
+        goto fail;
+    return obj;
+fail:
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *alerts_to_json(const tb_config_t *cfg)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < cfg->n_alerts; i++) {
+        if (json_array_append_new(arr, alert_to_json(&cfg->alerts[i])) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* The secret itself is never shown, only where it comes from. */
+static int add_secret_source(json_t *root)
+{
+    const char *env = getenv(JWT_SECRET_ENV);
+    json_t *auth = json_object_get(root, "auth");
+    if (!env || !env[0])
+        return 0;
+    return json_object_set_new(auth, "secret", json_string(JWT_SECRET_SHOWN));
+}
+
+/* One top-level key of the file, by name. */
+static json_t *top_to_json(const tb_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < COUNT(sections); i++)
+        if (strcmp(sections[i].name, name) == 0)
+            return section_to_json(cfg, &sections[i]);
+    return strcmp(name, "groups") == 0 ? groups_to_json(cfg) : alerts_to_json(cfg);
+}
+
+json_t *tb_config_to_json(const tb_config_t *cfg)
+{
+    json_t *root = json_object();
+    if (!root)
+        return NULL;
+    for (size_t i = 0; i < COUNT(top_keys); i++)
+        if (json_object_set_new(root, top_keys[i], top_to_json(cfg, top_keys[i])) != 0)
+            goto fail;
+    if (json_object_set_new(root, "log_level", json_string(tb_log_level_name(cfg->log_level))) !=
+            0 ||
+        add_secret_source(root) != 0)
+        goto fail;
+    return root;
+fail:
+    json_decref(root);
+    return NULL;
+}
