@@ -1,0 +1,142 @@
+/* Tests for util (time, ids, UTF-8), log (redaction, rate limit) and groups. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "telebridge/groups.h"
+#include "telebridge/log.h"
+#include "telebridge/util.h"
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    char ts[TB_RFC3339_LEN];
+    tb_format_rfc3339_ms(0, ts);
+    assert_string_equal(ts, "1970-01-01T00:00:00.000Z");
+    tb_format_rfc3339_ms(1700000000123, ts);
+    assert_string_equal(ts, "2023-11-14T22:13:20.123Z");
+    tb_format_rfc3339_ms(-1, ts);
+    assert_string_equal(ts, "1969-12-31T23:59:59.999Z");
+    tb_format_rfc3339_ms(INT64_C(400000000000000), ts);
+    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+}
+
+static void test_id_valid(void **state)
+{
+    (void)state;
+    char longid[TB_ID_MAX + 2];
+    memset(longid, 'a', sizeof(longid));
+    assert_true(tb_id_valid("sensor-01_a.b", 13));
+    assert_true(tb_id_valid(longid, TB_ID_MAX));
+    assert_false(tb_id_valid(longid, TB_ID_MAX + 1));
+    assert_false(tb_id_valid("", 0));
+    assert_false(tb_id_valid("a b", 3));
+    assert_false(tb_id_valid("a:b", 3));
+    assert_false(tb_id_valid("a/b", 3));
+    assert_false(tb_id_valid("é", 2));
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+        bool ok;
+    } cases[] = {
+        {"plain", 5, true},
+        {"caf\xc3\xa9", 5, true},
+        {"\xe2\x82\xac", 3, true},           /* € */
+        {"\xf0\x9f\x98\x80", 4, true},       /* emoji */
+        {"\xc3", 1, false},                  /* truncated */
+        {"\xc0\xaf", 2, false},              /* overlong */
+        {"\xe0\x80\xaf", 3, false},          /* overlong */
+        {"\xed\xa0\x80", 3, false},          /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false},      /* > U+10FFFF */
+        {"\xff", 1, false},
+        {"a\x80", 2, false},                 /* stray continuation */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (tb_utf8_valid(cases[i].s, cases[i].len) != cases[i].ok)
+            fail_msg("utf8 case %zu", i);
+}
+
+static void test_redact_query(void **state)
+{
+    (void)state;
+    char out[128];
+    assert_string_equal(tb_log_redact_query("/ws?token=abc.def.ghi", out, sizeof(out)),
+                        "/ws?token=REDACTED");
+    assert_string_equal(tb_log_redact_query("/ws?a=1&ticket=T1&b=2", out, sizeof(out)),
+                        "/ws?a=1&ticket=REDACTED&b=2");
+    assert_string_equal(tb_log_redact_query("/ws?mytoken=x", out, sizeof(out)), "/ws?mytoken=x");
+    assert_string_equal(tb_log_redact_query("/token=x", out, sizeof(out)), "/token=x");
+    tb_log_redact_query("/ws?token=abcdefghijklmnop", out, 12);
+    assert_string_equal(out, "/ws?token=R");
+}
+
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    tb_log_ratelimit_t rl = {0};
+    unsigned suppressed = 99;
+    assert_true(tb_log_ratelimit(&rl, &suppressed));
+    assert_int_equal(suppressed, 0);
+    int allowed = 0;
+    for (int i = 0; i < 1000; i++)
+        allowed += tb_log_ratelimit(&rl, &suppressed);
+    /* The loop takes far less than a second, but it may straddle one boundary. */
+    assert_true(allowed <= 1);
+}
+
+static void test_log_level_parse(void **state)
+{
+    (void)state;
+    tb_log_level_t l;
+    assert_int_equal(tb_log_level_parse("debug", &l), 0);
+    assert_int_equal(l, TB_LOG_DEBUG);
+    assert_int_equal(tb_log_level_parse("WARNING", &l), 0);
+    assert_int_equal(l, TB_LOG_WARN);
+    assert_int_equal(tb_log_level_parse("loud", &l), -1);
+}
+
+static void test_groups(void **state)
+{
+    (void)state;
+    char *a_pats[] = {"sensor-temp-001", "sensor-hum-*"};
+    char *b_pats[] = {"*"};
+    char *c_pats[] = {"sensor-hum-9"};
+    tb_config_group_t cfg[] = {
+        {.name = "building-a", .patterns = a_pats, .n_patterns = 2},
+        {.name = "all", .patterns = b_pats, .n_patterns = 1},
+        {.name = "nine", .patterns = c_pats, .n_patterns = 1},
+    };
+    tb_groups_t *g = tb_groups_create(cfg, 3);
+    const char *names[TB_GROUPS_PER_DEVICE_MAX];
+    assert_int_equal(tb_groups_of(g, "sensor-hum-9", names, TB_GROUPS_PER_DEVICE_MAX), 3);
+    assert_string_equal(names[0], "building-a");
+    assert_string_equal(names[1], "all");
+    assert_string_equal(names[2], "nine");
+    assert_int_equal(tb_groups_of(g, "sensor-temp-0011", names, TB_GROUPS_PER_DEVICE_MAX), 1);
+    assert_string_equal(names[0], "all");
+    assert_int_equal(tb_groups_of(g, "sensor-hum-9", names, 1), 1);
+    tb_groups_destroy(g);
+    g = tb_groups_create(NULL, 0);
+    assert_int_equal(tb_groups_of(g, "x", names, TB_GROUPS_PER_DEVICE_MAX), 0);
+    tb_groups_destroy(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_redact_query),
+        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_groups),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
