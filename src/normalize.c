@@ -111,6 +111,7 @@ static int copy_scalars(json_t *src, bool skip_reserved, json_t *dst)
     return n;
 }
 
+/* The output "fields" object; on error *out is left NULL. */
 static int fields_of(json_t *doc, json_t **out)
 {
     json_t *src = json_object_get(doc, "fields");
@@ -123,10 +124,11 @@ static int fields_of(json_t *doc, json_t **out)
     if (n > 0)
         return 0;
     json_decref(*out);
+    *out = NULL;
     return n < 0 ? fail(TB_INVALID_N) : fail(TB_INVALID_BAD_VALUE);
 }
 
-/* String members of "tags" (others dropped); an empty object when absent. */
+/* String members of "tags" (others dropped), {} when absent; on error *out is left NULL. */
 static int tags_of(json_t *doc, json_t **out)
 {
     json_t *src = json_object_get(doc, "tags");
@@ -141,6 +143,7 @@ static int tags_of(json_t *doc, json_t **out)
     {
         if (json_is_string(v) && json_object_set(*out, key, v) != 0) {
             json_decref(*out);
+            *out = NULL;
             return fail(TB_INVALID_N);
         }
     }
