@@ -40,9 +40,10 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
         return NULL;
     json_object_set_new(o, "invalid_mqtt_by_reason", invalid_by_reason(s));
     json_object_set_new(o, "refused",
-                        json_pack("{s:I, s:I, s:I}", "handshake_unauthorized",
+                        json_pack("{s:I, s:I, s:I, s:I}", "handshake_unauthorized",
                                   load(&s->handshakes_unauthorized), "handshake_over_capacity",
-                                  load(&s->handshakes_over_capacity), "client_message_too_big",
+                                  load(&s->handshakes_over_capacity), "handshake_origin",
+                                  load(&s->handshakes_forbidden_origin), "client_message_too_big",
                                   load(&s->client_too_big)));
     json_object_set_new(
         o, "details",

@@ -39,6 +39,7 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 
 #define HTTP_BAD_REQUEST 400
 #define HTTP_UNAUTHORIZED 401
+#define HTTP_FORBIDDEN 403
 #define HTTP_NOT_FOUND 404
 #define HTTP_METHOD_NOT_ALLOWED 405
 #define HTTP_UNAVAILABLE 503
@@ -177,11 +178,30 @@ static int authenticate(tb_server_t *s, struct lws *wsi)
     return 0;
 }
 
+/* With listen.allowed_origins set, the Origin header must be one of them (exactly). */
+static bool origin_allowed(const tb_server_t *s, struct lws *wsi)
+{
+    char origin[URI_MAX];
+    const tb_config_listen_t *l = &s->cfg->listen;
+    if (l->n_allowed_origins == 0)
+        return true;
+    if (lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
+        return false;
+    for (size_t i = 0; i < l->n_allowed_origins; i++)
+        if (strcmp(origin, l->allowed_origins[i]) == 0)
+            return true;
+    return false;
+}
+
 static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
 {
     char uri[URI_MAX];
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || !is_ws_path(uri))
         return refuse(wsi, HTTP_NOT_FOUND, "not_found", "path");
+    if (!origin_allowed(s, wsi)) {
+        atomic_fetch_add(&s->stats->handshakes_forbidden_origin, 1);
+        return refuse(wsi, HTTP_FORBIDDEN, "origin_not_allowed", "origin");
+    }
     if (s->draining ||
         tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections) {
         atomic_fetch_add(&s->stats->handshakes_over_capacity, 1);

@@ -19,7 +19,7 @@
 
 #include "telebridge/log.h"
 
-/* Room limits a client message may name, and a config string's longest length. */
+/* Size of the error message buffers the loading functions write into. */
 #define TB_CONFIG_ERR_LEN 256
 
 typedef struct {
