@@ -1,0 +1,585 @@
+"""Helpers for the telebridge integration tests: processes, tokens, HTTP, WebSocket, MQTT.
+
+Every wait here is bounded; a helper that times out raises AssertionError naming what it
+waited for. Nothing here talks to anything but 127.0.0.1.
+"""
+
+import asyncio
+import base64
+import copy
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import jwt
+import websockets
+
+ROOT = Path(__file__).resolve().parents[2]
+BRIDGE_BIN = Path(os.environ.get("TELEBRIDGE_BIN", ROOT / "build" / "bin" / "telebridge"))
+TOKEN_BIN = Path(os.environ.get("TELEBRIDGE_TOKEN_BIN", ROOT / "build" / "bin" / "telebridge-token"))
+
+RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+# Lines a sanitizer writes when it finds something (ASan, UBSan, LSan, TSan).
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "runtime error:",
+    "LeakSanitizer",
+    "WARNING: ThreadSanitizer",
+)
+
+# Bounds, in seconds.
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 8.0
+RECV_TIMEOUT = 5.0
+PROCESS_TIMEOUT = 10.0
+
+# Every token minted in this session: no bridge log may contain any of them.
+MINTED_TOKENS = set()
+
+
+def wait_until(pred, timeout, what, interval=0.05):
+    """Calls pred until it returns a true value (returned) or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def deep_merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# ---- tokens --------------------------------------------------------------------------------
+
+
+def mint(sub, rooms, ttl, secret, alg="HS256", **claims):
+    """An HS* JWT with sub, rooms (None: no claim) and exp = now + ttl (None: no exp)."""
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now}
+    if rooms is not None:
+        payload["rooms"] = list(rooms)
+    if ttl is not None:
+        payload["exp"] = now + int(ttl)
+    payload.update(claims)
+    token = jwt.encode(payload, secret, algorithm=alg)
+    if isinstance(token, bytes):
+        token = token.decode()
+    remember_token(token)
+    return token
+
+
+def remember_token(token):
+    MINTED_TOKENS.add(token)
+    return token
+
+
+def unsigned_token(sub, rooms, ttl):
+    """A token with alg "none" (which the bridge must refuse)."""
+    def b64(obj):
+        raw = json.dumps(obj, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    body = {"sub": sub, "rooms": list(rooms), "exp": int(time.time()) + ttl}
+    return remember_token(b64({"alg": "none", "typ": "JWT"}) + "." + b64(body) + ".")
+
+
+# ---- HTTP ----------------------------------------------------------------------------------
+
+
+def http_get(port, path, timeout=5.0):
+    """GET → (status, parsed JSON or text)."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    text = body.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def ws_key():
+    return base64.b64encode(os.urandom(16)).decode()
+
+
+def raw_handshake(port, path="/ws", headers=None, rcvbuf=None, timeout=5.0):
+    """Opens a TCP connection and sends a WebSocket upgrade by hand.
+
+    Returns (sock, status, response_headers_text, rest) where rest holds the bytes read after
+    the header block (a body or the first frames). rcvbuf is set before connect, so the kernel
+    window stays that small.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", port))
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {ws_key()}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in buf:
+        if time.monotonic() > deadline:
+            raise AssertionError("no handshake answer")
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode()
+    status = int(status_line.split()[1]) if status_line else 0
+    return sock, status, head.decode("latin-1"), rest
+
+
+def handshake_status(port, path="/ws", headers=None):
+    """Status of a WebSocket upgrade attempt, and the body (JSON when it is JSON)."""
+    sock, status, head, rest = raw_handshake(port, path, headers)
+    try:
+        if status != 101:
+            length = re.search(r"(?im)^content-length:\s*(\d+)", head)
+            want = int(length.group(1)) if length else 0
+            deadline = time.monotonic() + 5
+            while len(rest) < want and time.monotonic() < deadline:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+            try:
+                return status, json.loads(rest.decode())
+            except ValueError:
+                return status, rest.decode("latin-1")
+        return status, None
+    finally:
+        sock.close()
+
+
+def ws_frame(payload, opcode=0x1):
+    """A masked client frame (FIN set)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+
+class Broker:
+    """A private mosquitto on 127.0.0.1:port; stop()/start() keep the port."""
+
+    def __init__(self, workdir, port=None):
+        self.port = port or free_port()
+        self.dir = Path(workdir)
+        self.conf = self.dir / "mosquitto.conf"
+        self.log = self.dir / "mosquitto.log"
+        self.proc = None
+        # Large queues: a test that bursts thousands of QoS 1 messages must not lose any in
+        # the broker (its defaults queue 1000 per client and drop the rest).
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "max_queued_messages 200000\n"
+            "max_inflight_messages 0\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+
+    def start(self):
+        assert self.proc is None
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL)
+        wait_until(lambda: self.proc.poll() is not None or port_open(self.port), START_TIMEOUT,
+                   f"mosquitto on port {self.port}")
+        assert self.proc.poll() is None, f"mosquitto exited: {self.log.read_text()}"
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), STOP_TIMEOUT, "mosquitto port to close")
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        mqtt_publish(self.port, topic, payload, qos, retain)
+
+
+def mqtt_publish(port, topic, payload, qos=1, retain=False):
+    """Publishes with mosquitto_pub; payload str or bytes (bytes go through a file)."""
+    cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", str(qos)]
+    if retain:
+        cmd.append("-r")
+    with tempfile.NamedTemporaryFile() as f:
+        if isinstance(payload, bytes):
+            f.write(payload)
+            f.flush()
+            cmd += ["-f", f.name]
+        else:
+            cmd += ["-m", payload]
+        subprocess.run(cmd, check=True, timeout=PROCESS_TIMEOUT, capture_output=True)
+
+
+class Bridge:
+    """One telebridge process with its own config, secret and log."""
+
+    count = 0
+
+    def __init__(self, workdir, broker_port, overrides=None, secret=None, env=None, probe=True):
+        Bridge.count += 1
+        self.dir = Path(workdir)
+        self.name = f"bridge{Bridge.count}"
+        self.port = free_port()
+        self.broker_port = broker_port
+        self.secret = secret or secrets.token_hex(32)
+        self.secret_file = self.dir / f"{self.name}.secret"
+        self.secret_file.write_text(self.secret + "\n")
+        self.config = deep_merge(
+            {
+                "listen": {"host": "127.0.0.1", "port": self.port},
+                "mqtt": {"host": "127.0.0.1", "port": broker_port,
+                         "client_id": f"tb-test-{uuid.uuid4().hex[:12]}"},
+                "auth": {"algorithm": "HS256", "secret_file": str(self.secret_file)},
+                "groups": {"building-a": ["sensor-temp-001", "sensor-hum-*"]},
+            },
+            overrides or {},
+        )
+        self.config_file = self.dir / f"{self.name}.json"
+        self.log = self.dir / f"{self.name}.log"
+        self.env = env
+        self.probe = probe
+        self.proc = None
+        self.exit_codes = []
+        self.expect_clean_exit = True
+
+    # -- life --
+
+    def start(self, wait_ready=True):
+        assert BRIDGE_BIN.exists(), f"{BRIDGE_BIN} not built"
+        self.config_file.write_text(json.dumps(self.config, indent=2))
+        env = dict(os.environ)
+        env.pop("TELEBRIDGE_JWT_SECRET", None)
+        env.update(self.env or {})
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BRIDGE_BIN), "--config", str(self.config_file), "--log-level", "debug"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        wait_until(lambda: self.proc.poll() is not None or self._status("/healthz") == 200,
+                   START_TIMEOUT, "/healthz 200")
+        assert self.proc.poll() is None, f"bridge exited at start:\n{self.log_text()}"
+        if wait_ready:
+            self.wait_ready()
+            if self.probe:
+                self.sync_ingest()
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        wait_until(lambda: self._status("/readyz") == 200, timeout, "/readyz 200")
+
+    def sync_ingest(self):
+        """Makes sure the bridge's MQTT subscription is live: publishes one status message on a
+        probe device and waits until messages_in counts it."""
+        before = self.stats()["messages_in"]
+        mqtt_publish(self.broker_port, "devices/tb-probe/status", "online")
+        wait_until(lambda: self.stats()["messages_in"] > before, START_TIMEOUT,
+                   "the probe message to be ingested")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signals the process (sig None: only waits) and waits; returns the exit code. Kills
+        it and fails past timeout."""
+        if self.proc is None:
+            return None
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout)
+            self.proc = None
+            raise AssertionError(f"{self.name} did not exit within {timeout} s of signal {sig}")
+        self.proc = None
+        self.exit_codes.append(rc)
+        return rc
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kb(self):
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    # -- inspection --
+
+    def _status(self, path):
+        try:
+            return http_get(self.port, path, timeout=1.0)[0]
+        except OSError:
+            return 0
+
+    def get(self, path):
+        return http_get(self.port, path)
+
+    def stats(self):
+        status, body = http_get(self.port, "/stats")
+        assert status == 200, (status, body)
+        return body
+
+    def log_text(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def check_log(self):
+        """Problems in the log: sanitizer reports, tokens, the secret. [] when clean."""
+        text = self.log_text()
+        problems = [f"sanitizer report ({m})" for m in SANITIZER_MARKERS if m in text]
+        problems += ["a minted token appears in the log" for t in MINTED_TOKENS if t in text][:1]
+        if self.secret in text:
+            problems.append("the JWT secret appears in the log")
+        return problems
+
+    def mint(self, sub="alice", rooms=("*",), ttl=3600, **claims):
+        return mint(sub, rooms, ttl, self.secret, **claims)
+
+    def url(self, path="/ws", token=None):
+        q = f"?token={token}" if token else ""
+        return f"ws://127.0.0.1:{self.port}{path}{q}"
+
+
+# ---- WebSocket client ----------------------------------------------------------------------
+
+
+class Loop:
+    """An asyncio loop on its own thread, so WebSocket clients keep reading in the background
+    while a test publishes or sleeps."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout):
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+class WS:
+    """A synchronous face on one websockets (asyncio) client connection."""
+
+    def __init__(self, loop, conn):
+        self.loop = loop
+        self.conn = conn
+        self.connected = None
+
+    @classmethod
+    def open(cls, loop, url, headers=None, compression=None, expect_connected=True):
+        async def go():
+            return await websockets.connect(
+                url, extra_headers=headers or {}, compression=compression, max_queue=None,
+                max_size=None, ping_interval=None, open_timeout=RECV_TIMEOUT,
+                close_timeout=2)
+
+        ws = cls(loop, loop.run(go(), RECV_TIMEOUT + 1))
+        if expect_connected:
+            first = ws.recv()
+            assert first["type"] == "connected", first
+            ws.connected = first
+        return ws
+
+    def send(self, msg):
+        data = msg if isinstance(msg, (str, bytes)) else json.dumps(msg)
+        self.loop.run(self.conn.send(data), RECV_TIMEOUT)
+
+    def send_fragments(self, parts):
+        """Sends one text message as several frames."""
+        self.loop.run(self.conn.send(list(parts)), RECV_TIMEOUT)
+
+    def recv_text(self, timeout=RECV_TIMEOUT):
+        async def go():
+            return await asyncio.wait_for(self.conn.recv(), timeout)
+
+        try:
+            return self.loop.run(go(), timeout + 1)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no message within {timeout} s") from None
+
+    def recv(self, timeout=RECV_TIMEOUT):
+        text = self.recv_text(timeout)
+        assert isinstance(text, str), f"binary frame: {text!r}"
+        return json.loads(text)
+
+    def recv_n(self, n, timeout=RECV_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        return [self.recv(max(0.05, deadline - time.monotonic())) for _ in range(n)]
+
+    def expect_silence(self, seconds=0.5):
+        """Asserts that nothing arrives for `seconds`."""
+        async def go():
+            try:
+                return await asyncio.wait_for(self.conn.recv(), seconds)
+            except asyncio.TimeoutError:
+                return None
+
+        msg = self.loop.run(go(), seconds + 2)
+        assert msg is None, f"unexpected message: {msg}"
+
+    def request(self, msg, timeout=RECV_TIMEOUT):
+        self.send(msg)
+        return self.recv(timeout)
+
+    def subscribe(self, rooms, request_id=None):
+        msg = {"type": "subscribe", "payload": {"rooms": list(rooms)}}
+        if request_id is not None:
+            msg["request_id"] = request_id
+        return self.request(msg)
+
+    def wait_closed(self, timeout=RECV_TIMEOUT):
+        """Reads until the server closes; returns (close code, messages read before)."""
+        got = []
+
+        async def go():
+            try:
+                while True:
+                    got.append(await self.conn.recv())
+            except websockets.ConnectionClosed:
+                return self.conn.close_code
+
+        return self.loop.run(asyncio.wait_for(go(), timeout), timeout + 1), got
+
+    @property
+    def closed(self):
+        return self.conn.closed
+
+    def close(self):
+        try:
+            self.loop.run(self.conn.close(), 5)
+        except Exception:  # noqa: BLE001 — best effort at teardown
+            pass
+
+
+def assert_device_envelope(env, type_, device, seq=None):
+    """Checks a device message envelope exactly (CONTRACT §3)."""
+    assert set(env) == {"type", "room", "payload", "timestamp", "seq"}, env
+    assert env["type"] == type_
+    assert env["room"] == f"device:{device}"
+    assert RFC3339_MS.match(env["timestamp"]), env["timestamp"]
+    assert isinstance(env["seq"], int) and env["seq"] >= 1
+    if seq is not None:
+        assert env["seq"] == seq
+    p = env["payload"]
+    if type_ == "telemetry":
+        assert set(p) == {"device_id", "timestamp", "fields", "tags"}, p
+        assert isinstance(p["fields"], dict) and isinstance(p["tags"], dict)
+    else:
+        assert set(p) == {"device_id", "status", "timestamp"}, p
+    assert p["device_id"] == device
+    assert isinstance(p["timestamp"], str)
+
+
+# ---- MQTT (paho) ---------------------------------------------------------------------------
+
+
+def paho_client(client_id):
+    """A paho client under either API: 1.6 (Debian 12) or 2.x (needs a callback version)."""
+    import paho.mqtt.client as mqtt
+
+    if hasattr(mqtt, "CallbackAPIVersion"):
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    return mqtt.Client(client_id=client_id)
+
+
+def publish_many(port, messages, qos=1, timeout=30.0):
+    """Publishes (topic, payload) pairs in order from one connection; returns when the broker
+    has acknowledged all of them (QoS 1) or they were written (QoS 0)."""
+    client = paho_client(f"tb-pub-{uuid.uuid4().hex[:8]}")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    try:
+        infos = [client.publish(t, p, qos=qos) for t, p in messages]
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            assert info.is_published(), "broker did not take every message in time"
+    finally:
+        client.disconnect()
+        client.loop_stop()

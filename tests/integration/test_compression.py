@@ -1,0 +1,26 @@
+"""permessage-deflate: offered by the bridge, used when the client asks (CONTRACT §3)."""
+
+import json
+
+import pytest
+
+import tb
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+def test_messages_arrive_with_and_without_deflate(bridge, broker, connect, compression):
+    ws = connect(bridge, compression=compression, rooms=["global"])
+    names = [type(e).__name__ for e in ws.conn.extensions]
+    if compression:
+        assert names == ["PerMessageDeflate"], names
+    else:
+        assert names == []
+    fields = {f"f{i}": "telemetry " * 40 for i in range(20)}  # ~8 KB, compresses well
+    for i in range(5):
+        broker.publish("devices/dev-z/telemetry", json.dumps({"fields": dict(fields, i=i)}))
+    msgs = ws.recv_n(5)
+    for i, m in enumerate(msgs):
+        tb.assert_device_envelope(m, "telemetry", "dev-z")
+        assert m["payload"]["fields"] == dict(fields, i=i)
+    pong = ws.request({"type": "ping", "request_id": "z"})
+    assert pong["type"] == "pong" and pong["request_id"] == "z"

@@ -1,0 +1,132 @@
+"""A client that never reads is disconnected; it neither slows the others nor grows the bridge's
+memory without bound (CONTRACT §3, limits.send_queue_messages)."""
+
+import json
+import socket
+import struct
+import time
+
+import tb
+
+QUEUE_BOUND = 64
+MESSAGES = 3000
+FIELD_BYTES = 1000
+# Memory the bridge may gain over the burst, in KiB. The queues are bounded (64 frames per
+# connection, 16384 messages between the threads), so the real growth is a few MB; the bound
+# leaves room for allocator slack and ASan's quarantine.
+RSS_GROWTH_MAX_KB = 64 * 1024
+
+
+def parse_frames(data):
+    """Unmasked server frames → (list of text payloads, close code or None, leftover bytes)."""
+    texts, close_code, i = [], None, 0
+    while i + 2 <= len(data):
+        op, n = data[i] & 0x0F, data[i + 1] & 0x7F
+        j = i + 2
+        if n == 126:
+            if j + 2 > len(data):
+                break
+            n = struct.unpack("!H", data[j:j + 2])[0]
+            j += 2
+        elif n == 127:
+            if j + 8 > len(data):
+                break
+            n = struct.unpack("!Q", data[j:j + 8])[0]
+            j += 8
+        if j + n > len(data):
+            break
+        body = data[j:j + n]
+        if op == 0x1:
+            texts.append(body.decode())
+        elif op == 0x8 and n >= 2:
+            close_code = struct.unpack("!H", body[:2])[0]
+        i = j + n
+    return texts, close_code, data[i:]
+
+
+def drain_until_closed(sock, timeout):
+    """Reads everything until the server closes the connection (EOF or reset)."""
+    sock.settimeout(0.5)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            return data, "reset"
+        if not chunk:
+            return data, "eof"
+        data += chunk
+    raise AssertionError(f"the slow consumer's socket was not closed within {timeout} s")
+
+
+def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, connect):
+    bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND}})
+    reader = connect(bridge, rooms=["global"])
+
+    # The slow consumer: a tiny receive window, subscribed to global, never reading.
+    sock, status, _, first = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                              rcvbuf=4096)
+    assert status == 101
+    sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
+    tb.wait_until(lambda: {"room": "global", "subscribers": 2} in bridge.get("/rooms")[1], 5,
+                  "both clients in global")
+    rss_before = bridge.rss_kb()
+
+    blob = "x" * FIELD_BYTES
+    tb.publish_many(broker.port, [("devices/dev-burst/telemetry",
+                                   json.dumps({"fields": {"i": i, "blob": blob}}))
+                                  for i in range(MESSAGES)])
+
+    msgs = reader.recv_n(MESSAGES, timeout=60)
+    assert [m["payload"]["fields"]["i"] for m in msgs] == list(range(MESSAGES))
+    seqs = [m["seq"] for m in msgs]
+    assert seqs == list(range(seqs[0], seqs[0] + MESSAGES))
+    reader.expect_silence(0.2)
+
+    stats = tb.wait_until(
+        lambda: (s := bridge.stats())["slow_consumer_disconnects"] >= 1 and s, 10,
+        "slow_consumer_disconnects >= 1")
+    assert stats["slow_consumer_disconnects"] == 1
+    assert stats["dropped"] >= 1
+
+    data, how = drain_until_closed(sock, 15)
+    sock.close()
+    texts, close_code, _ = parse_frames(first + data)
+    got = [json.loads(t) for t in texts]
+    assert got and got[0]["type"] in ("connected", "subscribed")
+    device_seqs = [m["seq"] for m in got if "seq" in m]
+    # What it did get came in order without gaps, and far from everything.
+    assert device_seqs == list(range(seqs[0], seqs[0] + len(device_seqs)))
+    assert len(device_seqs) < MESSAGES
+    if close_code is not None:
+        assert close_code == 1008, close_code
+
+    tb.wait_until(lambda: bridge.stats()["connections"] == 1, 5, "the slow consumer to be gone")
+    growth = bridge.rss_kb() - rss_before
+    assert growth < RSS_GROWTH_MAX_KB, f"RSS grew by {growth} KiB ({how})"
+
+    # The reader is still served.
+    broker.publish("devices/dev-after/telemetry", json.dumps({"v": 1}))
+    tb.assert_device_envelope(reader.recv(), "telemetry", "dev-after", seq=seqs[-1] + 1)
+
+
+def test_drop_oldest_keeps_the_connection(make_bridge, broker):
+    bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND,
+                                     "slow_consumer": "drop_oldest"}})
+    sock, status, _, _ = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                          rcvbuf=4096)
+    assert status == 101
+    sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
+    tb.wait_until(lambda: bridge.stats()["rooms"] == 1, 5, "the subscription")
+    blob = "x" * FIELD_BYTES
+    tb.publish_many(broker.port, [("devices/dev-burst/telemetry",
+                                   json.dumps({"fields": {"i": i, "blob": blob}}))
+                                  for i in range(1000)])
+    tb.wait_until(lambda: bridge.stats()["dropped"] >= 1, 10, "dropped telemetry")
+    stats = bridge.stats()
+    assert stats["slow_consumer_disconnects"] == 0
+    assert stats["connections"] == 1
+    sock.close()

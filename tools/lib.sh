@@ -1,0 +1,101 @@
+# tools/lib.sh — shell helpers shared by tools/test.sh and tools/demo.sh. Source it; it defines
+# functions only and changes nothing by itself.
+
+# Debian 12 packages the build, the tests and the demo need.
+TB_PACKAGES=(
+    build-essential cmake pkg-config
+    libwebsockets-dev libmosquitto-dev libjansson-dev libjwt-dev libcmocka-dev libssl-dev
+    mosquitto mosquitto-clients
+    python3-pytest python3-websockets python3-paho-mqtt python3-jwt
+    clang libclang-rt-14-dev openssl procps
+)
+
+tb_log() {
+    printf '%s: %s\n' "${TB_SCRIPT:-telebridge}" "$*" >&2
+}
+
+# Prints the packages of TB_PACKAGES that dpkg does not list as installed.
+tb_missing_packages() {
+    local pkg status
+    for pkg in "${TB_PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+        [[ "$status" == "install ok installed" ]] || printf '%s\n' "$pkg"
+    done
+}
+
+# Installs whatever is missing (as root, through apt-get); otherwise says what to install and
+# fails. Returns 0 when everything is there afterwards.
+tb_install_missing() {
+    local missing
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        tb_log "dpkg-query not found: this script expects Debian 12; install: ${TB_PACKAGES[*]}"
+        return 1
+    fi
+    mapfile -t missing < <(tb_missing_packages)
+    if ((${#missing[@]} == 0)); then
+        return 0
+    fi
+    if [[ "$(id -u)" != 0 ]]; then
+        tb_log "missing packages: ${missing[*]}"
+        tb_log "install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
+        return 1
+    fi
+    tb_log "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# Prints a TCP port on 127.0.0.1 that was free a moment ago.
+tb_free_port() {
+    /usr/bin/python3 - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+tb_port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Waits up to $2 seconds for 127.0.0.1:$1 to accept connections.
+tb_wait_port() {
+    local port=$1 deadline=$((SECONDS + $2))
+    until tb_port_open "$port"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# Prints the HTTP status of GET $1 (000 when nothing answers).
+tb_http_status() {
+    /usr/bin/python3 - "$1" <<'EOF'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except OSError:
+    print("000")
+EOF
+}
+
+# Waits up to $2 seconds for GET $1 to answer 200.
+tb_wait_http_ok() {
+    local url=$1 deadline=$((SECONDS + $2))
+    until [[ "$(tb_http_status "$url")" == 200 ]]; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+# Configures and builds the plain binaries into build/ (what demo.sh runs and test.sh tests
+# with --quick).
+tb_build_plain() {
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTB_WERROR=ON
+    cmake --build build -j2
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# tools/test.sh — installs what is missing, builds, and runs every test of telebridge.
+#
+#   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
+#                             and the threaded unit tests, integration tests against the ASan
+#                             binary, demo smoke test
+#   ./tools/test.sh --quick   plain build, unit tests, integration tests, demo smoke test
+#
+# Exits 0 only when every step passed. The last line is "steps: N passed, N failed".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TB_SCRIPT=test.sh
+# shellcheck source=tools/lib.sh
+source tools/lib.sh
+
+PYTHON=/usr/bin/python3
+# Unit tests run under TSan (those that exist): the ones with threads.
+TSAN_TESTS=(test_queue test_hub test_ingest)
+# Items of the queue stress test under TSan: enough interleavings, under a minute.
+TSAN_STRESS_ITEMS=1000000
+# Hard bounds so a hung step can never hold CI: seconds.
+UNIT_TIMEOUT=600
+INTEGRATION_TIMEOUT=900
+DEMO_TIMEOUT=180
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+    --quick) QUICK=1 ;;
+    -h | --help)
+        sed -n '2,9p' "$0"
+        exit 0
+        ;;
+    *)
+        tb_log "unknown argument: $arg (try --help)"
+        exit 2
+        ;;
+    esac
+done
+
+PASSED=()
+FAILED=()
+SKIPPED=()
+
+# Runs a step function, records its outcome and duration; returns its status. Step functions
+# check each command themselves ("|| return 1"): bash ignores `set -e` inside a function called
+# as a condition.
+step() {
+    local name=$1 t0=$SECONDS rc=0
+    shift
+    printf '\n==> %s\n' "$name"
+    "$@" || rc=$?
+    if ((rc == 0)); then
+        PASSED+=("$name ($((SECONDS - t0)) s)")
+    else
+        FAILED+=("$name ($((SECONDS - t0)) s, status $rc)")
+    fi
+    return "$rc"
+}
+
+skip() {
+    SKIPPED+=("$1 ($2)")
+    printf '\n==> %s: skipped, %s\n' "$1" "$2"
+}
+
+summary() {
+    local s
+    printf '\n==> summary (%d s)\n' "$SECONDS"
+    for s in "${PASSED[@]+"${PASSED[@]}"}"; do printf '  ok       %s\n' "$s"; done
+    for s in "${SKIPPED[@]+"${SKIPPED[@]}"}"; do printf '  skipped  %s\n' "$s"; done
+    for s in "${FAILED[@]+"${FAILED[@]}"}"; do printf '  FAILED   %s\n' "$s"; done
+    printf 'steps: %d passed, %d failed\n' "${#PASSED[@]}" "${#FAILED[@]}"
+}
+
+# ---- steps ------------------------------------------------------------------------------------
+
+build_dir() {
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTB_WERROR=ON "$@" || return 1
+    cmake --build "$dir" -j2 || return 1
+}
+
+unit_plain() {
+    timeout "$UNIT_TIMEOUT" ctest --test-dir build --output-on-failure
+}
+
+unit_asan() {
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        timeout "$UNIT_TIMEOUT" ctest --test-dir build-asan --output-on-failure
+}
+
+tsan_targets() {
+    local t
+    for t in "${TSAN_TESTS[@]}"; do
+        [[ -f "tests/unit/$t.c" ]] && printf '%s\n' "$t"
+    done
+    return 0
+}
+
+build_tsan() {
+    local t targets
+    mapfile -t targets < <(tsan_targets)
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTB_WERROR=ON -DTB_TSAN=ON \
+        || return 1
+    for t in "${targets[@]}"; do
+        cmake --build build-tsan -j2 --target "$t" || return 1
+    done
+}
+
+unit_tsan() {
+    local t targets
+    mapfile -t targets < <(tsan_targets)
+    for t in "${targets[@]}"; do
+        printf -- '--- %s (TSan)\n' "$t"
+        # setarch -R: TSan's fixed memory layout does not survive high ASLR entropy.
+        TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TB_STRESS_ITEMS=$TSAN_STRESS_ITEMS \
+            timeout "$UNIT_TIMEOUT" setarch "$(uname -m)" -R "build-tsan/bin/$t" || return 1
+    done
+}
+
+integration() {
+    local dir=$1
+    TELEBRIDGE_BIN="$PWD/$dir/bin/telebridge" \
+        TELEBRIDGE_TOKEN_BIN="$PWD/$dir/bin/telebridge-token" \
+        ASAN_OPTIONS=detect_leaks=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        PYTHONDONTWRITEBYTECODE=1 \
+        timeout "$INTEGRATION_TIMEOUT" "$PYTHON" -m pytest -q -p no:cacheprovider tests/integration
+}
+
+demo_smoke() {
+    local http_port mqtt_port
+    http_port=$(tb_free_port) || return 1
+    mqtt_port=$(tb_free_port) || return 1
+    timeout "$DEMO_TIMEOUT" ./tools/demo.sh --no-wait --no-build --http-port "$http_port" \
+        --mqtt-port "$mqtt_port"
+}
+
+# ---- main ------------------------------------------------------------------------------------
+
+trap summary EXIT
+
+step "install missing packages" tb_install_missing || exit 1
+step "build (plain)" build_dir build || exit 1
+
+if ((QUICK)); then
+    step "unit tests (plain)" unit_plain || true
+    skip "ASan+UBSan build and unit tests" "--quick"
+    skip "TSan build and unit tests" "--quick"
+    step "integration tests (plain binary)" integration build || true
+else
+    if step "build (ASan+UBSan)" build_dir build-asan -DTB_SANITIZE=ON; then
+        step "unit tests (ASan+UBSan)" unit_asan || true
+        step "integration tests (ASan+UBSan binary)" integration build-asan || true
+    else
+        skip "unit and integration tests (ASan+UBSan)" "build failed"
+    fi
+    if step "build (TSan: ${TSAN_TESTS[*]})" build_tsan; then
+        step "unit tests (TSan)" unit_tsan || true
+    else
+        skip "unit tests (TSan)" "build failed"
+    fi
+fi
+step "demo smoke test" demo_smoke || true
+
+((${#FAILED[@]} == 0))
