@@ -7,14 +7,14 @@
  * - jwt_decode() verifies with whatever alg the token's header names (matched case-insensitively):
  *   an HS384 token signed with our HS256 secret, or an HS256 token whose HMAC key is our RSA
  *   public key PEM ("key confusion"), decodes successfully. alg "none" with a key is refused by
- *   libjwt, but only by accident of its header check.
+ *   libjwt's header check, as the same EINVAL as any other bad token.
  * - If copying the key fails for lack of memory, jwt_decode() returns 0 with an empty object.
  * Hence the alg is pinned twice, by us: the header's alg must equal the configured name exactly
  * before any key is used, and jwt_get_alg() must equal it after verification.
  *
  * Claims: exp (required) and nbf are NumericDates, integer or fractional (rounded towards the
  * stricter side); iss and aud are checked only when configured (a token's aud is ignored when
- * auth.audience is unset); sub, rooms and scope must have the documented shapes and hold no NUL.
+ * auth.audience is unset); sub, rooms and scope must have the documented shapes.
  */
 #include "telebridge/auth.h"
 
@@ -333,6 +333,7 @@ static int decode_verified(const tb_auth_t *a, const char *text, json_t **claims
         goto done;
     }
     grants = jwt_get_grants_json(jwt, NULL);
+    /* Without JSON_ALLOW_NUL: no claim string holds a NUL, so C string functions see it all. */
     obj = grants ? json_loads(grants, 0, NULL) : NULL;
     if (!obj) {
         rc = TB_AUTH_E_NOMEM; /* libjwt's own object always serialises and parses back */
@@ -384,15 +385,9 @@ static int check_times(const tb_auth_t *a, const json_t *claims, int64_t now_s, 
     return nbf > now_s + a->leeway_s ? TB_AUTH_E_NOT_YET : TB_AUTH_OK;
 }
 
-/* A JSON string without an embedded NUL, so that C string handling sees all of it. */
-static bool plain_string(const json_t *v)
-{
-    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
-}
-
 static bool string_equals(const json_t *v, const char *s)
 {
-    return plain_string(v) && strcmp(json_string_value(v), s) == 0;
+    return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
 }
 
 static bool audience_ok(const tb_auth_t *a, const json_t *aud)
@@ -410,7 +405,7 @@ static bool audience_ok(const tb_auth_t *a, const json_t *aud)
     return string_equals(aud, a->audience);
 }
 
-/* An array whose members are all plain strings accepted by valid (NULL: any). */
+/* An array whose members are all strings accepted by valid (NULL: any). */
 static bool string_array(const json_t *arr, bool (*valid)(const char *))
 {
     size_t i;
@@ -419,7 +414,7 @@ static bool string_array(const json_t *arr, bool (*valid)(const char *))
         return false;
     json_array_foreach(arr, i, v)
     {
-        if (!plain_string(v) || (valid && !valid(json_string_value(v))))
+        if (!json_is_string(v) || (valid && !valid(json_string_value(v))))
             return false;
     }
     return true;
@@ -430,8 +425,9 @@ static bool shapes_ok(const json_t *claims)
     const json_t *sub = json_object_get(claims, "sub");
     const json_t *rooms = json_object_get(claims, "rooms");
     const json_t *scope = json_object_get(claims, "scope");
-    return (!sub || plain_string(sub)) && (!rooms || string_array(rooms, tb_room_pattern_valid)) &&
-           (!scope || plain_string(scope) || string_array(scope, NULL));
+    return (!sub || json_is_string(sub)) &&
+           (!rooms || string_array(rooms, tb_room_pattern_valid)) &&
+           (!scope || json_is_string(scope) || string_array(scope, NULL));
 }
 
 static int check_claims(const tb_auth_t *a, const json_t *claims, int64_t now_s, int64_t *exp)

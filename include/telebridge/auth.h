@@ -73,9 +73,12 @@ int tb_auth_load_secret(const char *path, unsigned char **key, size_t *len, char
 /* Wipes and frees a secret from tb_auth_load_secret(). NULL is a no-op. */
 void tb_auth_secret_free(unsigned char *key, size_t len);
 
-/* Short, non-revealing code for an error, e.g. "invalid_token", "token_expired". */
+/* Short, non-revealing code for an error, for HTTP bodies: "missing_token", "token_expired",
+ * "server_error" (NOMEM), "invalid_token" for every other failure (which check failed is not
+ * told), "ok" for TB_AUTH_OK. */
 const char *tb_auth_err_code(int err);
-/* Longer reason for counting by reason ("alg", "signature", "expired", …). */
+/* Longer reason for counting by reason: "missing", "malformed", "alg", "signature", "no_exp",
+ * "expired", "not_yet_valid", "issuer", "audience", "claims", "nomem"; "unknown" otherwise. */
 const char *tb_auth_err_reason(int err);
 
 /* Grant accessors. A grant is immutable once made. */

@@ -147,11 +147,9 @@ static void test_pattern_valid_length_bound(void **state)
     char buf[TB_ROOM_MAX + 16];
     (void)state;
     assert_true(tb_room_pattern_valid(long_room(buf, sizeof(buf), "device:", TB_ID_MAX, "")));
-    assert_false(
-        tb_room_pattern_valid(long_room(buf, sizeof(buf), "device:", TB_ID_MAX + 1, "")));
+    assert_false(tb_room_pattern_valid(long_room(buf, sizeof(buf), "device:", TB_ID_MAX + 1, "")));
     assert_true(tb_room_pattern_valid(long_room(buf, sizeof(buf), "group:", TB_ID_MAX - 1, "*")));
-    assert_false(
-        tb_room_pattern_valid(long_room(buf, sizeof(buf), "group:", TB_ID_MAX + 1, "*")));
+    assert_false(tb_room_pattern_valid(long_room(buf, sizeof(buf), "group:", TB_ID_MAX + 1, "*")));
 }
 
 static void test_pattern_match_table(void **state)
@@ -191,11 +189,11 @@ static void test_pattern_match_table(void **state)
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         assert_true(tb_room_pattern_valid(cases[i].pattern));
-        assert_int_not_equal(
-            tb_room_parse(cases[i].room, strlen(cases[i].room), NULL, NULL), TB_ROOM_INVALID);
+        assert_int_not_equal(tb_room_parse(cases[i].room, strlen(cases[i].room), NULL, NULL),
+                             TB_ROOM_INVALID);
         if (tb_room_pattern_match(cases[i].pattern, cases[i].room) != cases[i].match)
-            fail_msg("tb_room_pattern_match(\"%s\", \"%s\") != %d", cases[i].pattern,
-                     cases[i].room, cases[i].match);
+            fail_msg("tb_room_pattern_match(\"%s\", \"%s\") != %d", cases[i].pattern, cases[i].room,
+                     cases[i].match);
     }
 }
 
