@@ -34,7 +34,7 @@ typedef enum {
     TB_AUTH_E_SIGNATURE = -4, /* signature does not verify */
     TB_AUTH_E_NO_EXP = -5,    /* exp missing or not a number */
     TB_AUTH_E_EXPIRED = -6,
-    TB_AUTH_E_NOT_YET = -7,  /* nbf in the future */
+    TB_AUTH_E_NOT_YET = -7, /* nbf in the future */
     TB_AUTH_E_ISSUER = -8,
     TB_AUTH_E_AUDIENCE = -9,
     TB_AUTH_E_CLAIMS = -10, /* rooms/scope/sub of the wrong shape */
