@@ -28,14 +28,14 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
     const tb_hub_counters_t *hc = tb_hub_counters(ctx->hub);
     const tb_stats_t *s = ctx->stats;
     json_int_t dropped = (json_int_t)hc->dropped + load(&s->dropped_queue_full);
-    json_t *o = json_pack(
-        "{s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
-        (json_int_t)tb_hub_connections(ctx->hub), "rooms", (json_int_t)tb_hub_rooms(ctx->hub),
-        "mqtt_connected", atomic_load(&s->mqtt_connected) != 0, "messages_in",
-        load(&s->messages_in), "messages_out", (json_int_t)hc->messages_out, "dropped", dropped,
-        "invalid_mqtt", load(&s->invalid_mqtt), "slow_consumer_disconnects",
-        (json_int_t)hc->slow_consumer_disconnects, "uptime_s",
-        (json_int_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000));
+    json_t *o = json_pack("{s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
+                          (json_int_t)tb_hub_connections(ctx->hub), "rooms",
+                          (json_int_t)tb_hub_rooms(ctx->hub), "mqtt_connected",
+                          atomic_load(&s->mqtt_connected) != 0, "messages_in",
+                          load(&s->messages_in), "messages_out", (json_int_t)hc->messages_out,
+                          "dropped", dropped, "invalid_mqtt", load(&s->invalid_mqtt),
+                          "slow_consumer_disconnects", (json_int_t)hc->slow_consumer_disconnects,
+                          "uptime_s", (json_int_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000));
     if (!o)
         return NULL;
     json_object_set_new(o, "invalid_mqtt_by_reason", invalid_by_reason(s));
@@ -53,8 +53,8 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
                   (json_int_t)hc->client_messages, "client_errors", (json_int_t)hc->client_errors,
                   "rate_limited", (json_int_t)hc->rate_limited, "connections_total",
                   (json_int_t)hc->connections_total, "expired_closes",
-                  (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects),
-                  "epoch", tb_hub_epoch(ctx->hub)));
+                  (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects), "epoch",
+                  tb_hub_epoch(ctx->hub)));
     return o;
 }
 

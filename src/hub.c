@@ -296,8 +296,8 @@ static bool queue_make_room(tb_hub_t *h, tb_conn_t *c)
 {
     uint32_t bound = (uint32_t)h->cfg->limits.send_queue_messages;
     if (c->q_len >= bound) {
-        bool dropped = h->cfg->limits.slow_consumer == TB_SLOW_DROP_OLDEST &&
-                       drop_oldest_telemetry(h, c);
+        bool dropped =
+            h->cfg->limits.slow_consumer == TB_SLOW_DROP_OLDEST && drop_oldest_telemetry(h, c);
         if (!dropped) {
             slow_consumer(h, c);
             return false;
@@ -621,9 +621,9 @@ static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     c->grant = g;
     json_t *left = leave_ungranted(h, c);
     if (json_array_size(left))
-        conn_send_owned(h, c,
-                        tb_proto_control("unsubscribed", json_pack("{s:O}", "rooms", left),
-                                         NULL, tb_now_ms()));
+        conn_send_owned(
+            h, c,
+            tb_proto_control("unsubscribed", json_pack("{s:O}", "rooms", left), NULL, tb_now_ms()));
     json_decref(left);
     json_t *payload = json_pack("{s:I}", "exp", (json_int_t)tb_grant_exp(g));
     conn_send_owned(h, c, tb_proto_control("refreshed", payload, m->request_id, tb_now_ms()));
@@ -722,9 +722,9 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     bool telemetry = m->kind == TB_MSG_TELEMETRY;
     size_t n = message_rooms(h, m, rooms);
     uint64_t seq = ++h->seq;
-    tb_frame_t *f = tb_proto_device(telemetry ? "telemetry" : "device_status", rooms[0],
-                                    m->payload, seq, false, tb_now_ms(),
-                                    telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    tb_frame_t *f =
+        tb_proto_device(telemetry ? "telemetry" : "device_status", rooms[0], m->payload, seq, false,
+                        tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
     if (!f) {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);

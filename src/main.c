@@ -34,42 +34,62 @@ static tb_server_t *g_server;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: telebridge [--config FILE] [--check-config] [--listen HOST:PORT]\n"
-            "                  [--mqtt HOST:PORT] [--log-level debug|info|warn|error]\n"
-            "                  [--version] [--help]\n"
-            "\n"
-            "  --config FILE     JSON configuration (default " DEFAULT_CONFIG ")\n"
-            "  --check-config    validate, print the effective config (secrets masked), exit\n"
-            "  --listen H:P      WebSocket/HTTP address, overrides listen.host/port\n"
-            "  --mqtt H:P        broker address, overrides mqtt.host/port\n"
-            "  --log-level L     log threshold (default info)\n"
-            "  --version         print the version\n"
-            "\n"
-            "The JWT secret comes from auth.secret_file or TELEBRIDGE_JWT_SECRET.\n");
+    fprintf(out, "usage: telebridge [--config FILE] [--check-config] [--listen HOST:PORT]\n"
+                 "                  [--mqtt HOST:PORT] [--log-level debug|info|warn|error]\n"
+                 "                  [--version] [--help]\n"
+                 "\n"
+                 "  --config FILE     JSON configuration (default " DEFAULT_CONFIG ")\n"
+                 "  --check-config    validate, print the effective config (secrets masked), exit\n"
+                 "  --listen H:P      WebSocket/HTTP address, overrides listen.host/port\n"
+                 "  --mqtt H:P        broker address, overrides mqtt.host/port\n"
+                 "  --log-level L     log threshold (default info)\n"
+                 "  --version         print the version\n"
+                 "\n"
+                 "The JWT secret comes from auth.secret_file or TELEBRIDGE_JWT_SECRET.\n");
 }
 
 /* Returns 0 to run, 1 when the process should exit 0 (help/version), -1 on a usage error. */
 static int parse_args(int argc, char **argv, options_t *o)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"listen", required_argument, NULL, 'l'}, {"mqtt", required_argument, NULL, 'm'},
-        {"log-level", required_argument, NULL, 'L'}, {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"listen", required_argument, NULL, 'l'},
+        {"mqtt", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     *o = (options_t){.config = DEFAULT_CONFIG};
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'c': o->config = optarg; o->config_given = true; break;
-        case 'k': o->check_only = true; break;
-        case 'l': o->listen = optarg; break;
-        case 'm': o->mqtt = optarg; break;
-        case 'L': o->log_level = optarg; break;
-        case 'V': printf("telebridge %s\n", TB_VERSION); return 1;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return -1;
+        case 'c':
+            o->config = optarg;
+            o->config_given = true;
+            break;
+        case 'k':
+            o->check_only = true;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'm':
+            o->mqtt = optarg;
+            break;
+        case 'L':
+            o->log_level = optarg;
+            break;
+        case 'V':
+            printf("telebridge %s\n", TB_VERSION);
+            return 1;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -144,8 +164,11 @@ static int serve(const tb_config_t *cfg, const tb_auth_t *auth)
         tb_log(TB_LOG_ERROR, "cannot start", "error=\"%s\"", err);
         return 1;
     }
-    tb_ingest_opts_t io = {.cfg = cfg, .queue = tb_server_queue(server), .stats = &stats,
-                           .wake = tb_server_wake, .wake_arg = server};
+    tb_ingest_opts_t io = {.cfg = cfg,
+                           .queue = tb_server_queue(server),
+                           .stats = &stats,
+                           .wake = tb_server_wake,
+                           .wake_arg = server};
     if (!(ingest = tb_ingest_create(&io, err, sizeof(err))) || tb_ingest_start(ingest)) {
         tb_log(TB_LOG_ERROR, "cannot start mqtt", "error=\"%s\"", ingest ? "thread" : err);
         goto done;

@@ -152,8 +152,8 @@ tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
     return tb_proto_control("error", payload, request_id, now_ms);
 }
 
-tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload,
-                            uint64_t seq, bool snapshot, int64_t now_ms, tb_frame_kind_t kind)
+tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
+                            bool snapshot, int64_t now_ms, tb_frame_kind_t kind)
 {
     char ts[TB_RFC3339_LEN];
     tb_format_rfc3339_ms(now_ms, ts);

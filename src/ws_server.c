@@ -202,8 +202,7 @@ static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
         atomic_fetch_add(&s->stats->handshakes_forbidden_origin, 1);
         return refuse(wsi, HTTP_FORBIDDEN, "origin_not_allowed", "origin");
     }
-    if (s->draining ||
-        tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections) {
+    if (s->draining || tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections) {
         atomic_fetch_add(&s->stats->handshakes_over_capacity, 1);
         return refuse(wsi, HTTP_UNAVAILABLE, "too_many_connections", "max_connections");
     }
@@ -395,8 +394,7 @@ static void lws_log_emit(int level, const char *line)
         if (*p != '\n' && *p != '"')
             clean[n++] = *p;
     clean[n] = '\0';
-    tb_log(level == LLL_ERR ? TB_LOG_ERROR : TB_LOG_WARN, "libwebsockets", "detail=\"%s\"",
-           clean);
+    tb_log(level == LLL_ERR ? TB_LOG_ERROR : TB_LOG_WARN, "libwebsockets", "detail=\"%s\"", clean);
 }
 
 static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *info)

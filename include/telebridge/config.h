@@ -95,8 +95,8 @@ typedef struct {
     double clear_below;
     bool has_clear_above;
     double clear_above;
-    char *severity;   /* default "warning" */
-    char **devices;   /* patterns; default {"*"} */
+    char *severity; /* default "warning" */
+    char **devices; /* patterns; default {"*"} */
     size_t n_devices;
 } tb_config_alert_t;
 

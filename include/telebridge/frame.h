@@ -21,9 +21,9 @@ typedef enum { TB_FRAME_CONTROL = 0, TB_FRAME_TELEMETRY, TB_FRAME_STATUS } tb_fr
 
 typedef struct tb_frame {
     uint32_t refs;
-    uint32_t len; /* payload bytes, excluding headroom and the NUL */
-    uint64_t seq; /* bridge-wide sequence of a device message; 0 for control frames */
-    uint8_t kind; /* tb_frame_kind_t */
+    uint32_t len;         /* payload bytes, excluding headroom and the NUL */
+    uint64_t seq;         /* bridge-wide sequence of a device message; 0 for control frames */
+    uint8_t kind;         /* tb_frame_kind_t */
     unsigned char data[]; /* TB_FRAME_HEADROOM + len + 1 bytes */
 } tb_frame_t;
 

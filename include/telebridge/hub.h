@@ -62,10 +62,10 @@ typedef struct {
 
 /* Counters of the service thread, read for /stats and /metrics. */
 typedef struct {
-    uint64_t device_messages;   /* device messages routed (each got a seq) */
-    uint64_t messages_out;      /* frames written to clients, control frames included */
-    uint64_t deliveries;        /* device-message frames queued to connections */
-    uint64_t dropped;           /* device-message frames a connection lost to its queue bound */
+    uint64_t device_messages; /* device messages routed (each got a seq) */
+    uint64_t messages_out;    /* frames written to clients, control frames included */
+    uint64_t deliveries;      /* device-message frames queued to connections */
+    uint64_t dropped;         /* device-message frames a connection lost to its queue bound */
     uint64_t slow_consumer_disconnects;
     uint64_t client_messages;   /* client messages received */
     uint64_t client_errors;     /* `error` answers sent */

@@ -18,11 +18,11 @@ typedef enum { TB_MSG_TELEMETRY = 0, TB_MSG_STATUS } tb_msg_kind_t;
 
 typedef struct tb_msg {
     tb_msg_kind_t kind;
-    bool retained;                   /* delivered by the broker as a retained message */
-    int64_t ingest_ms;               /* wall clock when the bridge received it */
-    char device_id[TB_ID_MAX + 1];   /* validated with tb_id_valid() */
-    char group[TB_ID_MAX + 1];       /* from a {group} in the topic, "" when none */
-    json_t *payload;                 /* owned; never NULL in a queued record */
+    bool retained;                 /* delivered by the broker as a retained message */
+    int64_t ingest_ms;             /* wall clock when the bridge received it */
+    char device_id[TB_ID_MAX + 1]; /* validated with tb_id_valid() */
+    char group[TB_ID_MAX + 1];     /* from a {group} in the topic, "" when none */
+    json_t *payload;               /* owned; never NULL in a queued record */
 } tb_msg_t;
 
 /* Allocates a zeroed record. NULL when out of memory. */

@@ -75,7 +75,7 @@ tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
  * Encodes a device message once: {"type", "room", "payload", "timestamp", "seq"}, plus
  * "snapshot": true when snapshot is set. payload is borrowed. NULL when out of memory.
  */
-tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload,
-                            uint64_t seq, bool snapshot, int64_t now_ms, tb_frame_kind_t kind);
+tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
+                            bool snapshot, int64_t now_ms, tb_frame_kind_t kind);
 
 #endif

@@ -35,10 +35,10 @@ typedef struct {
     atomic_ullong mqtt_connects;      /* successful broker connections, including the first */
     atomic_ullong queue_depth_max;    /* highest hub queue depth seen by the producer */
     /* Service thread, rare events (kept here so every refusal is visible in one place). */
-    atomic_ullong handshakes_unauthorized;  /* upgrades refused with 401 */
-    atomic_ullong handshakes_over_capacity; /* upgrades refused with 503 */
+    atomic_ullong handshakes_unauthorized;     /* upgrades refused with 401 */
+    atomic_ullong handshakes_over_capacity;    /* upgrades refused with 503 */
     atomic_ullong handshakes_forbidden_origin; /* upgrades refused with 403 */
-    atomic_ullong client_too_big;           /* connections closed 1009 for an oversized message */
+    atomic_ullong client_too_big; /* connections closed 1009 for an oversized message */
 } tb_stats_t;
 
 /* Counts one refused MQTT message under `reason`. */

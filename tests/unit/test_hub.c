@@ -85,8 +85,8 @@ static int setup(void **state)
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
     f->auth = tb_auth_create(&f->cfg.auth, err);
     assert_non_null(f->auth);
-    tb_hub_opts_t o = {.cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close},
-                       .epoch = "00000000000000e1"};
+    tb_hub_opts_t o = {
+        .cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close}, .epoch = "00000000000000e1"};
     f->hub = tb_hub_create(&o);
     assert_non_null(f->hub);
     *state = f;
@@ -210,8 +210,8 @@ static void test_group_from_topic_and_config(void **state)
     expect_type(f, c, "connected");
     subscribe(f, c, "[\"group:site-9\"]");
     expect_type(f, c, "subscribed");
-    ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9");   /* group from the topic */
-    ingest(f, TB_MSG_TELEMETRY, "dev-2", NULL);       /* in no group */
+    ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9");       /* group from the topic */
+    ingest(f, TB_MSG_TELEMETRY, "dev-2", NULL);           /* in no group */
     ingest(f, TB_MSG_TELEMETRY, "sensor-temp-001", NULL); /* only in building-a */
     expect_type(f, c, "telemetry");
     assert_null(next_json(f, c));
@@ -234,8 +234,8 @@ static void test_forbidden_and_partial_subscribe(void **state)
     json_decref(j);
     j = next_json(f, c);
     assert_string_equal(type_of(j), "error");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "payload"), "code")), "bad_request");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "payload"), "code")),
+                        "bad_request");
     json_decref(j);
     j = next_json(f, c);
     json_t *p = json_object_get(j, "payload");
@@ -418,8 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forbidden_and_partial_subscribe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_and_ping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_client_messages_keep_connection, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_client_messages_keep_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_consumer_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_oldest_keeps_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),

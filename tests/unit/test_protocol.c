@@ -112,8 +112,8 @@ static void test_device_envelope(void **state)
 {
     (void)state;
     json_t *payload = json_pack("{s:s}", "device_id", "d1");
-    tb_frame_t *f = tb_proto_device("telemetry", "device:d1", payload, 9, false,
-                                    1700000000123, TB_FRAME_TELEMETRY);
+    tb_frame_t *f = tb_proto_device("telemetry", "device:d1", payload, 9, false, 1700000000123,
+                                    TB_FRAME_TELEMETRY);
     assert_non_null(f);
     assert_string_equal(tb_frame_payload(f),
                         "{\"type\":\"telemetry\",\"room\":\"device:d1\",\"payload\":{\"device_id\":"

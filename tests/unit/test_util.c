@@ -50,15 +50,15 @@ static void test_utf8(void **state)
     } cases[] = {
         {"plain", 5, true},
         {"caf\xc3\xa9", 5, true},
-        {"\xe2\x82\xac", 3, true},           /* € */
-        {"\xf0\x9f\x98\x80", 4, true},       /* emoji */
-        {"\xc3", 1, false},                  /* truncated */
-        {"\xc0\xaf", 2, false},              /* overlong */
-        {"\xe0\x80\xaf", 3, false},          /* overlong */
-        {"\xed\xa0\x80", 3, false},          /* surrogate */
-        {"\xf4\x90\x80\x80", 4, false},      /* > U+10FFFF */
+        {"\xe2\x82\xac", 3, true},      /* € */
+        {"\xf0\x9f\x98\x80", 4, true},  /* emoji */
+        {"\xc3", 1, false},             /* truncated */
+        {"\xc0\xaf", 2, false},         /* overlong */
+        {"\xe0\x80\xaf", 3, false},     /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate */
+        {"\xf4\x90\x80\x80", 4, false}, /* > U+10FFFF */
         {"\xff", 1, false},
-        {"a\x80", 2, false},                 /* stray continuation */
+        {"a\x80", 2, false}, /* stray continuation */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (tb_utf8_valid(cases[i].s, cases[i].len) != cases[i].ok)
@@ -133,9 +133,9 @@ static void test_groups(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_id_valid),
-        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_redact_query),
-        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_rfc3339),   cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_utf8),      cmocka_unit_test(test_redact_query),
+        cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_log_level_parse),
         cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
