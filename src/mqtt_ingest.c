@@ -1,0 +1,508 @@
+/* mqtt_ingest — libmosquitto client thread feeding the hub queue; see mqtt_ingest.h. */
+#include "telebridge/mqtt_ingest.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "telebridge/log.h"
+#include "telebridge/msg.h"
+#include "telebridge/topic.h"
+#include "telebridge/util.h"
+
+/* Reconnect backoff (equal jitter, see the header): first base delay and cap. */
+#define BACKOFF_FIRST_MS 1000u
+#define BACKOFF_MAX_MS 30000u
+/* One mosquitto_loop() pass; also how quickly the thread notices stop. */
+#define LOOP_TIMEOUT_MS 100
+/* Loop passes allowed at stop for the DISCONNECT to leave and the broker to close. */
+#define DISCONNECT_FLUSH_PASSES 5
+/* mosquitto accepts keepalive 0 (off) or 5..65535 seconds. */
+#define KEEPALIVE_MIN_S 5
+#define KEEPALIVE_MAX_S 65535
+#define PORT_MAX 65535
+#define QOS_MAX 2
+/* Longest password file read, in bytes. */
+#define PASSWORD_MAX 1024
+/* Topic bytes shown in a log line, and room for the "..." of a truncated one. */
+#define LOG_TOPIC_MAX 96
+#define LOG_TOPIC_BUF (LOG_TOPIC_MAX + 4)
+#define ERROR_TEXT_LEN 128
+#define NS_PER_MS 1000000L
+#define NS_PER_S 1000000000L
+
+struct tb_ingest {
+    const tb_config_t *cfg;
+    tb_queue_t *queue;
+    tb_stats_t *stats;
+    void (*wake)(void *);
+    void *wake_arg;
+    unsigned backpressure_ms;
+    size_t max_payload;
+    tb_topic_tpl_t *telemetry;
+    tb_topic_tpl_t *status;
+    struct mosquitto *mosq;
+    /* Thread control: `running` belongs to the caller of start/stop; `stopping` is set under
+     * `lock` so the backoff wait (a timed wait on `cond`) cannot miss it. */
+    pthread_t thread;
+    bool running;
+    bool sync_ready;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_bool stopping;
+    /* Ingest thread only. */
+    bool session_up;   /* a CONNACK accepted this attempt */
+    unsigned failures; /* consecutive attempts that ended without a session, or a lost one */
+    char last_error[ERROR_TEXT_LEN];
+    unsigned seed;
+    tb_log_ratelimit_t invalid_rl;
+    tb_log_ratelimit_t drop_rl;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- message handling (the ingest thread, or a test acting as it) ---- */
+
+/* A topic made safe for a log value: printable ASCII, no quotes, truncated with "...". */
+static void log_topic(const char *topic, char out[LOG_TOPIC_BUF])
+{
+    size_t i = 0;
+    for (; topic[i] && i < LOG_TOPIC_MAX; i++) {
+        unsigned char c = (unsigned char)topic[i];
+        out[i] = (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') ? '?' : (char)c;
+    }
+    strcpy(out + i, topic[i] ? "..." : "");
+}
+
+/* Counts and logs (at most once a second) a refused message; returns rc. */
+static int refuse(tb_ingest_t *in, int rc, const char *topic)
+{
+    tb_invalid_reason_t reason = TB_NORMALIZE_REASON(rc);
+    unsigned suppressed;
+    char shown[LOG_TOPIC_BUF];
+    if (reason == TB_INVALID_N) {
+        if (tb_log_ratelimit(&in->drop_rl, &suppressed))
+            tb_log(TB_LOG_ERROR, "mqtt message dropped", "reason=out_of_memory suppressed=%u",
+                   suppressed);
+        return TB_INGEST_DROPPED;
+    }
+    tb_stats_invalid(in->stats, reason);
+    if (tb_log_ratelimit(&in->invalid_rl, &suppressed)) {
+        log_topic(topic, shown);
+        tb_log(TB_LOG_WARN, "invalid mqtt message", "reason=%s topic=\"%s\" suppressed=%u",
+               tb_invalid_reason_name(reason), shown, suppressed);
+    }
+    return rc;
+}
+
+/* Finds the message kind and ids from the topic; 0 or TB_NORMALIZE_ERR(BAD_TOPIC). */
+static int match_topic(const tb_ingest_t *in, const char *topic, tb_msg_t *m)
+{
+    if (tb_topic_tpl_match(in->telemetry, topic, m->device_id, sizeof(m->device_id), m->group,
+                           sizeof(m->group)) == 0) {
+        m->kind = TB_MSG_TELEMETRY;
+        return 0;
+    }
+    if (tb_topic_tpl_match(in->status, topic, m->device_id, sizeof(m->device_id), m->group,
+                           sizeof(m->group)) == 0) {
+        m->kind = TB_MSG_STATUS;
+        return 0;
+    }
+    return TB_NORMALIZE_ERR(TB_INVALID_BAD_TOPIC);
+}
+
+/* Queues m (taking it) with bounded back-pressure, then wakes the consumer if it sleeps. */
+static int enqueue(tb_ingest_t *in, tb_msg_t *m)
+{
+    unsigned suppressed;
+    if (tb_queue_push_wait(in->queue, m, in->backpressure_ms, in->wake, in->wake_arg) != 0) {
+        atomic_fetch_add_explicit(&in->stats->dropped_queue_full, 1, memory_order_relaxed);
+        if (tb_log_ratelimit(&in->drop_rl, &suppressed))
+            tb_log(TB_LOG_WARN, "mqtt message dropped",
+                   "reason=queue_full device=%s waited_ms=%u suppressed=%u", m->device_id,
+                   in->backpressure_ms, suppressed);
+        tb_msg_free(m);
+        return TB_INGEST_DROPPED;
+    }
+    atomic_fetch_add_explicit(&in->stats->messages_in, 1, memory_order_relaxed);
+    unsigned long long depth = tb_queue_depth(in->queue);
+    if (depth > atomic_load_explicit(&in->stats->queue_depth_max, memory_order_relaxed))
+        atomic_store_explicit(&in->stats->queue_depth_max, depth, memory_order_relaxed);
+    if (tb_queue_wake_needed(in->queue) && in->wake)
+        in->wake(in->wake_arg);
+    return 0;
+}
+
+int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, size_t len,
+                     bool retained)
+{
+    tb_msg_t *m = tb_msg_new();
+    if (!m)
+        return refuse(in, TB_INGEST_DROPPED, topic);
+    int rc = match_topic(in, topic, m);
+    if (rc == 0) {
+        m->retained = retained;
+        m->ingest_ms = tb_now_ms();
+        if (m->kind == TB_MSG_TELEMETRY)
+            rc = tb_normalize_telemetry(m->device_id, payload, len, in->max_payload, m->ingest_ms,
+                                        &m->payload);
+        else
+            rc = tb_normalize_status(m->device_id, payload, len, in->max_payload, m->ingest_ms,
+                                     &m->payload);
+    }
+    if (rc != 0) {
+        tb_msg_free(m);
+        return refuse(in, rc, topic);
+    }
+    return enqueue(in, m);
+}
+
+/* ---- the MQTT session (ingest thread) ---- */
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    tb_ingest_t *in = obj;
+    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    if (rc != 0) {
+        snprintf(in->last_error, sizeof(in->last_error), "%s", mosquitto_connack_string(rc));
+        return;
+    }
+    const char *filters[] = {tb_topic_tpl_filter(in->telemetry), tb_topic_tpl_filter(in->status)};
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
+        int src = mosquitto_subscribe(mosq, NULL, filters[i], m->qos);
+        if (src != MOSQ_ERR_SUCCESS) {
+            /* Without its subscriptions the session is useless: drop it and retry. */
+            snprintf(in->last_error, sizeof(in->last_error), "subscribe %s: %s", filters[i],
+                     mosquitto_strerror(src));
+            mosquitto_disconnect(mosq);
+            return;
+        }
+    }
+    in->session_up = true;
+    in->failures = 0;
+    atomic_store(&in->stats->mqtt_connected, 1);
+    atomic_fetch_add(&in->stats->mqtt_connects, 1);
+    tb_log(TB_LOG_INFO, "mqtt connected", "host=%s port=%d client_id=%s qos=%d", m->host, m->port,
+           m->client_id, m->qos);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    (void)mosq;
+    (void)rc;
+    tb_ingest_t *in = obj;
+    atomic_store(&in->stats->mqtt_connected, 0);
+}
+
+static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
+{
+    (void)mosq;
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    tb_ingest_handle(obj, msg->topic, msg->payload, len, msg->retain);
+}
+
+/* Describes a libmosquitto failure; err_no is errno as it was right after the call. */
+static void note_error(tb_ingest_t *in, int rc, int err_no)
+{
+    if (in->last_error[0])
+        return; /* a more specific reason (CONNACK, subscribe) is already there */
+    snprintf(in->last_error, sizeof(in->last_error), "%s",
+             rc == MOSQ_ERR_ERRNO ? strerror(err_no) : mosquitto_strerror(rc));
+}
+
+/* Sends DISCONNECT and lets the loop flush it until the broker closes (bounded). */
+static void disconnect_cleanly(tb_ingest_t *in)
+{
+    if (mosquitto_disconnect(in->mosq) != MOSQ_ERR_SUCCESS)
+        return;
+    for (int i = 0; i < DISCONNECT_FLUSH_PASSES; i++)
+        if (mosquitto_loop(in->mosq, LOOP_TIMEOUT_MS, 1) != MOSQ_ERR_SUCCESS)
+            break;
+    if (in->session_up)
+        tb_log(TB_LOG_INFO, "mqtt disconnected", "host=%s port=%d", in->cfg->mqtt.host,
+               in->cfg->mqtt.port);
+}
+
+/* One connection attempt and, when it succeeds, the whole session; returns on loss or stop. */
+static void run_session(tb_ingest_t *in)
+{
+    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    in->session_up = false;
+    in->last_error[0] = '\0';
+    int rc = mosquitto_connect_async(in->mosq, m->host, m->port, m->keepalive_s);
+    while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&in->stopping))
+        rc = mosquitto_loop(in->mosq, LOOP_TIMEOUT_MS, 1);
+    int err_no = errno;
+    if (rc == MOSQ_ERR_SUCCESS)
+        disconnect_cleanly(in); /* stopping */
+    else
+        note_error(in, rc, err_no);
+    atomic_store(&in->stats->mqtt_connected, 0);
+}
+
+/* Equal jitter: uniform in [base/2, base], base doubling from BACKOFF_FIRST_MS to the cap. */
+static unsigned backoff_ms(unsigned failures, unsigned *seed)
+{
+    unsigned base = BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < failures && base < BACKOFF_MAX_MS; i++)
+        base *= 2;
+    if (base > BACKOFF_MAX_MS)
+        base = BACKOFF_MAX_MS;
+    return base / 2 + (unsigned)rand_r(seed) % (base / 2 + 1);
+}
+
+/* Sleeps ms unless stop comes first. */
+static void wait_or_stop(tb_ingest_t *in, unsigned ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * NS_PER_MS;
+    if (until.tv_nsec >= NS_PER_S) {
+        until.tv_sec++;
+        until.tv_nsec -= NS_PER_S;
+    }
+    pthread_mutex_lock(&in->lock);
+    while (!atomic_load(&in->stopping))
+        if (pthread_cond_timedwait(&in->cond, &in->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&in->lock);
+}
+
+static void log_retry(const tb_ingest_t *in, bool was_up, unsigned delay)
+{
+    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    if (was_up)
+        tb_log(TB_LOG_WARN, "mqtt connection lost", "host=%s port=%d error=\"%s\" retry_in_ms=%u",
+               m->host, m->port, in->last_error, delay);
+    else
+        tb_log(TB_LOG_WARN, "mqtt connect failed",
+               "host=%s port=%d attempt=%u retry_in_ms=%u error=\"%s\"", m->host, m->port,
+               in->failures, delay, in->last_error);
+}
+
+static void *ingest_main(void *arg)
+{
+    tb_ingest_t *in = arg;
+    while (!atomic_load(&in->stopping)) {
+        run_session(in);
+        if (atomic_load(&in->stopping))
+            break;
+        in->failures++;
+        unsigned delay = backoff_ms(in->failures, &in->seed);
+        log_retry(in, in->session_up, delay);
+        wait_or_stop(in, delay);
+    }
+    return NULL;
+}
+
+/* ---- life cycle (the owner's thread) ---- */
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+    mosquitto_lib_init();
+}
+
+/* Overwrites a secret so it does not linger in freed or stack memory. */
+static void wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n--)
+        *v++ = '\0';
+}
+
+/* Reads the password file into pw[PASSWORD_MAX + 1], trailing CR/LF removed. */
+static int read_password(const char *path, char *pw, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "mqtt.password_file: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(pw, 1, PASSWORD_MAX + 1, f);
+    bool bad = ferror(f) || n > PASSWORD_MAX;
+    fclose(f);
+    if (bad) {
+        set_err(err, errlen, "mqtt.password_file: %s is unreadable or longer than %d bytes", path,
+                PASSWORD_MAX);
+        return -1;
+    }
+    while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+        n--;
+    pw[n] = '\0';
+    return 0;
+}
+
+static int set_credentials(tb_ingest_t *in, char *err, size_t errlen)
+{
+    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    char pw[PASSWORD_MAX + 2];
+    if (!m->username && !m->password_file)
+        return 0;
+    if (!m->username) {
+        set_err(err, errlen, "mqtt.password_file: set mqtt.username too (MQTT 3.1.1)");
+        return -1;
+    }
+    int rc = -1;
+    if (m->password_file && read_password(m->password_file, pw, err, errlen) != 0)
+        goto done;
+    if (mosquitto_username_pw_set(in->mosq, m->username, m->password_file ? pw : NULL) !=
+        MOSQ_ERR_SUCCESS) {
+        set_err(err, errlen, "mqtt.username: refused by libmosquitto");
+        goto done;
+    }
+    rc = 0;
+done:
+    wipe(pw, sizeof(pw));
+    return rc;
+}
+
+/* The settings libmosquitto would refuse at every connect, refused once here instead. */
+static int check_settings(const tb_config_mqtt_t *m, char *err, size_t errlen)
+{
+    if (!m->host || !*m->host || m->port < 1 || m->port > PORT_MAX)
+        set_err(err, errlen, "mqtt.host/mqtt.port: need a host and a port in 1..%d", PORT_MAX);
+    else if (m->keepalive_s != 0 &&
+             (m->keepalive_s < KEEPALIVE_MIN_S || m->keepalive_s > KEEPALIVE_MAX_S))
+        set_err(err, errlen, "mqtt.keepalive_s: must be 0 or %d..%d", KEEPALIVE_MIN_S,
+                KEEPALIVE_MAX_S);
+    else if (m->qos < 0 || m->qos > QOS_MAX)
+        set_err(err, errlen, "mqtt.qos: must be 0, 1 or 2");
+    else if (!m->client_id || !*m->client_id)
+        set_err(err, errlen, "mqtt.client_id: must not be empty (the session is persistent)");
+    else
+        return 0;
+    return -1;
+}
+
+static tb_topic_tpl_t *parse_template(const char *tpl, const char *key, char *err, size_t errlen)
+{
+    char why[ERROR_TEXT_LEN];
+    tb_topic_tpl_t *t = tpl ? tb_topic_tpl_parse(tpl, why, sizeof(why)) : NULL;
+    if (!t)
+        set_err(err, errlen, "%s: %s", key, tpl ? why : "missing");
+    return t;
+}
+
+static int init_sync(tb_ingest_t *in)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0 && (rc = pthread_mutex_init(&in->lock, NULL)) == 0) {
+        rc = pthread_cond_init(&in->cond, &ca);
+        if (rc != 0)
+            pthread_mutex_destroy(&in->lock);
+    }
+    pthread_condattr_destroy(&ca);
+    in->sync_ready = rc == 0;
+    return rc == 0 ? 0 : -1;
+}
+
+static int create_client(tb_ingest_t *in, char *err, size_t errlen)
+{
+    in->mosq = mosquitto_new(in->cfg->mqtt.client_id, false, in);
+    if (!in->mosq) {
+        set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s", strerror(errno));
+        return -1;
+    }
+    if (set_credentials(in, err, errlen) != 0)
+        return -1;
+    mosquitto_connect_callback_set(in->mosq, on_connect);
+    mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
+    mosquitto_message_callback_set(in->mosq, on_message);
+    return 0;
+}
+
+tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t errlen)
+{
+    const tb_config_t *cfg = opts->cfg;
+    if (check_settings(&cfg->mqtt, err, errlen) != 0)
+        return NULL;
+    pthread_once(&lib_once, lib_init);
+    tb_ingest_t *in = calloc(1, sizeof(*in));
+    if (!in || init_sync(in) != 0) {
+        set_err(err, errlen, "out of memory");
+        goto fail;
+    }
+    in->cfg = cfg;
+    in->queue = opts->queue;
+    in->stats = opts->stats;
+    in->wake = opts->wake;
+    in->wake_arg = opts->wake_arg;
+    in->backpressure_ms = opts->backpressure_ms ? opts->backpressure_ms : TB_INGEST_BACKPRESSURE_MS;
+    in->max_payload =
+        cfg->limits.max_mqtt_payload_bytes > 0 ? (size_t)cfg->limits.max_mqtt_payload_bytes : 0;
+    in->seed = (unsigned)tb_now_ms() ^ (unsigned)(uintptr_t)in;
+    atomic_init(&in->stopping, false);
+    in->telemetry = parse_template(cfg->mqtt.telemetry_topic, "mqtt.telemetry_topic", err, errlen);
+    if (!in->telemetry)
+        goto fail;
+    in->status = parse_template(cfg->mqtt.status_topic, "mqtt.status_topic", err, errlen);
+    if (!in->status || create_client(in, err, errlen) != 0)
+        goto fail;
+    return in;
+fail:
+    tb_ingest_destroy(in);
+    return NULL;
+}
+
+int tb_ingest_start(tb_ingest_t *in)
+{
+    if (in->running)
+        return -1;
+    atomic_store(&in->stopping, false);
+    if (pthread_create(&in->thread, NULL, ingest_main, in) != 0)
+        return -1;
+    in->running = true;
+    return 0;
+}
+
+void tb_ingest_stop(tb_ingest_t *in)
+{
+    if (!in || !in->running)
+        return;
+    pthread_mutex_lock(&in->lock);
+    atomic_store(&in->stopping, true);
+    pthread_cond_broadcast(&in->cond);
+    pthread_mutex_unlock(&in->lock);
+    pthread_join(in->thread, NULL);
+    in->running = false;
+}
+
+void tb_ingest_destroy(tb_ingest_t *in)
+{
+    if (!in)
+        return;
+    tb_ingest_stop(in);
+    if (in->mosq)
+        mosquitto_destroy(in->mosq);
+    tb_topic_tpl_free(in->telemetry);
+    tb_topic_tpl_free(in->status);
+    if (in->sync_ready) {
+        pthread_cond_destroy(&in->cond);
+        pthread_mutex_destroy(&in->lock);
+    }
+    free(in);
+}
