@@ -68,11 +68,64 @@ typedef struct {
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
 
-/* Writes a complete JSON response. 0, or -1 when the connection must be dropped. */
-static int http_send(struct lws *wsi, int status, json_t *body, bool auth_challenge)
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case HTTP_UNAUTHORIZED:
+        return "Unauthorized";
+    case HTTP_FORBIDDEN:
+        return "Forbidden";
+    case HTTP_NOT_FOUND:
+        return "Not Found";
+    default:
+        return "Service Unavailable";
+    }
+}
+
+/*
+ * The status line. lws records a request's HTTP version only on its plain-HTTP path, so for an
+ * upgrade request it would answer "HTTP/1.0", which WebSocket clients reject as malformed; a
+ * handshake is always HTTP/1.1, so the refusal's status line is written here.
+ */
+static int status_line(struct lws *wsi, int status, bool upgrade, unsigned char **p,
+                       unsigned char *end)
+{
+    if (!upgrade)
+        return lws_add_http_header_status(wsi, (unsigned)status, p, end);
+    int n = lws_snprintf((char *)*p, (size_t)(end - *p), "HTTP/1.1 %d %s\x0d\x0a", status,
+                         reason_phrase(status));
+    *p += n;
+    return *p >= end ? -1 : 0;
+}
+
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+/* Writes the headers of a JSON response of len bytes. 0, or -1. */
+static int write_headers(struct lws *wsi, int status, size_t len, bool upgrade)
 {
     unsigned char hdr[LWS_PRE + HTTP_HEADERS_OUT_MAX];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    if (status_line(wsi, status, upgrade, &p, end) ||
+        add_header(wsi, "content-type:", "application/json", &p, end) ||
+        lws_add_http_header_content_length(wsi, len, &p, end) ||
+        add_header(wsi, "cache-control:", "no-store", &p, end))
+        return -1;
+    if (status == HTTP_UNAUTHORIZED && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+        return -1;
+    return lws_finalize_write_http_header(wsi, start, &p, end);
+}
+
+/*
+ * Writes a complete JSON response, taking body. upgrade: the answer refuses a WebSocket
+ * handshake. 0, or -1 when the connection must be dropped.
+ */
+static int http_send(struct lws *wsi, int status, json_t *body, bool upgrade)
+{
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     size_t len = text ? strlen(text) : 0;
     unsigned char *out = malloc(LWS_PRE + len + 1);
@@ -81,15 +134,7 @@ static int http_send(struct lws *wsi, int status, json_t *body, bool auth_challe
     if (!text || !out)
         goto done;
     memcpy(out + LWS_PRE, text, len);
-    if (lws_add_http_common_headers(wsi, (unsigned)status, "application/json", len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end))
-        goto done;
-    if (auth_challenge &&
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
-                                    (const unsigned char *)"Bearer", 6, &p, end))
-        goto done;
-    if (lws_finalize_write_http_header(wsi, start, &p, end))
+    if (write_headers(wsi, status, len, upgrade))
         goto done;
     if (lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
         goto done;
@@ -158,7 +203,7 @@ static void log_refusal(struct lws *wsi, const char *why, const char *reason)
 static int refuse(struct lws *wsi, int status, const char *code, const char *reason)
 {
     log_refusal(wsi, code, reason);
-    return http_send(wsi, status, error_body(code), status == HTTP_UNAUTHORIZED) ? -1 : 1;
+    return http_send(wsi, status, error_body(code), true) ? -1 : 1;
 }
 
 static int authenticate(tb_server_t *s, struct lws *wsi)
