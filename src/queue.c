@@ -171,8 +171,8 @@ bool tb_queue_wake_needed(tb_queue_t *q)
 size_t tb_queue_depth(const tb_queue_t *q)
 {
     /* head first: tail never falls behind a head read earlier, so this cannot underflow. */
-    size_t h = atomic_load_explicit(&((tb_queue_t *)q)->head, memory_order_relaxed);
-    size_t t = atomic_load_explicit(&((tb_queue_t *)q)->tail, memory_order_relaxed);
+    size_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    size_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     size_t d = t - h;
     return d > q->mask + 1 ? q->mask + 1 : d;
 }
