@@ -38,9 +38,9 @@ for arg in "$@"; do
     esac
 done
 
-PASSED=()
-FAILED=()
-SKIPPED=()
+RESULTS=() # one line per step, in order
+PASSED=0
+FAILED=0
 
 # Runs a step function, records its outcome and duration; returns its status. Step functions
 # check each command themselves ("|| return 1"): bash ignores `set -e` inside a function called
@@ -51,25 +51,25 @@ step() {
     printf '\n==> %s\n' "$name"
     "$@" || rc=$?
     if ((rc == 0)); then
-        PASSED+=("$name ($((SECONDS - t0)) s)")
+        PASSED=$((PASSED + 1))
+        RESULTS+=("ok       $name ($((SECONDS - t0)) s)")
     else
-        FAILED+=("$name ($((SECONDS - t0)) s, status $rc)")
+        FAILED=$((FAILED + 1))
+        RESULTS+=("FAILED   $name ($((SECONDS - t0)) s, status $rc)")
     fi
     return "$rc"
 }
 
 skip() {
-    SKIPPED+=("$1 ($2)")
+    RESULTS+=("skipped  $1 ($2)")
     printf '\n==> %s: skipped, %s\n' "$1" "$2"
 }
 
 summary() {
     local s
     printf '\n==> summary (%d s)\n' "$SECONDS"
-    for s in "${PASSED[@]+"${PASSED[@]}"}"; do printf '  ok       %s\n' "$s"; done
-    for s in "${SKIPPED[@]+"${SKIPPED[@]}"}"; do printf '  skipped  %s\n' "$s"; done
-    for s in "${FAILED[@]+"${FAILED[@]}"}"; do printf '  FAILED   %s\n' "$s"; done
-    printf 'steps: %d passed, %d failed\n' "${#PASSED[@]}" "${#FAILED[@]}"
+    for s in "${RESULTS[@]+"${RESULTS[@]}"}"; do printf '  %s\n' "$s"; done
+    printf 'steps: %d passed, %d failed\n' "$PASSED" "$FAILED"
 }
 
 # ---- steps ------------------------------------------------------------------------------------
@@ -165,4 +165,4 @@ else
 fi
 step "demo smoke test" demo_smoke || true
 
-((${#FAILED[@]} == 0))
+((FAILED == 0))
