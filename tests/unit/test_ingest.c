@@ -37,6 +37,10 @@ extern char **environ;
 #define POLL_MS 10
 #define REPUBLISH_MS 250
 #define SHORT_BACKPRESSURE_MS 50
+#define BROKER_USER "bridge"
+#define BROKER_PASSWORD "s3cret-value"
+/* How long a refused bridge is watched to make sure it never counts as connected. */
+#define REFUSED_WATCH_MS 1500
 
 /* Everything a test owns, released by teardown even when an assertion failed. */
 typedef struct {
@@ -48,6 +52,7 @@ typedef struct {
     pid_t broker;
     int port;
     char dir[64];
+    bool broker_auth; /* broker requires bridge/BROKER_PASSWORD instead of anonymous access */
 } fixture_t;
 
 static void count_wake(void *arg)
@@ -113,6 +118,8 @@ static int teardown(void **state)
         snprintf(path, sizeof(path), "%s/mosquitto.conf", f->dir);
         unlink(path);
         snprintf(path, sizeof(path), "%s/password", f->dir);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/passwd", f->dir);
         unlink(path);
         rmdir(f->dir);
     }
@@ -454,7 +461,11 @@ static void start_broker(fixture_t *f)
     snprintf(conf, sizeof(conf), "%s/mosquitto.conf", f->dir);
     FILE *fp = fopen(conf, "w");
     assert_non_null(fp);
-    fprintf(fp, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", f->port);
+    fprintf(fp, "listener %d 127.0.0.1\npersistence false\n", f->port);
+    if (f->broker_auth)
+        fprintf(fp, "allow_anonymous false\npassword_file %s/passwd\n", f->dir);
+    else
+        fprintf(fp, "allow_anonymous true\n");
     fclose(fp);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -544,7 +555,9 @@ static void start_ingest_on_broker(fixture_t *f)
         fail_msg("no MQTT session within %d ms", WAIT_LIMIT_MS);
 }
 
-static void broker_fixture(fixture_t *f)
+/* A private folder, a free port and a unique client id for a broker test; skips the test
+ * when mosquitto is not installed. */
+static void broker_fixture_dir(fixture_t *f)
 {
     if (!mosquitto_path())
         skip();
@@ -557,6 +570,11 @@ static void broker_fixture(fixture_t *f)
     static char client_id[64];
     snprintf(client_id, sizeof(client_id), "telebridge-test-%d", (int)getpid());
     f->cfg.mqtt.client_id = client_id;
+}
+
+static void broker_fixture(fixture_t *f)
+{
+    broker_fixture_dir(f);
     start_broker(f);
 }
 
@@ -612,6 +630,58 @@ static void test_broker_persistent_session(void **state)
     assert_true(got_retained);
 }
 
+/* Runs argv to completion; its exit status, or -1. */
+static int run_tool(char *const argv[])
+{
+    pid_t pid;
+    int status;
+    if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        return -1;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return -1;
+    return WEXITSTATUS(status);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void test_broker_password_auth(void **state)
+{
+    fixture_t *f = *state;
+    if (access("/usr/bin/mosquitto_passwd", X_OK) != 0)
+        skip();
+    f->broker_auth = true;
+    broker_fixture_dir(f);
+    char passwd[128], password[128];
+    snprintf(passwd, sizeof(passwd), "%s/passwd", f->dir);
+    char *argv[] = {
+        "/usr/bin/mosquitto_passwd", "-c", "-b", passwd, BROKER_USER, BROKER_PASSWORD, NULL};
+    assert_int_equal(run_tool(argv), 0);
+    chmod(passwd, 0644);
+    start_broker(f);
+    /* The file's trailing newline is not part of the password. */
+    snprintf(password, sizeof(password), "%s/password", f->dir);
+    write_file(password, BROKER_PASSWORD "\n");
+    f->cfg.mqtt.username = BROKER_USER;
+    f->cfg.mqtt.password_file = password;
+    start_ingest_on_broker(f);
+    tb_ingest_destroy(f->ingest);
+    f->ingest = NULL;
+    /* A wrong password: CONNACK refused, so never connected however long we wait. */
+    write_file(password, "wrong\n");
+    f->ingest = make_ingest(f, 0);
+    assert_int_equal(tb_ingest_start(f->ingest), 0);
+    unsigned long long connects = atomic_load(&f->stats.mqtt_connects);
+    for (int64_t t0 = tb_mono_ms(); tb_mono_ms() - t0 < REFUSED_WATCH_MS; sleep_ms(POLL_MS))
+        assert_int_equal(atomic_load(&f->stats.mqtt_connected), 0);
+    assert_int_equal(atomic_load(&f->stats.mqtt_connects), connects);
+}
+
 int main(void)
 {
     tb_log_set_level(TB_LOG_WARN);
@@ -627,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_is_prompt_while_broker_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_session_loss_and_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_persistent_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_password_auth, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
