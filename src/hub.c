@@ -511,6 +511,17 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
     free(c);
 }
 
+void tb_hub_set_groups(tb_hub_t *h, tb_groups_t *groups)
+{
+    tb_groups_destroy(h->groups);
+    h->groups = groups;
+}
+
+void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth)
+{
+    h->auth = auth;
+}
+
 void tb_hub_close_all(tb_hub_t *h, int code, const char *reason)
 {
     for (tb_conn_t *c = h->conns; c; c = c->next)

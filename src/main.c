@@ -14,6 +14,7 @@
 
 #include "telebridge/auth.h"
 #include "telebridge/config.h"
+#include "telebridge/groups.h"
 #include "telebridge/log.h"
 #include "telebridge/mqtt_ingest.h"
 #include "telebridge/ws_server.h"
@@ -134,8 +135,11 @@ static int print_effective(const tb_config_t *cfg)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (g_server)
+    if (!g_server)
+        return;
+    if (sig == SIGHUP)
+        tb_server_request_reload(g_server);
+    else
         tb_server_request_stop(g_server);
 }
 
@@ -147,18 +151,46 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 }
 
-static int serve(const tb_config_t *cfg, const tb_auth_t *auth)
+/*
+ * The SIGHUP hook: reads the file and flags again, as at start-up, and hands over the parts
+ * that may change while running (the group map and the auth keys). Anything else changed in
+ * the file takes a restart.
+ */
+static int reload(void *arg, tb_groups_t **groups, tb_auth_t **auth, char *err)
+{
+    const options_t *o = arg;
+    tb_config_t cfg;
+    int rc = -1;
+    memset(&cfg, 0, sizeof(cfg));
+    if (load_config(o, &cfg, err))
+        goto done;
+    if (!(*auth = tb_auth_create(&cfg.auth, err)))
+        goto done;
+    if (!(*groups = tb_groups_create(cfg.groups, cfg.n_groups))) {
+        tb_auth_destroy(*auth);
+        snprintf(err, TB_CONFIG_ERR_LEN, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    tb_config_free(&cfg);
+    return rc;
+}
+
+/* Runs the bridge until a stop signal; takes auth. Returns the exit status. */
+static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
 {
     static tb_stats_t stats;
     char err[TB_CONFIG_ERR_LEN];
     int rc = 1;
     tb_ingest_t *ingest = NULL;
-    tb_server_opts_t so = {.cfg = cfg, .stats = &stats, .auth = auth};
+    tb_server_opts_t so = {
+        .cfg = cfg, .stats = &stats, .auth = auth, .reload = reload, .reload_arg = (void *)o};
     tb_server_t *server = tb_server_create(&so, err, sizeof(err));
     if (!server) {
         tb_log(TB_LOG_ERROR, "cannot start", "error=\"%s\"", err);
@@ -192,7 +224,7 @@ int main(int argc, char **argv)
     options_t o;
     tb_config_t cfg;
     char err[TB_CONFIG_ERR_LEN];
-    tb_auth_t *auth = NULL;
+    tb_auth_t *auth;
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc > 0 ? 0 : EXIT_USAGE;
@@ -203,10 +235,12 @@ int main(int argc, char **argv)
     tb_log_set_level(cfg.log_level);
     if (!(auth = tb_auth_create(&cfg.auth, err)))
         goto fail;
-    rc = o.check_only ? print_effective(&cfg) : serve(&cfg, auth);
-    if (rc == 0 && !o.check_only)
+    if (o.check_only) {
+        tb_auth_destroy(auth);
+        rc = print_effective(&cfg);
+    } else if ((rc = serve(&o, &cfg, auth)) == 0) {
         tb_log(TB_LOG_INFO, "stopped", NULL);
-    tb_auth_destroy(auth);
+    }
     tb_config_free(&cfg);
     return rc;
 fail:

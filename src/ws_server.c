@@ -47,7 +47,9 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 struct tb_server {
     const tb_config_t *cfg;
     tb_stats_t *stats;
-    const tb_auth_t *auth;
+    tb_auth_t *auth;
+    tb_server_reload_fn reload;
+    void *reload_arg;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     tb_queue_t *queue;
@@ -56,6 +58,7 @@ struct tb_server {
     lws_sorted_usec_list_t tick;
     lws_retry_bo_t idle_policy;
     atomic_int stop;
+    atomic_int reload_requested;
     bool draining;
 };
 
@@ -341,6 +344,24 @@ static void on_closed(tb_server_t *s, pss_t *pss)
     pss->rx = NULL;
 }
 
+/* Runs the reload hook; on failure the running configuration stays as it was. */
+static void reload(tb_server_t *s)
+{
+    char err[TB_CONFIG_ERR_LEN];
+    tb_groups_t *groups = NULL;
+    tb_auth_t *auth = NULL;
+    if (!s->reload || s->reload(s->reload_arg, &groups, &auth, err)) {
+        tb_log(TB_LOG_WARN, "reload refused, keeping the running configuration", "error=\"%s\"",
+               s->reload ? err : "no reload hook");
+        return;
+    }
+    tb_hub_set_groups(s->hub, groups);
+    tb_hub_set_auth(s->hub, auth);
+    tb_auth_destroy(s->auth);
+    s->auth = auth;
+    tb_log(TB_LOG_INFO, "reloaded groups and auth keys", NULL);
+}
+
 /* Routes what the MQTT thread queued, a bounded batch per wake-up. */
 static void drain_queue(tb_server_t *s)
 {
@@ -385,6 +406,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s && s->hub && atomic_exchange(&s->reload_requested, 0))
+            reload(s);
         if (s && s->hub)
             drain_queue(s);
         return 0;
@@ -478,12 +501,15 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     struct lws_context_creation_info info;
     tb_server_t *s = calloc(1, sizeof(*s));
     if (!s) {
+        tb_auth_destroy(opts->auth);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     s->cfg = opts->cfg;
     s->stats = opts->stats;
     s->auth = opts->auth;
+    s->reload = opts->reload;
+    s->reload_arg = opts->reload_arg;
     if (!(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) || create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -527,6 +553,12 @@ void tb_server_request_stop(tb_server_t *s)
     lws_cancel_service(s->ctx);
 }
 
+void tb_server_request_reload(tb_server_t *s)
+{
+    atomic_store(&s->reload_requested, 1);
+    lws_cancel_service(s->ctx);
+}
+
 int tb_server_run(tb_server_t *s)
 {
     while (!atomic_load(&s->stop))
@@ -550,6 +582,7 @@ void tb_server_destroy(tb_server_t *s)
     if (s->ctx)
         lws_context_destroy(s->ctx);
     tb_hub_destroy(s->hub);
+    tb_auth_destroy(s->auth);
     if (s->queue) {
         tb_msg_t *m;
         while ((m = tb_queue_pop(s->queue)))

@@ -27,6 +27,7 @@
 #include "telebridge/auth.h"
 #include "telebridge/config.h"
 #include "telebridge/frame.h"
+#include "telebridge/groups.h"
 #include "telebridge/msg.h"
 
 /* WebSocket close codes the hub asks for. */
@@ -111,6 +112,14 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
 
 /* Periodic work (once a second): closes connections whose token expired with 4001. */
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
+
+/*
+ * Reload (SIGHUP): replaces the group map, taking ownership of groups (the old map is freed),
+ * and the verifier used by `refresh` (borrowed; it must outlive the hub or the next call).
+ * Open connections and their rooms are untouched.
+ */
+void tb_hub_set_groups(tb_hub_t *h, tb_groups_t *groups);
+void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth);
 
 /* Asks every connection to close with code after its queue is written. */
 void tb_hub_close_all(tb_hub_t *h, int code, const char *reason);

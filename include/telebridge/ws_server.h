@@ -14,6 +14,7 @@
 
 #include "telebridge/auth.h"
 #include "telebridge/config.h"
+#include "telebridge/groups.h"
 #include "telebridge/queue.h"
 #include "telebridge/stats.h"
 
@@ -24,10 +25,19 @@
 
 typedef struct tb_server tb_server_t;
 
+/*
+ * Reload hook, run on the service thread after tb_server_request_reload(): re-reads what may
+ * change without a restart. Returns 0 with a new group map and verifier (the server takes both),
+ * or -1 with a message in err (TB_CONFIG_ERR_LEN bytes), keeping the old ones.
+ */
+typedef int (*tb_server_reload_fn)(void *arg, tb_groups_t **groups, tb_auth_t **auth, char *err);
+
 typedef struct {
-    const tb_config_t *cfg; /* must outlive the server */
-    tb_stats_t *stats;      /* must outlive the server */
-    const tb_auth_t *auth;  /* must outlive the server */
+    const tb_config_t *cfg;     /* must outlive the server */
+    tb_stats_t *stats;          /* must outlive the server */
+    tb_auth_t *auth;            /* taken by the server, even when create fails */
+    tb_server_reload_fn reload; /* NULL: SIGHUP-style reloads are refused */
+    void *reload_arg;
 } tb_server_opts_t;
 
 /* Creates the context and starts listening. NULL with a message in err (errlen bytes). */
@@ -40,6 +50,8 @@ tb_queue_t *tb_server_queue(tb_server_t *s);
 void tb_server_wake(void *arg);
 /* Asks run() to return after a graceful close; async-signal-safe. */
 void tb_server_request_stop(tb_server_t *s);
+/* Asks the service thread to call the reload hook; async-signal-safe. */
+void tb_server_request_reload(tb_server_t *s);
 
 /*
  * Serves until a stop is requested, then closes every WebSocket with 1001 and waits up to
