@@ -345,7 +345,7 @@ class Bridge:
         wait_until(lambda: self.stats()["messages_in"] > before, START_TIMEOUT,
                    "the probe message to be ingested")
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):

@@ -16,7 +16,7 @@ def test_signal_closes_clients_1001_and_exits_0(bridge, connect, sig):
     a = connect(bridge, rooms=["global"])
     b = connect(bridge)
     t0 = time.monotonic()
-    bridge.signal(sig)
+    bridge.send_signal(sig)
     for ws in (a, b):
         code, _ = ws.wait_closed(timeout=5)
         assert code == 1001

@@ -113,6 +113,26 @@ def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, conne
     tb.assert_device_envelope(reader.recv(), "telemetry", "dev-after", seq=seqs[-1] + 1)
 
 
+def read_until_field(sock, last_i, timeout):
+    """Reads server frames until a telemetry frame with fields.i == last_i; returns the
+    device messages read."""
+    sock.settimeout(0.5)
+    buf, got = b"", []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        assert chunk, "the server closed the connection"
+        texts, close_code, buf = parse_frames(buf + chunk)
+        assert close_code is None, f"closed with {close_code}"
+        got += [m for m in map(json.loads, texts) if "seq" in m]
+        if got and got[-1]["payload"]["fields"].get("i") == last_i:
+            return got
+    raise AssertionError(f"message {last_i} not received within {timeout} s")
+
+
 def test_drop_oldest_keeps_the_connection(make_bridge, broker):
     bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND,
                                      "slow_consumer": "drop_oldest"}})
@@ -124,9 +144,16 @@ def test_drop_oldest_keeps_the_connection(make_bridge, broker):
     blob = "x" * FIELD_BYTES
     tb.publish_many(broker.port, [("devices/dev-burst/telemetry",
                                    json.dumps({"fields": {"i": i, "blob": blob}}))
-                                  for i in range(1000)])
-    tb.wait_until(lambda: bridge.stats()["dropped"] >= 1, 10, "dropped telemetry")
+                                  for i in range(MESSAGES)])
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= MESSAGES + 1, 10,
+                  "the burst to be routed")
     stats = bridge.stats()
+    assert stats["dropped"] >= 1
     assert stats["slow_consumer_disconnects"] == 0
     assert stats["connections"] == 1
+    # Reading now: the oldest telemetry went, the newest is still delivered, in order.
+    got = read_until_field(sock, MESSAGES - 1, 15)
+    seqs = [m["seq"] for m in got]
+    assert seqs == sorted(set(seqs))
+    assert len(got) < MESSAGES
     sock.close()
