@@ -23,6 +23,12 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
  * message arrives (at most limits.max_message_bytes).
  */
 #define WS_RX_CHUNK 512
+/*
+ * lws caps every send() at tx_packet_size (defaulting to rx_buffer_size, 512 here), which would
+ * split each frame into several syscalls and poll rounds. It is only a cap, nothing is
+ * allocated for it, so it is set above any frame the bridge builds.
+ */
+#define WS_TX_PACKET_MAX (1u << 20)
 /* Handshake headers may carry a token of TB_AUTH_TOKEN_MAX bytes in the query. */
 #define HTTP_HEADER_DATA_MAX (TB_AUTH_TOKEN_MAX + 4096)
 #define HTTP_HEADER_POOL 64
@@ -31,8 +37,8 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define HANDSHAKE_TIMEOUT_S 10
 /* Seconds a connection asked to close may take to take its close frame. */
 #define CLOSE_GRACE_S 2
-/* Queue messages routed per wake-up before the loop services sockets again. */
-#define DRAIN_BATCH 4096
+/* Most queue messages routed per wake-up before the loop services sockets again. */
+#define DRAIN_BATCH_MAX 4096
 #define TICK_US (1000 * LWS_US_PER_MS)
 #define URI_MAX 256
 #define PEER_MAX 64
@@ -67,6 +73,7 @@ typedef struct {
     tb_conn_t *conn;
     char *rx; /* assembly buffer of a multi-chunk message, else NULL */
     uint32_t rx_len;
+    bool deflate; /* permessage-deflate negotiated */
 } pss_t;
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
@@ -314,16 +321,33 @@ static const char *close_reason(int code)
     }
 }
 
+/* Writes one frame; false when the connection failed. */
+static bool write_frame(tb_server_t *s, struct lws *wsi, pss_t *pss, tb_frame_t *f)
+{
+    if (lws_write(wsi, (unsigned char *)tb_frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
+        return false;
+    tb_hub_conn_sent(s->hub, pss->conn);
+    return true;
+}
+
+/*
+ * Writes queued frames while the socket takes them (one per callback with permessage-deflate,
+ * whose compressor may need further callbacks to finish a message). A reader that keeps up
+ * thus empties its queue every loop iteration, however many messages a drain batch added; only
+ * a socket that stays full lets the queue reach its bound.
+ */
 static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
+    tb_frame_t *f;
     if (!pss->conn)
         return 0;
-    tb_frame_t *f = tb_hub_conn_peek(pss->conn);
-    if (f) {
-        if (lws_write(wsi, (unsigned char *)tb_frame_payload(f), f->len, LWS_WRITE_TEXT) <
-            (int)f->len)
-            return -1;
-        tb_hub_conn_sent(s->hub, pss->conn);
+    if ((f = tb_hub_conn_peek(pss->conn))) {
+        int budget = s->cfg->limits.send_queue_messages;
+        do {
+            if (!write_frame(s, wsi, pss, f))
+                return -1;
+        } while (!pss->deflate && --budget > 0 && (f = tb_hub_conn_peek(pss->conn)) &&
+                 !lws_send_pipe_choked(wsi));
         if (tb_hub_conn_peek(pss->conn) || tb_hub_conn_close_code(pss->conn))
             lws_callback_on_writable(wsi);
         return 0;
@@ -365,9 +389,16 @@ static void reload(tb_server_t *s)
 /* Routes what the MQTT thread queued, a bounded batch per wake-up. */
 static void drain_queue(tb_server_t *s)
 {
+    /* Half the send-queue bound per batch: one batch alone can never make a reader that keeps
+     * up look like a slow consumer. */
+    int batch = s->cfg->limits.send_queue_messages / 2;
+    if (batch < 1)
+        batch = 1;
+    if (batch > DRAIN_BATCH_MAX)
+        batch = DRAIN_BATCH_MAX;
     for (;;) {
         tb_msg_t *m;
-        for (int n = 0; n < DRAIN_BATCH; n++) {
+        for (int n = 0; n < batch; n++) {
             if (!(m = tb_queue_pop(s->queue)))
                 break;
             tb_hub_ingest(s->hub, m);
@@ -392,6 +423,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_http(s, wsi, in);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(s, wsi);
+    case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+        pss->deflate = true; /* the only extension offered */
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         return on_established(s, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
@@ -417,7 +451,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-    {"telebridge", callback, sizeof(pss_t), WS_RX_CHUNK, 0, NULL, 0},
+    {"telebridge", callback, sizeof(pss_t), WS_RX_CHUNK, 0, NULL, WS_TX_PACKET_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
