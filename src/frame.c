@@ -6,6 +6,36 @@
 
 /* Encodings up to this size take one pass through a stack buffer; larger ones take two. */
 #define FRAME_STACK_ENCODE 4096
+/* RFC 6455 §5.2: FIN + text opcode; 7-bit lengths up to 125, then 16-bit, then 64-bit. */
+#define WS_FIN_TEXT 0x81
+#define WS_LEN_16 126
+#define WS_LEN_64 127
+#define WS_LEN_7_MAX 125
+#define WS_LEN_16_MAX 0xFFFF
+
+_Static_assert(TB_FRAME_HEADROOM >= 10, "the headroom must hold the longest WebSocket header");
+
+/* Writes the unmasked text-frame header for f->len bytes just before the payload. */
+static void frame_header(tb_frame_t *f)
+{
+    unsigned char hdr[10];
+    uint8_t n = 0;
+    uint64_t len = f->len;
+    hdr[n++] = WS_FIN_TEXT;
+    if (len <= WS_LEN_7_MAX) {
+        hdr[n++] = (unsigned char)len;
+    } else if (len <= WS_LEN_16_MAX) {
+        hdr[n++] = WS_LEN_16;
+        hdr[n++] = (unsigned char)(len >> 8);
+        hdr[n++] = (unsigned char)len;
+    } else {
+        hdr[n++] = WS_LEN_64;
+        for (int shift = 56; shift >= 0; shift -= 8)
+            hdr[n++] = (unsigned char)(len >> shift);
+    }
+    f->hdr_len = n;
+    memcpy(f->data + TB_FRAME_HEADROOM - n, hdr, n);
+}
 
 static tb_frame_t *frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
 {
@@ -19,6 +49,7 @@ static tb_frame_t *frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
     f->seq = seq;
     f->kind = (uint8_t)kind;
     f->data[TB_FRAME_HEADROOM + len] = '\0';
+    frame_header(f);
     return f;
 }
 

@@ -347,6 +347,11 @@ tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c)
     return c->q_len ? *queue_at(c, 0) : NULL;
 }
 
+tb_frame_t *tb_hub_conn_at(const tb_conn_t *c, size_t i)
+{
+    return *queue_at(c, (uint32_t)i);
+}
+
 void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
 {
     if (!c->q_len)

@@ -29,6 +29,8 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
  * allocated for it, so it is set above any frame the bridge builds.
  */
 #define WS_TX_PACKET_MAX (1u << 20)
+/* Bytes of queued frames gathered into one write (the service thread's one scratch buffer). */
+#define WS_COALESCE_MAX (64 * 1024)
 /* Handshake headers may carry a token of TB_AUTH_TOKEN_MAX bytes in the query. */
 #define HTTP_HEADER_DATA_MAX (TB_AUTH_TOKEN_MAX + 4096)
 #define HTTP_HEADER_POOL 64
@@ -61,6 +63,7 @@ struct tb_server {
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
+    unsigned char *scratch; /* LWS_PRE + WS_COALESCE_MAX bytes for gathered writes */
     lws_sorted_usec_list_t tick;
     lws_retry_bo_t idle_policy;
     atomic_int stop;
@@ -321,34 +324,62 @@ static const char *close_reason(int code)
     }
 }
 
-/* Writes one frame; false when the connection failed. */
-static bool write_frame(tb_server_t *s, struct lws *wsi, pss_t *pss, tb_frame_t *f)
+/*
+ * permessage-deflate needs lws's own framing: the payload is copied into the scratch buffer
+ * (lws may write into the LWS_PRE bytes before it, which in a shared frame hold its prebuilt
+ * header) and written as text, one frame per callback since the compressor may need more.
+ */
+static int write_deflate(tb_server_t *s, struct lws *wsi, tb_frame_t *f)
 {
-    if (lws_write(wsi, (unsigned char *)tb_frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
-        return false;
-    tb_hub_conn_sent(s->hub, pss->conn);
-    return true;
+    unsigned char *buf = (unsigned char *)tb_frame_payload(f);
+    if (f->len <= WS_COALESCE_MAX) {
+        memcpy(s->scratch + LWS_PRE, buf, f->len);
+        buf = s->scratch + LWS_PRE;
+    }
+    return lws_write(wsi, buf, f->len, LWS_WRITE_TEXT) < (int)f->len ? -1 : 1;
 }
 
 /*
- * Writes queued frames while the socket takes them (one per callback with permessage-deflate,
- * whose compressor may need further callbacks to finish a message). A reader that keeps up
- * thus empties its queue every loop iteration, however many messages a drain batch added; only
- * a socket that stays full lets the queue reach its bound.
+ * Plain connections: the frames carry their own WebSocket headers, so the queued ones leave in
+ * one raw write — straight from the shared frame when only one fits, else gathered into the
+ * scratch buffer (a copy, no allocation) up to WS_COALESCE_MAX bytes. Returns the frames
+ * written, or -1.
+ */
+static int write_raw(tb_server_t *s, struct lws *wsi, const tb_conn_t *c)
+{
+    size_t len, used = 0;
+    int n = 0;
+    const unsigned char *wire = tb_frame_wire(tb_hub_conn_at(c, 0), &len);
+    if (tb_hub_conn_queued(c) == 1 || len > WS_COALESCE_MAX / 2)
+        return lws_write(wsi, (unsigned char *)wire, len, LWS_WRITE_RAW) < (int)len ? -1 : 1;
+    for (size_t i = 0; i < tb_hub_conn_queued(c); i++) {
+        wire = tb_frame_wire(tb_hub_conn_at(c, i), &len);
+        if (used + len > WS_COALESCE_MAX)
+            break;
+        memcpy(s->scratch + LWS_PRE + used, wire, len);
+        used += len;
+        n++;
+    }
+    return lws_write(wsi, s->scratch + LWS_PRE, used, LWS_WRITE_RAW) < (int)used ? -1 : n;
+}
+
+/*
+ * One lws_write per WRITEABLE callback, carrying as many queued frames as fit: a reader that
+ * keeps up drains its queue every loop iteration, so only a socket that stays full lets the
+ * queue reach its bound.
  */
 static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
-    tb_frame_t *f;
     if (!pss->conn)
         return 0;
-    if ((f = tb_hub_conn_peek(pss->conn))) {
-        int budget = s->cfg->limits.send_queue_messages;
-        do {
-            if (!write_frame(s, wsi, pss, f))
-                return -1;
-        } while (!pss->deflate && --budget > 0 && (f = tb_hub_conn_peek(pss->conn)) &&
-                 !lws_send_pipe_choked(wsi));
-        if (tb_hub_conn_peek(pss->conn) || tb_hub_conn_close_code(pss->conn))
+    if (tb_hub_conn_queued(pss->conn)) {
+        int n = pss->deflate ? write_deflate(s, wsi, tb_hub_conn_peek(pss->conn))
+                             : write_raw(s, wsi, pss->conn);
+        if (n < 0)
+            return -1;
+        while (n-- > 0)
+            tb_hub_conn_sent(s->hub, pss->conn);
+        if (tb_hub_conn_queued(pss->conn) || tb_hub_conn_close_code(pss->conn))
             lws_callback_on_writable(wsi);
         return 0;
     }
@@ -544,7 +575,8 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     s->auth = opts->auth;
     s->reload = opts->reload;
     s->reload_arg = opts->reload_arg;
-    if (!(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) || create_hub(s)) {
+    s->scratch = malloc(LWS_PRE + WS_COALESCE_MAX);
+    if (!s->scratch || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) || create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -617,6 +649,7 @@ void tb_server_destroy(tb_server_t *s)
         lws_context_destroy(s->ctx);
     tb_hub_destroy(s->hub);
     tb_auth_destroy(s->auth);
+    free(s->scratch);
     if (s->queue) {
         tb_msg_t *m;
         while ((m = tb_queue_pop(s->queue)))

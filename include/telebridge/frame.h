@@ -3,9 +3,12 @@
  *
  * A device message is encoded once into one frame; each recipient's send queue holds a
  * reference, not a copy. Frames are used by the service thread only, so the reference count is
- * a plain integer. The payload is preceded by TB_FRAME_HEADROOM writable bytes, which the
- * WebSocket layer uses for the frame header (LWS_PRE; ws_server.c checks it fits), and
- * followed by a NUL so it can be logged or parsed in tests.
+ * a plain integer.
+ *
+ * Layout of data[]: TB_FRAME_HEADROOM bytes, the payload, a NUL (so it can be logged or parsed
+ * in tests). The last hdr_len bytes of the headroom hold the frame's complete WebSocket header
+ * (FIN, text opcode, unmasked length) — a server frame is the same bytes for every recipient —
+ * so tb_frame_wire() is ready to send as it is.
  */
 #ifndef TELEBRIDGE_FRAME_H
 #define TELEBRIDGE_FRAME_H
@@ -14,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* At least LWS_PRE (ws_server.c checks) and the longest WebSocket header (10 bytes). */
 #define TB_FRAME_HEADROOM 16
 
 /* What the frame carries; the drop_oldest slow-consumer policy only drops telemetry. */
@@ -24,6 +28,7 @@ typedef struct tb_frame {
     uint32_t len;         /* payload bytes, excluding headroom and the NUL */
     uint64_t seq;         /* bridge-wide sequence of a device message; 0 for control frames */
     uint8_t kind;         /* tb_frame_kind_t */
+    uint8_t hdr_len;      /* bytes of WebSocket header before the payload */
     unsigned char data[]; /* TB_FRAME_HEADROOM + len + 1 bytes */
 } tb_frame_t;
 
@@ -39,6 +44,13 @@ tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t
 static inline char *tb_frame_payload(tb_frame_t *f)
 {
     return (char *)f->data + TB_FRAME_HEADROOM;
+}
+
+/* The whole WebSocket frame, header and payload; *len receives its size. */
+static inline const unsigned char *tb_frame_wire(const tb_frame_t *f, size_t *len)
+{
+    *len = (size_t)f->hdr_len + f->len;
+    return f->data + TB_FRAME_HEADROOM - f->hdr_len;
 }
 
 static inline void tb_frame_ref(tb_frame_t *f)

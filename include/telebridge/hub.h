@@ -100,7 +100,9 @@ void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len)
 
 /* The next frame to write, or NULL. */
 tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c);
-/* The peeked frame was written: drop it from the queue. */
+/* The i-th queued frame, i < tb_hub_conn_queued(c), for writing several at once. */
+tb_frame_t *tb_hub_conn_at(const tb_conn_t *c, size_t i);
+/* The oldest queued frame was written: drop it from the queue. */
 void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c);
 /* Frames waiting on c. */
 size_t tb_hub_conn_queued(const tb_conn_t *c);

@@ -160,6 +160,34 @@ static void test_large_frame_two_pass(void **state)
     json_decref(o);
 }
 
+/* The prebuilt header is RFC 6455's unmasked text-frame header for each length class. */
+static void test_frame_wire_header(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t len;
+        unsigned char hdr[10];
+        size_t hdr_len;
+    } hdrs[] = {
+        {0, {0x81, 0}, 2},
+        {125, {0x81, 125}, 2},
+        {126, {0x81, 126, 0, 126}, 4},
+        {65535, {0x81, 126, 0xff, 0xff}, 4},
+        {65536, {0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}, 10},
+    };
+    static char payload[65536];
+    memset(payload, 'p', sizeof(payload));
+    for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+        tb_frame_t *f = tb_frame_new(payload, hdrs[i].len, TB_FRAME_CONTROL, 0);
+        size_t wlen;
+        const unsigned char *wire = tb_frame_wire(f, &wlen);
+        assert_int_equal(wlen, hdrs[i].hdr_len + hdrs[i].len);
+        assert_memory_equal(wire, hdrs[i].hdr, hdrs[i].hdr_len);
+        assert_ptr_equal(wire + hdrs[i].hdr_len, tb_frame_payload(f));
+        tb_frame_unref(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_device_envelope),
         cmocka_unit_test(test_control_and_error),
         cmocka_unit_test(test_large_frame_two_pass),
+        cmocka_unit_test(test_frame_wire_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
