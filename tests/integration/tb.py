@@ -217,6 +217,24 @@ def ws_frame(payload, opcode=0x1):
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+def parse_frames(data):
+    """Unmasked server frames in data → ([(opcode, payload bytes)], leftover bytes of an
+    incomplete last frame)."""
+    frames, i = [], 0
+    while i + 2 <= len(data):
+        op, n, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+        if n >= 126:
+            width = 2 if n == 126 else 8
+            if j + width > len(data):
+                break
+            n, j = int.from_bytes(data[j:j + width], "big"), j + width
+        if j + n > len(data):
+            break
+        frames.append((op, data[j:j + n]))
+        i = j + n
+    return frames, data[i:]
+
+
 # ---- processes -----------------------------------------------------------------------------
 
 

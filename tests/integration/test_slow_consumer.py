@@ -3,7 +3,6 @@ memory without bound (CONTRACT §3, limits.send_queue_messages)."""
 
 import json
 import socket
-import struct
 import time
 
 import tb
@@ -17,31 +16,12 @@ FIELD_BYTES = 1000
 RSS_GROWTH_MAX_KB = 64 * 1024
 
 
-def parse_frames(data):
-    """Unmasked server frames → (list of text payloads, close code or None, leftover bytes)."""
-    texts, close_code, i = [], None, 0
-    while i + 2 <= len(data):
-        op, n = data[i] & 0x0F, data[i + 1] & 0x7F
-        j = i + 2
-        if n == 126:
-            if j + 2 > len(data):
-                break
-            n = struct.unpack("!H", data[j:j + 2])[0]
-            j += 2
-        elif n == 127:
-            if j + 8 > len(data):
-                break
-            n = struct.unpack("!Q", data[j:j + 8])[0]
-            j += 8
-        if j + n > len(data):
-            break
-        body = data[j:j + n]
-        if op == 0x1:
-            texts.append(body.decode())
-        elif op == 0x8 and n >= 2:
-            close_code = struct.unpack("!H", body[:2])[0]
-        i = j + n
-    return texts, close_code, data[i:]
+def texts_and_close(data):
+    """Server frames → (text payloads, close code or None, leftover bytes)."""
+    frames, rest = tb.parse_frames(data)
+    texts = [body.decode() for op, body in frames if op == 0x1]
+    closes = [int.from_bytes(body[:2], "big") for op, body in frames if op == 0x8 and body]
+    return texts, (closes[0] if closes else None), rest
 
 
 def drain_until_closed(sock, timeout):
@@ -94,7 +74,7 @@ def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, conne
 
     data, how = drain_until_closed(sock, 15)
     sock.close()
-    texts, close_code, _ = parse_frames(first + data)
+    texts, close_code, _ = texts_and_close(first + data)
     got = [json.loads(t) for t in texts]
     assert got and got[0]["type"] in ("connected", "subscribed")
     device_seqs = [m["seq"] for m in got if "seq" in m]
@@ -125,7 +105,7 @@ def read_until_field(sock, last_i, timeout):
         except socket.timeout:
             continue
         assert chunk, "the server closed the connection"
-        texts, close_code, buf = parse_frames(buf + chunk)
+        texts, close_code, buf = texts_and_close(buf + chunk)
         assert close_code is None, f"closed with {close_code}"
         got += [m for m in map(json.loads, texts) if "seq" in m]
         if got and got[-1]["payload"]["fields"].get("i") == last_i:
