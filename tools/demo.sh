@@ -48,10 +48,12 @@ done
 PIDS=()     # what this script started, stopped in reverse order
 NAMES=()
 
+# Each in its own session, so a Ctrl-C reaches only this script, which then stops them in
+# order (the simulator first, so its offline statuses still reach the broker).
 start_bg() {
     local name=$1 log=$2
     shift 2
-    "$@" >"$log" 2>&1 &
+    setsid "$@" >"$log" 2>&1 </dev/null &
     PIDS+=("$!")
     NAMES+=("$name")
 }

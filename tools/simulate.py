@@ -129,8 +129,11 @@ class Simulator:
     def status_all(self, status):
         infos = [self.client.publish(self.topic(d, "status"), status, qos=1, retain=True)
                  for d in self.devices]
-        for info in infos:
-            info.wait_for_publish(CONNECT_TIMEOUT_S)
+        try:
+            for info in infos:
+                info.wait_for_publish(CONNECT_TIMEOUT_S)
+        except (RuntimeError, ValueError) as e:  # paho: the connection went away meanwhile
+            self.log(f"status {status!r} not delivered: {e}")
 
     def run(self):
         a = self.args
