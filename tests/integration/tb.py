@@ -284,6 +284,17 @@ class Broker:
         mqtt_publish(self.port, topic, payload, qos, retain)
 
 
+def mqtt_publish_lines(port, topic, lines, qos=1, timeout=60.0):
+    """Publishes each line as one message from a single mosquitto_pub (-l), in order, and
+    returns once it has delivered them all. A separate process, so a burst never competes with
+    the test's WebSocket readers for the interpreter."""
+    data = "".join(line + "\n" for line in lines)
+    assert all("\n" not in line for line in lines)
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                    "-q", str(qos), "-l"], input=data.encode(), check=True, timeout=timeout,
+                   capture_output=True)
+
+
 def mqtt_publish(port, topic, payload, qos=1, retain=False):
     """Publishes with mosquitto_pub; payload str or bytes (bytes go through a file)."""
     cmd = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", topic, "-q", str(qos)]
@@ -571,33 +582,3 @@ def assert_device_envelope(env, type_, device, seq=None):
         assert set(p) == {"device_id", "status", "timestamp"}, p
     assert p["device_id"] == device
     assert isinstance(p["timestamp"], str)
-
-
-# ---- MQTT (paho) ---------------------------------------------------------------------------
-
-
-def paho_client(client_id):
-    """A paho client under either API: 1.6 (Debian 12) or 2.x (needs a callback version)."""
-    import paho.mqtt.client as mqtt
-
-    if hasattr(mqtt, "CallbackAPIVersion"):
-        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-    return mqtt.Client(client_id=client_id)
-
-
-def publish_many(port, messages, qos=1, timeout=30.0):
-    """Publishes (topic, payload) pairs in order from one connection; returns when the broker
-    has acknowledged all of them (QoS 1) or they were written (QoS 0)."""
-    client = paho_client(f"tb-pub-{uuid.uuid4().hex[:8]}")
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port, keepalive=30)
-    client.loop_start()
-    try:
-        infos = [client.publish(t, p, qos=qos) for t, p in messages]
-        deadline = time.monotonic() + timeout
-        for info in infos:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-            assert info.is_published(), "broker did not take every message in time"
-    finally:
-        client.disconnect()
-        client.loop_stop()

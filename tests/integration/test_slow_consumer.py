@@ -56,9 +56,9 @@ def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, conne
     rss_before = bridge.rss_kb()
 
     blob = "x" * FIELD_BYTES
-    tb.publish_many(broker.port, [("devices/dev-burst/telemetry",
-                                   json.dumps({"fields": {"i": i, "blob": blob}}))
-                                  for i in range(MESSAGES)])
+    tb.mqtt_publish_lines(broker.port, "devices/dev-burst/telemetry",
+                          [json.dumps({"fields": {"i": i, "blob": blob}})
+                           for i in range(MESSAGES)])
 
     msgs = reader.recv_n(MESSAGES, timeout=60)
     assert [m["payload"]["fields"]["i"] for m in msgs] == list(range(MESSAGES))
@@ -122,9 +122,9 @@ def test_drop_oldest_keeps_the_connection(make_bridge, broker):
     sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
     tb.wait_until(lambda: bridge.stats()["rooms"] == 1, 5, "the subscription")
     blob = "x" * FIELD_BYTES
-    tb.publish_many(broker.port, [("devices/dev-burst/telemetry",
-                                   json.dumps({"fields": {"i": i, "blob": blob}}))
-                                  for i in range(MESSAGES)])
+    tb.mqtt_publish_lines(broker.port, "devices/dev-burst/telemetry",
+                          [json.dumps({"fields": {"i": i, "blob": blob}})
+                           for i in range(MESSAGES)])
     tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= MESSAGES + 1, 10,
                   "the burst to be routed")
     stats = bridge.stats()
