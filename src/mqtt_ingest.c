@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <mosquitto.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,18 +65,6 @@ struct tb_ingest {
     tb_log_ratelimit_t drop_rl;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- message handling (the ingest thread, or a test acting as it) ---- */
 
@@ -336,14 +323,14 @@ static int read_password(const char *path, char *pw, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errlen, "mqtt.password_file: cannot open %s: %s", path, strerror(errno));
+        tb_set_err(err, errlen, "mqtt.password_file: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     size_t n = fread(pw, 1, PASSWORD_MAX + 1, f);
     bool bad = ferror(f) || n > PASSWORD_MAX;
     fclose(f);
     if (bad) {
-        set_err(err, errlen, "mqtt.password_file: %s is unreadable or longer than %d bytes", path,
+        tb_set_err(err, errlen, "mqtt.password_file: %s is unreadable or longer than %d bytes", path,
                 PASSWORD_MAX);
         return -1;
     }
@@ -360,7 +347,7 @@ static int set_credentials(tb_ingest_t *in, char *err, size_t errlen)
     if (!m->username && !m->password_file)
         return 0;
     if (!m->username) {
-        set_err(err, errlen, "mqtt.password_file: set mqtt.username too (MQTT 3.1.1)");
+        tb_set_err(err, errlen, "mqtt.password_file: set mqtt.username too (MQTT 3.1.1)");
         return -1;
     }
     int rc = -1;
@@ -368,7 +355,7 @@ static int set_credentials(tb_ingest_t *in, char *err, size_t errlen)
         goto done;
     if (mosquitto_username_pw_set(in->mosq, m->username, m->password_file ? pw : NULL) !=
         MOSQ_ERR_SUCCESS) {
-        set_err(err, errlen, "mqtt.username: refused by libmosquitto");
+        tb_set_err(err, errlen, "mqtt.username: refused by libmosquitto");
         goto done;
     }
     rc = 0;
@@ -381,15 +368,15 @@ done:
 static int check_settings(const tb_config_mqtt_t *m, char *err, size_t errlen)
 {
     if (!m->host || !*m->host || m->port < 1 || m->port > PORT_MAX)
-        set_err(err, errlen, "mqtt.host/mqtt.port: need a host and a port in 1..%d", PORT_MAX);
+        tb_set_err(err, errlen, "mqtt.host/mqtt.port: need a host and a port in 1..%d", PORT_MAX);
     else if (m->keepalive_s != 0 &&
              (m->keepalive_s < KEEPALIVE_MIN_S || m->keepalive_s > KEEPALIVE_MAX_S))
-        set_err(err, errlen, "mqtt.keepalive_s: must be 0 or %d..%d", KEEPALIVE_MIN_S,
+        tb_set_err(err, errlen, "mqtt.keepalive_s: must be 0 or %d..%d", KEEPALIVE_MIN_S,
                 KEEPALIVE_MAX_S);
     else if (m->qos < 0 || m->qos > QOS_MAX)
-        set_err(err, errlen, "mqtt.qos: must be 0, 1 or 2");
+        tb_set_err(err, errlen, "mqtt.qos: must be 0, 1 or 2");
     else if (!m->client_id || !*m->client_id)
-        set_err(err, errlen, "mqtt.client_id: must not be empty (the session is persistent)");
+        tb_set_err(err, errlen, "mqtt.client_id: must not be empty (the session is persistent)");
     else
         return 0;
     return -1;
@@ -400,7 +387,7 @@ static tb_topic_tpl_t *parse_template(const char *tpl, const char *key, char *er
     char why[ERROR_TEXT_LEN];
     tb_topic_tpl_t *t = tpl ? tb_topic_tpl_parse(tpl, why, sizeof(why)) : NULL;
     if (!t)
-        set_err(err, errlen, "%s: %s", key, tpl ? why : "missing");
+        tb_set_err(err, errlen, "%s: %s", key, tpl ? why : "missing");
     return t;
 }
 
@@ -424,7 +411,7 @@ static int create_client(tb_ingest_t *in, char *err, size_t errlen)
 {
     in->mosq = mosquitto_new(in->cfg->mqtt.client_id, false, in);
     if (!in->mosq) {
-        set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s", strerror(errno));
+        tb_set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s", strerror(errno));
         return -1;
     }
     if (set_credentials(in, err, errlen) != 0)
@@ -443,7 +430,7 @@ tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t er
     pthread_once(&lib_once, lib_init);
     tb_ingest_t *in = calloc(1, sizeof(*in));
     if (!in || init_sync(in) != 0) {
-        set_err(err, errlen, "out of memory");
+        tb_set_err(err, errlen, "out of memory");
         goto fail;
     }
     in->cfg = cfg;

@@ -1,7 +1,6 @@
 /* topic — MQTT topic templates with {device}/{group}; see include/telebridge/topic.h. */
 #include "telebridge/topic.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +34,6 @@ struct tb_topic_tpl {
     bool has_group;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static bool level_is(const char *s, size_t len, const char *word)
 {
@@ -61,7 +48,7 @@ static int classify_level(level_t *lv, char *err, size_t errlen)
     } else if (level_is(lv->text, lv->len, GROUP_PH)) {
         lv->kind = LEVEL_GROUP;
     } else if (memchr(lv->text, '{', lv->len) || memchr(lv->text, '}', lv->len)) {
-        set_err(err, errlen, "a placeholder must be a whole level, {device} or {group}");
+        tb_set_err(err, errlen, "a placeholder must be a whole level, {device} or {group}");
         return -1;
     } else {
         lv->kind = LEVEL_LITERAL;
@@ -76,7 +63,7 @@ static int split_levels(tb_topic_tpl_t *t, char *err, size_t errlen)
     const char *p = t->text;
     for (;;) {
         if (t->n_levels == TPL_MAX_LEVELS) {
-            set_err(err, errlen, "more than %d levels", TPL_MAX_LEVELS);
+            tb_set_err(err, errlen, "more than %d levels", TPL_MAX_LEVELS);
             return -1;
         }
         const char *slash = strchr(p, '/');
@@ -92,7 +79,7 @@ static int split_levels(tb_topic_tpl_t *t, char *err, size_t errlen)
         p = slash + 1;
     }
     if (devices != 1 || groups > 1) {
-        set_err(err, errlen, "%s",
+        tb_set_err(err, errlen, "%s",
                 devices != 1 ? "{device} must appear exactly once"
                              : "{group} may appear at most once");
         return -1;
@@ -128,19 +115,19 @@ static int build_filter(tb_topic_tpl_t *t, size_t len)
 static int check_text(const char *tpl, size_t len, char *err, size_t errlen)
 {
     if (len == 0) {
-        set_err(err, errlen, "empty topic template");
+        tb_set_err(err, errlen, "empty topic template");
         return -1;
     }
     if (len > TPL_MAX_LEN) {
-        set_err(err, errlen, "topic template longer than %d bytes", TPL_MAX_LEN);
+        tb_set_err(err, errlen, "topic template longer than %d bytes", TPL_MAX_LEN);
         return -1;
     }
     if (!tb_utf8_valid(tpl, len)) {
-        set_err(err, errlen, "topic template is not valid UTF-8");
+        tb_set_err(err, errlen, "topic template is not valid UTF-8");
         return -1;
     }
     if (strpbrk(tpl, "+#")) {
-        set_err(err, errlen, "MQTT wildcards (+, #) are not allowed; use {device}/{group}");
+        tb_set_err(err, errlen, "MQTT wildcards (+, #) are not allowed; use {device}/{group}");
         return -1;
     }
     return 0;
@@ -163,7 +150,7 @@ tb_topic_tpl_t *tb_topic_tpl_parse(const char *tpl, char *err, size_t errlen)
         goto nomem;
     return t;
 nomem:
-    set_err(err, errlen, "out of memory");
+    tb_set_err(err, errlen, "out of memory");
 fail:
     tb_topic_tpl_free(t);
     return NULL;

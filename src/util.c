@@ -1,6 +1,7 @@
 /* util — time, RFC 3339 and identifier helpers; see include/telebridge/util.h. */
 #include "telebridge/util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -38,6 +39,16 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN])
              (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
              (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
              (unsigned)tm.tm_sec % 100u, (unsigned)millis % 1000u);
+}
+
+void tb_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 bool tb_id_valid(const char *s, size_t len)

@@ -26,6 +26,13 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN]);
  */
 bool tb_id_valid(const char *s, size_t len);
 
+/*
+ * printf-style message into err (errlen bytes, always NUL-terminated, truncated when longer).
+ * err may be NULL or errlen 0, then nothing is written.
+ */
+void tb_set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Checks that buf[0..len) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool tb_utf8_valid(const char *buf, size_t len);
 
