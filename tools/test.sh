@@ -109,15 +109,20 @@ build_tsan() {
     done
 }
 
+# Runs every TSan test (not stopping at the first failure); fails when any failed.
 unit_tsan() {
-    local t targets
+    local t targets failed=()
     mapfile -t targets < <(tsan_targets)
     for t in "${targets[@]}"; do
         printf -- '--- %s (TSan)\n' "$t"
         # setarch -R: TSan's fixed memory layout does not survive high ASLR entropy.
         TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TB_STRESS_ITEMS=$TSAN_STRESS_ITEMS \
-            timeout "$UNIT_TIMEOUT" setarch "$(uname -m)" -R "build-tsan/bin/$t" || return 1
+            timeout "$UNIT_TIMEOUT" setarch "$(uname -m)" -R "build-tsan/bin/$t" || failed+=("$t")
     done
+    if ((${#failed[@]})); then
+        printf -- '--- TSan failures: %s\n' "${failed[*]}"
+        return 1
+    fi
 }
 
 integration() {
