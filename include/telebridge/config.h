@@ -48,7 +48,7 @@ typedef struct {
     char *issuer;          /* NULL when unset */
     char *audience;        /* NULL when unset */
     int leeway_s;
-    char **default_rooms; /* room patterns granted when a token has no `rooms` claim */
+    char **default_rooms; /* room patterns for tokens without a `rooms` claim; NULL-terminated */
     size_t n_default_rooms;
     int expiry_warning_s;
     int ticket_ttl_s;
@@ -56,7 +56,7 @@ typedef struct {
 
 typedef struct {
     char *name;
-    char **patterns; /* exact device ids or "prefix-*" */
+    char **patterns; /* exact device ids or "prefix-*"; NULL-terminated */
     size_t n_patterns;
 } tb_config_group_t;
 
@@ -96,7 +96,7 @@ typedef struct {
     bool has_clear_above;
     double clear_above;
     char *severity; /* default "warning" */
-    char **devices; /* patterns; default {"*"} */
+    char **devices; /* patterns, default {"*"}; NULL-terminated */
     size_t n_devices;
 } tb_config_alert_t;
 

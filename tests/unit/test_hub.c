@@ -80,7 +80,7 @@ static int setup(void **state)
     f->cfg.groups = calloc(1, sizeof(tb_config_group_t));
     f->cfg.groups[0].name = strdup("building-a");
     f->cfg.groups[0].n_patterns = 2;
-    f->cfg.groups[0].patterns = calloc(2, sizeof(char *));
+    f->cfg.groups[0].patterns = calloc(3, sizeof(char *)); /* NULL-terminated, as config.h */
     f->cfg.groups[0].patterns[0] = strdup("sensor-temp-001");
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
     f->auth = tb_auth_create(&f->cfg.auth, err);
