@@ -44,6 +44,8 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 8.0
 RECV_TIMEOUT = 5.0
 PROCESS_TIMEOUT = 10.0
+# Starts of a process whose free port was taken by someone else in the meantime.
+START_ATTEMPTS = 3
 
 # Every token minted in this session: no bridge log may contain any of them.
 MINTED_TOKENS = set()
@@ -241,32 +243,54 @@ def parse_frames(data):
 class Broker:
     """A private mosquitto on 127.0.0.1:port; stop()/start() keep the port."""
 
-    def __init__(self, workdir, port=None):
-        self.port = port or free_port()
+    def __init__(self, workdir):
+        self.port = free_port()
         self.dir = Path(workdir)
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "mosquitto.log"
         self.proc = None
+        self.started = False
+
+    def _write_conf(self):
         # Large queues: a test that bursts thousands of QoS 1 messages must not lose any in
-        # the broker (its defaults queue 1000 per client and drop the rest).
+        # the broker (its defaults queue 1000 per client and drop the rest). `information`
+        # logs the "running" line start() waits for.
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "max_queued_messages 200000\n"
             "max_inflight_messages 0\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
         )
 
     def start(self):
+        """Starts mosquitto. On the first start a port another process took meanwhile (free
+        ports are only free when looked at) is replaced by a new one; later starts keep it."""
         assert self.proc is None
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL)
-        wait_until(lambda: self.proc.poll() is not None or port_open(self.port), START_TIMEOUT,
-                   f"mosquitto on port {self.port}")
-        assert self.proc.poll() is None, f"mosquitto exited: {self.log.read_text()}"
+        for _ in range(START_ATTEMPTS):
+            self._write_conf()
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(
+                    ["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log,
+                    stdin=subprocess.DEVNULL)
+            wait_until(lambda: self.proc.poll() is not None or
+                       ("running" in self._log_since(offset) and port_open(self.port)),
+                       START_TIMEOUT, f"mosquitto on port {self.port}")
+            if self.proc.poll() is None:
+                self.started = True
+                return
+            self.proc = None
+            if self.started or "in use" not in self._log_since(offset):
+                break
+            self.port = free_port()
+        raise AssertionError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def _log_since(self, offset):
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
 
     def stop(self):
         if self.proc is None:
@@ -345,23 +369,49 @@ class Bridge:
     # -- life --
 
     def start(self, wait_ready=True):
+        """Starts the process and waits until it serves (and, with wait_ready, until it is
+        ready and its MQTT subscription is live). A listen port another process took meanwhile
+        is replaced by a new one."""
         assert BRIDGE_BIN.exists(), f"{BRIDGE_BIN} not built"
-        self.config_file.write_text(json.dumps(self.config, indent=2))
-        env = dict(os.environ)
-        env.pop("TELEBRIDGE_JWT_SECRET", None)
-        env.update(self.env or {})
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BRIDGE_BIN), "--config", str(self.config_file), "--log-level", "debug"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
-        wait_until(lambda: self.proc.poll() is not None or self._status("/healthz") == 200,
-                   START_TIMEOUT, "/healthz 200")
-        assert self.proc.poll() is None, f"bridge exited at start:\n{self.log_text()}"
+        for _ in range(START_ATTEMPTS):
+            offset = self._spawn()
+            # The "listening" line comes after the bind: /healthz then answers from this
+            # process, not from whatever else might hold the port.
+            wait_until(lambda: self.proc.poll() is not None or
+                       ('msg="listening"' in self._log_since(offset) and
+                        self._status("/healthz") == 200),
+                       START_TIMEOUT, "/healthz 200")
+            if self.proc.poll() is None:
+                break
+            if "cannot listen" not in self._log_since(offset):
+                raise AssertionError(f"bridge exited at start:\n{self.log_text()}")
+            self.port = free_port()
+            self.config["listen"]["port"] = self.port
+        else:
+            raise AssertionError(f"bridge found no free port:\n{self.log_text()}")
         if wait_ready:
             self.wait_ready()
             if self.probe:
                 self.sync_ingest()
         return self
+
+    def _spawn(self):
+        """Writes the config and starts the process; returns the log offset it starts at."""
+        self.config_file.write_text(json.dumps(self.config, indent=2))
+        env = dict(os.environ)
+        env.pop("TELEBRIDGE_JWT_SECRET", None)
+        env.update(self.env or {})
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BRIDGE_BIN), "--config", str(self.config_file), "--log-level", "debug"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        return offset
+
+    def _log_since(self, offset):
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
 
     def wait_ready(self, timeout=START_TIMEOUT):
         wait_until(lambda: self._status("/readyz") == 200, timeout, "/readyz 200")
