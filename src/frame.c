@@ -4,6 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Compact JSON with numbers to 15 significant digits: every decimal a sensor can write in 15
+ * digits survives unchanged (21.33 stays 21.33, where jansson's default 17 digits prints
+ * 21.329999999999998).
+ */
+#define FRAME_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 /* Encodings up to this size take one pass through a stack buffer; larger ones take two. */
 #define FRAME_STACK_ENCODE 4096
 /* RFC 6455 §5.2: FIN + text opcode; 7-bit lengths up to 125, then 16-bit, then 64-bit. */
@@ -64,13 +70,13 @@ tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, 
 tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t seq)
 {
     char stackbuf[FRAME_STACK_ENCODE];
-    size_t len = json_dumpb(obj, stackbuf, sizeof(stackbuf), JSON_COMPACT);
+    size_t len = json_dumpb(obj, stackbuf, sizeof(stackbuf), FRAME_JSON_FLAGS);
     if (len == 0)
         return NULL;
     if (len <= sizeof(stackbuf))
         return tb_frame_new(stackbuf, len, kind, seq);
     tb_frame_t *f = frame_alloc(len, kind, seq);
-    if (f && json_dumpb(obj, tb_frame_payload(f), len, JSON_COMPACT) != len) {
+    if (f && json_dumpb(obj, tb_frame_payload(f), len, FRAME_JSON_FLAGS) != len) {
         free(f);
         return NULL;
     }

@@ -168,7 +168,6 @@ cat <<EOF
 
 telebridge is running (logs in $DEMO_DIR/).
 
-  Dashboard:   http://127.0.0.1:$HTTP_PORT/
   Stats:       http://127.0.0.1:$HTTP_PORT/stats
 
   Token (1 h, rooms device:*, group:*, global):

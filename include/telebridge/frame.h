@@ -36,7 +36,8 @@ typedef struct tb_frame {
 tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, uint64_t seq);
 
 /*
- * Encodes obj compactly (jansson, insertion order) into a new frame with one reference.
+ * Encodes obj compactly (jansson, insertion order, reals to 15 significant digits) into a new
+ * frame with one reference.
  * NULL when out of memory or when obj cannot be encoded.
  */
 tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t seq);

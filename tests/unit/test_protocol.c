@@ -127,6 +127,16 @@ static void test_device_envelope(void **state)
     json_decref(payload);
 }
 
+static void test_reals_keep_their_decimal_form(void **state)
+{
+    (void)state;
+    json_t *o = json_pack("{s:f, s:f, s:f}", "a", 21.33, "b", 0.1, "c", 1e-7);
+    tb_frame_t *f = tb_frame_from_json(o, TB_FRAME_CONTROL, 0);
+    assert_string_equal(tb_frame_payload(f), "{\"a\":21.33,\"b\":0.1,\"c\":1e-7}");
+    tb_frame_unref(f);
+    json_decref(o);
+}
+
 static void test_control_and_error(void **state)
 {
     (void)state;
@@ -199,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_control_and_error),
         cmocka_unit_test(test_large_frame_two_pass),
         cmocka_unit_test(test_frame_wire_header),
+        cmocka_unit_test(test_reals_keep_their_decimal_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
