@@ -63,7 +63,8 @@ struct tb_server {
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
-    unsigned char *scratch; /* LWS_PRE + WS_COALESCE_MAX bytes for gathered writes */
+    unsigned char *scratch; /* LWS_PRE + scratch_cap bytes for gathered and deflate writes */
+    size_t scratch_cap;     /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
     lws_retry_bo_t idle_policy;
     atomic_int stop;
@@ -324,6 +325,20 @@ static const char *close_reason(int code)
     }
 }
 
+/* The scratch buffer with room for len bytes after LWS_PRE, grown when needed (it only grows
+ * past WS_COALESCE_MAX for a frame larger than that). NULL when out of memory. */
+static unsigned char *scratch(tb_server_t *s, size_t len)
+{
+    if (len > s->scratch_cap) {
+        unsigned char *p = realloc(s->scratch, LWS_PRE + len);
+        if (!p)
+            return NULL;
+        s->scratch = p;
+        s->scratch_cap = len;
+    }
+    return s->scratch + LWS_PRE;
+}
+
 /*
  * permessage-deflate needs lws's own framing: the payload is copied into the scratch buffer
  * (lws may write into the LWS_PRE bytes before it, which in a shared frame hold its prebuilt
@@ -331,11 +346,10 @@ static const char *close_reason(int code)
  */
 static int write_deflate(tb_server_t *s, struct lws *wsi, tb_frame_t *f)
 {
-    unsigned char *buf = (unsigned char *)tb_frame_payload(f);
-    if (f->len <= WS_COALESCE_MAX) {
-        memcpy(s->scratch + LWS_PRE, buf, f->len);
-        buf = s->scratch + LWS_PRE;
-    }
+    unsigned char *buf = scratch(s, f->len);
+    if (!buf)
+        return -1;
+    memcpy(buf, tb_frame_payload(f), f->len);
     return lws_write(wsi, buf, f->len, LWS_WRITE_TEXT) < (int)f->len ? -1 : 1;
 }
 
@@ -356,7 +370,7 @@ static int write_raw(tb_server_t *s, struct lws *wsi, const tb_conn_t *c)
         wire = tb_frame_wire(tb_hub_conn_at(c, i), &len);
         if (used + len > WS_COALESCE_MAX)
             break;
-        memcpy(s->scratch + LWS_PRE + used, wire, len);
+        memcpy(s->scratch + LWS_PRE + used, wire, len); /* scratch_cap >= WS_COALESCE_MAX */
         used += len;
         n++;
     }
@@ -575,8 +589,8 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     s->auth = opts->auth;
     s->reload = opts->reload;
     s->reload_arg = opts->reload_arg;
-    s->scratch = malloc(LWS_PRE + WS_COALESCE_MAX);
-    if (!s->scratch || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) || create_hub(s)) {
+    if (!scratch(s, WS_COALESCE_MAX) || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) ||
+        create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
