@@ -1,9 +1,10 @@
 /* groups — device → group membership; see include/telebridge/groups.h. */
 #include "telebridge/groups.h"
 
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "telebridge/util.h"
 
 struct tb_groups {
     tb_config_group_t *groups; /* deep copies */
@@ -63,21 +64,13 @@ void tb_groups_destroy(tb_groups_t *g)
     free(g);
 }
 
-static bool pattern_match(const char *pattern, const char *device)
-{
-    size_t plen = strlen(pattern);
-    if (plen > 0 && pattern[plen - 1] == '*')
-        return strncmp(pattern, device, plen - 1) == 0;
-    return strcmp(pattern, device) == 0;
-}
-
 size_t tb_groups_of(const tb_groups_t *g, const char *device, const char **names, size_t max)
 {
     size_t found = 0;
     for (size_t i = 0; i < g->n && found < max; i++) {
         const tb_config_group_t *grp = &g->groups[i];
         for (size_t k = 0; k < grp->n_patterns; k++) {
-            if (pattern_match(grp->patterns[k], device)) {
+            if (tb_prefix_pattern_match(grp->patterns[k], device)) {
                 names[found++] = grp->name;
                 break;
             }

@@ -54,8 +54,5 @@ bool tb_room_pattern_valid(const char *pattern)
 
 bool tb_room_pattern_match(const char *pattern, const char *room)
 {
-    size_t plen = strlen(pattern);
-    if (plen > 0 && pattern[plen - 1] == '*')
-        return strncmp(pattern, room, plen - 1) == 0;
-    return strcmp(pattern, room) == 0;
+    return tb_prefix_pattern_match(pattern, room);
 }

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int64_t tb_now_ms(void)
@@ -39,6 +40,14 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN])
              (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
              (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
              (unsigned)tm.tm_sec % 100u, (unsigned)millis % 1000u);
+}
+
+bool tb_prefix_pattern_match(const char *pattern, const char *s)
+{
+    size_t plen = strlen(pattern);
+    if (plen > 0 && pattern[plen - 1] == '*')
+        return strncmp(pattern, s, plen - 1) == 0;
+    return strcmp(pattern, s) == 0;
 }
 
 void tb_set_err(char *err, size_t errlen, const char *fmt, ...)

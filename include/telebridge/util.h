@@ -27,6 +27,13 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN]);
 bool tb_id_valid(const char *s, size_t len);
 
 /*
+ * The one wildcard rule of room grants, group members and alert devices: pattern equals s, or
+ * pattern ends in '*' and what precedes it is a prefix of s ("sensor-*", "*"). Both
+ * NUL-terminated.
+ */
+bool tb_prefix_pattern_match(const char *pattern, const char *s);
+
+/*
  * printf-style message into err (errlen bytes, always NUL-terminated, truncated when longer).
  * err may be NULL or errlen 0, then nothing is written.
  */
