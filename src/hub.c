@@ -255,12 +255,26 @@ static int queue_grow(tb_conn_t *c)
     return 0;
 }
 
-static void conn_request_close(tb_hub_t *h, tb_conn_t *c, int code, const char *reason)
+const char *tb_hub_close_reason(int code)
+{
+    switch (code) {
+    case TB_CLOSE_GOING_AWAY:
+        return "going away";
+    case TB_CLOSE_POLICY:
+        return "slow consumer";
+    case TB_CLOSE_TOKEN_EXPIRED:
+        return "token expired";
+    default:
+        return "closing";
+    }
+}
+
+static void conn_request_close(tb_hub_t *h, tb_conn_t *c, int code)
 {
     if (c->close_code)
         return;
     c->close_code = code;
-    h->io.close(h->transport, c->io, code, reason);
+    h->io.close(h->transport, c->io, code);
 }
 
 static void slow_consumer(tb_hub_t *h, tb_conn_t *c)
@@ -272,7 +286,7 @@ static void slow_consumer(tb_hub_t *h, tb_conn_t *c)
     h->counters.slow_consumer_disconnects++;
     tb_log(TB_LOG_INFO, "slow consumer disconnected", "conn=%" PRIu64 " bound=%d", c->id,
            h->cfg->limits.send_queue_messages);
-    conn_request_close(h, c, TB_CLOSE_POLICY, "slow consumer");
+    conn_request_close(h, c, TB_CLOSE_POLICY);
 }
 
 /* drop_oldest: removes the oldest queued telemetry frame; false when there is none. */
@@ -527,10 +541,10 @@ void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth)
     h->auth = auth;
 }
 
-void tb_hub_close_all(tb_hub_t *h, int code, const char *reason)
+void tb_hub_close_all(tb_hub_t *h, int code)
 {
     for (tb_conn_t *c = h->conns; c; c = c->next)
-        conn_request_close(h, c, code, reason);
+        conn_request_close(h, c, code);
 }
 
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
@@ -539,7 +553,7 @@ void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
     for (tb_conn_t *c = h->conns; c; c = c->next) {
         if (!c->close_code && tb_grant_exp(c->grant) <= now_s) {
             h->counters.expired_closes++;
-            conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED, "token expired");
+            conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED);
         }
     }
 }

@@ -311,20 +311,6 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
     return 0;
 }
 
-static const char *close_reason(int code)
-{
-    switch (code) {
-    case TB_CLOSE_GOING_AWAY:
-        return "going away";
-    case TB_CLOSE_POLICY:
-        return "slow consumer";
-    case TB_CLOSE_TOKEN_EXPIRED:
-        return "token expired";
-    default:
-        return "closing";
-    }
-}
-
 /* The scratch buffer with room for len bytes after LWS_PRE, grown when needed (it only grows
  * past WS_COALESCE_MAX for a frame larger than that). NULL when out of memory. */
 static unsigned char *scratch(tb_server_t *s, size_t len)
@@ -400,7 +386,7 @@ static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
     int code = tb_hub_conn_close_code(pss->conn);
     if (!code)
         return 0;
-    const char *why = close_reason(code);
+    const char *why = tb_hub_close_reason(code);
     lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
     return -1;
 }
@@ -514,11 +500,10 @@ static void io_want_write(void *transport, void *io)
     lws_callback_on_writable(io);
 }
 
-static void io_close(void *transport, void *io, int code, const char *reason)
+static void io_close(void *transport, void *io, int code)
 {
     (void)transport;
     (void)code;
-    (void)reason;
     /* A slow consumer may never become writable again: bound the wait for the close frame. */
     lws_set_timeout(io, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
     lws_callback_on_writable(io);
@@ -645,7 +630,7 @@ int tb_server_run(tb_server_t *s)
         if (lws_service(s->ctx, 0) < 0)
             return -1;
     s->draining = true;
-    tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY, "going away");
+    tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY);
     int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
     while (tb_hub_connections(s->hub) > 0 && tb_mono_ms() < deadline)
         if (lws_service(s->ctx, 0) < 0)

@@ -46,11 +46,11 @@ typedef struct {
     /* The connection has frames to write: arrange for tb_hub_conn_peek() to be called. */
     void (*want_write)(void *transport, void *io);
     /*
-     * The hub wants the connection closed with code/reason after its queue is written (the
+     * The hub wants the connection closed with code after its queue is written (the
      * queue is already empty for a slow consumer). The transport must also bound how long
      * that may take, since a slow consumer may never become writable.
      */
-    void (*close)(void *transport, void *io, int code, const char *reason);
+    void (*close)(void *transport, void *io, int code);
 } tb_hub_io_t;
 
 typedef struct {
@@ -124,6 +124,9 @@ void tb_hub_set_groups(tb_hub_t *h, tb_groups_t *groups);
 void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth);
 
 /* Asks every connection to close with code after its queue is written. */
-void tb_hub_close_all(tb_hub_t *h, int code, const char *reason);
+void tb_hub_close_all(tb_hub_t *h, int code);
+
+/* The close frame's reason text for a TB_CLOSE_* code ("slow consumer", …). */
+const char *tb_hub_close_reason(int code);
 
 #endif

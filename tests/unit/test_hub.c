@@ -37,10 +37,9 @@ static void want_write(void *transport, void *io)
     ((fake_io_t *)io)->want_writes++;
 }
 
-static void do_close(void *transport, void *io, int code, const char *reason)
+static void do_close(void *transport, void *io, int code)
 {
     (void)transport;
-    (void)reason;
     ((fake_io_t *)io)->close_code = code;
 }
 
