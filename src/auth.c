@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "telebridge/room.h"
+#include "telebridge/util.h"
 
 /* Longest public key PEM file accepted; an 8192-bit RSA key is about 1.5 KiB. */
 #define TB_AUTH_PUBKEY_MAX 16384
@@ -67,49 +68,18 @@ struct tb_grant {
 };
 
 /* Zeroes memory in a way the compiler may not drop as a dead store. */
-static void wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n-- > 0)
-        *v++ = 0;
-}
-
 /* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
 static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
                         char *err)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-    if (!f) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot open '%s': %s", what, path, strerror(errno));
-        return -1;
-    }
-    buf = malloc(max + 1);
-    if (!buf) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", what);
-        goto fail;
-    }
-    n = fread(buf, 1, max + 1, f);
-    if (ferror(f)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot read '%s'", what, path);
-        goto fail;
-    }
-    if (n > max) {
+    int rc = tb_read_file(path, max, out, len);
+    if (rc == -EFBIG)
         snprintf(err, TB_CONFIG_ERR_LEN, "%s: '%s' is larger than %zu bytes", what, path, max);
-        goto fail;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
-fail:
-    if (buf)
-        wipe(buf, max + 1);
-    free(buf);
-    fclose(f);
-    return -1;
+    else if (rc == -ENOMEM)
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", what);
+    else if (rc)
+        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot open '%s': %s", what, path, strerror(-rc));
+    return rc ? -1 : 0;
 }
 
 static int secret_from_env(char **out, size_t *len, char *err)
@@ -165,7 +135,7 @@ void tb_auth_secret_free(unsigned char *key, size_t len)
 {
     if (!key)
         return;
-    wipe(key, len);
+    tb_wipe(key, len);
     free(key);
 }
 

@@ -843,37 +843,20 @@ static int fail_errno(char *err, const char *key, int errnum)
 /* The file as a NUL-terminated heap string of at most CFG_FILE_MAX bytes, or NULL + err. */
 static char *read_file(const char *path, char *err)
 {
-    FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t n;
-    if (!f) {
-        fail_errno(err, path, errno);
-        return NULL;
-    }
-    if (!(buf = malloc(CFG_FILE_MAX + 2))) {
-        fail(err, path, "out of memory");
-        goto fail;
-    }
-    errno = 0;
-    n = fread(buf, 1, CFG_FILE_MAX + 1, f);
-    if (ferror(f)) {
-        fail_errno(err, path, errno ? errno : EIO);
-        goto fail;
-    }
-    if (n > CFG_FILE_MAX) {
+    int rc = tb_read_file(path, CFG_FILE_MAX, &buf, &n);
+    if (rc == -EFBIG)
         fail(err, path, "larger than %d bytes", CFG_FILE_MAX);
-        goto fail;
-    }
-    if (memchr(buf, '\0', n)) {
+    else if (rc == -ENOMEM)
+        fail(err, path, "out of memory");
+    else if (rc)
+        fail_errno(err, path, -rc);
+    else if (memchr(buf, '\0', n))
         fail(err, path, "contains a NUL byte");
-        goto fail;
-    }
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-fail:
+    else
+        return buf;
     free(buf);
-    fclose(f);
     return NULL;
 }
 

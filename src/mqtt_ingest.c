@@ -65,7 +65,6 @@ struct tb_ingest {
     tb_log_ratelimit_t drop_rl;
 };
 
-
 /* ---- message handling (the ingest thread, or a test acting as it) ---- */
 
 /* A topic made safe for a log value: printable ASCII, no quotes, truncated with "...". */
@@ -311,39 +310,31 @@ static void lib_init(void)
 }
 
 /* Overwrites a secret so it does not linger in freed or stack memory. */
-static void wipe(char *p, size_t n)
+/* Reads the password file into a new buffer of PASSWORD_MAX + 1 bytes (*pw: wipe and free
+ * it), trailing CR/LF removed. */
+static int read_password(const char *path, char **pw, char *err, size_t errlen)
 {
-    volatile char *v = p;
-    while (n--)
-        *v++ = '\0';
-}
-
-/* Reads the password file into pw[PASSWORD_MAX + 1], trailing CR/LF removed. */
-static int read_password(const char *path, char *pw, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tb_set_err(err, errlen, "mqtt.password_file: cannot open %s: %s", path, strerror(errno));
+    size_t n;
+    int rc = tb_read_file(path, PASSWORD_MAX, pw, &n);
+    if (rc && rc != -EFBIG && rc != -ENOMEM) {
+        tb_set_err(err, errlen, "mqtt.password_file: cannot open %s: %s", path, strerror(-rc));
         return -1;
     }
-    size_t n = fread(pw, 1, PASSWORD_MAX + 1, f);
-    bool bad = ferror(f) || n > PASSWORD_MAX;
-    fclose(f);
-    if (bad) {
-        tb_set_err(err, errlen, "mqtt.password_file: %s is unreadable or longer than %d bytes", path,
-                PASSWORD_MAX);
+    if (rc) {
+        tb_set_err(err, errlen, "mqtt.password_file: %s is unreadable or longer than %d bytes",
+                   path, PASSWORD_MAX);
         return -1;
     }
-    while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+    while (n > 0 && ((*pw)[n - 1] == '\n' || (*pw)[n - 1] == '\r'))
         n--;
-    pw[n] = '\0';
+    (*pw)[n] = '\0';
     return 0;
 }
 
 static int set_credentials(tb_ingest_t *in, char *err, size_t errlen)
 {
     const tb_config_mqtt_t *m = &in->cfg->mqtt;
-    char pw[PASSWORD_MAX + 2];
+    char *pw = NULL;
     if (!m->username && !m->password_file)
         return 0;
     if (!m->username) {
@@ -351,16 +342,18 @@ static int set_credentials(tb_ingest_t *in, char *err, size_t errlen)
         return -1;
     }
     int rc = -1;
-    if (m->password_file && read_password(m->password_file, pw, err, errlen) != 0)
+    if (m->password_file && read_password(m->password_file, &pw, err, errlen) != 0)
         goto done;
-    if (mosquitto_username_pw_set(in->mosq, m->username, m->password_file ? pw : NULL) !=
-        MOSQ_ERR_SUCCESS) {
+    if (mosquitto_username_pw_set(in->mosq, m->username, pw) != MOSQ_ERR_SUCCESS) {
         tb_set_err(err, errlen, "mqtt.username: refused by libmosquitto");
         goto done;
     }
     rc = 0;
 done:
-    wipe(pw, sizeof(pw));
+    if (pw) {
+        tb_wipe(pw, PASSWORD_MAX + 1); /* tb_read_file's buffer is max + 1 bytes */
+        free(pw);
+    }
     return rc;
 }
 
@@ -372,7 +365,7 @@ static int check_settings(const tb_config_mqtt_t *m, char *err, size_t errlen)
     else if (m->keepalive_s != 0 &&
              (m->keepalive_s < KEEPALIVE_MIN_S || m->keepalive_s > KEEPALIVE_MAX_S))
         tb_set_err(err, errlen, "mqtt.keepalive_s: must be 0 or %d..%d", KEEPALIVE_MIN_S,
-                KEEPALIVE_MAX_S);
+                   KEEPALIVE_MAX_S);
     else if (m->qos < 0 || m->qos > QOS_MAX)
         tb_set_err(err, errlen, "mqtt.qos: must be 0, 1 or 2");
     else if (!m->client_id || !*m->client_id)
@@ -411,7 +404,8 @@ static int create_client(tb_ingest_t *in, char *err, size_t errlen)
 {
     in->mosq = mosquitto_new(in->cfg->mqtt.client_id, false, in);
     if (!in->mosq) {
-        tb_set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s", strerror(errno));
+        tb_set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s",
+                   strerror(errno));
         return -1;
     }
     if (set_credentials(in, err, errlen) != 0)

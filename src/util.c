@@ -1,8 +1,10 @@
 /* util — time, RFC 3339 and identifier helpers; see include/telebridge/util.h. */
 #include "telebridge/util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -48,6 +50,48 @@ bool tb_prefix_pattern_match(const char *pattern, const char *s)
     if (plen > 0 && pattern[plen - 1] == '*')
         return strncmp(pattern, s, plen - 1) == 0;
     return strcmp(pattern, s) == 0;
+}
+
+void tb_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+int tb_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n;
+    int rc;
+    if (!f)
+        return -errno;
+    if (!(buf = malloc(max + 1))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    errno = 0;
+    n = fread(buf, 1, max + 1, f); /* one byte more than max tells "too large" */
+    if (ferror(f)) {
+        rc = errno ? -errno : -EIO;
+        goto fail;
+    }
+    if (n > max) {
+        rc = -EFBIG;
+        goto fail;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+fail:
+    if (buf)
+        tb_wipe(buf, max + 1);
+    free(buf);
+    fclose(f);
+    return rc;
 }
 
 void tb_set_err(char *err, size_t errlen, const char *fmt, ...)

@@ -34,6 +34,17 @@ bool tb_id_valid(const char *s, size_t len);
 bool tb_prefix_pattern_match(const char *pattern, const char *s);
 
 /*
+ * Reads the whole file at path into a new NUL-terminated buffer (*out, caller frees; *len its
+ * length). Refuses files over max bytes. Returns 0, or a negative errno: the open or read
+ * error, -EFBIG when the file is larger than max, -ENOMEM. On failure *out is untouched and
+ * whatever was read has been wiped, so secrets never linger in freed memory.
+ */
+int tb_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* Overwrites n bytes at p with zeros in a way the compiler may not drop (for secrets). */
+void tb_wipe(void *p, size_t n);
+
+/*
  * printf-style message into err (errlen bytes, always NUL-terminated, truncated when longer).
  * err may be NULL or errlen 0, then nothing is written.
  */

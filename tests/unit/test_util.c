@@ -5,7 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "telebridge/groups.h"
 #include "telebridge/log.h"
@@ -130,13 +134,35 @@ static void test_groups(void **state)
     tb_groups_destroy(g);
 }
 
+static void test_read_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tb-test-util-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "hello\n", 6), 6);
+    close(fd);
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(tb_read_file(path, 6, &buf, &len), 0);
+    assert_int_equal(len, 6);
+    assert_string_equal(buf, "hello\n");
+    free(buf);
+    buf = NULL;
+    assert_int_equal(tb_read_file(path, 5, &buf, &len), -EFBIG);
+    assert_null(buf);
+    unlink(path);
+    assert_int_equal(tb_read_file(path, 5, &buf, &len), -ENOENT);
+    assert_null(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc3339),   cmocka_unit_test(test_id_valid),
         cmocka_unit_test(test_utf8),      cmocka_unit_test(test_redact_query),
         cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_log_level_parse),
-        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_groups),    cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
