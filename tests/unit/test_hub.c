@@ -244,6 +244,27 @@ static void test_forbidden_and_partial_subscribe(void **state)
     json_decref(j);
 }
 
+/* Without history nothing can be replayed: `since` is answered recovered:false, and a plain
+ * subscribe carries no `recovered` at all. */
+static void test_since_reports_not_recovered(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
+    json_t *j = next_json(f, c);
+    json_t *p = json_object_get(j, "payload");
+    assert_string_equal(type_of(j), "subscribed");
+    assert_true(json_is_false(json_object_get(p, "recovered")));
+    json_decref(j);
+    subscribe(f, c, "[\"device:a\"]");
+    j = next_json(f, c);
+    assert_null(json_object_get(json_object_get(j, "payload"), "recovered"));
+    json_decref(j);
+}
+
 static void test_too_many_rooms(void **state)
 {
     fixture_t *f = *state;
@@ -415,6 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_at_most_once_across_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_from_topic_and_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forbidden_and_partial_subscribe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_since_reports_not_recovered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_many_rooms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_and_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_client_messages_keep_connection, setup, teardown),
