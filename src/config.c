@@ -67,6 +67,7 @@ static const field_t listen_fields[] = {
     F_STR(tb_config_listen_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
     F_INT(tb_config_listen_t, port, PORT_MIN, PORT_MAX, 8080),
     F_ARR(tb_config_listen_t, allowed_origins, K_ORIGINS),
+    F_STR(tb_config_listen_t, web_root, K_PATH_NULL, CFG_PATH_MAX, TB_WEB_ROOT_DEFAULT),
 };
 
 static const field_t mqtt_fields[] = {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "telebridge/http_api.h"
 #include "telebridge/hub.h"
@@ -44,6 +45,14 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define TICK_US (1000 * LWS_US_PER_MS)
 #define URI_MAX 256
 #define PEER_MAX 64
+/*
+ * The dashboard's files are served by lws's own file mount at "/". lws builds "<root>/<uri>"
+ * in a 256-byte buffer, so the root is bounded to leave the URI room.
+ */
+#define WEB_ROOT_MAX 160
+#define WEB_INDEX "index.html"
+/* Browsers may reuse a file this long, then revalidate it with its ETag (304 when unchanged). */
+#define WEB_CACHE_MAX_AGE_S 60
 
 #define HTTP_BAD_REQUEST 400
 #define HTTP_UNAUTHORIZED 401
@@ -67,6 +76,7 @@ struct tb_server {
     size_t scratch_cap;     /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
     lws_retry_bo_t idle_policy;
+    struct lws_http_mount web; /* the file mount at "/", unused without listen.web_root */
     atomic_int stop;
     atomic_int reload_requested;
     bool draining;
@@ -509,6 +519,56 @@ static void io_close(void *transport, void *io, int code)
     lws_callback_on_writable(io);
 }
 
+/* ---- static files ---------------------------------------------------------------------------- */
+
+/* Text types name their charset; everything else keeps lws's built-in table. */
+static const struct lws_protocol_vhost_options mime_css = {NULL, NULL, ".css",
+                                                           "text/css; charset=utf-8"};
+static const struct lws_protocol_vhost_options mime_js = {&mime_css, NULL, ".js",
+                                                          "text/javascript; charset=utf-8"};
+static const struct lws_protocol_vhost_options mime_html = {&mime_js, NULL, ".html",
+                                                            "text/html; charset=utf-8"};
+
+/*
+ * GET /path is looked up as <web_root>/path (lws has already decoded the URI and removed any
+ * "." and ".." segments, so nothing outside the root is reachable); "/" is index.html. A path
+ * with no such file falls through to the callback, which answers the JSON endpoints or 404.
+ */
+static int mount_web(tb_server_t *s, char *err, size_t errlen)
+{
+    const char *root = s->cfg->listen.web_root;
+    if (!root)
+        return 0;
+    if (strlen(root) > WEB_ROOT_MAX) {
+        snprintf(err, errlen, "listen.web_root: must be at most %d bytes", WEB_ROOT_MAX);
+        return -1;
+    }
+    s->web = (struct lws_http_mount){
+        .mountpoint = "/",
+        .mountpoint_len = 1,
+        .origin = root,
+        .def = WEB_INDEX,
+        .extra_mimetypes = &mime_html,
+        .cache_max_age = WEB_CACHE_MAX_AGE_S,
+        .cache_reusable = 1,
+        .cache_revalidate = 1,
+        .origin_protocol = LWSMPRO_FILE,
+    };
+    return 0;
+}
+
+/* A root without an index.html is served all the same (files may arrive later); say so. */
+static void check_web_root(const char *root)
+{
+    char index[WEB_ROOT_MAX + sizeof("/" WEB_INDEX)];
+    if (!root)
+        return;
+    snprintf(index, sizeof(index), "%s/%s", root, WEB_INDEX);
+    if (access(index, R_OK) != 0)
+        tb_log(TB_LOG_WARN, "no dashboard: listen.web_root has no readable index.html",
+               "web_root=\"%s\"", root);
+}
+
 /* ---- life ---------------------------------------------------------------------------------- */
 
 static void on_tick(lws_sorted_usec_list_t *sul)
@@ -545,6 +605,8 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
     info->max_http_header_pool = HTTP_HEADER_POOL;
     info->timeout_secs = HANDSHAKE_TIMEOUT_S;
     info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (s->web.origin)
+        info->mounts = &s->web;
 }
 
 static int create_hub(tb_server_t *s)
@@ -579,6 +641,9 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (mount_web(s, err, errlen))
+        goto fail;
+    check_web_root(s->web.origin);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     fill_context_info(s, &info);
     if (!(s->ctx = lws_create_context(&info))) {

@@ -100,7 +100,8 @@ import json, os, sys
 out, http_port, mqtt_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 base = "config/telebridge.json"
 cfg = json.load(open(base)) if os.path.exists(base) else {}
-cfg.setdefault("listen", {}).update({"host": "127.0.0.1", "port": http_port})
+cfg.setdefault("listen", {}).update({"host": "127.0.0.1", "port": http_port,
+                                     "web_root": os.path.abspath("web")})
 cfg.setdefault("mqtt", {}).update({"host": "127.0.0.1", "port": mqtt_port,
                                    "client_id": "telebridge-demo"})
 cfg.setdefault("auth", {}).update({"algorithm": "HS256", "secret_file": "secret.key"})
@@ -168,6 +169,7 @@ cat <<EOF
 
 telebridge is running (logs in $DEMO_DIR/).
 
+  Dashboard:   http://127.0.0.1:$HTTP_PORT/#token=$TOKEN
   Stats:       http://127.0.0.1:$HTTP_PORT/stats
 
   Token (1 h, rooms device:*, group:*, global):

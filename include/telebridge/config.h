@@ -4,8 +4,8 @@
  * tb_config_t is plain data, public on purpose: every module reads its own section. All
  * defaults live in tb_config_defaults() (config.c) and nowhere else. Every string and array in
  * a tb_config_t is owned by it and released by tb_config_free(). Paths (secret_file,
- * public_key_file, password_file) are stored already resolved against the config file's
- * folder.
+ * public_key_file, password_file, web_root) are stored already resolved against the config
+ * file's folder.
  *
  * Loading is strict: an unknown key, a wrong type or an impossible value fails with a message
  * that names the key by its dotted path ("limits.max_connections: must be >= 1").
@@ -22,11 +22,17 @@
 /* Size of the error message buffers the loading functions write into. */
 #define TB_CONFIG_ERR_LEN 256
 
+/* Where the dashboard's files are installed (listen.web_root's default); set by the build. */
+#ifndef TB_WEB_ROOT_DEFAULT
+#define TB_WEB_ROOT_DEFAULT "/usr/local/share/telebridge/web"
+#endif
+
 typedef struct {
     char *host;
     int port;
     char **allowed_origins; /* NULL-terminated array, may be empty */
     size_t n_allowed_origins;
+    char *web_root; /* folder served at GET / (the dashboard); NULL: none. Resolved path */
 } tb_config_listen_t;
 
 typedef struct {

@@ -29,6 +29,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[2]
 BRIDGE_BIN = Path(os.environ.get("TELEBRIDGE_BIN", ROOT / "build" / "bin" / "telebridge"))
 TOKEN_BIN = Path(os.environ.get("TELEBRIDGE_TOKEN_BIN", ROOT / "build" / "bin" / "telebridge-token"))
+WEB_ROOT = ROOT / "web"
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # Lines a sanitizer writes when it finds something (ASan, UBSan, LSan, TSan).
@@ -122,6 +123,32 @@ def unsigned_token(sub, rooms, ttl):
 
 
 # ---- HTTP ----------------------------------------------------------------------------------
+
+
+def http_raw(port, request, timeout=5.0):
+    """Sends request (bytes, a whole HTTP/1.1 request) on a new connection and reads the answer
+    until the server closes or Content-Length is reached → (status, {header: value}, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            head, sep, body = buf.partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+                if length and len(body) >= int(length.group(1)):
+                    break
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), headers, body
 
 
 def http_get(port, path, timeout=5.0):
@@ -350,7 +377,8 @@ class Bridge:
         self.secret_file.write_text(self.secret + "\n")
         self.config = deep_merge(
             {
-                "listen": {"host": "127.0.0.1", "port": self.port},
+                "listen": {"host": "127.0.0.1", "port": self.port,
+                           "web_root": str(WEB_ROOT)},
                 "mqtt": {"host": "127.0.0.1", "port": broker_port,
                          "client_id": f"tb-test-{uuid.uuid4().hex[:12]}"},
                 "auth": {"algorithm": "HS256", "secret_file": str(self.secret_file)},

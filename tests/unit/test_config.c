@@ -16,9 +16,10 @@
 #define SECRET_ENV "TELEBRIDGE_JWT_SECRET"
 #define PATH_LEN 4096
 
-/* The contract's §6 defaults, groups and alerts empty, plus log_level. */
+/* The contract's §6 defaults, groups and alerts empty, plus log_level and web_root. */
 static const char *const contract_defaults =
-    "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": []},"
+    "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": [],"
+    "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\"},"
     " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": 1883, \"client_id\": \"telebridge\","
     "  \"username\": null, \"password_file\": null, \"keepalive_s\": 30, \"qos\": 1,"
     "  \"telemetry_topic\": \"devices/{device}/telemetry\","
@@ -39,7 +40,8 @@ static const char *const contract_defaults =
 /* Every key set, none to its default. */
 static const char *const full_config =
     "{\"listen\": {\"host\": \"::1\", \"port\": 9000,"
-    "  \"allowed_origins\": [\"https://a.example\", \"http://localhost:3000\"]},"
+    "  \"allowed_origins\": [\"https://a.example\", \"http://localhost:3000\"],"
+    "  \"web_root\": \"/srv/dashboard\"},"
     " \"mqtt\": {\"host\": \"broker.local\", \"port\": 8883, \"client_id\": \"tb-1\","
     "  \"username\": \"bridge\", \"password_file\": \"/run/secrets/mqtt\", \"keepalive_s\": 45,"
     "  \"qos\": 2, \"telemetry_topic\": \"site/{group}/{device}/t\","
@@ -102,6 +104,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.listen.n_allowed_origins, 0);
     assert_non_null(cfg.listen.allowed_origins);
     assert_null(cfg.listen.allowed_origins[0]);
+    assert_string_equal(cfg.listen.web_root, TB_WEB_ROOT_DEFAULT);
     assert_string_equal(cfg.mqtt.client_id, "telebridge");
     assert_null(cfg.mqtt.username);
     assert_null(cfg.mqtt.password_file);
@@ -561,9 +564,13 @@ static void test_shipped_full_example(void **state)
     want = json_load_file(path, 0, &jerr);
     assert_non_null(want);
     got = file_shape(&cfg);
-    /* The one difference: secret_file comes back resolved against the file's folder. */
+    /* The differences: paths come back resolved against the file's folder. */
     assert_int_equal(json_object_set_new(json_object_get(want, "auth"), "secret_file",
                                          json_string(cfg.auth.secret_file)),
+                     0);
+    assert_non_null(strstr(cfg.listen.web_root, "/config/../web"));
+    assert_int_equal(json_object_set_new(json_object_get(want, "listen"), "web_root",
+                                         json_string(cfg.listen.web_root)),
                      0);
     assert_json_equal(got, want);
     json_decref(got);
