@@ -21,6 +21,13 @@
 
 _Static_assert(TB_FRAME_HEADROOM >= 10, "the headroom must hold the longest WebSocket header");
 
+static const char *const kind_names[TB_FRAME_KIND_N] = {"control", "telemetry", "status"};
+
+const char *tb_frame_kind_name(tb_frame_kind_t kind)
+{
+    return (kind >= 0 && kind < TB_FRAME_KIND_N) ? kind_names[kind] : "unknown";
+}
+
 /* Writes the unmasked text-frame header for f->len bytes just before the payload. */
 static void frame_header(tb_frame_t *f)
 {

@@ -370,7 +370,9 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
 {
     if (!c->q_len)
         return;
-    tb_frame_unref(*queue_at(c, 0));
+    tb_frame_t *f = *queue_at(c, 0);
+    h->counters.messages_out_by_kind[f->kind < TB_FRAME_KIND_N ? f->kind : TB_FRAME_CONTROL]++;
+    tb_frame_unref(f);
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
     h->counters.messages_out++;

@@ -119,6 +119,7 @@ static int match_topic(const tb_ingest_t *in, const char *topic, tb_msg_t *m)
 static int enqueue(tb_ingest_t *in, tb_msg_t *m)
 {
     unsigned suppressed;
+    tb_msg_kind_t kind = m->kind; /* m belongs to the consumer once pushed */
     if (tb_queue_push_wait(in->queue, m, in->backpressure_ms, in->wake, in->wake_arg) != 0) {
         atomic_fetch_add_explicit(&in->stats->dropped_queue_full, 1, memory_order_relaxed);
         if (tb_log_ratelimit(&in->drop_rl, &suppressed))
@@ -129,6 +130,7 @@ static int enqueue(tb_ingest_t *in, tb_msg_t *m)
         return TB_INGEST_DROPPED;
     }
     atomic_fetch_add_explicit(&in->stats->messages_in, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->stats->messages_in_by_kind[kind], 1, memory_order_relaxed);
     unsigned long long depth = tb_queue_depth(in->queue);
     if (depth > atomic_load_explicit(&in->stats->queue_depth_max, memory_order_relaxed))
         atomic_store_explicit(&in->stats->queue_depth_max, depth, memory_order_relaxed);
@@ -293,6 +295,8 @@ static void *ingest_main(void *arg)
         if (atomic_load(&in->stopping))
             break;
         in->failures++;
+        if (!in->session_up)
+            atomic_fetch_add(&in->stats->mqtt_connect_failures, 1);
         unsigned delay = backoff_ms(in->failures, &in->seed);
         log_retry(in, in->session_up, delay);
         wait_or_stop(in, delay);

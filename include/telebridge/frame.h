@@ -21,7 +21,15 @@
 #define TB_FRAME_HEADROOM 16
 
 /* What the frame carries; the drop_oldest slow-consumer policy only drops telemetry. */
-typedef enum { TB_FRAME_CONTROL = 0, TB_FRAME_TELEMETRY, TB_FRAME_STATUS } tb_frame_kind_t;
+typedef enum {
+    TB_FRAME_CONTROL = 0,
+    TB_FRAME_TELEMETRY,
+    TB_FRAME_STATUS,
+    TB_FRAME_KIND_N
+} tb_frame_kind_t;
+
+/* "control", "telemetry" or "status", for /metrics; "unknown" out of range. */
+const char *tb_frame_kind_name(tb_frame_kind_t kind);
 
 typedef struct tb_frame {
     uint32_t refs;

@@ -65,6 +65,7 @@ typedef struct {
 typedef struct {
     uint64_t device_messages; /* device messages routed (each got a seq) */
     uint64_t messages_out;    /* frames written to clients, control frames included */
+    uint64_t messages_out_by_kind[TB_FRAME_KIND_N]; /* messages_out split by tb_frame_kind_t */
     uint64_t deliveries;      /* device-message frames queued to connections */
     uint64_t dropped;         /* device-message frames a connection lost to its queue bound */
     uint64_t slow_consumer_disconnects;

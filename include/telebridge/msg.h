@@ -14,7 +14,10 @@
 
 #include "telebridge/util.h"
 
-typedef enum { TB_MSG_TELEMETRY = 0, TB_MSG_STATUS } tb_msg_kind_t;
+typedef enum { TB_MSG_TELEMETRY = 0, TB_MSG_STATUS, TB_MSG_KIND_N } tb_msg_kind_t;
+
+/* "telemetry" or "status", for /metrics; "unknown" out of range. */
+const char *tb_msg_kind_name(tb_msg_kind_t kind);
 
 typedef struct tb_msg {
     tb_msg_kind_t kind;

@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "telebridge/msg.h"
+
 /* Why an MQTT message was refused; indexes tb_stats_t.invalid_by_reason. */
 typedef enum {
     TB_INVALID_NOT_JSON = 0, /* payload is not JSON (telemetry) */
@@ -28,11 +30,13 @@ const char *tb_invalid_reason_name(tb_invalid_reason_t reason);
 
 typedef struct {
     atomic_ullong messages_in;  /* MQTT messages normalised and queued for the hub */
+    atomic_ullong messages_in_by_kind[TB_MSG_KIND_N]; /* messages_in split by tb_msg_kind_t */
     atomic_ullong invalid_mqtt; /* MQTT messages refused, all reasons */
     atomic_ullong invalid_by_reason[TB_INVALID_N];
     atomic_ullong dropped_queue_full; /* valid messages lost because the hub queue stayed full */
     atomic_int mqtt_connected;        /* 1 while the broker session is up */
     atomic_ullong mqtt_connects;      /* successful broker connections, including the first */
+    atomic_ullong mqtt_connect_failures; /* attempts that ended without a session */
     atomic_ullong queue_depth_max;    /* highest hub queue depth seen by the producer */
     /* Service thread, rare events (kept here so every refusal is visible in one place). */
     atomic_ullong handshakes_unauthorized;     /* upgrades refused with 401 */
