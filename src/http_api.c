@@ -7,6 +7,7 @@
 
 #define HTTP_OK 200
 #define HTTP_NOT_FOUND 404
+#define HTTP_INTERNAL_ERROR 500
 #define HTTP_UNAVAILABLE 503
 
 static json_int_t load(const atomic_ullong *v)
@@ -56,6 +57,64 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
                   (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects), "epoch",
                   tb_hub_epoch(ctx->hub)));
     return o;
+}
+
+static void snapshot_handshakes(const tb_stats_t *s, tb_metrics_snapshot_t *m)
+{
+    m->handshake_failures[TB_METRICS_HS_UNAUTHORIZED] = load(&s->handshakes_unauthorized);
+    m->handshake_failures[TB_METRICS_HS_FORBIDDEN_ORIGIN] = load(&s->handshakes_forbidden_origin);
+    m->handshake_failures[TB_METRICS_HS_OVER_CAPACITY] = load(&s->handshakes_over_capacity);
+}
+
+static void snapshot_ingest(const tb_stats_t *s, tb_metrics_snapshot_t *m)
+{
+    for (int k = 0; k < TB_MSG_KIND_N; k++)
+        m->messages_in[k] = load(&s->messages_in_by_kind[k]);
+    for (int r = 0; r < TB_INVALID_N; r++)
+        m->invalid_mqtt[r] = load(&s->invalid_by_reason[r]);
+    m->dropped_ingest_queue_full = load(&s->dropped_queue_full);
+    m->client_too_big = load(&s->client_too_big);
+    m->queue_depth_max = load(&s->queue_depth_max);
+    m->mqtt_connected = atomic_load(&s->mqtt_connected) != 0;
+    m->mqtt_connects = load(&s->mqtt_connects);
+    m->mqtt_connect_failures = load(&s->mqtt_connect_failures);
+}
+
+static void snapshot_hub(const tb_hub_t *hub, tb_metrics_snapshot_t *m)
+{
+    const tb_hub_counters_t *hc = tb_hub_counters(hub);
+    m->connections = tb_hub_connections(hub);
+    m->connections_total = hc->connections_total;
+    m->rooms = tb_hub_rooms(hub);
+    for (int k = 0; k < TB_FRAME_KIND_N; k++)
+        m->messages_out[k] = hc->messages_out_by_kind[k];
+    m->deliveries = hc->deliveries;
+    m->dropped_send_queue_full = hc->dropped;
+    m->slow_consumer_disconnects = hc->slow_consumer_disconnects;
+    m->client_messages = hc->client_messages;
+    m->client_errors = hc->client_errors;
+    m->rate_limited = hc->rate_limited;
+    m->token_expired = hc->expired_closes;
+}
+
+void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *snap)
+{
+    *snap = (tb_metrics_snapshot_t){0};
+    snapshot_hub(ctx->hub, snap);
+    snapshot_ingest(ctx->stats, snap);
+    snapshot_handshakes(ctx->stats, snap);
+    if (ctx->queue) {
+        snap->queue_depth = tb_queue_depth(ctx->queue);
+        snap->queue_capacity = tb_queue_capacity(ctx->queue);
+    }
+    snap->uptime_s = (uint64_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000);
+}
+
+int tb_http_metrics(const tb_http_ctx_t *ctx, char *buf, size_t cap, size_t *len)
+{
+    tb_metrics_snapshot_t snap;
+    tb_http_metrics_snapshot(ctx, &snap);
+    return tb_metrics_render(&snap, buf, cap, len) == 0 ? HTTP_OK : HTTP_INTERNAL_ERROR;
 }
 
 int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body)

@@ -54,6 +54,7 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 /* Browsers may reuse a file this long, then revalidate it with its ETag (304 when unchanged). */
 #define WEB_CACHE_MAX_AGE_S 60
 
+#define HTTP_OK 200
 #define HTTP_BAD_REQUEST 400
 #define HTTP_UNAUTHORIZED 401
 #define HTTP_FORBIDDEN 403
@@ -129,19 +130,28 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
                                        (const unsigned char *)value, (int)strlen(value), p, end);
 }
 
-/* Writes the headers of a JSON response of len bytes. 0, or -1. */
-static int write_headers(struct lws *wsi, int status, size_t len, bool upgrade)
+/* Writes the headers of a response of len bytes of type ctype. 0, or -1. */
+static int write_headers(struct lws *wsi, int status, const char *ctype, size_t len, bool upgrade)
 {
     unsigned char hdr[LWS_PRE + HTTP_HEADERS_OUT_MAX];
     unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
     if (status_line(wsi, status, upgrade, &p, end) ||
-        add_header(wsi, "content-type:", "application/json", &p, end) ||
+        add_header(wsi, "content-type:", ctype, &p, end) ||
         lws_add_http_header_content_length(wsi, len, &p, end) ||
         add_header(wsi, "cache-control:", "no-store", &p, end))
         return -1;
     if (status == HTTP_UNAUTHORIZED && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
         return -1;
     return lws_finalize_write_http_header(wsi, start, &p, end);
+}
+
+/* Writes a complete response whose len bytes of body are at out + LWS_PRE. 0, or -1. */
+static int http_write(struct lws *wsi, int status, const char *ctype, unsigned char *out,
+                      size_t len, bool upgrade)
+{
+    if (write_headers(wsi, status, ctype, len, upgrade))
+        return -1;
+    return lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len ? -1 : 0;
 }
 
 /*
@@ -158,14 +168,25 @@ static int http_send(struct lws *wsi, int status, json_t *body, bool upgrade)
     if (!text || !out)
         goto done;
     memcpy(out + LWS_PRE, text, len);
-    if (write_headers(wsi, status, len, upgrade))
-        goto done;
-    if (lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
-        goto done;
-    rc = 0;
+    rc = http_write(wsi, status, "application/json", out, len, upgrade);
 done:
     free(out);
     free(text);
+    return rc;
+}
+
+/* GET /metrics: the Prometheus text, built in a buffer of TB_METRICS_TEXT_MAX. 0, or -1. */
+static int http_send_metrics(tb_server_t *s, struct lws *wsi)
+{
+    unsigned char *out = malloc(LWS_PRE + TB_METRICS_TEXT_MAX);
+    size_t len = 0;
+    if (!out)
+        return -1;
+    int status = tb_http_metrics(&s->http, (char *)out + LWS_PRE, TB_METRICS_TEXT_MAX, &len);
+    if (status != HTTP_OK)
+        len = 0;
+    int rc = http_write(wsi, status, TB_METRICS_CONTENT_TYPE, out, len, false);
+    free(out);
     return rc;
 }
 
@@ -189,6 +210,10 @@ static int on_http(tb_server_t *s, struct lws *wsi, const char *path)
     } else if (is_ws_path(path)) {
         status = HTTP_BAD_REQUEST;
         body = error_body("websocket_upgrade_required");
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (http_send_metrics(s, wsi))
+            return -1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
     } else {
         status = tb_http_get(&s->http, path, &body);
     }
@@ -618,7 +643,8 @@ static int create_hub(tb_server_t *s)
         .transport = s,
     };
     s->hub = tb_hub_create(&ho);
-    s->http = (tb_http_ctx_t){.hub = s->hub, .stats = s->stats, .started_mono_ms = tb_mono_ms()};
+    s->http = (tb_http_ctx_t){
+        .hub = s->hub, .stats = s->stats, .queue = s->queue, .started_mono_ms = tb_mono_ms()};
     return s->hub ? 0 : -1;
 }
 
