@@ -3,8 +3,9 @@
 #
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
-#                             binary, demo smoke test
-#   ./tools/test.sh --quick   plain build, unit tests, integration tests, demo smoke test
+#                             binary, benchmark and demo smoke tests
+#   ./tools/test.sh --quick   plain build, unit tests, integration tests, benchmark and demo
+#                             smoke tests
 #
 # Exits 0 only when every step passed. The last line is "steps: N passed, N failed".
 set -euo pipefail
@@ -22,13 +23,14 @@ TSAN_STRESS_ITEMS=5000000
 UNIT_TIMEOUT=600
 INTEGRATION_TIMEOUT=900
 DEMO_TIMEOUT=180
+BENCH_TIMEOUT=120
 
 QUICK=0
 for arg in "$@"; do
     case "$arg" in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,9p' "$0"
+        sed -n '2,10p' "$0"
         exit 0
         ;;
     *)
@@ -143,6 +145,24 @@ demo_smoke() {
         --mqtt-port "$mqtt_port"
 }
 
+# A few seconds of load through the plain binary: nothing lost, figures in their ranges.
+bench_smoke() {
+    local out
+    out=$(timeout "$BENCH_TIMEOUT" tools/bench/run.sh --bin build/bin --subs 200 --rate 500 \
+        --duration 2 --check) || return 1
+    printf '%s\n' "$out"
+    "$PYTHON" - "$out" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["ready"] == r["subscribers"] == 200, r
+assert r["expected"] == r["delivered"] > 0 and r["lost"] == 0, r
+assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"] < 5_000_000, r
+assert r["deliveries_per_s"] > 0 and r["connects_per_s"] > 0, r
+assert 0 <= r["server_cpu_pct"] <= 200 and 0 <= r["bench_cpu_pct"] <= 200, r
+assert r["server_rss_kb"] > 0 and r["failed_connects"] == 0, r
+EOF
+}
+
 # ---- main ------------------------------------------------------------------------------------
 
 trap summary EXIT
@@ -168,6 +188,7 @@ else
         skip "unit tests (TSan)" "build failed"
     fi
 fi
+step "benchmark smoke test" bench_smoke || true
 step "demo smoke test" demo_smoke || true
 
 ((FAILED == 0))

@@ -1,0 +1,337 @@
+/* bench_core — see bench_core.h. */
+#include "bench_core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 6455 §5.2 */
+#define WS_FIN 0x80
+#define WS_RSV 0x70
+#define WS_OPCODE 0x0F
+#define WS_MASK 0x80
+#define WS_LEN7 0x7F
+#define WS_LEN_16 126
+#define WS_LEN_64 127
+#define WS_CONTROL_MAX 125
+#define WS_MASK_LEN 4
+
+/* MQTT 3.1.1 §2.2, §3 */
+#define MQTT_REMLEN_MAX_BYTES 4
+#define MQTT_CONNECT_BYTE 0x10
+#define MQTT_SUBSCRIBE_BYTE 0x82
+#define MQTT_PROTOCOL_LEVEL 4
+#define MQTT_CLEAN_SESSION 0x02
+#define MQTT_QOS_SHIFT 1
+#define MQTT_QOS_MASK 0x3
+#define MQTT_SUB_PACKET_ID 1
+/* Longest remaining length the bench writes in its own packets: fits one or two bytes. */
+#define MQTT_REMLEN_2_MAX 16383
+
+/* Histogram: SUB_BITS of precision, exact below 2 * SUB. */
+#define HIST_SUB_BITS 10
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_MAX_BITS 50
+#define HIST_BUCKETS (2 * HIST_SUB + (HIST_MAX_BITS - HIST_SUB_BITS - 1) * HIST_SUB)
+
+/* Spreads the mix over each run of 100 subscribers: 37 is prime to 100. */
+#define MIX_STRIDE 37
+
+static bool ws_opcode_known(uint8_t op)
+{
+    return op <= TB_BENCH_WS_BINARY || (op >= TB_BENCH_WS_CLOSE && op <= TB_BENCH_WS_PONG);
+}
+
+long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, tb_bench_ws_frame_t *f)
+{
+    if (len < 2)
+        return 0;
+    if ((buf[0] & WS_RSV) || (buf[1] & WS_MASK) || !ws_opcode_known(buf[0] & WS_OPCODE))
+        return -1;
+    size_t hdr = 2;
+    uint64_t plen = buf[1] & WS_LEN7;
+    if (plen == WS_LEN_16 || plen == WS_LEN_64) {
+        size_t n = plen == WS_LEN_16 ? 2 : 8;
+        if (len < hdr + n)
+            return 0;
+        plen = 0;
+        for (size_t i = 0; i < n; i++)
+            plen = plen << 8 | buf[hdr + i];
+        hdr += n;
+    }
+    f->fin = buf[0] & WS_FIN;
+    f->opcode = buf[0] & WS_OPCODE;
+    if (f->opcode >= TB_BENCH_WS_CLOSE && (plen > WS_CONTROL_MAX || !f->fin))
+        return -1;
+    if (plen > max_len)
+        return -1;
+    if (len - hdr < plen)
+        return 0;
+    f->payload = buf + hdr;
+    f->len = plen;
+    return (long)(hdr + plen);
+}
+
+size_t tb_bench_ws_encode(uint8_t *out, size_t cap, uint8_t opcode, const void *payload, size_t len)
+{
+    size_t hdr = 2 + WS_MASK_LEN + (len > WS_CONTROL_MAX ? (len > UINT16_MAX ? 8 : 2) : 0);
+    if (cap < hdr || cap - hdr < len)
+        return 0;
+    size_t n = 0;
+    out[n++] = (uint8_t)(WS_FIN | (opcode & WS_OPCODE));
+    if (len <= WS_CONTROL_MAX) {
+        out[n++] = (uint8_t)(WS_MASK | len);
+    } else if (len <= UINT16_MAX) {
+        out[n++] = WS_MASK | WS_LEN_16;
+        out[n++] = (uint8_t)(len >> 8);
+        out[n++] = (uint8_t)len;
+    } else {
+        out[n++] = WS_MASK | WS_LEN_64;
+        for (int shift = 56; shift >= 0; shift -= 8)
+            out[n++] = (uint8_t)((uint64_t)len >> shift);
+    }
+    memset(out + n, 0, WS_MASK_LEN);
+    n += WS_MASK_LEN;
+    if (len)
+        memcpy(out + n, payload, len);
+    return n + len;
+}
+
+long tb_bench_mqtt_parse(const uint8_t *buf, size_t len, tb_bench_mqtt_packet_t *p)
+{
+    size_t rem = 0, i = 1;
+    unsigned shift = 0;
+    for (;;) {
+        if (i >= len)
+            return 0;
+        if (i > MQTT_REMLEN_MAX_BYTES)
+            return -1;
+        rem |= (size_t)(buf[i] & 0x7F) << shift;
+        shift += 7;
+        if (!(buf[i++] & 0x80))
+            break;
+    }
+    if (len - i < rem)
+        return 0;
+    p->type = buf[0] >> 4;
+    p->flags = buf[0] & 0x0F;
+    p->body = buf + i;
+    p->body_len = rem;
+    return (long)(i + rem);
+}
+
+int tb_bench_mqtt_publish_payload(const tb_bench_mqtt_packet_t *p, const uint8_t **payload,
+                                  size_t *len)
+{
+    if (p->type != TB_BENCH_MQTT_PUBLISH || p->body_len < 2)
+        return -1;
+    size_t off = 2 + ((size_t)p->body[0] << 8 | p->body[1]);
+    if ((p->flags >> MQTT_QOS_SHIFT & MQTT_QOS_MASK) != 0)
+        off += 2; /* packet identifier */
+    if (off > p->body_len)
+        return -1;
+    *payload = p->body + off;
+    *len = p->body_len - off;
+    return 0;
+}
+
+/* Writes the fixed header for rem bytes; returns its length (2 or 3). */
+static size_t mqtt_fixed_header(uint8_t *out, uint8_t first, size_t rem)
+{
+    out[0] = first;
+    if (rem < 0x80) {
+        out[1] = (uint8_t)rem;
+        return 2;
+    }
+    out[1] = (uint8_t)(0x80 | (rem & 0x7F));
+    out[2] = (uint8_t)(rem >> 7);
+    return 3;
+}
+
+static size_t mqtt_put_string(uint8_t *out, const char *s, size_t len)
+{
+    out[0] = (uint8_t)(len >> 8);
+    out[1] = (uint8_t)len;
+    memcpy(out + 2, s, len);
+    return 2 + len;
+}
+
+size_t tb_bench_mqtt_connect(uint8_t *out, size_t cap, const char *client_id)
+{
+    static const char proto[] = "MQTT";
+    size_t id_len = strlen(client_id);
+    size_t rem = 2 + (sizeof(proto) - 1) + 1 + 1 + 2 + 2 + id_len;
+    if (rem > MQTT_REMLEN_2_MAX || cap < rem + 3)
+        return 0;
+    size_t n = mqtt_fixed_header(out, MQTT_CONNECT_BYTE, rem);
+    n += mqtt_put_string(out + n, proto, sizeof(proto) - 1);
+    out[n++] = MQTT_PROTOCOL_LEVEL;
+    out[n++] = MQTT_CLEAN_SESSION;
+    out[n++] = 0; /* keep-alive 0: off */
+    out[n++] = 0;
+    n += mqtt_put_string(out + n, client_id, id_len);
+    return n;
+}
+
+size_t tb_bench_mqtt_subscribe(uint8_t *out, size_t cap, const char *filter)
+{
+    size_t f_len = strlen(filter);
+    size_t rem = 2 + 2 + f_len + 1;
+    if (rem > MQTT_REMLEN_2_MAX || cap < rem + 3)
+        return 0;
+    size_t n = mqtt_fixed_header(out, MQTT_SUBSCRIBE_BYTE, rem);
+    out[n++] = 0;
+    out[n++] = MQTT_SUB_PACKET_ID;
+    n += mqtt_put_string(out + n, filter, f_len);
+    out[n++] = 0; /* QoS 0 */
+    return n;
+}
+
+int tb_bench_find_stamp(const uint8_t *text, size_t len, uint64_t *ns)
+{
+    static const char key[] = TB_BENCH_STAMP_KEY;
+    const size_t klen = sizeof(key) - 1;
+    for (size_t i = 0; i + klen < len; i++) {
+        if (text[i] != '"' || memcmp(text + i, key, klen) != 0)
+            continue;
+        size_t j = i + klen;
+        uint64_t v = 0;
+        size_t digits = 0;
+        for (; j < len && text[j] >= '0' && text[j] <= '9' && digits < 19; j++, digits++)
+            v = v * 10 + (uint64_t)(text[j] - '0');
+        if (digits == 0 || (j < len && text[j] >= '0' && text[j] <= '9'))
+            return -1;
+        *ns = v;
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses one "kind=N" item of length len. */
+static int mix_item(const char *s, size_t len, tb_bench_mix_t *mix)
+{
+    static const char *const names[] = {"device", "group", "global"};
+    const char *eq = memchr(s, '=', len);
+    if (!eq || eq + 1 == s + len || (size_t)(s + len - eq - 1) > 3)
+        return -1;
+    unsigned v = 0;
+    for (const char *d = eq + 1; d < s + len; d++) {
+        if (*d < '0' || *d > '9')
+            return -1;
+        v = v * 10 + (unsigned)(*d - '0');
+    }
+    for (size_t k = 0; k < 3; k++) {
+        if (strlen(names[k]) == (size_t)(eq - s) && memcmp(s, names[k], (size_t)(eq - s)) == 0) {
+            mix->pct[k] = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int tb_bench_mix_parse(const char *text, tb_bench_mix_t *mix)
+{
+    tb_bench_mix_t m = {{0, 0, 0}};
+    const char *s = text;
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        size_t len = comma ? (size_t)(comma - s) : strlen(s);
+        if (mix_item(s, len, &m) != 0)
+            return -1;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    if (m.pct[0] + m.pct[1] + m.pct[2] != TB_BENCH_MIX_TOTAL)
+        return -1;
+    *mix = m;
+    return 0;
+}
+
+tb_bench_room_t tb_bench_mix_pick(const tb_bench_mix_t *mix, uint64_t i)
+{
+    unsigned r = (unsigned)(i * MIX_STRIDE % TB_BENCH_MIX_TOTAL);
+    if (r < mix->pct[TB_BENCH_ROOM_DEVICE])
+        return TB_BENCH_ROOM_DEVICE;
+    if (r < mix->pct[TB_BENCH_ROOM_DEVICE] + mix->pct[TB_BENCH_ROOM_GROUP])
+        return TB_BENCH_ROOM_GROUP;
+    return TB_BENCH_ROOM_GLOBAL;
+}
+
+struct tb_bench_hist {
+    uint64_t count;
+    uint64_t max;
+    uint64_t buckets[HIST_BUCKETS];
+};
+
+tb_bench_hist_t *tb_bench_hist_create(void)
+{
+    return calloc(1, sizeof(tb_bench_hist_t));
+}
+
+void tb_bench_hist_free(tb_bench_hist_t *h)
+{
+    free(h);
+}
+
+static size_t hist_index(uint64_t v)
+{
+    if (v < 2 * HIST_SUB)
+        return (size_t)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    if (msb >= HIST_MAX_BITS)
+        return HIST_BUCKETS - 1;
+    unsigned shift = msb - HIST_SUB_BITS;
+    return 2 * HIST_SUB + (size_t)(shift - 1) * HIST_SUB + (size_t)((v >> shift) - HIST_SUB);
+}
+
+/* The largest value bucket idx holds. */
+static uint64_t hist_upper(size_t idx)
+{
+    if (idx < 2 * HIST_SUB)
+        return idx;
+    size_t k = idx - 2 * HIST_SUB;
+    unsigned shift = (unsigned)(k / HIST_SUB) + 1;
+    uint64_t m = HIST_SUB + k % HIST_SUB;
+    return ((m + 1) << shift) - 1;
+}
+
+void tb_bench_hist_record(tb_bench_hist_t *h, uint64_t value)
+{
+    h->buckets[hist_index(value)]++;
+    h->count++;
+    if (value > h->max)
+        h->max = value;
+}
+
+uint64_t tb_bench_hist_count(const tb_bench_hist_t *h)
+{
+    return h->count;
+}
+
+uint64_t tb_bench_hist_max(const tb_bench_hist_t *h)
+{
+    return h->max;
+}
+
+uint64_t tb_bench_hist_quantile(const tb_bench_hist_t *h, double q)
+{
+    if (h->count == 0)
+        return 0;
+    double want = q * (double)h->count;
+    uint64_t rank = (uint64_t)want;
+    if ((double)rank < want)
+        rank++;
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->buckets[i];
+        if (seen >= rank) {
+            if (i == HIST_BUCKETS - 1)
+                return h->max; /* the overflow bucket has no upper bound */
+            uint64_t up = hist_upper(i);
+            return up < h->max ? up : h->max;
+        }
+    }
+    return h->max;
+}
