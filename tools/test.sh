@@ -3,7 +3,8 @@
 #
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
-#                             binary, benchmark and demo smoke tests
+#                             binary, a short run of every libFuzzer target (with clang),
+#                             benchmark and demo smoke tests
 #   ./tools/test.sh --quick   plain build, unit tests, integration tests, benchmark and demo
 #                             smoke tests
 #
@@ -19,6 +20,8 @@ PYTHON=/usr/bin/python3
 TSAN_TESTS=(test_queue test_hub test_ingest)
 # Items of the queue stress test under TSan: millions, in seconds (5 s here, idle).
 TSAN_STRESS_ITEMS=5000000
+# Seconds each libFuzzer target of tests/fuzz runs (docs/operations.md: longer runs).
+FUZZ_SECONDS=${TB_FUZZ_SECONDS:-20}
 # Hard bounds so a hung step can never hold CI: seconds.
 UNIT_TIMEOUT=600
 INTEGRATION_TIMEOUT=900
@@ -127,6 +130,38 @@ unit_tsan() {
     fi
 }
 
+# True when clang can link a libFuzzer target.
+fuzz_available() {
+    command -v clang >/dev/null 2>&1 || return 1
+    printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return (int)(d && n) * 0; }\n' |
+        clang -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1
+}
+
+build_fuzz() {
+    build_dir build-fuzz -DCMAKE_C_COMPILER=clang -DTB_FUZZ=ON -DTB_TESTS=OFF
+}
+
+# Runs every target FUZZ_SECONDS from its seed corpus (new inputs go to build-fuzz/corpus, never
+# into the repository); a crash leaves its input in build-fuzz/crash-<target>-*.
+fuzz_short() {
+    local src name rc failed=()
+    for src in tests/fuzz/fuzz_*.c; do
+        name=$(basename "$src" .c)
+        mkdir -p "build-fuzz/corpus/$name"
+        printf -- '--- %s (%d s)\n' "$name" "$FUZZ_SECONDS"
+        rc=0
+        timeout $((FUZZ_SECONDS + 60)) "build-fuzz/bin/$name" -max_total_time="$FUZZ_SECONDS" \
+            -artifact_prefix="build-fuzz/crash-$name-" "build-fuzz/corpus/$name" \
+            "tests/fuzz/corpus/${name#fuzz_}" >"build-fuzz/$name.log" 2>&1 || rc=$?
+        grep -E '^(Done |==[0-9]+==|SUMMARY)' "build-fuzz/$name.log" || true
+        ((rc == 0)) || failed+=("$name")
+    done
+    if ((${#failed[@]})); then
+        printf -- '--- fuzz failures: %s\n' "${failed[*]}"
+        return 1
+    fi
+}
+
 integration() {
     local dir=$1
     TELEBRIDGE_BIN="$PWD/$dir/bin/telebridge" \
@@ -186,6 +221,13 @@ else
         step "unit tests (TSan)" unit_tsan || true
     else
         skip "unit tests (TSan)" "build failed"
+    fi
+    if ! fuzz_available; then
+        skip "fuzz targets" "clang cannot link libFuzzer"
+    elif step "build (libFuzzer)" build_fuzz; then
+        step "fuzz targets (${FUZZ_SECONDS} s each)" fuzz_short || true
+    else
+        skip "fuzz targets" "build failed"
     fi
 fi
 step "benchmark smoke test" bench_smoke || true
