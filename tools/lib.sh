@@ -45,6 +45,30 @@ tb_install_missing() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
+# Node.js and npm for the JavaScript client and browser tests. Not in TB_PACKAGES: a machine may
+# have them from elsewhere (nodesource's nodejs ships npm and conflicts with Debian's npm), so
+# Debian's are installed only when the commands are missing.
+tb_need_node() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        tb_log "node and npm are missing; install them with: sudo apt-get install -y nodejs npm"
+        return 1
+    fi
+    tb_log "installing: nodejs npm"
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+}
+
+# Installs tests/js's locked npm packages (ws, playwright-core) unless already there.
+tb_npm_ci() {
+    tb_need_node || return 1
+    if [[ -f tests/js/node_modules/.package-lock.json ]] &&
+        cmp -s tests/js/package-lock.json tests/js/node_modules/.tb-installed-lock; then
+        return 0
+    fi
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error) || return 1
+    cp tests/js/package-lock.json tests/js/node_modules/.tb-installed-lock
+}
+
 # Prints a TCP port on 127.0.0.1 that was free a moment ago.
 tb_free_port() {
     /usr/bin/python3 - <<'EOF'

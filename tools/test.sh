@@ -4,9 +4,9 @@
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
 #                             binary, a short run of every libFuzzer target (with clang),
-#                             benchmark and demo smoke tests
-#   ./tools/test.sh --quick   plain build, unit tests, integration tests, benchmark and demo
-#                             smoke tests
+#                             JavaScript client tests, benchmark and demo smoke tests
+#   ./tools/test.sh --quick   plain build, unit tests, integration tests, JavaScript client
+#                             tests, benchmark and demo smoke tests
 #
 # Exits 0 only when every step passed. The last line is "steps: N passed, N failed".
 set -euo pipefail
@@ -27,13 +27,14 @@ UNIT_TIMEOUT=600
 INTEGRATION_TIMEOUT=900
 DEMO_TIMEOUT=180
 BENCH_TIMEOUT=120
+JS_TIMEOUT=300
 
 QUICK=0
 for arg in "$@"; do
     case "$arg" in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,10p' "$0"
+        sed -n '2,11p' "$0"
         exit 0
         ;;
     *)
@@ -172,6 +173,14 @@ integration() {
         timeout "$INTEGRATION_TIMEOUT" "$PYTHON" -m pytest -q -p no:cacheprovider tests/integration
 }
 
+# web/telebridge-client.js under Node's test runner, against the plain build.
+js_client() {
+    tb_npm_ci || return 1
+    TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
+        TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
+        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs
+}
+
 demo_smoke() {
     local http_port mqtt_port
     http_port=$(tb_free_port) || return 1
@@ -230,6 +239,7 @@ else
         skip "fuzz targets" "build failed"
     fi
 fi
+step "JavaScript client tests (node --test)" js_client || true
 step "benchmark smoke test" bench_smoke || true
 step "demo smoke test" demo_smoke || true
 

@@ -1,0 +1,374 @@
+/*
+ * telebridge-client.js — a small client for the telebridge WebSocket protocol (docs/protocol.md).
+ * An ES module without dependencies; runs in browsers and in Node (pass a WebSocket class).
+ *
+ *   import { TelebridgeClient } from "./telebridge-client.js";
+ *   const tb = new TelebridgeClient({ url: "ws://127.0.0.1:8080/ws", getToken: () => token });
+ *   tb.addEventListener("telemetry", (e) => console.log(e.detail.payload.fields));
+ *   tb.subscribe(["global"]);
+ *   tb.connect();
+ *
+ * What it does for you:
+ * - credentials: before every connection it asks getToken() (sync or async) for a JWT and, by
+ *   default, exchanges it for a single-use ticket (POST /api/v1/ws/ticket), so the token never
+ *   sits in a URL; `credential: "token"` sends ?token= instead.
+ * - reconnects after any close it did not ask for, with exponential backoff and full jitter:
+ *   a delay drawn uniformly from [0, min(maxDelayMs, minDelayMs * 2^attempt)), 1 s → 30 s.
+ *   The attempt counter resets once a connection has stayed up for stableAfterMs.
+ * - resubscribes its rooms on every connection, with `since: {epoch, seq}` of the last device
+ *   message seen, so the bridge replays what was missed (subscribed.payload.recovered: true) or
+ *   sends its snapshot of latest values (recovered: false).
+ * - refreshes the token before it expires: on the bridge's `token_expiring` message, and on a
+ *   timer refreshMarginS before the token's `exp`, it calls getToken() and sends `refresh`.
+ * - application ping every pingIntervalMs; no pong within pongTimeoutMs drops the connection
+ *   (and so reconnects).
+ *
+ * Events (CustomEvent, the message or the information in `detail`):
+ * - one per server message type: "connected", "subscribed", "unsubscribed", "telemetry",
+ *   "device_status", "alert", "error" (a server error message: detail.payload.code), "pong",
+ *   "refreshed", "token_expiring", and any other type the server sends; plus "message" for all.
+ * - "state": detail {state, attempt, delayMs?, code?, reason?}; states are "idle",
+ *   "connecting", "open" (connected received), "reconnecting" (waiting delayMs), "closed".
+ * - "close": detail {code, reason, willReconnect} for each connection that ends.
+ * - "unauthorized": detail {status}: the ticket endpoint refused the token; the client stops.
+ */
+
+export const DEFAULTS = Object.freeze({
+    credential: "ticket", // "ticket" or "token"
+    minDelayMs: 1000,
+    maxDelayMs: 30000,
+    stableAfterMs: 10000,
+    pingIntervalMs: 25000,
+    pongTimeoutMs: 10000,
+    refreshMarginS: 60,
+    connectTimeoutMs: 10000,
+});
+
+/* CustomEvent is global in browsers and Node >= 19; Node 18 (Debian 12) gets this stand-in. */
+const DetailEvent = globalThis.CustomEvent || class extends Event {
+    constructor(type, init) {
+        super(type);
+        this.detail = init ? init.detail : null;
+    }
+};
+
+/* WebSocket close codes a client may send itself (1000 or 3000-4999). */
+const CLOSE_NORMAL = 1000;
+const CLOSE_PING_TIMEOUT = 4000;
+const CLOSE_CONNECT_TIMEOUT = 4002;
+const WS_OPEN = 1;
+
+/*
+ * The wait before reconnection attempt `attempt` (0 for the first retry): full jitter over an
+ * exponentially growing cap. random() returns [0, 1).
+ */
+export function backoffDelay(attempt, random = Math.random, minMs = 1000, maxMs = 30000) {
+    const cap = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+    return Math.floor(random() * cap);
+}
+
+/* The `exp` claim (seconds) of a JWT, or null when the token has none or is not a JWT. */
+export function tokenExpiry(token) {
+    const part = typeof token === "string" ? token.split(".")[1] : undefined;
+    if (!part) return null;
+    try {
+        const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+        const claims = JSON.parse(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), "=")));
+        return typeof claims.exp === "number" ? claims.exp : null;
+    } catch {
+        return null;
+    }
+}
+
+/* http(s)://host/api/v1/ws/ticket for a ws(s)://host/… URL. */
+export function ticketUrlFor(wsUrl) {
+    const u = new URL(wsUrl);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    u.pathname = "/api/v1/ws/ticket";
+    u.search = "";
+    return u.toString();
+}
+
+export class TelebridgeClient extends EventTarget {
+    /*
+     * opts: url (ws://host:port/ws), getToken (() => token or Promise of it), and optionally
+     * rooms, credential, ticketUrl, the timings of DEFAULTS, WebSocket and fetch (defaults: the
+     * globals), random (Math.random).
+     */
+    constructor(opts) {
+        super();
+        if (!opts || !opts.url || typeof opts.getToken !== "function")
+            throw new TypeError("TelebridgeClient needs {url, getToken}");
+        this.opts = { ...DEFAULTS, ...opts };
+        this.opts.ticketUrl = opts.ticketUrl || ticketUrlFor(opts.url);
+        this.WebSocket = opts.WebSocket || globalThis.WebSocket;
+        this.fetch = opts.fetch || globalThis.fetch?.bind(globalThis);
+        this.random = opts.random || Math.random;
+        this.rooms = new Set(opts.rooms || []);
+        this.state = "idle";
+        this.attempt = 0;
+        this.epoch = null; // the epoch of the last `connected`
+        this.lastSeq = 0; // the highest seq seen in that epoch
+        this.user = null;
+        this.ws = null;
+        this.token = null;
+        this.timers = {};
+        this.nextRequest = 1;
+        this.pendingPings = new Map(); // request_id → {resolve, reject, sent}
+        this.refreshing = false; // or {id, token} while a refresh awaits its answer
+    }
+
+    /* Starts connecting (and keeps the connection up until close()). */
+    connect() {
+        if (this.state !== "idle" && this.state !== "closed") return;
+        this.attempt = 0;
+        this.open();
+    }
+
+    /* Closes for good: no reconnection. */
+    close(code = CLOSE_NORMAL, reason = "client closed") {
+        this.setState("closed");
+        this.clearTimers();
+        this.rejectPings(new Error("closed"));
+        const ws = this.ws;
+        this.ws = null;
+        if (ws) ws.close(code, reason);
+    }
+
+    /* Joins rooms now (when connected) and on every reconnection. */
+    subscribe(rooms) {
+        rooms.forEach((r) => this.rooms.add(r));
+        if (this.state === "open") this.send({ type: "subscribe", payload: { rooms: [...rooms] } });
+    }
+
+    unsubscribe(rooms) {
+        rooms.forEach((r) => this.rooms.delete(r));
+        if (this.state === "open")
+            this.send({ type: "unsubscribe", payload: { rooms: [...rooms] } });
+    }
+
+    /* Sends an application ping; resolves with the round trip in ms when the pong arrives. */
+    ping() {
+        if (this.state !== "open") return Promise.reject(new Error("not connected"));
+        const id = `ping-${this.nextRequest++}`;
+        return new Promise((resolve, reject) => {
+            this.pendingPings.set(id, { resolve, reject, sent: Date.now() });
+            this.send({ type: "ping", request_id: id });
+        });
+    }
+
+    /* Sends a message (an object, sent as JSON); false when not connected. */
+    send(msg) {
+        if (!this.ws || this.ws.readyState !== WS_OPEN) return false;
+        this.ws.send(JSON.stringify(msg));
+        return true;
+    }
+
+    // ---- connection life ----------------------------------------------------------------------
+
+    async open() {
+        this.setState("connecting");
+        let url;
+        try {
+            url = await this.credentialUrl();
+        } catch (err) {
+            if (this.state === "closed") return;
+            if (err.status === 401 || err.status === 403) {
+                this.emit("unauthorized", { status: err.status });
+                this.close();
+                return;
+            }
+            this.scheduleReconnect({ code: 0, reason: String(err.message || err) });
+            return;
+        }
+        if (this.state === "closed") return;
+        const ws = new this.WebSocket(url);
+        this.ws = ws;
+        this.timers.connect = setTimeout(() => ws.close(CLOSE_CONNECT_TIMEOUT, "no connected message"),
+            this.opts.connectTimeoutMs);
+        ws.onmessage = (ev) => this.ws === ws && this.onMessage(ev.data);
+        ws.onclose = (ev) => this.ws === ws && this.onClose(ev.code, ev.reason);
+        ws.onerror = () => {}; // a close follows every error; it carries what we need
+    }
+
+    /* The URL for the next connection: with a fresh ticket, or with the token. */
+    async credentialUrl() {
+        this.token = await this.opts.getToken();
+        const u = new URL(this.opts.url);
+        if (this.opts.credential === "token") {
+            u.searchParams.set("token", this.token);
+            return u.toString();
+        }
+        const res = await this.fetch(this.opts.ticketUrl, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${this.token}` },
+        });
+        if (!res.ok) {
+            const err = new Error(`ticket request answered ${res.status}`);
+            err.status = res.status;
+            throw err;
+        }
+        const body = await res.json();
+        u.searchParams.set("ticket", body.ticket);
+        return u.toString();
+    }
+
+    onClose(code, reason) {
+        this.ws = null;
+        this.refreshing = false;
+        this.clearTimers();
+        this.rejectPings(new Error(`connection closed (${code})`));
+        const willReconnect = this.state !== "closed";
+        this.emit("close", { code, reason, willReconnect });
+        if (willReconnect) this.scheduleReconnect({ code, reason });
+    }
+
+    scheduleReconnect(why) {
+        const delayMs = backoffDelay(this.attempt, this.random, this.opts.minDelayMs,
+            this.opts.maxDelayMs);
+        this.setState("reconnecting", { delayMs, ...why });
+        this.attempt++;
+        this.timers.reconnect = setTimeout(() => this.open(), delayMs);
+    }
+
+    onConnected(env) {
+        clearTimeout(this.timers.connect);
+        const p = env.payload || {};
+        const since = this.epoch !== null && this.lastSeq > 0
+            ? { epoch: this.epoch, seq: this.lastSeq } : undefined;
+        if (p.epoch !== this.epoch) {
+            this.epoch = p.epoch;
+            this.lastSeq = 0;
+        }
+        this.user = p.user;
+        this.setState("open");
+        this.timers.stable = setTimeout(() => { this.attempt = 0; }, this.opts.stableAfterMs);
+        this.timers.ping = setInterval(() => this.heartbeat(), this.opts.pingIntervalMs);
+        this.scheduleRefresh();
+        if (this.rooms.size) {
+            const payload = { rooms: [...this.rooms] };
+            if (since) payload.since = since;
+            this.send({ type: "subscribe", payload });
+        }
+    }
+
+    onMessage(data) {
+        let env;
+        try {
+            env = JSON.parse(data);
+        } catch {
+            return; // the bridge sends only JSON text; anything else is not ours to interpret
+        }
+        if (!env || typeof env.type !== "string") return;
+        if (typeof env.seq === "number" && env.seq > this.lastSeq) this.lastSeq = env.seq;
+        switch (env.type) {
+        case "connected":
+            this.onConnected(env);
+            break;
+        case "pong":
+            this.onPong(env);
+            break;
+        case "token_expiring":
+            this.refresh();
+            break;
+        case "refreshed":
+            this.onRefreshAnswer(env, true);
+            break;
+        case "error":
+            this.onRefreshAnswer(env, false);
+            break;
+        default:
+            break;
+        }
+        this.emit(env.type, env);
+        this.emit("message", env);
+    }
+
+    // ---- heartbeat ----------------------------------------------------------------------------
+
+    heartbeat() {
+        const ws = this.ws;
+        this.ping().catch(() => {});
+        clearTimeout(this.timers.pong);
+        this.timers.pong = setTimeout(() => {
+            if (this.ws === ws && this.pendingPings.size)
+                ws.close(CLOSE_PING_TIMEOUT, "no pong");
+        }, this.opts.pongTimeoutMs);
+    }
+
+    onPong(env) {
+        const p = this.pendingPings.get(env.request_id);
+        if (!p) return;
+        this.pendingPings.delete(env.request_id);
+        if (!this.pendingPings.size) clearTimeout(this.timers.pong);
+        p.resolve(Date.now() - p.sent);
+    }
+
+    rejectPings(err) {
+        for (const p of this.pendingPings.values()) p.reject(err);
+        this.pendingPings.clear();
+    }
+
+    // ---- token refresh ------------------------------------------------------------------------
+
+    /* Arms the timer that refreshes refreshMarginS before the current token's exp. */
+    scheduleRefresh() {
+        clearTimeout(this.timers.refresh);
+        const exp = tokenExpiry(this.token);
+        if (exp === null) return;
+        const inMs = Math.max(0, exp * 1000 - Date.now() - this.opts.refreshMarginS * 1000);
+        /* setTimeout's longest wait is 2^31-1 ms; a longer one is re-armed by the next refresh. */
+        this.timers.refresh = setTimeout(() => this.refresh(), Math.min(inMs, 2 ** 31 - 1));
+    }
+
+    /* Asks getToken() for a fresh token and sends it, unless it is the one in use. */
+    async refresh() {
+        if (this.refreshing || this.state !== "open") return;
+        this.refreshing = true;
+        try {
+            const token = await this.opts.getToken();
+            const id = `refresh-${this.nextRequest++}`;
+            if (!token || token === this.token ||
+                !this.send({ type: "refresh", request_id: id, payload: { token } })) {
+                this.refreshing = false;
+                return;
+            }
+            this.refreshing = { id, token };
+        } catch {
+            this.refreshing = false;
+        }
+    }
+
+    /* The answer to our refresh: `refreshed` (the new token is in use) or an `error`. */
+    onRefreshAnswer(env, ok) {
+        if (!this.refreshing || env.request_id !== this.refreshing.id) return;
+        const token = this.refreshing.token;
+        this.refreshing = false;
+        /* After a refusal only the bridge's token_expiring tries again: no retry loop. */
+        if (ok) {
+            this.token = token;
+            this.scheduleRefresh();
+        }
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------
+
+    setState(state, extra = {}) {
+        this.state = state;
+        this.emit("state", { state, attempt: this.attempt, ...extra });
+    }
+
+    emit(type, detail) {
+        this.dispatchEvent(new DetailEvent(type, { detail }));
+    }
+
+    clearTimers() {
+        clearTimeout(this.timers.connect);
+        clearTimeout(this.timers.reconnect);
+        clearTimeout(this.timers.stable);
+        clearTimeout(this.timers.refresh);
+        clearTimeout(this.timers.pong);
+        clearInterval(this.timers.ping);
+        this.timers = {};
+    }
+}
