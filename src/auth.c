@@ -60,6 +60,7 @@ struct tb_auth {
 
 /* One allocation: the struct, then n_rooms + n_scopes pointers, then their characters and sub. */
 struct tb_grant {
+    size_t size; /* bytes of the whole allocation, for tb_grant_dup() */
     int64_t exp;
     const char *sub;
     size_t n_rooms;
@@ -67,7 +68,6 @@ struct tb_grant {
     const char *strs[]; /* room patterns first, then scopes */
 };
 
-/* Zeroes memory in a way the compiler may not drop as a dead store. */
 /* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
 static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
                         char *err)
@@ -500,9 +500,11 @@ static int grant_build(const tb_auth_t *a, const json_t *claims, int64_t exp, tb
     size_t n_rooms;
     tb_grant_t *g;
     grant_fill(&size, a, claims, &n_rooms);
-    g = malloc(sizeof(*g) + size.n * sizeof(g->strs[0]) + size.bytes);
+    size_t total = sizeof(*g) + size.n * sizeof(g->strs[0]) + size.bytes;
+    g = malloc(total);
     if (!g)
         return TB_AUTH_E_NOMEM;
+    g->size = total;
     fill.strs = g->strs;
     fill.chars = (char *)(g->strs + size.n);
     g->sub = grant_fill(&fill, a, claims, &n_rooms);
@@ -599,6 +601,19 @@ bool tb_grant_allows_room(const tb_grant_t *g, const char *room)
         if (tb_room_pattern_match(g->strs[i], room))
             return true;
     return false;
+}
+
+tb_grant_t *tb_grant_dup(const tb_grant_t *g)
+{
+    tb_grant_t *d = malloc(g->size);
+    if (!d)
+        return NULL;
+    memcpy(d, g, g->size);
+    /* The strings live inside the allocation: rebase every pointer onto the copy. */
+    d->sub = (const char *)d + (g->sub - (const char *)g);
+    for (size_t i = 0; i < g->n_rooms + g->n_scopes; i++)
+        d->strs[i] = (const char *)d + (g->strs[i] - (const char *)g);
+    return d;
 }
 
 void tb_grant_free(tb_grant_t *g)

@@ -5,14 +5,49 @@
 
 #include "telebridge/util.h"
 
-#define HTTP_OK 200
-#define HTTP_NOT_FOUND 404
-#define HTTP_INTERNAL_ERROR 500
-#define HTTP_UNAVAILABLE 503
+/* A POST endpoint: see "Adding a POST endpoint" in http_api.h. */
+typedef int (*post_fn)(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
+
+static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
+
+static const struct {
+    const char *path;
+    post_fn fn;
+} post_routes[] = {
+    {"/api/v1/ws/ticket", post_ticket},
+};
+
+#define N_POST_ROUTES (sizeof(post_routes) / sizeof(post_routes[0]))
 
 static json_int_t load(const atomic_ullong *v)
 {
     return (json_int_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+json_t *tb_http_error(const char *code)
+{
+    return json_pack("{s:s}", "error", code);
+}
+
+static json_t *refused_by_reason(const tb_stats_t *s)
+{
+    json_t *o = json_object();
+    for (int r = 0; r < TB_REFUSE_N; r++)
+        json_object_set_new(o, tb_refuse_reason_name((tb_refuse_reason_t)r),
+                            json_integer(load(&s->handshakes_refused[r])));
+    return o;
+}
+
+static json_t *refused_json(const tb_stats_t *s)
+{
+    json_t *o = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I}", "handshake_unauthorized", load(&s->handshakes_unauthorized),
+        "handshake_over_capacity", load(&s->handshakes_over_capacity), "handshake_origin",
+        load(&s->handshakes_forbidden_origin), "handshake_rate_limited",
+        load(&s->handshakes_rate_limited), "client_message_too_big", load(&s->client_too_big));
+    if (o)
+        json_object_set_new(o, "handshake_by_reason", refused_by_reason(s));
+    return o;
 }
 
 static json_t *invalid_by_reason(const tb_stats_t *s)
@@ -40,12 +75,7 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
     if (!o)
         return NULL;
     json_object_set_new(o, "invalid_mqtt_by_reason", invalid_by_reason(s));
-    json_object_set_new(o, "refused",
-                        json_pack("{s:I, s:I, s:I, s:I}", "handshake_unauthorized",
-                                  load(&s->handshakes_unauthorized), "handshake_over_capacity",
-                                  load(&s->handshakes_over_capacity), "handshake_origin",
-                                  load(&s->handshakes_forbidden_origin), "client_message_too_big",
-                                  load(&s->client_too_big)));
+    json_object_set_new(o, "refused", refused_json(s));
     json_object_set_new(
         o, "details",
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "device_messages",
@@ -114,29 +144,98 @@ int tb_http_metrics(const tb_http_ctx_t *ctx, char *buf, size_t cap, size_t *len
 {
     tb_metrics_snapshot_t snap;
     tb_http_metrics_snapshot(ctx, &snap);
-    return tb_metrics_render(&snap, buf, cap, len) == 0 ? HTTP_OK : HTTP_INTERNAL_ERROR;
+    return tb_metrics_render(&snap, buf, cap, len) == 0 ? TB_HTTP_OK : TB_HTTP_SERVER_ERROR;
 }
 
 int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body)
 {
     if (strcmp(path, "/healthz") == 0) {
         *body = json_pack("{s:s}", "status", "ok");
-        return HTTP_OK;
+        return TB_HTTP_OK;
     }
     if (strcmp(path, "/readyz") == 0) {
         bool up = atomic_load(&ctx->stats->mqtt_connected) != 0;
         *body = json_pack("{s:s, s:b}", "status", up ? "ready" : "mqtt_disconnected",
                           "mqtt_connected", up);
-        return up ? HTTP_OK : HTTP_UNAVAILABLE;
+        return up ? TB_HTTP_OK : TB_HTTP_UNAVAILABLE;
     }
     if (strcmp(path, "/stats") == 0 || strcmp(path, "/api/v1/ws/stats") == 0) {
         *body = tb_http_stats_json(ctx);
-        return HTTP_OK;
+        return TB_HTTP_OK;
     }
     if (strcmp(path, "/rooms") == 0) {
         *body = tb_hub_rooms_json(ctx->hub);
-        return HTTP_OK;
+        return TB_HTTP_OK;
     }
-    *body = json_pack("{s:s}", "error", "not_found");
-    return HTTP_NOT_FOUND;
+    for (size_t i = 0; i < N_POST_ROUTES; i++) {
+        if (strcmp(path, post_routes[i].path) == 0) {
+            *body = tb_http_error("method_not_allowed");
+            return TB_HTTP_METHOD_NOT_ALLOWED;
+        }
+    }
+    *body = tb_http_error("not_found");
+    return TB_HTTP_NOT_FOUND;
+}
+
+int tb_http_post(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
+{
+    for (size_t i = 0; i < N_POST_ROUTES; i++)
+        if (strcmp(req->path, post_routes[i].path) == 0)
+            return post_routes[i].fn(ctx, req, body);
+    *body = tb_http_error("not_found");
+    return TB_HTTP_NOT_FOUND;
+}
+
+int tb_http_authenticate(const tb_http_ctx_t *ctx, const tb_http_req_t *req, tb_grant_t **grant,
+                         json_t **body)
+{
+    const char *t = req->bearer;
+    int rc =
+        t ? tb_auth_verify(ctx->auth, t, strlen(t), req->now_ms / 1000, grant) : TB_AUTH_E_MISSING;
+    if (rc == TB_AUTH_OK)
+        return 0;
+    *body = tb_http_error(tb_auth_err_code(rc));
+    return rc == TB_AUTH_E_NOMEM ? TB_HTTP_SERVER_ERROR : TB_HTTP_UNAUTHORIZED;
+}
+
+int tb_http_json_body(const tb_http_req_t *req, json_t **obj, json_t **body)
+{
+    /* Without JSON_ALLOW_NUL: a body holding a NUL is refused, so C strings see all of it. */
+    json_t *v =
+        req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (json_is_object(v)) {
+        *obj = v;
+        return 0;
+    }
+    json_decref(v);
+    *body = tb_http_error("bad_request");
+    return TB_HTTP_BAD_REQUEST;
+}
+
+/* POST /api/v1/ws/ticket: a one-time ticket carrying the Bearer token's grant. */
+static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
+{
+    tb_grant_t *grant = NULL;
+    char ticket[TB_TICKET_LEN + 1];
+    int64_t expires_ms;
+    int status = tb_http_authenticate(ctx, req, &grant, body);
+    if (status)
+        return status;
+    int64_t ttl_ms = (int64_t)ctx->cfg->auth.ticket_ttl_s * 1000;
+    int rc = tb_tickets_issue(ctx->tickets, grant, req->now_ms, ttl_ms, ticket, &expires_ms);
+    tb_grant_free(grant);
+    if (rc == TB_TICKET_E_FULL) {
+        *body = tb_http_error("too_many_tickets");
+        return TB_HTTP_UNAVAILABLE;
+    }
+    if (rc != TB_TICKET_OK) {
+        *body = tb_http_error("server_error");
+        return TB_HTTP_SERVER_ERROR;
+    }
+    /* Whole seconds left, rounded down so a client never counts past the real expiry (0 when
+     * the token itself expires within the second, or is inside its leeway). */
+    int64_t left_s = expires_ms > req->now_ms ? (expires_ms - req->now_ms) / 1000 : 0;
+    *body = json_pack("{s:s, s:I}", "ticket", ticket, "expires_in", (json_int_t)left_s);
+    tb_wipe(ticket, sizeof(ticket));
+    return TB_HTTP_OK;
 }

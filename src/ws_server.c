@@ -14,6 +14,8 @@
 #include "telebridge/hub.h"
 #include "telebridge/log.h"
 #include "telebridge/msg.h"
+#include "telebridge/ratelimit.h"
+#include "telebridge/ticket.h"
 #include "telebridge/util.h"
 
 _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of headroom");
@@ -54,13 +56,10 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 /* Browsers may reuse a file this long, then revalidate it with its ETag (304 when unchanged). */
 #define WEB_CACHE_MAX_AGE_S 60
 
-#define HTTP_OK 200
-#define HTTP_BAD_REQUEST 400
-#define HTTP_UNAUTHORIZED 401
-#define HTTP_FORBIDDEN 403
-#define HTTP_NOT_FOUND 404
-#define HTTP_METHOD_NOT_ALLOWED 405
-#define HTTP_UNAVAILABLE 503
+/* Digits of a Content-Length header we read (TB_HTTP_BODY_MAX has far fewer). */
+#define CONTENT_LENGTH_MAX_DIGITS 20
+/* Retry-After of a 429: the handshake limiter refills at least one token a second. */
+#define RETRY_AFTER_S "1"
 
 struct tb_server {
     const tb_config_t *cfg;
@@ -73,8 +72,10 @@ struct tb_server {
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
-    unsigned char *scratch; /* LWS_PRE + scratch_cap bytes for gathered and deflate writes */
-    size_t scratch_cap;     /* >= WS_COALESCE_MAX */
+    tb_tickets_t *tickets;
+    tb_ratelimit_t *handshakes; /* per-IP handshake limiter; NULL when off */
+    unsigned char *scratch;     /* LWS_PRE + scratch_cap bytes for gathered and deflate writes */
+    size_t scratch_cap;         /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
     lws_retry_bo_t idle_policy;
     struct lws_http_mount web; /* the file mount at "/", unused without listen.web_root */
@@ -86,9 +87,10 @@ struct tb_server {
 /* Per-WebSocket state lws allocates for us (kept small: it exists for every connection). */
 typedef struct {
     tb_conn_t *conn;
-    char *rx; /* assembly buffer of a multi-chunk message, else NULL */
+    char *rx; /* assembly buffer of a multi-chunk message or of a POST body, else NULL */
     uint32_t rx_len;
-    bool deflate; /* permessage-deflate negotiated */
+    uint32_t rx_cap; /* a POST body's declared length */
+    bool deflate;    /* permessage-deflate negotiated */
 } pss_t;
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
@@ -96,12 +98,16 @@ typedef struct {
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case HTTP_UNAUTHORIZED:
+    case TB_HTTP_UNAUTHORIZED:
         return "Unauthorized";
-    case HTTP_FORBIDDEN:
+    case TB_HTTP_FORBIDDEN:
         return "Forbidden";
-    case HTTP_NOT_FOUND:
+    case TB_HTTP_NOT_FOUND:
         return "Not Found";
+    case TB_HTTP_TOO_MANY:
+        return "Too Many Requests";
+    case TB_HTTP_SERVER_ERROR:
+        return "Internal Server Error";
     default:
         return "Service Unavailable";
     }
@@ -140,7 +146,9 @@ static int write_headers(struct lws *wsi, int status, const char *ctype, size_t 
         lws_add_http_header_content_length(wsi, len, &p, end) ||
         add_header(wsi, "cache-control:", "no-store", &p, end))
         return -1;
-    if (status == HTTP_UNAUTHORIZED && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+    if (status == TB_HTTP_UNAUTHORIZED && add_header(wsi, "www-authenticate:", "Bearer", &p, end))
+        return -1;
+    if (status == TB_HTTP_TOO_MANY && add_header(wsi, "retry-after:", RETRY_AFTER_S, &p, end))
         return -1;
     return lws_finalize_write_http_header(wsi, start, &p, end);
 }
@@ -165,6 +173,8 @@ static int http_send(struct lws *wsi, int status, json_t *body, bool upgrade)
     unsigned char *out = malloc(LWS_PRE + len + 1);
     int rc = -1;
     json_decref(body);
+    if (!body)
+        status = TB_HTTP_SERVER_ERROR; /* the endpoint ran out of memory making it */
     if (!text || !out)
         goto done;
     memcpy(out + LWS_PRE, text, len);
@@ -183,16 +193,11 @@ static int http_send_metrics(tb_server_t *s, struct lws *wsi)
     if (!out)
         return -1;
     int status = tb_http_metrics(&s->http, (char *)out + LWS_PRE, TB_METRICS_TEXT_MAX, &len);
-    if (status != HTTP_OK)
+    if (status != TB_HTTP_OK)
         len = 0;
     int rc = http_write(wsi, status, TB_METRICS_CONTENT_TYPE, out, len, false);
     free(out);
     return rc;
-}
-
-static json_t *error_body(const char *code)
-{
-    return json_pack("{s:s}", "error", code);
 }
 
 static bool is_ws_path(const char *path)
@@ -200,16 +205,112 @@ static bool is_ws_path(const char *path)
     return strcmp(path, "/ws") == 0 || strcmp(path, "/api/v1/ws") == 0;
 }
 
-static int on_http(tb_server_t *s, struct lws *wsi, const char *path)
+/* Answers and ends the HTTP transaction (the connection may serve the next one). */
+static int http_answer(struct lws *wsi, int status, json_t *body)
+{
+    if (http_send(wsi, status, body, false))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Answers and closes the connection, leaving a body it did not want unread. */
+static int http_refuse(struct lws *wsi, int status, const char *code)
+{
+    http_send(wsi, status, tb_http_error(code), false);
+    return -1;
+}
+
+/* The declared Content-Length: 0, or -1 when absent or not a plain decimal number. */
+static int content_length(struct lws *wsi, uint64_t *out)
+{
+    char buf[CONTENT_LENGTH_MAX_DIGITS + 1];
+    int n = lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n <= 0)
+        return -1;
+    *out = 0;
+    for (int i = 0; i < n; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return -1;
+        *out = *out * 10 + (uint64_t)(buf[i] - '0');
+    }
+    return 0;
+}
+
+/* A POST's headers arrived: checks the declared length and readies the body buffer. */
+static int on_post_start(struct lws *wsi, pss_t *pss)
+{
+    uint64_t len;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return http_refuse(wsi, TB_HTTP_LENGTH_REQUIRED, "length_required");
+    if (content_length(wsi, &len))
+        return http_refuse(wsi, TB_HTTP_BAD_REQUEST, "bad_request");
+    if (len > TB_HTTP_BODY_MAX)
+        return http_refuse(wsi, TB_HTTP_TOO_LARGE, "body_too_large");
+    free(pss->rx);
+    pss->rx = len ? malloc(len) : NULL;
+    if (len && !pss->rx)
+        return http_refuse(wsi, TB_HTTP_SERVER_ERROR, "server_error");
+    pss->rx_len = 0;
+    pss->rx_cap = (uint32_t)len;
+    return 0; /* lws now calls LWS_CALLBACK_HTTP_BODY, then _BODY_COMPLETION */
+}
+
+static int on_post_body(pss_t *pss, const void *in, size_t len)
+{
+    if (len > pss->rx_cap - pss->rx_len)
+        return -1; /* lws never passes more than Content-Length; a guard, not a path */
+    if (len)
+        memcpy(pss->rx + pss->rx_len, in, len);
+    pss->rx_len += (uint32_t)len;
+    return 0;
+}
+
+/* The credential of "Authorization: Bearer …" copied into buf, or NULL. */
+static const char *find_bearer(struct lws *wsi, char *buf, size_t len)
+{
+    static const char bearer[] = "Bearer ";
+    if (lws_hdr_copy(wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+        return NULL;
+    if (strncasecmp(buf, bearer, sizeof(bearer) - 1) != 0)
+        return NULL;
+    const char *t = buf + sizeof(bearer) - 1;
+    while (*t == ' ')
+        t++;
+    return *t ? t : NULL;
+}
+
+static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
+{
+    char path[URI_MAX], auth[TB_AUTH_TOKEN_MAX + 1];
+    json_t *body = NULL;
+    int status = TB_HTTP_NOT_FOUND;
+    tb_http_req_t req = {.path = path, .body = pss->rx, .body_len = pss->rx_len};
+    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_POST_URI) > 0) {
+        req.bearer = find_bearer(wsi, auth, sizeof(auth));
+        req.now_ms = tb_now_ms();
+        status = tb_http_post(&s->http, &req, &body);
+    } else {
+        body = tb_http_error("not_found");
+    }
+    tb_wipe(auth, sizeof(auth));
+    free(pss->rx);
+    pss->rx = NULL;
+    pss->rx_len = pss->rx_cap = 0;
+    return http_answer(wsi, status, body);
+}
+
+static int on_http(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *path)
 {
     json_t *body = NULL;
     int status;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+        return on_post_start(wsi, pss);
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        status = HTTP_METHOD_NOT_ALLOWED;
-        body = error_body("method_not_allowed");
+        status = TB_HTTP_METHOD_NOT_ALLOWED;
+        body = tb_http_error("method_not_allowed");
     } else if (is_ws_path(path)) {
-        status = HTTP_BAD_REQUEST;
-        body = error_body("websocket_upgrade_required");
+        status = TB_HTTP_BAD_REQUEST;
+        body = tb_http_error("websocket_upgrade_required");
     } else if (strcmp(path, "/metrics") == 0) {
         if (http_send_metrics(s, wsi))
             return -1;
@@ -217,59 +318,123 @@ static int on_http(tb_server_t *s, struct lws *wsi, const char *path)
     } else {
         status = tb_http_get(&s->http, path, &body);
     }
-    if (http_send(wsi, status, body, false))
-        return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return http_answer(wsi, status, body);
 }
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
-/* Finds the credential: ?token=…, else "Authorization: Bearer …". NULL when there is none. */
-static const char *find_token(struct lws *wsi, char *buf, size_t len)
+/* A non-empty query argument ("token=", "ticket=") copied into buf, or NULL. */
+static const char *query_arg(struct lws *wsi, const char *name, char *buf, size_t len)
 {
-    static const char bearer[] = "Bearer ";
-    const char *t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)len);
-    if (t && *t)
-        return t;
-    if (lws_hdr_copy(wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
-        return NULL;
-    if (strncasecmp(buf, bearer, sizeof(bearer) - 1) != 0)
-        return NULL;
-    t = buf + sizeof(bearer) - 1;
-    while (*t == ' ')
-        t++;
-    return *t ? t : NULL;
+    const char *v = lws_get_urlarg_by_name(wsi, name, buf, (int)len);
+    return v && *v ? v : NULL;
 }
 
-static void log_refusal(struct lws *wsi, const char *why, const char *reason)
+static void log_refusal(struct lws *wsi, const char *code, const char *reason)
 {
     char peer[PEER_MAX];
     lws_get_peer_simple(wsi, peer, sizeof(peer));
-    tb_log(TB_LOG_INFO, "handshake refused", "why=%s reason=%s peer=%s", why, reason, peer);
+    tb_log(TB_LOG_INFO, "handshake refused", "why=%s reason=%s peer=%s", code, reason, peer);
 }
 
-/* Rejects an upgrade with an HTTP answer; the value to return from the callback. */
-static int refuse(struct lws *wsi, int status, const char *code, const char *reason)
+/* Rejects an upgrade with an HTTP answer, counting it; the value to return from the callback. */
+static int refuse(tb_server_t *s, struct lws *wsi, int status, const char *code,
+                  tb_refuse_reason_t reason)
 {
-    log_refusal(wsi, code, reason);
-    return http_send(wsi, status, error_body(code), true) ? -1 : 1;
+    tb_stats_refused(s->stats, reason);
+    log_refusal(wsi, code, tb_refuse_reason_name(reason));
+    return http_send(wsi, status, tb_http_error(code), true) ? -1 : 1;
+}
+
+static tb_refuse_reason_t auth_refusal(int auth_err)
+{
+    switch (auth_err) {
+    case TB_AUTH_E_MISSING:
+        return TB_REFUSE_MISSING;
+    case TB_AUTH_E_ALG:
+        return TB_REFUSE_ALG;
+    case TB_AUTH_E_SIGNATURE:
+        return TB_REFUSE_SIGNATURE;
+    case TB_AUTH_E_NO_EXP:
+        return TB_REFUSE_NO_EXP;
+    case TB_AUTH_E_EXPIRED:
+        return TB_REFUSE_EXPIRED;
+    case TB_AUTH_E_NOT_YET:
+        return TB_REFUSE_NOT_YET_VALID;
+    case TB_AUTH_E_ISSUER:
+        return TB_REFUSE_ISSUER;
+    case TB_AUTH_E_AUDIENCE:
+        return TB_REFUSE_AUDIENCE;
+    case TB_AUTH_E_CLAIMS:
+        return TB_REFUSE_CLAIMS;
+    case TB_AUTH_E_NOMEM:
+        return TB_REFUSE_NOMEM;
+    default:
+        return TB_REFUSE_MALFORMED;
+    }
+}
+
+static tb_refuse_reason_t ticket_refusal(int ticket_err)
+{
+    switch (ticket_err) {
+    case TB_TICKET_E_USED:
+        return TB_REFUSE_TICKET_USED;
+    case TB_TICKET_E_EXPIRED:
+        return TB_REFUSE_TICKET_EXPIRED;
+    default:
+        return TB_REFUSE_TICKET_UNKNOWN;
+    }
+}
+
+/*
+ * Finds and checks the credential: ?ticket=… (redeemed: one use), else ?token=…, else
+ * "Authorization: Bearer …". 0 with a new grant in *grant, or the callback's return value
+ * after refusing.
+ */
+static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
+{
+    char buf[TB_AUTH_TOKEN_MAX + 1];
+    int rc;
+    const char *ticket = query_arg(wsi, "ticket=", buf, sizeof(buf));
+    if (ticket) {
+        rc = tb_tickets_redeem(s->tickets, ticket, strlen(ticket), tb_now_ms(), grant);
+        tb_wipe(buf, sizeof(buf));
+        return rc == TB_TICKET_OK
+                   ? 0
+                   : refuse(s, wsi, TB_HTTP_UNAUTHORIZED, "invalid_ticket", ticket_refusal(rc));
+    }
+    const char *token = query_arg(wsi, "token=", buf, sizeof(buf));
+    if (!token)
+        token = find_bearer(wsi, buf, sizeof(buf));
+    rc = token ? tb_auth_verify(s->auth, token, strlen(token), tb_now_ms() / 1000, grant)
+               : TB_AUTH_E_MISSING;
+    tb_wipe(buf, sizeof(buf));
+    if (rc == TB_AUTH_OK)
+        return 0;
+    return refuse(s, wsi, rc == TB_AUTH_E_NOMEM ? TB_HTTP_SERVER_ERROR : TB_HTTP_UNAUTHORIZED,
+                  tb_auth_err_code(rc), auth_refusal(rc));
 }
 
 static int authenticate(tb_server_t *s, struct lws *wsi)
 {
-    char buf[TB_AUTH_TOKEN_MAX + 1];
     tb_grant_t *grant = NULL;
-    const char *token = find_token(wsi, buf, sizeof(buf));
-    int rc = token ? tb_auth_verify(s->auth, token, strlen(token), tb_now_ms() / 1000, &grant)
-                   : TB_AUTH_E_MISSING;
-    if (rc != TB_AUTH_OK) {
-        atomic_fetch_add(&s->stats->handshakes_unauthorized, 1);
-        return refuse(wsi, HTTP_UNAUTHORIZED, tb_auth_err_code(rc), tb_auth_err_reason(rc));
-    }
+    int rc = check_credential(s, wsi, &grant);
+    if (rc)
+        return rc;
     /* lws frees the HTTP per-session data on upgrade, so the grant rides on the wsi itself
      * until LWS_CALLBACK_ESTABLISHED (or LWS_CALLBACK_WSI_DESTROY if it never gets there). */
     lws_set_opaque_user_data(wsi, grant);
     return 0;
+}
+
+/* limits.handshakes_per_ip_per_s: true when the peer's address may try a handshake now. */
+static bool handshake_rate_ok(tb_server_t *s, struct lws *wsi)
+{
+    char peer[PEER_MAX];
+    if (!s->handshakes)
+        return true;
+    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    return tb_ratelimit_allow(s->handshakes, peer, tb_mono_ms());
 }
 
 /* With listen.allowed_origins set, the Origin header must be one of them (exactly). */
@@ -290,16 +455,17 @@ static bool origin_allowed(const tb_server_t *s, struct lws *wsi)
 static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
 {
     char uri[URI_MAX];
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || !is_ws_path(uri))
-        return refuse(wsi, HTTP_NOT_FOUND, "not_found", "path");
-    if (!origin_allowed(s, wsi)) {
-        atomic_fetch_add(&s->stats->handshakes_forbidden_origin, 1);
-        return refuse(wsi, HTTP_FORBIDDEN, "origin_not_allowed", "origin");
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || !is_ws_path(uri)) {
+        log_refusal(wsi, "not_found", "path");
+        return http_send(wsi, TB_HTTP_NOT_FOUND, tb_http_error("not_found"), true) ? -1 : 1;
     }
-    if (s->draining || tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections) {
-        atomic_fetch_add(&s->stats->handshakes_over_capacity, 1);
-        return refuse(wsi, HTTP_UNAVAILABLE, "too_many_connections", "max_connections");
-    }
+    /* Cheapest check first: a flood is turned away before any header or signature work. */
+    if (!handshake_rate_ok(s, wsi))
+        return refuse(s, wsi, TB_HTTP_TOO_MANY, "rate_limited", TB_REFUSE_RATE_LIMITED);
+    if (!origin_allowed(s, wsi))
+        return refuse(s, wsi, TB_HTTP_FORBIDDEN, "origin_not_allowed", TB_REFUSE_ORIGIN);
+    if (s->draining || tb_hub_connections(s->hub) >= (size_t)s->cfg->limits.max_connections)
+        return refuse(s, wsi, TB_HTTP_UNAVAILABLE, "too_many_connections", TB_REFUSE_OVER_CAPACITY);
     return authenticate(s, wsi);
 }
 
@@ -447,6 +613,7 @@ static void reload(tb_server_t *s)
     }
     tb_hub_set_groups(s->hub, groups);
     tb_hub_set_auth(s->hub, auth);
+    s->http.auth = auth;
     tb_auth_destroy(s->auth);
     s->auth = auth;
     tb_log(TB_LOG_INFO, "reloaded groups and auth keys", NULL);
@@ -486,7 +653,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     pss_t *pss = user;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return on_http(s, wsi, in);
+        return on_http(s, wsi, pss, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_post_body(pss, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return on_post_complete(s, wsi, pss);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        free(pss->rx);
+        pss->rx = NULL;
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(s, wsi);
     case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
@@ -605,9 +780,11 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 
 static void lws_log_emit(int level, const char *line)
 {
-    char clean[512];
+    char clean[512], redacted[512];
     size_t n = 0;
-    for (const char *p = line; *p && n + 1 < sizeof(clean); p++)
+    /* lws may quote a URI: a credential in its query never reaches the log. */
+    tb_log_redact_query(line, redacted, sizeof(redacted));
+    for (const char *p = redacted; *p && n + 1 < sizeof(clean); p++)
         if (*p != '\n' && *p != '"')
             clean[n++] = *p;
     clean[n] = '\0';
@@ -634,6 +811,17 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
         info->mounts = &s->web;
 }
 
+/* The per-IP handshake limiter, when limits.handshakes_per_ip_per_s is not 0. 0, or -1. */
+static int create_limiter(tb_server_t *s)
+{
+    const tb_config_limits_t *l = &s->cfg->limits;
+    if (l->handshakes_per_ip_per_s == 0)
+        return 0;
+    s->handshakes =
+        tb_ratelimit_create(l->handshakes_per_ip_per_s, l->handshake_burst, TB_RATELIMIT_KEYS_MAX);
+    return s->handshakes ? 0 : -1;
+}
+
 static int create_hub(tb_server_t *s)
 {
     tb_hub_opts_t ho = {
@@ -643,8 +831,13 @@ static int create_hub(tb_server_t *s)
         .transport = s,
     };
     s->hub = tb_hub_create(&ho);
-    s->http = (tb_http_ctx_t){
-        .hub = s->hub, .stats = s->stats, .queue = s->queue, .started_mono_ms = tb_mono_ms()};
+    s->http = (tb_http_ctx_t){.cfg = s->cfg,
+                              .hub = s->hub,
+                              .stats = s->stats,
+                              .queue = s->queue,
+                              .auth = s->auth,
+                              .tickets = s->tickets,
+                              .started_mono_ms = tb_mono_ms()};
     return s->hub ? 0 : -1;
 }
 
@@ -663,7 +856,7 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     s->reload = opts->reload;
     s->reload_arg = opts->reload_arg;
     if (!scratch(s, WS_COALESCE_MAX) || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) ||
-        create_hub(s)) {
+        !(s->tickets = tb_tickets_create(TB_TICKETS_MAX)) || create_limiter(s) || create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -738,6 +931,8 @@ void tb_server_destroy(tb_server_t *s)
     if (s->ctx)
         lws_context_destroy(s->ctx);
     tb_hub_destroy(s->hub);
+    tb_tickets_destroy(s->tickets);
+    tb_ratelimit_destroy(s->handshakes);
     tb_auth_destroy(s->auth);
     free(s->scratch);
     if (s->queue) {

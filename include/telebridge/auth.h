@@ -87,6 +87,8 @@ int64_t tb_grant_exp(const tb_grant_t *g);
 bool tb_grant_has_scope(const tb_grant_t *g, const char *scope);
 /* True when one of the grant's room patterns matches room (tb_room_pattern_match). */
 bool tb_grant_allows_room(const tb_grant_t *g, const char *room);
+/* An independent copy of g (caller frees it), or NULL when out of memory. */
+tb_grant_t *tb_grant_dup(const tb_grant_t *g);
 void tb_grant_free(tb_grant_t *g);
 
 #endif

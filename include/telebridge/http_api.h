@@ -1,30 +1,76 @@
 /*
- * http_api — the JSON endpoints served beside the WebSocket (health, readiness, stats, rooms).
+ * http_api — the JSON endpoints served beside the WebSocket: GET health, readiness, stats,
+ * rooms; POST ticket (and whatever is added to the POST route table).
  *
  * Transport-free so it can be tested without sockets: ws_server.c maps a request to
- * tb_http_get() and writes the answer.
+ * tb_http_get() or tb_http_post() and writes the answer. Every answer is a JSON body; errors
+ * are {"error": "<short_code>"} and say nothing more (which check failed is only logged).
+ *
+ * POST plumbing (ws_server.c): a POST must carry Content-Length (else 411 length_required) of
+ * at most TB_HTTP_BODY_MAX bytes (else 413 body_too_large, the connection is closed without
+ * reading the body); the body is gathered into one buffer of exactly that size and handed to
+ * tb_http_post() with the path (query removed) and the Bearer credential.
+ *
+ * Adding a POST endpoint: write `static int post_x(tb_http_ctx_t *ctx, const tb_http_req_t
+ * *req, json_t **body)` in http_api.c returning the HTTP status and a new body, and add one
+ * line to its post_routes[] table. tb_http_authenticate() and tb_http_json_body() do the usual
+ * first steps (401 / 400 answers included).
  */
 #ifndef TELEBRIDGE_HTTP_API_H
 #define TELEBRIDGE_HTTP_API_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "telebridge/auth.h"
+#include "telebridge/config.h"
 #include "telebridge/hub.h"
 #include "telebridge/metrics.h"
 #include "telebridge/queue.h"
 #include "telebridge/stats.h"
+#include "telebridge/ticket.h"
 
+/* Largest POST body accepted, in bytes. */
+#define TB_HTTP_BODY_MAX 65536
+
+/* Statuses the endpoints answer with. */
+#define TB_HTTP_OK 200
+#define TB_HTTP_BAD_REQUEST 400
+#define TB_HTTP_UNAUTHORIZED 401
+#define TB_HTTP_FORBIDDEN 403
+#define TB_HTTP_NOT_FOUND 404
+#define TB_HTTP_METHOD_NOT_ALLOWED 405
+#define TB_HTTP_LENGTH_REQUIRED 411
+#define TB_HTTP_TOO_LARGE 413
+#define TB_HTTP_TOO_MANY 429
+#define TB_HTTP_SERVER_ERROR 500
+#define TB_HTTP_UNAVAILABLE 503
+
+/* What the endpoints read and act on; every pointer is borrowed from the server. */
 typedef struct {
-    const tb_hub_t *hub;
+    const tb_config_t *cfg;
+    tb_hub_t *hub;
     const tb_stats_t *stats;
     const tb_queue_t *queue; /* the MQTT -> hub queue, for its depth */
+    const tb_auth_t *auth;   /* the verifier in use; the server updates it on reload */
+    tb_tickets_t *tickets;
     int64_t started_mono_ms; /* tb_mono_ms() at start, for uptime_s */
 } tb_http_ctx_t;
 
+/* One POST request as the transport hands it over. */
+typedef struct {
+    const char *path;   /* without the query */
+    const char *bearer; /* the credential of "Authorization: Bearer …", NULL when absent */
+    const char *body;   /* body_len bytes, not NUL-terminated; NULL when body_len is 0 */
+    size_t body_len;    /* <= TB_HTTP_BODY_MAX */
+    int64_t now_ms;     /* wall clock */
+} tb_http_req_t;
+
 /*
  * Answers GET path (without query). Returns the HTTP status and stores a new JSON body in
- * *body (caller owns it); an unknown path gives 404 with {"error": "not_found"}.
+ * *body (caller owns it); an unknown path gives 404 {"error": "not_found"}, a POST-only path
+ * 405 {"error": "method_not_allowed"}.
  */
 int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body);
 
@@ -36,6 +82,30 @@ void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *s
  * enough), its length in *len. Returns the HTTP status: 200, or 500 when it did not fit.
  */
 int tb_http_metrics(const tb_http_ctx_t *ctx, char *buf, size_t cap, size_t *len);
+
+/*
+ * Answers a POST. Returns the HTTP status and stores a new JSON body in *body (caller owns it);
+ * an unknown path gives 404 {"error": "not_found"}. Never fails otherwise: out of memory is a
+ * 500 {"error": "server_error"} (or a NULL body the transport answers as 500).
+ */
+int tb_http_post(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
+
+/*
+ * Verifies req->bearer. Returns 0 with a new grant in *grant (caller frees it), or the status
+ * to answer (401 with {"error": missing_token | invalid_token | token_expired}, 500 when out of
+ * memory) with its body in *body.
+ */
+int tb_http_authenticate(const tb_http_ctx_t *ctx, const tb_http_req_t *req, tb_grant_t **grant,
+                         json_t **body);
+
+/*
+ * Parses the body as one JSON object. Returns 0 with a new object in *obj (caller owns it), or
+ * 400 with {"error": "bad_request"} in *body.
+ */
+int tb_http_json_body(const tb_http_req_t *req, json_t **obj, json_t **body);
+
+/* {"error": code}; caller owns it. */
+json_t *tb_http_error(const char *code);
 
 /* The /stats document. Caller owns it. */
 json_t *tb_http_stats_json(const tb_http_ctx_t *ctx);

@@ -48,8 +48,10 @@ PROCESS_TIMEOUT = 10.0
 # Starts of a process whose free port was taken by someone else in the meantime.
 START_ATTEMPTS = 3
 
-# Every token minted in this session: no bridge log may contain any of them.
+# Every token minted and every ticket obtained in this session: no bridge log may contain any
+# of them.
 MINTED_TOKENS = set()
+ISSUED_TICKETS = set()
 
 
 def wait_until(pred, timeout, what, interval=0.05):
@@ -164,6 +166,36 @@ def http_get(port, path, timeout=5.0):
         return status, json.loads(text)
     except ValueError:
         return status, text
+
+
+def http_post(port, path, body=b"", headers=None, timeout=5.0):
+    """POST → (status, parsed JSON or text, response headers). body: bytes, str or a JSON
+    value (sent as JSON)."""
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                 headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, data, hdrs = r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        status, data, hdrs = e.code, e.read(), e.headers
+    text = data.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text), hdrs
+    except ValueError:
+        return status, text, hdrs
+
+
+def get_ticket(port, token):
+    """POST /api/v1/ws/ticket with token as Bearer; returns the ticket (asserting a 200)."""
+    status, body, _ = http_post(port, "/api/v1/ws/ticket", headers={
+        "Authorization": f"Bearer {token}"})
+    assert status == 200, (status, body)
+    ISSUED_TICKETS.add(body["ticket"])
+    return body["ticket"]
 
 
 def ws_key():
@@ -510,6 +542,8 @@ class Bridge:
         text = self.log_text()
         problems = [f"sanitizer report ({m})" for m in SANITIZER_MARKERS if m in text]
         problems += ["a minted token appears in the log" for t in MINTED_TOKENS if t in text][:1]
+        problems += ["an issued ticket appears in the log"
+                     for t in ISSUED_TICKETS if t in text][:1]
         if self.secret in text:
             problems.append("the JWT secret appears in the log")
         return problems

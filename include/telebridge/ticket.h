@@ -1,0 +1,73 @@
+/*
+ * ticket — one-time WebSocket tickets (POST /api/v1/ws/ticket, then `?ticket=` at the handshake).
+ *
+ * A browser cannot set an Authorization header on a WebSocket handshake, and a JWT in the URL
+ * lands in proxy and browser logs. A ticket is what goes in the URL instead: 256 bits from the
+ * OS CSPRNG (getrandom), written as 64 lowercase hex characters, valid once and for a short
+ * time, carrying a copy of the grant of the token that asked for it (identity, rooms, scopes
+ * and the token's exp).
+ *
+ * Storage: only the SHA-256 of each ticket is kept, so the store never holds a usable
+ * credential; a presented ticket is hashed and compared with CRYPTO_memcmp. A redeemed ticket's
+ * grant is handed over at once and its hash stays, marked used, until the ticket would have
+ * expired (so a replay is told apart from a guess in the counters).
+ *
+ * Bound: at most `max` tickets (used ones included) are held. Issuing into a full store first
+ * forgets every expired ticket; if it is still full, issuing fails with TB_TICKET_E_FULL (the
+ * HTTP layer answers 503) and nothing already issued is evicted, so a flood of requests can
+ * never invalidate tickets other clients hold. The store drains by itself within the TTL.
+ *
+ * Single-threaded: the service thread only. Times are wall-clock Unix milliseconds.
+ */
+#ifndef TELEBRIDGE_TICKET_H
+#define TELEBRIDGE_TICKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/auth.h"
+
+/* Random bytes in a ticket, and the length of its text form (hex, without the NUL). */
+#define TB_TICKET_BYTES 32
+#define TB_TICKET_LEN (2 * TB_TICKET_BYTES)
+/* Tickets held at most by the bridge (see "Bound" above). */
+#define TB_TICKETS_MAX 4096
+
+typedef enum {
+    TB_TICKET_OK = 0,
+    TB_TICKET_E_UNKNOWN = -1, /* never issued, malformed, or forgotten after expiry */
+    TB_TICKET_E_USED = -2,    /* already redeemed */
+    TB_TICKET_E_EXPIRED = -3,
+    TB_TICKET_E_FULL = -4,   /* the store holds max live tickets */
+    TB_TICKET_E_RANDOM = -5, /* the OS CSPRNG failed */
+    TB_TICKET_E_NOMEM = -6,
+} tb_ticket_err_t;
+
+typedef struct tb_tickets tb_tickets_t;
+
+/* An empty store for at most max tickets (max >= 1). NULL when out of memory. */
+tb_tickets_t *tb_tickets_create(size_t max);
+/* Frees the store and the grants of tickets never redeemed. NULL is a no-op. */
+void tb_tickets_destroy(tb_tickets_t *t);
+
+/*
+ * Issues a ticket carrying a copy of grant (the caller keeps grant), valid until
+ * min(now_ms + ttl_ms, the grant's exp). Writes the ticket's text to out (TB_TICKET_LEN chars
+ * and a NUL) and its expiry to *expires_ms. Returns TB_TICKET_OK or a tb_ticket_err_t
+ * (nothing issued, out untouched).
+ */
+int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
+                     char out[TB_TICKET_LEN + 1], int64_t *expires_ms);
+
+/*
+ * Redeems ticket[0..len): on TB_TICKET_OK the ticket's grant moves to *grant (caller frees it)
+ * and the ticket can never be redeemed again. Otherwise TB_TICKET_E_UNKNOWN, _USED or _EXPIRED
+ * and *grant untouched. Any bytes are accepted as input.
+ */
+int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t now_ms,
+                      tb_grant_t **grant);
+
+/* Tickets currently held, used and expired ones not yet forgotten included. */
+size_t tb_tickets_held(const tb_tickets_t *t);
+
+#endif

@@ -1,0 +1,170 @@
+/* ticket — one-time WebSocket tickets; see include/telebridge/ticket.h. */
+#include "telebridge/ticket.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "telebridge/util.h"
+
+/* First allocation of the entry array; it doubles up to max. */
+#define TICKETS_MIN_CAP 16
+
+typedef struct {
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    int64_t expires_ms;
+    tb_grant_t *grant; /* NULL once redeemed */
+} entry_t;
+
+struct tb_tickets {
+    entry_t *entries;
+    size_t n, cap, max;
+};
+
+tb_tickets_t *tb_tickets_create(size_t max)
+{
+    tb_tickets_t *t = calloc(1, sizeof(*t));
+    if (t)
+        t->max = max ? max : 1;
+    return t;
+}
+
+void tb_tickets_destroy(tb_tickets_t *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        tb_grant_free(t->entries[i].grant);
+    free(t->entries);
+    free(t);
+}
+
+size_t tb_tickets_held(const tb_tickets_t *t)
+{
+    return t->n;
+}
+
+/* Swap-removes entry i, freeing its grant. */
+static void entry_remove(tb_tickets_t *t, size_t i)
+{
+    tb_grant_free(t->entries[i].grant);
+    t->entries[i] = t->entries[--t->n];
+}
+
+static void forget_expired(tb_tickets_t *t, int64_t now_ms)
+{
+    for (size_t i = t->n; i-- > 0;)
+        if (t->entries[i].expires_ms <= now_ms)
+            entry_remove(t, i);
+}
+
+/* Room for one more entry: 0, or a tb_ticket_err_t. */
+static int make_room(tb_tickets_t *t, int64_t now_ms)
+{
+    if (t->n == t->max)
+        forget_expired(t, now_ms);
+    if (t->n == t->max)
+        return TB_TICKET_E_FULL;
+    if (t->n < t->cap)
+        return 0;
+    size_t ncap = t->cap ? t->cap * 2 : TICKETS_MIN_CAP;
+    if (ncap > t->max)
+        ncap = t->max;
+    entry_t *e = realloc(t->entries, ncap * sizeof(*e));
+    if (!e)
+        return TB_TICKET_E_NOMEM;
+    t->entries = e;
+    t->cap = ncap;
+    return 0;
+}
+
+/* Fills buf from the kernel's CSPRNG; 0, or -1 when it fails. */
+static int random_bytes(unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static void to_hex(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}
+
+int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
+                     char out[TB_TICKET_LEN + 1], int64_t *expires_ms)
+{
+    unsigned char raw[TB_TICKET_BYTES];
+    char text[TB_TICKET_LEN + 1];
+    int rc = make_room(t, now_ms);
+    if (rc)
+        return rc;
+    if (random_bytes(raw, sizeof(raw)))
+        return TB_TICKET_E_RANDOM;
+    tb_grant_t *copy = tb_grant_dup(grant);
+    if (!copy) {
+        tb_wipe(raw, sizeof(raw));
+        return TB_TICKET_E_NOMEM;
+    }
+    to_hex(raw, sizeof(raw), text);
+    entry_t *e = &t->entries[t->n++];
+    SHA256((const unsigned char *)text, TB_TICKET_LEN, e->hash);
+    e->grant = copy;
+    e->expires_ms = now_ms + ttl_ms;
+    /* Compared in seconds first so that no claim value takes part in an overflowing product. */
+    if (tb_grant_exp(grant) <= e->expires_ms / 1000)
+        e->expires_ms = tb_grant_exp(grant) * 1000;
+    memcpy(out, text, sizeof(text));
+    *expires_ms = e->expires_ms;
+    tb_wipe(raw, sizeof(raw));
+    tb_wipe(text, sizeof(text));
+    return TB_TICKET_OK;
+}
+
+static bool hex_lower(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t now_ms,
+                      tb_grant_t **grant)
+{
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    if (!ticket || len != TB_TICKET_LEN || !hex_lower(ticket, len))
+        return TB_TICKET_E_UNKNOWN;
+    SHA256((const unsigned char *)ticket, len, hash);
+    for (size_t i = 0; i < t->n; i++) {
+        entry_t *e = &t->entries[i];
+        if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) != 0)
+            continue;
+        if (e->expires_ms <= now_ms) {
+            entry_remove(t, i);
+            return TB_TICKET_E_EXPIRED;
+        }
+        if (!e->grant)
+            return TB_TICKET_E_USED;
+        *grant = e->grant;
+        e->grant = NULL;
+        return TB_TICKET_OK;
+    }
+    return TB_TICKET_E_UNKNOWN;
+}

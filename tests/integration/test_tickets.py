@@ -1,0 +1,135 @@
+"""POST plumbing and one-time tickets (CONTRACT §4, §5): POST /api/v1/ws/ticket with a Bearer
+token, then ?ticket= at the handshake."""
+
+import json
+import socket
+import time
+
+import pytest
+
+import tb
+
+TICKET_PATH = "/api/v1/ws/ticket"
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def raw_post(port, head_lines, body=b""):
+    """Sends a hand-written POST; returns (status, body text)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(("\r\n".join(head_lines) + "\r\n\r\n").encode() + body)
+        data = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data and data.rstrip().endswith(b"}"):
+                break
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest.decode()
+
+
+def assert_still_serves(bridge, connect):
+    ws = connect(bridge, token=bridge.mint(sub="after"))
+    assert ws.request({"type": "ping", "request_id": "p"})["type"] == "pong"
+
+
+def test_ticket_carries_identity_and_grants(bridge, connect):
+    token = bridge.mint(sub="tina", rooms=["device:pump-*"])
+    status, body, hdrs = tb.http_post(bridge.port, TICKET_PATH, headers=bearer(token))
+    assert status == 200, body
+    assert set(body) == {"ticket", "expires_in"} and body["expires_in"] == 30
+    assert len(body["ticket"]) == 64 and int(body["ticket"], 16) >= 0
+    assert hdrs["Content-Type"] == "application/json"
+    assert hdrs["Cache-Control"] == "no-store"
+    tb.ISSUED_TICKETS.add(body["ticket"])
+    ws = connect(bridge, headers={}, token=None, path=f"/ws?ticket={body['ticket']}")
+    assert ws.connected["payload"]["user"] == "tina"
+    ans = ws.subscribe(["device:pump-1", "global"])
+    assert ans["payload"]["rooms"] == ["device:pump-1"]
+    assert ws.recv()["payload"]["rooms"] == ["global"]  # forbidden: not in the token's grant
+
+
+def test_ticket_is_single_use_and_random(bridge, connect):
+    token = bridge.mint(sub="once")
+    tickets = [tb.get_ticket(bridge.port, token) for _ in range(3)]
+    assert len(set(tickets)) == 3
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={tickets[0]}")[0] == 101
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={tickets[0]}") == (
+        401, {"error": "invalid_ticket"})
+    refused = bridge.stats()["refused"]
+    assert refused["handshake_by_reason"]["ticket_used"] == 1
+    assert refused["handshake_unauthorized"] == 1
+    assert_still_serves(bridge, connect)
+
+
+def test_expired_ticket_is_refused(make_bridge, connect):
+    bridge = make_bridge({"auth": {"ticket_ttl_s": 1}})
+    token = bridge.mint(sub="late")
+    status, body, _ = tb.http_post(bridge.port, TICKET_PATH, headers=bearer(token))
+    assert status == 200 and body["expires_in"] == 1
+    tb.ISSUED_TICKETS.add(body["ticket"])
+    time.sleep(1.2)
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={body['ticket']}") == (
+        401, {"error": "invalid_ticket"})
+    assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_expired"] == 1
+    assert_still_serves(bridge, connect)
+
+
+def test_ticket_never_outlives_its_token(bridge):
+    status, body, _ = tb.http_post(bridge.port, TICKET_PATH,
+                                   headers=bearer(bridge.mint(sub="short", ttl=5)))
+    assert status == 200 and 3 <= body["expires_in"] <= 5, body
+    tb.ISSUED_TICKETS.add(body["ticket"])
+
+
+@pytest.mark.parametrize("headers,code", [
+    ({}, "missing_token"),
+    ({"Authorization": "Bearer not.a.jwt"}, "invalid_token"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing_token"),
+])
+def test_ticket_needs_a_valid_bearer(bridge, connect, headers, code):
+    status, body, hdrs = tb.http_post(bridge.port, TICKET_PATH, headers=headers)
+    assert (status, body) == (401, {"error": code})
+    assert hdrs["WWW-Authenticate"] == "Bearer"
+    assert_still_serves(bridge, connect)
+
+
+def test_ticket_refuses_an_expired_bearer(bridge):
+    status, body, _ = tb.http_post(bridge.port, TICKET_PATH,
+                                   headers=bearer(bridge.mint(ttl=-3600)))
+    assert (status, body) == (401, {"error": "token_expired"})
+
+
+def test_unknown_and_malformed_tickets(bridge, connect):
+    for t in ["0" * 64, "ZZ" * 32, "abc", "0" * 65]:
+        assert tb.handshake_status(bridge.port, f"/ws?ticket={t}") == (
+            401, {"error": "invalid_ticket"}), t
+    assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 4
+    assert_still_serves(bridge, connect)
+
+
+def test_post_plumbing_errors(bridge, connect):
+    token = bridge.mint()
+    big = b"x" * 65537
+    status, body, _ = tb.http_post(bridge.port, TICKET_PATH, big, headers=bearer(token))
+    assert (status, body) == (413, {"error": "body_too_large"})
+    status, body, _ = tb.http_post(bridge.port, "/api/v1/nothing", {"a": 1})
+    assert (status, body) == (404, {"error": "not_found"})
+    assert bridge.get(TICKET_PATH) == (405, {"error": "method_not_allowed"})
+    host = f"Host: 127.0.0.1:{bridge.port}"
+    assert raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host]) == (
+        411, '{"error":"length_required"}')
+    assert raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host,
+                                  "Content-Length: 1x"], b"x") == (400, '{"error":"bad_request"}')
+    # A body that arrives in several segments is gathered before the endpoint sees it.
+    status, text = raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host,
+                                          f"Authorization: Bearer {token}",
+                                          "Content-Length: 5000"], b"y" * 5000)
+    assert status == 200 and json.loads(text)["expires_in"] == 30
+    tb.ISSUED_TICKETS.add(json.loads(text)["ticket"])
+    assert_still_serves(bridge, connect)

@@ -1,0 +1,237 @@
+/* Unit tests for ticket (one-time WebSocket tickets) and tb_grant_dup. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jwt.h>
+
+#include "telebridge/auth.h"
+#include "telebridge/ticket.h"
+
+#define SECRET "ticket-test-secret-0123456789abcdef"
+#define NOW_S 1800000000LL
+#define NOW_MS (NOW_S * 1000)
+#define TTL_MS 30000
+#define CLAIMS_BUF 512
+
+static tb_auth_t *g_auth;
+
+static int group_setup(void **state)
+{
+    char err[TB_CONFIG_ERR_LEN];
+    tb_config_auth_t cfg = {.algorithm = "HS256", .leeway_s = 0};
+    (void)state;
+    setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
+    g_auth = tb_auth_create(&cfg, err);
+    return g_auth ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tb_auth_destroy(g_auth);
+    return 0;
+}
+
+/* A verified grant for sub with the given rooms JSON array and exp. */
+static tb_grant_t *grant_for(const char *sub, const char *rooms, int64_t exp)
+{
+    char claims[CLAIMS_BUF];
+    jwt_t *jwt = NULL;
+    tb_grant_t *g = NULL;
+    snprintf(claims, sizeof(claims),
+             "{\"sub\":\"%s\",\"rooms\":%s,\"exp\":%lld,\"scope\":\"read\"}", sub, rooms,
+             (long long)exp);
+    assert_int_equal(jwt_new(&jwt), 0);
+    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
+    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET)),
+                     0);
+    char *token = jwt_encode_str(jwt);
+    assert_non_null(token);
+    assert_int_equal(tb_auth_verify(g_auth, token, strlen(token), NOW_S, &g), TB_AUTH_OK);
+    free(token);
+    jwt_free(jwt);
+    return g;
+}
+
+static void issue_ok(tb_tickets_t *t, const tb_grant_t *g, int64_t now_ms,
+                     char out[TB_TICKET_LEN + 1])
+{
+    int64_t expires;
+    assert_int_equal(tb_tickets_issue(t, g, now_ms, TTL_MS, out, &expires), TB_TICKET_OK);
+}
+
+static void test_issue_and_redeem_once(void **state)
+{
+    char ticket[TB_TICKET_LEN + 1];
+    int64_t expires = 0;
+    tb_grant_t *g = grant_for("tina", "[\"device:pump-*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(8);
+    (void)state;
+    assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
+    assert_int_equal(expires, NOW_MS + TTL_MS);
+    assert_int_equal(strlen(ticket), TB_TICKET_LEN);
+    assert_int_equal(strspn(ticket, "0123456789abcdef"), TB_TICKET_LEN);
+    tb_grant_free(g); /* the ticket holds its own copy */
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    assert_string_equal(tb_grant_sub(got), "tina");
+    assert_int_equal(tb_grant_exp(got), NOW_S + 3600);
+    assert_true(tb_grant_allows_room(got, "device:pump-1"));
+    assert_false(tb_grant_allows_room(got, "global"));
+    assert_true(tb_grant_has_scope(got, "read"));
+    tb_grant_free(got);
+    got = NULL;
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 2, &got),
+                     TB_TICKET_E_USED);
+    assert_null(got);
+    tb_tickets_destroy(t);
+}
+
+static void test_unknown_and_malformed(void **state)
+{
+    char ticket[TB_TICKET_LEN + 1], other[TB_TICKET_LEN + 1];
+    tb_grant_t *g = grant_for("u", "[\"*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(8);
+    (void)state;
+    issue_ok(t, g, NOW_MS, ticket);
+    memcpy(other, ticket, sizeof(other));
+    other[0] = other[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(tb_tickets_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
+    /* Upper case, one character short or long, NULL: never looked up. */
+    for (size_t i = 0; i < TB_TICKET_LEN; i++)
+        other[i] = (ticket[i] >= 'a') ? (char)(ticket[i] - 'a' + 'A') : ticket[i];
+    if (strcmp(other, ticket) != 0)
+        assert_int_equal(tb_tickets_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got),
+                         TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN - 1, NOW_MS, &got),
+                     TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_tickets_redeem(t, NULL, 0, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
+    assert_null(got);
+    /* The real one still works after all those misses. */
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_OK);
+    tb_grant_free(got);
+    tb_grant_free(g);
+    tb_tickets_destroy(t);
+}
+
+static void test_expiry(void **state)
+{
+    char ticket[TB_TICKET_LEN + 1];
+    tb_grant_t *g = grant_for("e", "[\"*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(8);
+    (void)state;
+    issue_ok(t, g, NOW_MS, ticket);
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
+                     TB_TICKET_E_EXPIRED);
+    assert_null(got);
+    /* An expired ticket is forgotten once seen. */
+    assert_int_equal(tb_tickets_held(t), 0);
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got),
+                     TB_TICKET_E_UNKNOWN);
+    issue_ok(t, g, NOW_MS, ticket);
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS - 1, &got),
+                     TB_TICKET_OK);
+    tb_grant_free(got);
+    tb_grant_free(g);
+    tb_tickets_destroy(t);
+}
+
+static void test_never_outlives_the_token(void **state)
+{
+    char ticket[TB_TICKET_LEN + 1];
+    int64_t expires = 0;
+    tb_grant_t *g = grant_for("s", "[\"*\"]", NOW_S + 5), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(8);
+    (void)state;
+    assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
+    assert_int_equal(expires, (NOW_S + 5) * 1000);
+    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, (NOW_S + 5) * 1000, &got),
+                     TB_TICKET_E_EXPIRED);
+    tb_grant_free(g);
+    tb_tickets_destroy(t);
+}
+
+static void test_bound(void **state)
+{
+    enum { MAX = 3 };
+    char tickets[MAX + 1][TB_TICKET_LEN + 1], extra[TB_TICKET_LEN + 1] = "";
+    int64_t expires;
+    tb_grant_t *g = grant_for("b", "[\"*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(MAX);
+    (void)state;
+    for (int i = 0; i < MAX; i++)
+        issue_ok(t, g, NOW_MS + i, tickets[i]);
+    /* Full: nothing live is evicted, issuing fails. */
+    assert_int_equal(tb_tickets_issue(t, g, NOW_MS + 10, TTL_MS, extra, &expires),
+                     TB_TICKET_E_FULL);
+    assert_string_equal(extra, "");
+    /* A used ticket still counts until it would have expired. */
+    assert_int_equal(tb_tickets_redeem(t, tickets[0], TB_TICKET_LEN, NOW_MS + 10, &got),
+                     TB_TICKET_OK);
+    tb_grant_free(got);
+    assert_int_equal(tb_tickets_issue(t, g, NOW_MS + 10, TTL_MS, extra, &expires),
+                     TB_TICKET_E_FULL);
+    /* Once the first one's time is up it is forgotten and makes room. */
+    issue_ok(t, g, NOW_MS + TTL_MS, tickets[MAX]);
+    assert_int_equal(tb_tickets_held(t), MAX);
+    for (int i = 1; i <= MAX; i++) {
+        assert_int_equal(tb_tickets_redeem(t, tickets[i], TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
+                         TB_TICKET_OK);
+        tb_grant_free(got);
+    }
+    tb_grant_free(g);
+    tb_tickets_destroy(t);
+}
+
+static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
+{
+    enum { N = 64 };
+    static char seen[N][TB_TICKET_LEN + 1];
+    tb_grant_t *g = grant_for("r", "[\"*\"]", NOW_S + 3600);
+    tb_tickets_t *t = tb_tickets_create(N);
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        issue_ok(t, g, NOW_MS, seen[i]);
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(seen[i], seen[k]);
+    }
+    tb_grant_free(g);
+    tb_tickets_destroy(t); /* ASan: the N grant copies are freed here */
+    tb_tickets_destroy(NULL);
+}
+
+static void test_grant_dup_is_independent(void **state)
+{
+    tb_grant_t *g = grant_for("dup", "[\"group:a\",\"device:x-*\"]", NOW_S + 60);
+    tb_grant_t *d = tb_grant_dup(g);
+    (void)state;
+    assert_non_null(d);
+    tb_grant_free(g);
+    assert_string_equal(tb_grant_sub(d), "dup");
+    assert_int_equal(tb_grant_exp(d), NOW_S + 60);
+    assert_true(tb_grant_allows_room(d, "group:a"));
+    assert_true(tb_grant_allows_room(d, "device:x-1"));
+    assert_false(tb_grant_allows_room(d, "group:b"));
+    assert_true(tb_grant_has_scope(d, "read"));
+    assert_false(tb_grant_has_scope(d, "publish"));
+    tb_grant_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_issue_and_redeem_once),
+        cmocka_unit_test(test_unknown_and_malformed),
+        cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_never_outlives_the_token),
+        cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_tickets_differ_and_destroy_frees_unredeemed),
+        cmocka_unit_test(test_grant_dup_is_independent),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
