@@ -56,6 +56,8 @@ struct tb_conn {
     uint32_t n_rooms, cap_rooms;
     int64_t rl_window; /* the second the rate-limit count belongs to */
     uint32_t rl_count;
+    int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
+    bool warned;        /* token_expiring was sent for the current grant */
     int close_code;
 };
 
@@ -482,6 +484,20 @@ done:
 
 /* ---- connections ------------------------------------------------------------------------- */
 
+/*
+ * Takes g as c's grant (freeing the old one) and schedules its expiry: token_expiring
+ * auth.expiry_warning_s before exp (never, when 0), then the 4001 close at exp.
+ */
+static void conn_set_grant(tb_hub_t *h, tb_conn_t *c, tb_grant_t *g)
+{
+    int64_t exp = tb_grant_exp(g), warn = h->cfg->auth.expiry_warning_s;
+    tb_grant_free(c->grant);
+    c->grant = g;
+    c->warned = warn == 0;
+    /* exp may be any claim value: only a past one is left without the subtraction. */
+    c->deadline_s = (warn == 0 || exp < INT64_MIN + warn) ? exp : exp - warn;
+}
+
 static void send_connected(tb_hub_t *h, tb_conn_t *c)
 {
     char id[24], now[TB_RFC3339_LEN];
@@ -501,7 +517,7 @@ tb_conn_t *tb_hub_conn_open(tb_hub_t *h, void *io, tb_grant_t *grant)
         return NULL;
     }
     c->io = io;
-    c->grant = grant;
+    conn_set_grant(h, c, grant);
     c->id = ++h->next_conn_id;
     c->next = h->conns;
     if (h->conns)
@@ -549,15 +565,35 @@ void tb_hub_close_all(tb_hub_t *h, int code)
         conn_request_close(h, c, code);
 }
 
+/* token_expiring: {exp, expires_in}, once per grant. */
+static void send_expiring(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
+{
+    int64_t exp = tb_grant_exp(c->grant);
+    json_t *payload =
+        json_pack("{s:I, s:I}", "exp", (json_int_t)exp, "expires_in", (json_int_t)(exp - now_s));
+    conn_send_owned(h, c, tb_proto_control("token_expiring", payload, NULL, tb_now_ms()));
+    c->warned = true;
+    c->deadline_s = exp;
+}
+
+/* One tick's work for c, whose deadline has come. */
+static void conn_deadline(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
+{
+    if (tb_grant_exp(c->grant) <= now_s) {
+        h->counters.expired_closes++;
+        conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED);
+    } else if (!c->warned) {
+        send_expiring(h, c, now_s);
+    }
+}
+
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
 {
     int64_t now_s = now_ms / 1000;
-    for (tb_conn_t *c = h->conns; c; c = c->next) {
-        if (!c->close_code && tb_grant_exp(c->grant) <= now_s) {
-            h->counters.expired_closes++;
-            conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED);
-        }
-    }
+    /* One comparison per connection when nothing is due. */
+    for (tb_conn_t *c = h->conns; c; c = c->next)
+        if (c->deadline_s <= now_s && !c->close_code)
+            conn_deadline(h, c, now_s);
 }
 
 /* ---- client messages --------------------------------------------------------------------- */
@@ -649,8 +685,7 @@ static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
                    "refresh token refused", NULL, m->request_id);
         return;
     }
-    tb_grant_free(c->grant);
-    c->grant = g;
+    conn_set_grant(h, c, g);
     json_t *left = leave_ungranted(h, c);
     if (json_array_size(left))
         conn_send_owned(

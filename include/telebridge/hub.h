@@ -66,8 +66,8 @@ typedef struct {
     uint64_t device_messages; /* device messages routed (each got a seq) */
     uint64_t messages_out;    /* frames written to clients, control frames included */
     uint64_t messages_out_by_kind[TB_FRAME_KIND_N]; /* messages_out split by tb_frame_kind_t */
-    uint64_t deliveries;      /* device-message frames queued to connections */
-    uint64_t dropped;         /* device-message frames a connection lost to its queue bound */
+    uint64_t deliveries; /* device-message frames queued to connections */
+    uint64_t dropped;    /* device-message frames a connection lost to its queue bound */
     uint64_t slow_consumer_disconnects;
     uint64_t client_messages;   /* client messages received */
     uint64_t client_errors;     /* `error` answers sent */
@@ -113,7 +113,12 @@ int tb_hub_conn_close_code(const tb_conn_t *c);
 /* Routes one device message; takes ownership of m. */
 void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
 
-/* Periodic work (once a second): closes connections whose token expired with 4001. */
+/*
+ * Periodic work (once a second): sends `token_expiring` ({exp, expires_in}) once per grant
+ * when auth.expiry_warning_s (0: never) remain before its exp, and closes connections whose
+ * token expired with 4001. A `refresh` replaces the grant and re-arms both. Costs one
+ * comparison per connection when nothing is due.
+ */
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
 
 /*

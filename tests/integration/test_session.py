@@ -6,8 +6,9 @@ import time
 
 import tb
 
-# Expiry needs exact timing: no leeway on the bridge side.
-NO_LEEWAY = {"auth": {"leeway_s": 0}}
+# Expiry needs exact timing: no leeway on the bridge side, and no token_expiring warning
+# (tested on its own below) arriving between the answers these tests read.
+NO_LEEWAY = {"auth": {"leeway_s": 0, "expiry_warning_s": 0}}
 
 
 def test_expired_token_closes_4001(make_bridge, connect):
@@ -34,6 +35,24 @@ def test_refresh_extends_the_connection(make_bridge, connect):
     time.sleep(3)
     pong = ws.request({"type": "ping", "request_id": "alive"})
     assert pong["type"] == "pong"
+    assert bridge.stats()["details"]["expired_closes"] == 0
+
+
+def test_token_expiring_then_refresh_outlives_the_first_token(make_bridge, connect):
+    bridge = make_bridge({"auth": {"leeway_s": 0, "expiry_warning_s": 2}})
+    ws = connect(bridge, token=bridge.mint(sub="dana", ttl=3, rooms=["device:*"]))
+    first_exp = int(time.time()) + 3
+    warn = ws.recv(timeout=3)
+    assert warn["type"] == "token_expiring", warn
+    assert set(warn["payload"]) == {"exp", "expires_in"}
+    assert 0 < warn["payload"]["expires_in"] <= 2
+    assert abs(warn["payload"]["exp"] - first_exp) <= 1
+    fresh = bridge.mint(sub="dana", ttl=3600, rooms=["device:*"])
+    ans = ws.request({"type": "refresh", "request_id": 7, "payload": {"token": fresh}})
+    assert ans["type"] == "refreshed" and ans["request_id"] == 7, ans
+    # Past the first token's exp the connection is still served, and warned no more.
+    time.sleep(max(0.0, first_exp + 1.2 - time.time()))
+    assert ws.request({"type": "ping", "request_id": "alive"})["type"] == "pong"
     assert bridge.stats()["details"]["expired_closes"] == 0
 
 

@@ -410,6 +410,67 @@ static void test_expiry_closes_4001(void **state)
     assert_int_equal(f->io[0].close_code, TB_CLOSE_TOKEN_EXPIRED);
 }
 
+/* Skips the frames queued on c, returning the next whose type is `type` (NULL: none). */
+static json_t *find_type(fixture_t *f, tb_conn_t *c, const char *type)
+{
+    json_t *j;
+    while ((j = next_json(f, c))) {
+        if (strcmp(type_of(j), type) == 0)
+            return j;
+        json_decref(j);
+    }
+    return NULL;
+}
+
+static void test_token_expiring_once_per_grant(void **state)
+{
+    fixture_t *f = *state;
+    char msg[1024];
+    int64_t now = tb_now_ms();
+    f->cfg.auth.expiry_warning_s = 60;
+    f->conn[0] = tb_hub_conn_open(f->hub, &f->io[0], grant_for(f, "bob", NULL, 100));
+    tb_hub_tick(f->hub, now);
+    assert_null(find_type(f, f->conn[0], "token_expiring"));
+    tb_hub_tick(f->hub, now + 45000);
+    json_t *j = find_type(f, f->conn[0], "token_expiring");
+    assert_non_null(j);
+    json_t *p = json_object_get(j, "payload");
+    int64_t exp = json_integer_value(json_object_get(p, "exp"));
+    assert_int_equal(exp, now / 1000 + 100);
+    assert_int_equal(json_integer_value(json_object_get(p, "expires_in")),
+                     exp - (now + 45000) / 1000);
+    json_decref(j);
+    tb_hub_tick(f->hub, now + 46000);
+    assert_null(next_json(f, f->conn[0]));
+    /* A refresh re-arms the warning for the new exp; the connection is not closed. */
+    char *tok = mint("bob", NULL, 200);
+    snprintf(msg, sizeof(msg), "{\"type\":\"refresh\",\"payload\":{\"token\":\"%s\"}}", tok);
+    free(tok);
+    send_text(f, f->conn[0], msg);
+    expect_type(f, f->conn[0], "refreshed");
+    tb_hub_tick(f->hub, now + 120000);
+    assert_null(next_json(f, f->conn[0]));
+    assert_int_equal(f->io[0].close_code, 0);
+    tb_hub_tick(f->hub, now + 150000);
+    j = find_type(f, f->conn[0], "token_expiring");
+    assert_non_null(j);
+    json_decref(j);
+    tb_hub_tick(f->hub, now + 201000);
+    assert_int_equal(f->io[0].close_code, TB_CLOSE_TOKEN_EXPIRED);
+}
+
+static void test_no_warning_when_zero(void **state)
+{
+    fixture_t *f = *state;
+    int64_t now = tb_now_ms();
+    f->cfg.auth.expiry_warning_s = 0;
+    f->conn[0] = tb_hub_conn_open(f->hub, &f->io[0], grant_for(f, "bob", NULL, 5));
+    tb_hub_tick(f->hub, now + 4000);
+    assert_null(find_type(f, f->conn[0], "token_expiring"));
+    tb_hub_tick(f->hub, now + 6000);
+    assert_int_equal(f->io[0].close_code, TB_CLOSE_TOKEN_EXPIRED);
+}
+
 static void test_close_leaves_rooms(void **state)
 {
     fixture_t *f = *state;
@@ -444,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drop_oldest_keeps_latest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_closes_4001, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_expiring_once_per_grant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_warning_when_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_rooms, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
