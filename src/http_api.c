@@ -59,6 +59,18 @@ static json_t *invalid_by_reason(const tb_stats_t *s)
     return o;
 }
 
+/* The last-value store, the history, and what subscribes and alerts made of them. */
+static json_t *state_json(const tb_hub_t *hub)
+{
+    const tb_hub_counters_t *hc = tb_hub_counters(hub);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "devices",
+                     (json_int_t)tb_hub_devices(hub), "device_evictions",
+                     (json_int_t)hc->lastvalue_evictions, "history_messages",
+                     (json_int_t)tb_hub_history_held(hub), "snapshot_frames",
+                     (json_int_t)hc->snapshot_frames, "replayed", (json_int_t)hc->replayed,
+                     "alerts", (json_int_t)hc->alerts, "published", (json_int_t)hc->published);
+}
+
 json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
 {
     const tb_hub_counters_t *hc = tb_hub_counters(ctx->hub);
@@ -86,6 +98,9 @@ json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
                   (json_int_t)hc->connections_total, "expired_closes",
                   (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects), "epoch",
                   tb_hub_epoch(ctx->hub)));
+    json_t *state = state_json(ctx->hub);
+    json_object_update(json_object_get(o, "details"), state);
+    json_decref(state);
     return o;
 }
 

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/alerts.h"
 #include "telebridge/groups.h"
+#include "telebridge/history.h"
+#include "telebridge/lastvalue.h"
 #include "telebridge/log.h"
 #include "telebridge/protocol.h"
 #include "telebridge/room.h"
@@ -20,6 +23,11 @@
 #define ROOM_BUCKETS_MIN 64
 /* Room names of a device message: its device room, its groups, global. */
 #define ROOMS_PER_MESSAGE (TB_GROUPS_PER_DEVICE_MAX + 2)
+/* A catching-up connection is refilled to this share of its queue bound (in quarters), so
+ * control answers queued meanwhile still fit under the bound. */
+#define CATCH_UP_FILL_QUARTERS 3
+/* Longest alert_id: rule name, device id, seq, separators. */
+#define ALERT_ID_MAX (TB_ID_MAX * 3)
 
 typedef struct room room_t;
 
@@ -29,10 +37,15 @@ typedef struct {
     uint32_t slot;
 } member_t;
 
-/* One room a connection joined: the room and where the connection sits in its members. */
+/*
+ * One room a connection joined: the room, where the connection sits in its members, and the
+ * seq after which the room's messages are owed to the connection (the bridge's last seq when
+ * it joined, or the `since` it recovers from).
+ */
 typedef struct {
     room_t *room;
     uint32_t pos;
+    uint64_t from_seq;
 } joined_t;
 
 struct room {
@@ -52,6 +65,15 @@ struct tb_conn {
     uint64_t last_seq; /* seq of the last device message queued: the at-most-once guard */
     tb_frame_t **q;    /* ring of queued frames, allocated on first use */
     uint32_t q_cap, q_head, q_len;
+    /*
+     * Catching up (after a subscribe): live fan-out skips the connection; tb_hub_conn_sent()
+     * refills its queue first from snap[snap_i..snap_n) (snapshot frames it owns), then from
+     * the history after `cursor`, until the cursor reaches the bridge's last seq.
+     */
+    bool catching_up;
+    uint64_t cursor;
+    tb_frame_t **snap;
+    uint32_t snap_n, snap_i, snap_cap;
     joined_t *rooms;
     uint32_t n_rooms, cap_rooms;
     int64_t rl_window; /* the second the rate-limit count belongs to */
@@ -67,6 +89,9 @@ struct tb_hub {
     tb_hub_io_t io;
     void *transport;
     tb_groups_t *groups;
+    tb_lastvalue_t *lv;
+    tb_history_t *hist;
+    tb_alert_event_t *events; /* one per alert rule: an ingest's transitions */
     room_t **buckets;
     uint32_t n_buckets, n_rooms;
     tb_conn_t *conns;
@@ -170,8 +195,11 @@ static bool conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name)
     return r && conn_in_room(c, r);
 }
 
-/* Adds c to the room called name, creating it. 0, or -1 when out of memory. */
-static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name)
+/*
+ * Adds c to the room called name, creating it, owing it the room's messages after from_seq.
+ * 0 (also when c already was in it), or -1 when out of memory.
+ */
+static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq)
 {
     room_t *r = room_find(h, name, strlen(name));
     if (r && conn_in_room(c, r))
@@ -188,7 +216,7 @@ static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name)
         return -1;
     }
     r->members[r->n_members] = (member_t){.conn = c, .slot = c->n_rooms};
-    c->rooms[c->n_rooms] = (joined_t){.room = r, .pos = r->n_members};
+    c->rooms[c->n_rooms] = (joined_t){.room = r, .pos = r->n_members, .from_seq = from_seq};
     r->n_members++;
     c->n_rooms++;
     return 0;
@@ -358,6 +386,84 @@ static void conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *
     conn_send_owned(h, c, tb_proto_error(code, message, rooms, request_id, tb_now_ms()));
 }
 
+/* ---- catch-up: snapshot, then replay from the history, paced by the send queue -------- */
+
+static void snap_release(tb_conn_t *c)
+{
+    for (uint32_t i = c->snap_i; i < c->snap_n; i++)
+        tb_frame_unref(c->snap[i]);
+    free(c->snap);
+    c->snap = NULL;
+    c->snap_n = c->snap_i = c->snap_cap = 0;
+}
+
+/* Appends snapshot frame f (owned; NULL when it could not be encoded) to c's pending ones. */
+static void snap_push(tb_conn_t *c, tb_frame_t *f)
+{
+    if (!f)
+        return;
+    if (grow_for_one((void **)&c->snap, &c->snap_cap, c->snap_n, QUEUE_MIN_CAP, sizeof(*c->snap))) {
+        tb_frame_unref(f);
+        return;
+    }
+    c->snap[c->snap_n++] = f;
+}
+
+/* True when a message with seq routed to rooms (n packed names) is owed to c. */
+static bool conn_owed(const tb_hub_t *h, const tb_conn_t *c, const char *rooms, size_t n,
+                      uint64_t seq)
+{
+    for (size_t i = 0; i < n; i++, rooms += strlen(rooms) + 1) {
+        const room_t *r = room_find(h, rooms, strlen(rooms));
+        for (uint32_t k = 0; r && k < c->n_rooms; k++)
+            if (c->rooms[k].room == r && seq > c->rooms[k].from_seq)
+                return true;
+    }
+    return false;
+}
+
+/* Moves c's cursor one seq on, queueing that message when c is owed it. */
+static void replay_next(tb_hub_t *h, tb_conn_t *c)
+{
+    const char *rooms;
+    size_t n;
+    uint64_t seq = ++c->cursor;
+    tb_frame_t *f = tb_history_get(h->hist, seq, &rooms, &n);
+    if (!f || !conn_owed(h, c, rooms, n, seq))
+        return;
+    c->last_seq = seq;
+    h->counters.replayed++;
+    h->counters.deliveries++;
+    conn_queue(h, c, f);
+}
+
+/*
+ * Refills a catching-up connection's queue up to its fill mark: pending snapshot frames
+ * first, then owed messages from the history. Once the cursor reaches the bridge's last seq
+ * the connection is live again. A cursor the history no longer covers means c fell too far
+ * behind to be caught up: a slow consumer, whatever the slow_consumer policy.
+ */
+static void catch_up(tb_hub_t *h, tb_conn_t *c)
+{
+    uint32_t fill = (uint32_t)h->cfg->limits.send_queue_messages * CATCH_UP_FILL_QUARTERS / 4;
+    if (fill < 1)
+        fill = 1;
+    while (c->catching_up && !c->close_code && c->q_len < fill) {
+        if (c->snap_i < c->snap_n) {
+            h->counters.snapshot_frames++;
+            conn_send_owned(h, c, c->snap[c->snap_i++]);
+        } else if (c->cursor == h->seq) {
+            c->catching_up = false;
+            c->last_seq = h->seq;
+            snap_release(c);
+        } else if (!tb_history_covers(h->hist, c->cursor, h->seq)) {
+            slow_consumer(h, c);
+        } else {
+            replay_next(h, c);
+        }
+    }
+}
+
 tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c)
 {
     return c->q_len ? *queue_at(c, 0) : NULL;
@@ -378,6 +484,8 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
     h->counters.messages_out++;
+    if (c->catching_up)
+        catch_up(h, c);
 }
 
 size_t tb_hub_conn_queued(const tb_conn_t *c)
@@ -415,7 +523,10 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
     h->n_buckets = ROOM_BUCKETS_MIN;
     h->buckets = calloc(h->n_buckets, sizeof(*h->buckets));
     h->groups = tb_groups_create(opts->cfg->groups, opts->cfg->n_groups);
-    if (!h->buckets || !h->groups)
+    h->lv = tb_lastvalue_create((size_t)opts->cfg->history.devices, opts->cfg->n_alerts);
+    h->hist = tb_history_create((size_t)opts->cfg->history.messages);
+    h->events = calloc(opts->cfg->n_alerts ? opts->cfg->n_alerts : 1, sizeof(*h->events));
+    if (!h->buckets || !h->groups || !h->lv || !h->hist || !h->events)
         goto fail;
     if (opts->epoch)
         snprintf(h->epoch, sizeof(h->epoch), "%s", opts->epoch);
@@ -434,6 +545,9 @@ void tb_hub_destroy(tb_hub_t *h)
     while (h->conns)
         tb_hub_conn_close(h, h->conns);
     tb_groups_destroy(h->groups);
+    tb_lastvalue_destroy(h->lv);
+    tb_history_destroy(h->hist);
+    free(h->events);
     free(h->buckets);
     free(h);
 }
@@ -451,6 +565,16 @@ size_t tb_hub_connections(const tb_hub_t *h)
 size_t tb_hub_rooms(const tb_hub_t *h)
 {
     return h->n_rooms;
+}
+
+size_t tb_hub_devices(const tb_hub_t *h)
+{
+    return tb_lastvalue_count(h->lv);
+}
+
+size_t tb_hub_history_held(const tb_hub_t *h)
+{
+    return tb_history_count(h->hist);
 }
 
 const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h)
@@ -537,6 +661,7 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
         room_leave_slot(h, c, c->n_rooms - 1);
     free(c->rooms);
     queue_release(c);
+    snap_release(c);
     tb_grant_free(c->grant);
     if (c->prev)
         c->prev->next = c->next;
@@ -596,27 +721,151 @@ void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
             conn_deadline(h, c, now_s);
 }
 
+/* ---- device rooms and snapshots ---------------------------------------------------------- */
+
+/* Room names of one device's messages, with pointers to them in ptrs. */
+typedef struct {
+    char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
+    const char *ptrs[ROOMS_PER_MESSAGE];
+    size_t n;
+} dev_rooms_t;
+
+/* The rooms of a device message: its device room first, its topic group, its groups, global. */
+static void device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out)
+{
+    const char *groups[TB_GROUPS_PER_DEVICE_MAX];
+    size_t n = 0;
+    size_t ng = tb_groups_of(h->groups, device, groups, TB_GROUPS_PER_DEVICE_MAX);
+    snprintf(out->names[n++], TB_ROOM_MAX + 1, "device:%s", device);
+    if (group[0])
+        snprintf(out->names[n++], TB_ROOM_MAX + 1, "group:%s", group);
+    for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
+        snprintf(out->names[n++], TB_ROOM_MAX + 1, "group:%s", groups[i]);
+    snprintf(out->names[n++], TB_ROOM_MAX + 1, "%s", "global");
+    for (size_t i = 0; i < n; i++)
+        out->ptrs[i] = out->names[i];
+    out->n = n;
+}
+
+static bool names_have(const json_t *names, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) if (strcmp(json_string_value(v), name) == 0) return true;
+    return false;
+}
+
+/* Queues, as pending snapshot frames of c, device e's last status and merged telemetry. */
+static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, int64_t now_ms)
+{
+    char room[TB_ROOM_MAX + 1];
+    uint64_t seq;
+    snprintf(room, sizeof(room), "device:%s", tb_lv_device(e));
+    const json_t *status = tb_lv_status(e, &seq);
+    if (status)
+        snap_push(
+            c, tb_proto_device("device_status", room, status, seq, true, now_ms, TB_FRAME_STATUS));
+    const json_t *telemetry = tb_lv_telemetry(e, &seq);
+    if (telemetry)
+        snap_push(c, tb_proto_device("telemetry", room, telemetry, seq, true, now_ms,
+                                     TB_FRAME_TELEMETRY));
+}
+
+/* True when e's device room is not in fresh but one of its group rooms or global is. */
+static bool snapshot_by_scan(const tb_hub_t *h, const tb_lv_entry_t *e, const json_t *fresh)
+{
+    dev_rooms_t dr;
+    device_rooms(h, tb_lv_device(e), tb_lv_group(e), &dr);
+    if (names_have(fresh, dr.names[0]))
+        return false;
+    for (size_t i = 1; i < dr.n; i++)
+        if (names_have(fresh, dr.names[i]))
+            return true;
+    return false;
+}
+
+/*
+ * Snapshot of the rooms just joined (fresh), each device once: the devices named by device
+ * rooms in request order, then, when a group room or global was joined, every other device
+ * in them from the least to the most recently updated.
+ */
+static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
+{
+    int64_t now = tb_now_ms();
+    bool scan = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(fresh, i, v)
+    {
+        const char *name = json_string_value(v), *id;
+        if (tb_room_parse(name, strlen(name), &id, NULL) != TB_ROOM_DEVICE) {
+            scan = true;
+            continue;
+        }
+        const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
+        if (e)
+            snapshot_device(c, e, now);
+    }
+    for (const tb_lv_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
+         e = tb_lastvalue_newer(e))
+        if (snapshot_by_scan(h, e, fresh))
+            snapshot_device(c, e, now);
+}
+
 /* ---- client messages --------------------------------------------------------------------- */
 
-/* Room lists of a subscribe answer, each a JSON array. */
+/* Room lists of a subscribe answer, each a JSON array; fresh: joined by this request. */
 typedef struct {
-    json_t *joined, *invalid, *forbidden, *too_many;
+    json_t *joined, *invalid, *forbidden, *too_many, *fresh;
 } sub_result_t;
 
-static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, sub_result_t *res)
+static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t from_seq,
+                          sub_result_t *res)
 {
     json_t *name = json_string(room);
     json_t *into = res->joined;
+    bool was_in = false;
     if (tb_room_parse(room, strlen(room), NULL, NULL) == TB_ROOM_INVALID)
         into = res->invalid;
     else if (!tb_grant_allows_room(c->grant, room))
         into = res->forbidden;
-    else if (c->n_rooms >= (uint32_t)h->cfg->limits.max_rooms_per_connection &&
-             !conn_joined(h, c, room))
+    else if ((was_in = conn_joined(h, c, room)))
+        into = res->joined;
+    else if (c->n_rooms >= (uint32_t)h->cfg->limits.max_rooms_per_connection)
         into = res->too_many;
-    else if (room_join(h, c, room))
+    else if (room_join(h, c, room, from_seq))
         into = res->too_many; /* out of memory: the client can only try fewer rooms */
+    else
+        json_array_append(res->fresh, name);
     json_array_append_new(into, name);
+}
+
+/*
+ * A `since` can be honoured when it names this epoch and the history still holds everything
+ * after it, and, while c is already catching up, when it is not behind c's cursor (what lies
+ * behind was already sent or skipped).
+ */
+static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *m)
+{
+    if (!m->has_since || strcmp(m->since_epoch, h->epoch) != 0 ||
+        !tb_history_covers(h->hist, m->since_seq, h->seq))
+        return false;
+    return !c->catching_up || m->since_seq >= c->cursor;
+}
+
+/*
+ * Starts catching c up: rooms it was already in have had every message up to now live;
+ * newly joined rooms are owed what follows from_seq. A connection already catching up keeps
+ * its cursor.
+ */
+static void catch_up_start(tb_hub_t *h, tb_conn_t *c, uint64_t from_seq)
+{
+    if (c->catching_up)
+        return;
+    for (uint32_t k = 0; k < c->n_rooms; k++)
+        c->rooms[k].from_seq = h->seq;
+    c->catching_up = true;
+    c->cursor = from_seq;
 }
 
 /* Sends an error listing rooms when the list is not empty (takes the list). */
@@ -630,22 +879,33 @@ static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char 
     conn_error(h, c, code, message, rooms, request_id);
 }
 
+/*
+ * Order on c: `subscribed`, then the snapshot of the rooms just joined or, when `since` can be
+ * honoured, the replay of what they missed, then live messages — all through catch_up().
+ */
 static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
 {
-    sub_result_t res = {json_array(), json_array(), json_array(), json_array()};
+    sub_result_t res = {json_array(), json_array(), json_array(), json_array(), json_array()};
+    bool recover = can_recover(h, c, m);
+    uint64_t from_seq = recover ? m->since_seq : h->seq;
     size_t i;
     json_t *r;
-    json_array_foreach(m->rooms, i, r) subscribe_one(h, c, json_string_value(r), &res);
-    json_t *payload = json_pack("{s:O}", "rooms", res.joined);
+    catch_up_start(h, c, from_seq);
+    json_array_foreach(m->rooms, i, r) subscribe_one(h, c, json_string_value(r), from_seq, &res);
+    json_t *payload = json_pack("{s:O, s:I}", "rooms", res.joined, "seq", (json_int_t)h->seq);
     if (payload && m->has_since)
-        json_object_set_new(payload, "recovered", json_false());
+        json_object_set_new(payload, "recovered", json_boolean(recover));
     json_decref(res.joined);
     conn_send_owned(h, c, tb_proto_control("subscribed", payload, m->request_id, tb_now_ms()));
+    if (!recover)
+        queue_snapshot(h, c, res.fresh);
+    json_decref(res.fresh);
     rooms_error(h, c, TB_ERR_BAD_REQUEST, "invalid room name", res.invalid, m->request_id);
     rooms_error(h, c, TB_ERR_FORBIDDEN, "room not granted by the token", res.forbidden,
                 m->request_id);
     rooms_error(h, c, TB_ERR_TOO_MANY_ROOMS, "limits.max_rooms_per_connection reached",
                 res.too_many, m->request_id);
+    catch_up(h, c);
 }
 
 static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
@@ -759,7 +1019,8 @@ static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
         return;
     for (uint32_t i = 0; i < r->n_members; i++) {
         tb_conn_t *c = r->members[i].conn;
-        if (c->last_seq == f->seq)
+        /* A catching-up connection gets this message from the history, in order. */
+        if (c->catching_up || c->last_seq == f->seq)
             continue;
         c->last_seq = f->seq;
         h->counters.deliveries++;
@@ -767,41 +1028,90 @@ static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
     }
 }
 
-/* Fills names with the rooms of a device message: device room, groups, global. */
-static size_t message_rooms(const tb_hub_t *h, const tb_msg_t *m,
-                            char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1])
+/* Records f (which has its seq) in the history and queues it on the members of rooms. */
+static void route(tb_hub_t *h, tb_frame_t *f, const char *const *rooms, size_t n)
 {
-    const char *groups[TB_GROUPS_PER_DEVICE_MAX];
-    size_t n = 0;
-    size_t ng = tb_groups_of(h->groups, m->device_id, groups, TB_GROUPS_PER_DEVICE_MAX);
-    snprintf(names[n++], TB_ROOM_MAX + 1, "device:%s", m->device_id);
-    if (m->group[0])
-        snprintf(names[n++], TB_ROOM_MAX + 1, "group:%s", m->group);
-    for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
-        snprintf(names[n++], TB_ROOM_MAX + 1, "group:%s", groups[i]);
-    snprintf(names[n++], TB_ROOM_MAX + 1, "%s", "global");
-    return n;
+    if (tb_history_add(h->hist, f, rooms, n))
+        tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
+               f->seq);
+    /* A room named twice (topic group equal to a configured one) is harmless: the
+     * per-connection last_seq guard already makes delivery at-most-once. */
+    for (size_t i = 0; i < n; i++)
+        deliver_room(h, rooms[i], f);
+}
+
+/*
+ * Routes one alert transition of device e as a message of its own (next seq, same rooms as
+ * the sample). The rule's word in e holds the firing message's seq while it fires; both
+ * messages of a firing/resolved pair carry the alert_id "<rule>:<device>:<firing seq>".
+ */
+static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev,
+                       const char *timestamp, const dev_rooms_t *dr)
+{
+    const tb_config_alert_t *rule = &h->cfg->alerts[ev->rule];
+    uint64_t *mark = &tb_lv_words(e)[ev->rule];
+    uint64_t seq = ++h->seq;
+    char id[ALERT_ID_MAX];
+    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, rule->name, tb_lv_device(e),
+             ev->firing ? seq : *mark);
+    *mark = ev->firing ? seq : 0;
+    h->counters.alerts++;
+    json_t *payload = tb_alerts_payload(rule, ev, tb_lv_device(e), id, timestamp);
+    /* Kind status: the drop_oldest policy never drops an alert. */
+    tb_frame_t *f = payload ? tb_proto_device("alert", dr->names[0], payload, seq, false,
+                                              tb_now_ms(), TB_FRAME_STATUS)
+                            : NULL;
+    json_decref(payload);
+    if (!f) {
+        tb_log(TB_LOG_ERROR, "out of memory encoding an alert", "seq=%" PRIu64, seq);
+        return;
+    }
+    route(h, f, dr->ptrs, dr->n);
+    tb_frame_unref(f);
+}
+
+static void raise_alerts(tb_hub_t *h, tb_lv_entry_t *e, const tb_msg_t *m, const dev_rooms_t *dr)
+{
+    const char *ts = json_string_value(json_object_get(m->payload, "timestamp"));
+    size_t n = tb_alerts_eval(h->cfg->alerts, h->cfg->n_alerts, m->device_id,
+                              json_object_get(m->payload, "fields"), tb_lv_words(e), h->events);
+    for (size_t i = 0; i < n; i++)
+        emit_alert(h, e, &h->events[i], ts ? ts : "", dr);
 }
 
 void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
 {
-    char rooms[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
+    dev_rooms_t dr;
     bool telemetry = m->kind == TB_MSG_TELEMETRY;
-    size_t n = message_rooms(h, m, rooms);
+    device_rooms(h, m->device_id, m->group, &dr);
     uint64_t seq = ++h->seq;
     tb_frame_t *f =
-        tb_proto_device(telemetry ? "telemetry" : "device_status", rooms[0], m->payload, seq, false,
-                        tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+        tb_proto_device(telemetry ? "telemetry" : "device_status", dr.names[0], m->payload, seq,
+                        false, tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
-    if (!f) {
+    tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, seq);
+    h->counters.lastvalue_evictions = tb_lastvalue_evictions(h->lv);
+    if (f) {
+        route(h, f, dr.ptrs, dr.n);
+        tb_frame_unref(f);
+    } else {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
-        tb_msg_free(m);
-        return;
     }
-    /* A device room named twice (topic group equal to a configured one) is harmless: the
-     * per-connection last_seq guard already makes delivery at-most-once. */
-    for (size_t i = 0; i < n; i++)
-        deliver_room(h, rooms[i], f);
-    tb_frame_unref(f);
+    if (e && telemetry)
+        raise_alerts(h, e, m, &dr);
     tb_msg_free(m);
+}
+
+int tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload)
+{
+    uint64_t seq = ++h->seq;
+    bool telemetry = strcmp(type, "telemetry") == 0;
+    tb_frame_t *f = tb_proto_device(type, room, payload, seq, false, tb_now_ms(),
+                                    telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    if (!f)
+        return -1;
+    h->counters.published++;
+    route(h, f, &room, 1);
+    tb_frame_unref(f);
+    return 0;
 }

@@ -13,6 +13,15 @@
  * connection is a slow consumer: it is closed with 1008 (its queue freed at once) or, with
  * slow_consumer "drop_oldest", its oldest queued telemetry is dropped.
  *
+ * State: every routed message also goes into the history ring (history.h) and device messages
+ * into the last-value store (lastvalue.h). A `subscribe` answers `subscribed`, then puts the
+ * connection in catch-up: live fan-out skips it while tb_hub_conn_sent() refills its queue
+ * (never past the bound) with the snapshot of the rooms just joined, or the replay of the
+ * history after an honoured `since`, then with the history up to the last seq, after which
+ * it is live again. Each joined room records the seq after which its messages are owed, so
+ * nothing is queued twice or skipped across the switch. Telemetry is checked against the
+ * alert rules (alerts.h); transitions are routed as `alert` messages with their own seq.
+ *
  * Ownership: the hub owns every tb_conn_t between open and close, and the grant handed to
  * open. Frames returned by peek are borrowed until sent() or close.
  */
@@ -69,11 +78,16 @@ typedef struct {
     uint64_t deliveries; /* device-message frames queued to connections */
     uint64_t dropped;    /* device-message frames a connection lost to its queue bound */
     uint64_t slow_consumer_disconnects;
-    uint64_t client_messages;   /* client messages received */
-    uint64_t client_errors;     /* `error` answers sent */
-    uint64_t rate_limited;      /* client messages refused by client_messages_per_s */
-    uint64_t connections_total; /* connections opened since start */
-    uint64_t expired_closes;    /* connections closed with 4001 */
+    uint64_t client_messages;     /* client messages received */
+    uint64_t client_errors;       /* `error` answers sent */
+    uint64_t rate_limited;        /* client messages refused by client_messages_per_s */
+    uint64_t connections_total;   /* connections opened since start */
+    uint64_t expired_closes;      /* connections closed with 4001 */
+    uint64_t snapshot_frames;     /* snapshot frames queued after subscribes */
+    uint64_t replayed;            /* history messages queued by `since` recovery or catch-up */
+    uint64_t alerts;              /* alert messages routed (firing and resolved) */
+    uint64_t published;           /* messages accepted from POST /api/v1/publish */
+    uint64_t lastvalue_evictions; /* devices dropped from the last-value store when full */
 } tb_hub_counters_t;
 
 /* NULL when out of memory. */
@@ -84,6 +98,9 @@ void tb_hub_destroy(tb_hub_t *h);
 const char *tb_hub_epoch(const tb_hub_t *h);
 size_t tb_hub_connections(const tb_hub_t *h);
 size_t tb_hub_rooms(const tb_hub_t *h);
+/* Devices in the last-value store; messages held by the history. */
+size_t tb_hub_devices(const tb_hub_t *h);
+size_t tb_hub_history_held(const tb_hub_t *h);
 const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h);
 /* [{"room": name, "subscribers": n}, …] sorted by name; caller owns it. */
 json_t *tb_hub_rooms_json(const tb_hub_t *h);
@@ -110,8 +127,21 @@ size_t tb_hub_conn_queued(const tb_conn_t *c);
 /* Non-zero once the hub has asked for c to be closed: the close code. */
 int tb_hub_conn_close_code(const tb_conn_t *c);
 
-/* Routes one device message; takes ownership of m. */
+/*
+ * Routes one device message; takes ownership of m. It gets the next seq, updates the
+ * last-value store, goes into the history and to its rooms; telemetry is then checked
+ * against the alert rules, each firing/resolved transition routed as an `alert` message
+ * with the following seq to the same rooms.
+ */
 void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
+
+/*
+ * Routes a message from POST /api/v1/publish: type, a valid room (tb_room_parse), payload
+ * (borrowed) — the caller validated them. It gets the next seq, goes into the history and
+ * to that room's members only (its envelope `room` is that room); the last-value store is
+ * not changed. 0, or -1 when out of memory.
+ */
+int tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload);
 
 /*
  * Periodic work (once a second): sends `token_expiring` ({exp, expires_in}) once per grant

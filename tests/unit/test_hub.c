@@ -157,6 +157,38 @@ static void ingest(fixture_t *f, tb_msg_kind_t kind, const char *device, const c
     tb_hub_ingest(f->hub, m);
 }
 
+/* Ingests a telemetry sample of device with the fields in fields_json. */
+static void ingest_fields(fixture_t *f, const char *device, const char *fields_json)
+{
+    tb_msg_t *m = tb_msg_new();
+    m->kind = TB_MSG_TELEMETRY;
+    snprintf(m->device_id, sizeof(m->device_id), "%s", device);
+    m->payload =
+        json_pack("{s:s, s:s, s:o, s:{}}", "device_id", device, "timestamp",
+                  "2026-01-01T00:00:00.000Z", "fields", json_loads(fields_json, 0, NULL), "tags");
+    tb_hub_ingest(f->hub, m);
+}
+
+static json_int_t seq_of(const json_t *j)
+{
+    return json_integer_value(json_object_get(j, "seq"));
+}
+
+static const json_t *field_of(const json_t *j, const char *name)
+{
+    return json_object_get(json_object_get(json_object_get(j, "payload"), "fields"), name);
+}
+
+/* Recreates the hub after the test changed f->cfg. */
+static void rebuild_hub(fixture_t *f)
+{
+    tb_hub_destroy(f->hub);
+    tb_hub_opts_t o = {
+        .cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close}, .epoch = "00000000000000e1"};
+    f->hub = tb_hub_create(&o);
+    assert_non_null(f->hub);
+}
+
 static void test_connected_first(void **state)
 {
     fixture_t *f = *state;
@@ -244,8 +276,8 @@ static void test_forbidden_and_partial_subscribe(void **state)
     json_decref(j);
 }
 
-/* Without history nothing can be replayed: `since` is answered recovered:false, and a plain
- * subscribe carries no `recovered` at all. */
+/* A `since` of another epoch, or ahead of the bridge, cannot be honoured: recovered:false; a
+ * plain subscribe carries no `recovered` at all. */
 static void test_since_reports_not_recovered(void **state)
 {
     fixture_t *f = *state;
@@ -253,11 +285,17 @@ static void test_since_reports_not_recovered(void **state)
     expect_type(f, c, "connected");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],"
-              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
+              "\"since\":{\"epoch\":\"00000000000000e2\",\"seq\":0}}}");
     json_t *j = next_json(f, c);
     json_t *p = json_object_get(j, "payload");
     assert_string_equal(type_of(j), "subscribed");
     assert_true(json_is_false(json_object_get(p, "recovered")));
+    json_decref(j);
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:b\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":5}}}");
+    j = next_json(f, c);
+    assert_true(json_is_false(json_object_get(json_object_get(j, "payload"), "recovered")));
     json_decref(j);
     subscribe(f, c, "[\"device:a\"]");
     j = next_json(f, c);
@@ -490,6 +528,213 @@ static void test_close_leaves_rooms(void **state)
     assert_int_equal(tb_hub_connections(f->hub), 1);
 }
 
+/* The snapshot follows `subscribed`, marked, fields merged across messages, each device once;
+ * live messages follow it. */
+static void test_snapshot_then_live(void **state)
+{
+    fixture_t *f = *state;
+    ingest_fields(f, "sensor-hum-7", "{\"temperature\": 21.5}");
+    ingest_fields(f, "sensor-hum-7", "{\"humidity\": 40}");
+    ingest(f, TB_MSG_STATUS, "sensor-hum-7", NULL);
+    ingest_fields(f, "other", "{\"x\": 1}");
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\",\"device:sensor-hum-7\"]");
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "subscribed");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "payload"), "seq")), 4);
+    json_decref(j);
+    j = next_json(f, c);
+    assert_string_equal(type_of(j), "device_status");
+    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    assert_int_equal(seq_of(j), 3);
+    json_decref(j);
+    j = next_json(f, c);
+    assert_string_equal(type_of(j), "telemetry");
+    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    assert_string_equal(json_string_value(json_object_get(j, "room")), "device:sensor-hum-7");
+    assert_true(json_real_value(field_of(j, "temperature")) == 21.5);
+    assert_int_equal(json_integer_value(field_of(j, "humidity")), 40);
+    assert_int_equal(seq_of(j), 2);
+    json_decref(j);
+    ingest_fields(f, "sensor-hum-7", "{\"humidity\": 41}");
+    j = next_json(f, c);
+    assert_string_equal(type_of(j), "telemetry");
+    assert_null(json_object_get(j, "snapshot"));
+    assert_int_equal(seq_of(j), 5);
+    json_decref(j);
+    assert_null(next_json(f, c));
+    assert_int_equal(tb_hub_devices(f->hub), 2);
+}
+
+/* `since` replays exactly the messages of the joined rooms after it, in order, then live. */
+static void test_since_replays_owed_messages(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 6; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a: 1 3 5, b: 2 4 6 */
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":1}}}");
+    json_t *j = next_json(f, c);
+    assert_true(json_is_true(json_object_get(json_object_get(j, "payload"), "recovered")));
+    json_decref(j);
+    ingest_fields(f, "a", "{\"n\": 2}"); /* 7, live while the replay is queued */
+    const json_int_t want[] = {3, 5, 7};
+    for (size_t i = 0; i < 3; i++) {
+        j = next_json(f, c);
+        assert_non_null(j);
+        assert_string_equal(type_of(j), "telemetry");
+        assert_null(json_object_get(j, "snapshot"));
+        assert_int_equal(seq_of(j), want[i]);
+        json_decref(j);
+    }
+    assert_null(next_json(f, c));
+    ingest_fields(f, "a", "{\"n\": 3}");
+    j = next_json(f, c);
+    assert_int_equal(seq_of(j), 8);
+    json_decref(j);
+    assert_null(next_json(f, c));
+}
+
+/* A large gap is replayed from the history as the queue drains, never past the queue bound,
+ * with live messages arriving meanwhile after it, each once and in order. */
+static void test_large_replay_is_paced(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 200; i++)
+        ingest_fields(f, "a", "{\"n\": 1}");
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
+    expect_type(f, c, "subscribed");
+    json_int_t next = 1;
+    for (int round = 0; round < 1000 && next <= 250; round++) {
+        assert_true(tb_hub_conn_queued(c) <= 16);
+        if (round % 4 == 0 && round < 200)
+            ingest_fields(f, "a", "{\"n\": 2}"); /* seqs 201..250 */
+        json_t *j = next_json(f, c);
+        assert_non_null(j);
+        assert_int_equal(seq_of(j), next++);
+        json_decref(j);
+    }
+    assert_int_equal(next, 251);
+    assert_null(next_json(f, c));
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    assert_true(tb_hub_counters(f->hub)->replayed >= 200);
+}
+
+/* A connection that falls behind the history while catching up is a slow consumer. */
+static void test_catch_up_past_history_closes(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.history.messages = 32;
+    rebuild_hub(f);
+    for (int i = 0; i < 30; i++)
+        ingest_fields(f, "a", "{\"n\": 1}");
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
+    json_t *j = next_json(f, c);
+    assert_true(json_is_true(json_object_get(json_object_get(j, "payload"), "recovered")));
+    json_decref(j);
+    for (int i = 0; i < 40; i++)
+        ingest_fields(f, "a", "{\"n\": 2}");
+    assert_int_equal(tb_hub_conn_close_code(c), 0); /* nothing asked of c while it is not read */
+    j = next_json(f, c);                            /* reading pulls the cursor: seq 2 is gone */
+    json_decref(j);
+    assert_int_equal(tb_hub_conn_close_code(c), TB_CLOSE_POLICY);
+    assert_int_equal(tb_hub_conn_queued(c), 0);
+}
+
+/* A rule crossing its threshold three times, with noise inside the hysteresis band, fires and
+ * resolves exactly three times; each alert follows its sample's seq, pairs share an id. */
+static void test_alert_hysteresis(void **state)
+{
+    fixture_t *f = *state;
+    tb_config_alert_t *a = calloc(1, sizeof(*a));
+    a->name = strdup("high-temp");
+    a->field = strdup("temperature");
+    a->op = TB_OP_GT;
+    a->threshold = 30;
+    a->has_clear_below = true;
+    a->clear_below = 29;
+    a->severity = strdup("warning");
+    a->devices = calloc(2, sizeof(char *));
+    a->devices[0] = strdup("sensor-*");
+    a->n_devices = 1;
+    f->cfg.alerts = a;
+    f->cfg.n_alerts = 1;
+    rebuild_hub(f);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    expect_type(f, c, "subscribed");
+    const double temps[] = {25,   31, 29.5, 30.5, 31, 29.2, 28, 29.9,
+                            30.5, 31, 28.9, 30,   35, 29.1, 20};
+    char fields[64], fired_id[128] = "";
+    int firing = 0, resolved = 0;
+    for (size_t i = 0; i < sizeof(temps) / sizeof(temps[0]); i++) {
+        snprintf(fields, sizeof(fields), "{\"temperature\": %g}", temps[i]);
+        ingest_fields(f, "sensor-1", fields);
+        ingest_fields(f, "other-1", "{\"temperature\": 99}"); /* not watched by the rule */
+        for (json_t *j; (j = next_json(f, c));) {
+            if (strcmp(type_of(j), "alert") == 0) {
+                json_t *p = json_object_get(j, "payload");
+                const char *st = json_string_value(json_object_get(p, "state"));
+                const char *id = json_string_value(json_object_get(p, "alert_id"));
+                assert_string_equal(json_string_value(json_object_get(p, "device_id")), "sensor-1");
+                assert_string_equal(json_string_value(json_object_get(p, "rule_name")),
+                                    "high-temp");
+                assert_true(json_number_value(json_object_get(p, "value")) == temps[i]);
+                if (strcmp(st, "firing") == 0) {
+                    assert_int_equal(firing, resolved);
+                    firing++;
+                    snprintf(fired_id, sizeof(fired_id), "%s", id);
+                } else {
+                    assert_string_equal(st, "resolved");
+                    assert_string_equal(id, fired_id);
+                    resolved++;
+                }
+            }
+            json_decref(j);
+        }
+    }
+    assert_int_equal(firing, 3);
+    assert_int_equal(resolved, 3);
+    assert_int_equal(tb_hub_counters(f->hub)->alerts, 6);
+}
+
+/* A published message gets a seq, reaches that room's members only, and is in the history. */
+static void test_publish_routes_to_room(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *d = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    expect_type(f, d, "connected");
+    subscribe(f, c, "[\"group:ops\"]");
+    subscribe(f, d, "[\"global\"]");
+    expect_type(f, c, "subscribed");
+    expect_type(f, d, "subscribed");
+    json_t *payload = json_pack("{s:s}", "text", "hello");
+    assert_int_equal(tb_hub_publish(f->hub, "group:ops", "notice", payload), 0);
+    json_decref(payload);
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "notice");
+    assert_string_equal(json_string_value(json_object_get(j, "room")), "group:ops");
+    assert_int_equal(seq_of(j), 1);
+    json_decref(j);
+    assert_null(next_json(f, d));
+    assert_int_equal(tb_hub_history_held(f->hub), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +753,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_expiring_once_per_grant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_warning_when_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_leaves_rooms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_then_live, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_since_replays_owed_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_replay_is_paced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_routes_to_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

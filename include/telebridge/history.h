@@ -1,0 +1,51 @@
+/*
+ * history — the last N routed messages, indexed by `seq`, for `subscribe` with `since`.
+ *
+ * A ring of capacity entries; entry for seq s sits in slot s % capacity, so a lookup is one
+ * index. Each entry holds a reference to the message's frame (the very frame the live
+ * fan-out queued, no copy) and the names of the rooms it was routed to, so a replay can
+ * match it against a connection's rooms. Adding seq s drops whatever entry its slot held.
+ *
+ * Seqs are added in increasing order; a seq that was never added (a message that could not
+ * be encoded) is a hole: tb_history_get() answers NULL for it, as for one that was dropped.
+ * capacity 0 keeps nothing. Service thread only.
+ */
+#ifndef TELEBRIDGE_HISTORY_H
+#define TELEBRIDGE_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/frame.h"
+
+typedef struct tb_history tb_history_t;
+
+/* NULL when out of memory. */
+tb_history_t *tb_history_create(size_t capacity);
+/* Releases every held reference. NULL is a no-op. */
+void tb_history_destroy(tb_history_t *h);
+
+/*
+ * Records f (its seq, which must exceed every seq added before) as routed to rooms[0..n),
+ * taking a new reference to f and copying the names. Returns 0, or -1 when out of memory
+ * (nothing recorded: a hole). A no-op returning 0 when capacity is 0.
+ */
+int tb_history_add(tb_history_t *h, tb_frame_t *f, const char *const *rooms, size_t n);
+
+/*
+ * True when since <= last and every message after seq `since` up to `last` that was recorded
+ * is still held, i.e. a replay from since would miss nothing (since == last always is).
+ */
+bool tb_history_covers(const tb_history_t *h, uint64_t since, uint64_t last);
+
+/*
+ * The frame of seq (borrowed, valid until the entry is dropped) and its room names packed
+ * as n consecutive NUL-terminated strings in *rooms; NULL when seq is not held.
+ */
+tb_frame_t *tb_history_get(const tb_history_t *h, uint64_t seq, const char **rooms, size_t *n);
+
+/* Entries currently held. */
+size_t tb_history_count(const tb_history_t *h);
+
+#endif

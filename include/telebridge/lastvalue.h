@@ -1,0 +1,64 @@
+/*
+ * lastvalue — the last known state of each device, for the snapshot a subscriber gets first.
+ *
+ * Per device: the telemetry merged field by field (a device that sends temperature and
+ * humidity in separate messages shows both; tags merge the same way; `timestamp` is the
+ * latest message's) and the last status, each with the `seq` of the message that last
+ * changed it, plus the `{group}` the device's topic named last and a caller-sized array of
+ * per-device words (the hub keeps alert state there, so it is bounded and evicted with the
+ * device).
+ *
+ * Bounded: at most max_devices records; a new device past the bound evicts the least recently
+ * updated one (an LRU list kept in update order), counted in tb_lastvalue_evictions().
+ * max_devices 0 keeps nothing. Service thread only.
+ *
+ * Ownership: the store owns its records and their JSON; pointers it returns are borrowed and
+ * valid until the next tb_lastvalue_update() or tb_lastvalue_destroy().
+ */
+#ifndef TELEBRIDGE_LASTVALUE_H
+#define TELEBRIDGE_LASTVALUE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/msg.h"
+
+typedef struct tb_lastvalue tb_lastvalue_t;
+typedef struct tb_lv_entry tb_lv_entry_t;
+
+/* n_words: per-device uint64_t words for the caller, zero on a new record. NULL when out of memory.
+ */
+tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words);
+/* NULL is a no-op. */
+void tb_lastvalue_destroy(tb_lastvalue_t *lv);
+
+/*
+ * Folds device message m (normalised payload, see normalize.h), routed with seq, into its
+ * device's record, creating the record (evicting the least recently updated one when full)
+ * and making it the most recent. Returns the record, or NULL when the store keeps nothing or
+ * is out of memory (the store is then unchanged but for a possible eviction).
+ */
+tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, uint64_t seq);
+
+/* The record of device, or NULL. */
+tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device);
+
+/* Iteration in update order: the least recently updated record, then each next newer one. */
+tb_lv_entry_t *tb_lastvalue_oldest(const tb_lastvalue_t *lv);
+tb_lv_entry_t *tb_lastvalue_newer(const tb_lv_entry_t *e);
+
+size_t tb_lastvalue_count(const tb_lastvalue_t *lv);
+uint64_t tb_lastvalue_evictions(const tb_lastvalue_t *lv);
+
+const char *tb_lv_device(const tb_lv_entry_t *e);
+/* The last {group} of the device's topic, "" when none. */
+const char *tb_lv_group(const tb_lv_entry_t *e);
+/* {"device_id","timestamp","fields","tags"} merged, or NULL before any telemetry; *seq set. */
+const json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq);
+/* {"device_id","status","timestamp"} last seen, or NULL before any status; *seq set. */
+const json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq);
+/* The caller's n_words words of this record. */
+uint64_t *tb_lv_words(tb_lv_entry_t *e);
+
+#endif
