@@ -69,6 +69,18 @@ tb_npm_ci() {
     cp tests/js/package-lock.json tests/js/node_modules/.tb-installed-lock
 }
 
+# Debian's chromium for the browser test: large, so installed only by that step, only when
+# missing. Returns 1 when it is not there and cannot be installed (not root, apt failed).
+tb_ensure_chromium() {
+    [[ -x /usr/bin/chromium ]] && return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        tb_log "chromium is missing; install it with: sudo apt-get install -y chromium"
+        return 1
+    fi
+    tb_log "installing: chromium"
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+}
+
 # Prints a TCP port on 127.0.0.1 that was free a moment ago.
 tb_free_port() {
     /usr/bin/python3 - <<'EOF'

@@ -4,9 +4,10 @@
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
 #                             binary, a short run of every libFuzzer target (with clang),
-#                             JavaScript client tests, benchmark and demo smoke tests
+#                             JavaScript client and browser tests, benchmark and demo smoke
+#                             tests
 #   ./tools/test.sh --quick   plain build, unit tests, integration tests, JavaScript client
-#                             tests, benchmark and demo smoke tests
+#                             and browser tests, benchmark and demo smoke tests
 #
 # Exits 0 only when every step passed. The last line is "steps: N passed, N failed".
 set -euo pipefail
@@ -34,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,11p' "$0"
+        sed -n '2,12p' "$0"
         exit 0
         ;;
     *)
@@ -181,6 +182,14 @@ js_client() {
         timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs
 }
 
+# The dashboard in headless chromium (playwright-core), against the plain build.
+browser_test() {
+    tb_npm_ci || return 1
+    TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
+        TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
+        timeout "$JS_TIMEOUT" node --test tests/js/browser.test.mjs
+}
+
 demo_smoke() {
     local http_port mqtt_port
     http_port=$(tb_free_port) || return 1
@@ -240,6 +249,11 @@ else
     fi
 fi
 step "JavaScript client tests (node --test)" js_client || true
+if tb_ensure_chromium; then
+    step "browser test (dashboard in headless chromium)" browser_test || true
+else
+    skip "browser test (dashboard in headless chromium)" "chromium is not installed and could not be"
+fi
 step "benchmark smoke test" bench_smoke || true
 step "demo smoke test" demo_smoke || true
 

@@ -190,10 +190,11 @@ export class Bridge {
         return res.json();
     }
 
-    /* A token from telebridge-token: {sub, rooms (comma list), ttl ("1h", "5s")}. */
-    async mint({ sub = "alice", rooms = "*", ttl = "1h" } = {}) {
-        const { stdout } = await execFileP(TOKEN_BIN, ["--sub", sub, "--rooms", rooms, "--ttl", ttl,
-            "--secret-file", this.secretFile], { timeout: RECV_TIMEOUT });
+    /* A token from telebridge-token: {sub, rooms (comma list), ttl ("1h", "5s"), scope}. */
+    async mint({ sub = "alice", rooms = "*", ttl = "1h", scope = null } = {}) {
+        const args = ["--sub", sub, "--rooms", rooms, "--ttl", ttl, "--secret-file", this.secretFile];
+        if (scope) args.push("--scope", scope);
+        const { stdout } = await execFileP(TOKEN_BIN, args, { timeout: RECV_TIMEOUT });
         return stdout.trim();
     }
 }

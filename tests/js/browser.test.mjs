@@ -1,0 +1,181 @@
+/*
+ * The dashboard (web/) in Debian's chromium, headless, driven by playwright-core, against a real
+ * telebridge and mosquitto: sign in (URL fragment and form), tiles filled by the snapshot, a value
+ * changing after mosquitto_pub, recovery after the bridge restarts, tickets instead of tokens in
+ * URLs. Saves a screenshot (docs/dashboard.png with TB_UPDATE_SCREENSHOT=1).
+ *
+ * CHROMIUM_BIN overrides /usr/bin/chromium.
+ */
+import assert from "node:assert/strict";
+import { existsSync, statSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+import WebSocket from "ws";
+
+import { TelebridgeClient } from "../../web/telebridge-client.js";
+import { nextEvent, ROOT, sleep, startStack } from "./harness.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+const UI_TIMEOUT = 10000;
+const DEVICES = ["sensor-hum-002", "sensor-press-003", "sensor-temp-001", "sensor-temp-004"];
+
+const tile = (id) => `.tile[data-device="${id}"]`;
+const fieldValue = (id, field) => `${tile(id)} .field[data-field="${field}"] .value`;
+
+/* Does this bridge send a snapshot on subscribe? (It does once the last-value store exists.) */
+async function snapshotSupported(stack) {
+    const c = new TelebridgeClient({ url: stack.bridge.url, getToken: () => stack.bridge.mint(),
+        WebSocket, rooms: ["global"] });
+    try {
+        const snap = nextEvent(c, "message", (m) => m.snapshot === true, 2000);
+        c.connect();
+        await snap;
+        return true;
+    } catch {
+        return false;
+    } finally {
+        c.close();
+    }
+}
+
+async function publishReading(stack, device, i) {
+    const wave = (k) => Math.round((Math.sin(i / 3 + k) * 3 + 20 + k) * 100) / 100;
+    const k = DEVICES.indexOf(device);
+    await stack.broker.publish(`devices/${device}/telemetry`, JSON.stringify({
+        fields: { temperature: wave(k), humidity: wave(k + 5) + 25, battery: 97 - k - i / 10 },
+        tags: { site: "lab" },
+    }));
+}
+
+/* An alert through POST /api/v1/publish, when the bridge serves it; true when published. */
+async function publishAlert(stack) {
+    const token = await stack.bridge.mint({ sub: "ops", scope: "publish" });
+    const res = await fetch(`${stack.bridge.httpUrl}/api/v1/publish`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ room: "global", type: "alert", payload: {
+            alert_id: "a-1", device_id: "sensor-temp-001", rule_name: "high-temp", severity: "warning",
+            field: "temperature", value: 31.4, threshold: 30, timestamp: new Date().toISOString(),
+            state: "firing" } }),
+    });
+    await res.arrayBuffer();
+    return res.status === 202;
+}
+
+async function textOf(page, selector) {
+    return (await page.locator(selector).textContent({ timeout: UI_TIMEOUT })).trim();
+}
+
+async function waitText(page, selector, want) {
+    await page.waitForFunction(([sel, text]) => document.querySelector(sel)?.textContent.trim() === text,
+        [selector, want], { timeout: UI_TIMEOUT });
+}
+
+describe("dashboard in headless chromium", () => {
+    let stack;
+    let browser;
+    before(async () => {
+        assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed`);
+        stack = await startStack();
+        browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+    });
+    after(async () => {
+        if (browser) await browser.close();
+        const { code } = await stack.stop();
+        assert.equal(code, 0);
+    });
+
+    test("signs in from the fragment, fills from the snapshot, updates live, recovers", async () => {
+        for (const d of DEVICES) {
+            await stack.broker.publish(`devices/${d}/status`, d === "sensor-press-003" ? "offline" : "online",
+                { retain: true });
+            await publishReading(stack, d, 0);
+        }
+        const snapshots = await snapshotSupported(stack);
+        const token = await stack.bridge.mint({ sub: "dashboard" });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 470 } });
+        const wsUrls = [];
+        const pageErrors = [];
+        page.on("websocket", (ws) => wsUrls.push(ws.url()));
+        page.on("pageerror", (err) => pageErrors.push(String(err)));
+        try {
+            await page.goto(`${stack.bridge.httpUrl}/#token=${token}`);
+            await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
+            assert.ok(!page.url().includes(token), "the token leaves the address bar");
+            assert.equal(await textOf(page, "#user"), "user dashboard");
+            if (snapshots) {
+                for (const d of DEVICES) await page.waitForSelector(tile(d), { timeout: UI_TIMEOUT });
+                assert.equal(await textOf(page, `${tile("sensor-press-003")} .status`), "offline");
+                assert.equal(await textOf(page, `${tile("sensor-temp-001")} .status`), "online");
+                assert.match(await textOf(page, `${tile("sensor-temp-001")} .seen`), /^last seen \d+ s ago$/);
+            } else {
+                console.log("# this bridge sends no snapshot yet: tiles fill from live data");
+            }
+
+            await stack.broker.publish("devices/sensor-temp-001/telemetry", '{"temperature": 23.25}');
+            await waitText(page, fieldValue("sensor-temp-001", "temperature"), "23.25");
+            await page.waitForFunction(() => /^[1-9]\d*\.\d msg\/s$|^0\.[1-9] msg\/s$/
+                .test(document.querySelector("#rate").textContent), null, { timeout: UI_TIMEOUT });
+
+            // The bridge goes away and comes back on the same port: the page reconnects.
+            await stack.bridge.stop();
+            await page.waitForSelector('#state[data-state="reconnecting"]', { timeout: UI_TIMEOUT });
+            await stack.bridge.start();
+            await page.waitForSelector('#state[data-state="open"]', { timeout: 40000 });
+            await stack.broker.publish("devices/sensor-temp-001/telemetry", '{"temperature": 24.75}');
+            await waitText(page, fieldValue("sensor-temp-001", "temperature"), "24.75");
+
+            assert.ok(wsUrls.length >= 2, `connected twice: ${wsUrls.length}`);
+            for (const u of wsUrls) {
+                assert.match(u, /[?&]ticket=/, "the page connects with a ticket");
+                assert.doesNotMatch(u, /token=/, "never with the token in the URL");
+            }
+
+            for (let i = 1; i <= 40; i++) for (const d of DEVICES) await publishReading(stack, d, i);
+            await waitText(page, fieldValue("sensor-temp-004", "battery"), "90");
+            for (const d of DEVICES)
+                await stack.broker.publish(`devices/${d}/status`, d === "sensor-press-003" ? "offline" : "online");
+            await waitText(page, `${tile("sensor-press-003")} .status`, "offline");
+            if (await publishAlert(stack)) {
+                await page.waitForSelector('#alerts li[data-state="firing"]', { timeout: UI_TIMEOUT });
+                assert.match(await textOf(page, "#alerts li"), /high-temp on sensor-temp-001/);
+            } else {
+                console.log("# this bridge serves no POST /api/v1/publish: no alert shown");
+            }
+            await sleep(300); // the last sparkline frame
+            const out = process.env.TB_UPDATE_SCREENSHOT === "1"
+                ? path.join(ROOT, "docs/dashboard.png") : path.join(stack.dir, "dashboard.png");
+            await page.screenshot({ path: out });
+            assert.ok(statSync(out).size > 10000, "the screenshot has content");
+            assert.deepEqual(pageErrors, []);
+        } finally {
+            await page.close();
+        }
+    });
+
+    test("signs in with the form; refuses a bad token; ignores ?token= in the query", async () => {
+        const page = await browser.newPage();
+        try {
+            const token = await stack.bridge.mint({ sub: "form-user" });
+            await page.goto(`${stack.bridge.httpUrl}/?token=${token}`);
+            await page.waitForSelector("#sign-in:not([hidden])", { timeout: UI_TIMEOUT });
+            assert.equal(await textOf(page, "#state"), "signed out");
+
+            await page.fill("#token", "not-a-token");
+            await page.click('#sign-in-form button[type="submit"]');
+            await waitText(page, "#sign-in-error", "The bridge refused this token.");
+
+            await page.fill("#token", token);
+            await page.click('#sign-in-form button[type="submit"]');
+            await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
+            assert.equal(await textOf(page, "#user"), "user form-user");
+
+            await page.click("#sign-out");
+            await page.waitForSelector("#sign-in:not([hidden])", { timeout: UI_TIMEOUT });
+            assert.equal(await page.evaluate(() => sessionStorage.getItem("telebridge.token")), null);
+        } finally {
+            await page.close();
+        }
+    });
+});
