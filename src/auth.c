@@ -22,6 +22,10 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <math.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,8 @@
 /* Longest public key PEM file accepted; an 8192-bit RSA key is about 1.5 KiB. */
 #define TB_AUTH_PUBKEY_MAX 16384
 #define TB_AUTH_PEM_PUBLIC_MARKER "-----BEGIN PUBLIC KEY-----"
+/* OpenSSL's name of the only curve ES256 uses (P-256). */
+#define TB_AUTH_ES256_CURVE "prime256v1"
 /* NumericDates beyond this magnitude (about 31 million years) are refused as not a date. */
 #define TB_AUTH_DATE_LIMIT 1e15
 
@@ -147,6 +153,29 @@ static const struct tb_auth_alg *find_alg(const char *name)
     return NULL;
 }
 
+/*
+ * The PEM parses as a public key of the algorithm's type: RSA for RS256, EC on P-256 for ES256.
+ * Checked here so that a broken key is refused at start or reload (the old key then stays)
+ * instead of failing every verification later.
+ */
+static bool public_key_fits(const char *pem, size_t len, jwt_alg_t alg)
+{
+    char curve[32];
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    bool ok = false;
+    if (key && alg == JWT_ALG_RS256)
+        ok = EVP_PKEY_base_id(key) == EVP_PKEY_RSA;
+    else if (key && alg == JWT_ALG_ES256)
+        ok = EVP_PKEY_base_id(key) == EVP_PKEY_EC &&
+             EVP_PKEY_get_group_name(key, curve, sizeof(curve), NULL) == 1 &&
+             strcmp(curve, TB_AUTH_ES256_CURVE) == 0;
+    EVP_PKEY_free(key);
+    BIO_free(bio);
+    ERR_clear_error(); /* leave no error queued for libjwt's later calls on this thread */
+    return ok;
+}
+
 static int load_public_key(tb_auth_t *a, const char *path, char *err)
 {
     char *pem;
@@ -163,6 +192,12 @@ static int load_public_key(tb_auth_t *a, const char *path, char *err)
     if (!strstr(pem, TB_AUTH_PEM_PUBLIC_MARKER)) {
         snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' is not a PEM public key (%s)",
                  path, TB_AUTH_PEM_PUBLIC_MARKER);
+        free(pem);
+        return -1;
+    }
+    if (!public_key_fits(pem, n, a->alg->alg)) {
+        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' holds no usable %s key%s",
+                 path, a->alg->name, a->alg->alg == JWT_ALG_ES256 ? " (EC P-256)" : " (RSA)");
         free(pem);
         return -1;
     }

@@ -406,8 +406,12 @@ static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
     const char *token = query_arg(wsi, "token=", buf, sizeof(buf));
     if (!token)
         token = find_bearer(wsi, buf, sizeof(buf));
-    rc = token ? tb_auth_verify(s->auth, token, strlen(token), tb_now_ms() / 1000, grant)
-               : TB_AUTH_E_MISSING;
+    if (token)
+        rc = tb_auth_verify(s->auth, token, strlen(token), tb_now_ms() / 1000, grant);
+    else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) >= (int)sizeof(buf))
+        rc = TB_AUTH_E_MALFORMED; /* longer than any token accepted */
+    else
+        rc = TB_AUTH_E_MISSING;
     tb_wipe(buf, sizeof(buf));
     if (rc == TB_AUTH_OK)
         return 0;

@@ -841,6 +841,41 @@ static void test_private_key_as_public_key_refused(void **state)
     assert_non_null(strstr(err, "is not a PEM public key"));
 }
 
+/* Creating a bridge for alg with the public key file name fails with a message holding want. */
+static void expect_key_refused(const char *alg, const char *name, const char *want)
+{
+    char path[PATH_LEN];
+    char err[TB_CONFIG_ERR_LEN] = "";
+    tb_config_auth_t cfg;
+    fx_path(path, name);
+    cfg = cfg_for(alg, NULL, path);
+    assert_null(tb_auth_create(&cfg, err));
+    if (!strstr(err, want))
+        fail_msg("%s with %s: '%s' lacks '%s'", alg, name, err, want);
+}
+
+static void test_public_key_must_fit_the_algorithm(void **state)
+{
+    static const char garbled[] = "-----BEGIN PUBLIC KEY-----\nAAAAB3NzaC1yc2EAAAADAQAB\n"
+                                  "-----END PUBLIC KEY-----\n";
+    (void)state;
+    if (!g_fx.openssl)
+        skip();
+    assert_int_equal(
+        run_in_dir("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384"
+                   " -out p384.pem && openssl pkey -in p384.pem -pubout -out p384.pub"),
+        0);
+    write_file("garbled.pub", garbled, sizeof(garbled) - 1);
+    expect_key_refused("RS256", "garbled.pub", "holds no usable RS256 key (RSA)");
+    expect_key_refused("ES256", "garbled.pub", "holds no usable ES256 key (EC P-256)");
+    expect_key_refused("RS256", "ec.pub", "holds no usable RS256 key");
+    expect_key_refused("ES256", "rsa.pub", "holds no usable ES256 key");
+    expect_key_refused("ES256", "p384.pub", "holds no usable ES256 key");
+    /* The right ones still load. */
+    tb_auth_destroy(pem_auth("RS256", "rsa.pub"));
+    tb_auth_destroy(pem_auth("ES256", "ec.pub"));
+}
+
 static void test_err_strings(void **state)
 {
     static const struct {
@@ -900,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_no_key),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_private_key_as_public_key_refused),
+        cmocka_unit_test(test_public_key_must_fit_the_algorithm),
         cmocka_unit_test(test_err_strings),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
