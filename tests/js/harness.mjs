@@ -127,7 +127,7 @@ export class Broker {
 }
 
 export class Bridge {
-    /* overrides: merged into the config section by section (one level deep). */
+    /* overrides: merged into the config section by section (one level deep); arrays replace. */
     constructor(dir, brokerPort, overrides = {}) {
         this.dir = dir;
         this.secretFile = path.join(dir, "secret.key");
@@ -137,7 +137,8 @@ export class Bridge {
             mqtt: { host: "127.0.0.1", port: brokerPort, client_id: `tb-js-${randomUUID().slice(0, 12)}` },
             auth: { algorithm: "HS256", secret_file: this.secretFile },
         };
-        for (const [k, v] of Object.entries(overrides)) this.config[k] = { ...this.config[k], ...v };
+        for (const [k, v] of Object.entries(overrides))
+            this.config[k] = Array.isArray(v) ? v : { ...this.config[k], ...v };
         this.log = path.join(dir, "telebridge.log");
         this.proc = null;
         this.exitCodes = [];
