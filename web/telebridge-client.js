@@ -15,9 +15,9 @@
  * - reconnects after any close it did not ask for, with exponential backoff and full jitter:
  *   a delay drawn uniformly from [0, min(maxDelayMs, minDelayMs * 2^attempt)), 1 s → 30 s.
  *   The attempt counter resets once a connection has stayed up for stableAfterMs.
- * - resubscribes its rooms on every connection, with `since: {epoch, seq}` of the last device
- *   message seen, so the bridge replays what was missed (subscribed.payload.recovered: true) or
- *   sends its snapshot of latest values (recovered: false).
+ * - resubscribes its rooms on every connection, with `since: {epoch, seq}` of its position
+ *   (the last live device message seen), so the bridge replays what was missed
+ *   (subscribed.payload.recovered: true) or sends its snapshot of latest values (false).
  * - refreshes the token before it expires: on the bridge's `token_expiring` message, and on a
  *   timer refreshMarginS before the token's `exp`, it calls getToken() and sends `refresh`.
  * - application ping every pingIntervalMs; no pong within pongTimeoutMs drops the connection
@@ -108,7 +108,7 @@ export class TelebridgeClient extends EventTarget {
         this.state = "idle";
         this.attempt = 0;
         this.epoch = null; // the epoch of the last `connected`
-        this.lastSeq = 0; // the highest seq seen in that epoch
+        this.lastSeq = 0; // the position in that epoch (see track())
         this.user = null;
         this.ws = null;
         this.token = null;
@@ -260,7 +260,7 @@ export class TelebridgeClient extends EventTarget {
             return; // the bridge sends only JSON text; anything else is not ours to interpret
         }
         if (!env || typeof env.type !== "string") return;
-        if (typeof env.seq === "number" && env.seq > this.lastSeq) this.lastSeq = env.seq;
+        this.track(env);
         switch (env.type) {
         case "connected":
             this.onConnected(env);
@@ -282,6 +282,22 @@ export class TelebridgeClient extends EventTarget {
         }
         this.emit(env.type, env);
         this.emit("message", env);
+    }
+
+    /*
+     * The position sent as `since`: the seq of the last live (non-snapshot) message, or the
+     * bridge's seq in a `subscribed` that brings a snapshot, when larger (what happened before
+     * it is in the snapshot). A recovering `subscribed` is not taken: its replay, which may be
+     * cut short, brings the position up to it message by message.
+     */
+    track(env) {
+        if (env.type === "subscribed") {
+            const p = env.payload || {};
+            if (typeof p.seq === "number" && p.recovered !== true && p.seq > this.lastSeq)
+                this.lastSeq = p.seq;
+        } else if (typeof env.seq === "number" && !env.snapshot && env.seq > this.lastSeq) {
+            this.lastSeq = env.seq;
+        }
     }
 
     // ---- heartbeat ----------------------------------------------------------------------------

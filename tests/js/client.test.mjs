@@ -131,6 +131,26 @@ describe("against a bridge", () => {
             "the bridge to see the close");
     });
 
+    test("the snapshot fills in; the position is the subscribed seq, not the snapshot's", async () => {
+        const before = (await stack.bridge.stats()).messages_in;
+        await stack.broker.publish(...telemetry("js-s", 7.5));
+        await waitFor(async () => (await stack.bridge.stats()).messages_in > before, 5000, "ingest");
+        const c = client(stack, { rooms: ["device:js-s"] });
+        try {
+            const subscribed = nextEvent(c, "subscribed");
+            const snap = nextEvent(c, "telemetry", (m) => m.snapshot === true);
+            c.connect();
+            const sub = await subscribed;
+            const s = await snap;
+            assert.equal(s.payload.fields.temperature, 7.5);
+            assert.equal(typeof sub.payload.seq, "number");
+            assert.ok(s.seq <= sub.payload.seq);
+            assert.equal(c.lastSeq, sub.payload.seq);
+        } finally {
+            c.close();
+        }
+    });
+
     test("connects with a ticket, and stops on a refused token", async (t) => {
         if (!(await ticketsSupported(stack.bridge, await stack.bridge.mint()))) {
             t.skip("the bridge serves no POST /api/v1/ws/ticket");
