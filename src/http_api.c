@@ -109,6 +109,9 @@ static void snapshot_handshakes(const tb_stats_t *s, tb_metrics_snapshot_t *m)
     m->handshake_failures[TB_METRICS_HS_UNAUTHORIZED] = load(&s->handshakes_unauthorized);
     m->handshake_failures[TB_METRICS_HS_FORBIDDEN_ORIGIN] = load(&s->handshakes_forbidden_origin);
     m->handshake_failures[TB_METRICS_HS_OVER_CAPACITY] = load(&s->handshakes_over_capacity);
+    m->handshake_failures[TB_METRICS_HS_RATE_LIMITED] = load(&s->handshakes_rate_limited);
+    for (int r = 0; r < TB_REFUSE_N; r++)
+        m->handshake_refusals[r] = load(&s->handshakes_refused[r]);
 }
 
 static void snapshot_ingest(const tb_stats_t *s, tb_metrics_snapshot_t *m)

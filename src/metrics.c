@@ -18,6 +18,7 @@ static const char *const hs_reason_names[TB_METRICS_HS_N] = {
     "unauthorized",
     "forbidden_origin",
     "over_capacity",
+    "rate_limited",
 };
 
 const char *tb_metrics_hs_reason_name(tb_metrics_hs_reason_t reason)
@@ -82,6 +83,11 @@ static void render_connections(writer_t *w, const tb_metrics_snapshot_t *s)
     for (int r = 0; r < TB_METRICS_HS_N; r++)
         labelled(w, "handshake_failures_total", "reason",
                  tb_metrics_hs_reason_name((tb_metrics_hs_reason_t)r), s->handshake_failures[r]);
+    family(w, "handshake_refusals_total", "counter",
+           "WebSocket upgrades refused, by exact reason (which credential check failed).");
+    for (int r = 0; r < TB_REFUSE_N; r++)
+        labelled(w, "handshake_refusals_total", "reason",
+                 tb_refuse_reason_name((tb_refuse_reason_t)r), s->handshake_refusals[r]);
 }
 
 static void render_messages(writer_t *w, const tb_metrics_snapshot_t *s)

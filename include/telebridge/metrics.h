@@ -32,6 +32,7 @@ typedef enum {
     TB_METRICS_HS_UNAUTHORIZED = 0, /* 401 */
     TB_METRICS_HS_FORBIDDEN_ORIGIN, /* 403 */
     TB_METRICS_HS_OVER_CAPACITY,    /* 503 */
+    TB_METRICS_HS_RATE_LIMITED,     /* 429 */
     TB_METRICS_HS_N
 } tb_metrics_hs_reason_t;
 
@@ -48,13 +49,14 @@ typedef struct {
     uint64_t dropped_send_queue_full;       /* lost: a client's send queue was full */
     uint64_t slow_consumer_disconnects;     /* closed with 1008 */
     uint64_t handshake_failures[TB_METRICS_HS_N];
-    uint64_t client_messages; /* client messages received */
-    uint64_t client_errors;   /* `error` answers sent */
-    uint64_t rate_limited;    /* client messages refused by the rate limit */
-    uint64_t client_too_big;  /* connections closed with 1009 */
-    uint64_t token_expired;   /* connections closed with 4001 */
-    uint64_t queue_depth;     /* MQTT -> hub queue, now */
-    uint64_t queue_depth_max; /* highest depth seen */
+    uint64_t handshake_refusals[TB_REFUSE_N]; /* the same refusals by their exact reason */
+    uint64_t client_messages;                 /* client messages received */
+    uint64_t client_errors;                   /* `error` answers sent */
+    uint64_t rate_limited;                    /* client messages refused by the rate limit */
+    uint64_t client_too_big;                  /* connections closed with 1009 */
+    uint64_t token_expired;                   /* connections closed with 4001 */
+    uint64_t queue_depth;                     /* MQTT -> hub queue, now */
+    uint64_t queue_depth_max;                 /* highest depth seen */
     uint64_t queue_capacity;
     bool mqtt_connected;
     uint64_t mqtt_connects;         /* broker sessions established, the first included */
@@ -64,7 +66,7 @@ typedef struct {
     uint64_t uptime_s;
 } tb_metrics_snapshot_t;
 
-/* "unauthorized", "forbidden_origin", "over_capacity"; "unknown" out of range. */
+/* "unauthorized", "forbidden_origin", "over_capacity", "rate_limited"; "unknown" out of range. */
 const char *tb_metrics_hs_reason_name(tb_metrics_hs_reason_t reason);
 
 /*

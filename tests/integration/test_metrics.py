@@ -160,6 +160,10 @@ def test_metrics_follow_traffic(bridge, broker, connect):
     assert delta(after, "telebridge_messages_out_total", type="control") == 2
     assert delta(after, "telebridge_handshake_failures_total", reason="unauthorized") == 1
     assert delta(after, "telebridge_handshake_failures_total", reason="over_capacity") == 0
+    assert delta(after, "telebridge_handshake_failures_total", reason="rate_limited") == 0
+    # The same refusal by its exact reason: "not-a-token" is not a JWT.
+    assert delta(after, "telebridge_handshake_refusals_total", reason="malformed") == 1
+    assert delta(after, "telebridge_handshake_refusals_total", reason="signature") == 0
     assert delta(after, "telebridge_mqtt_invalid_total", reason="bad_utf8") == 0
     assert value(after, "telebridge_dropped_total", reason="send_queue_full") == 0
     assert value(after, "telebridge_queue_depth") == 0
