@@ -105,6 +105,7 @@ static const field_t limits_fields[] = {
     F_INT(tb_config_limits_t, client_messages_per_s, 1, INT_MAX, 200),
     F_INT(tb_config_limits_t, handshakes_per_ip_per_s, 0, INT_MAX, 0),
     F_INT(tb_config_limits_t, handshake_burst, 0, INT_MAX, 0),
+    F_INT(tb_config_limits_t, handshake_timeout_s, 1, 3600, 10),
 };
 
 /* pong_timeout_s must also exceed ping_interval_s (check_cross). */

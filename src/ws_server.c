@@ -38,8 +38,6 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define HTTP_HEADER_DATA_MAX (TB_AUTH_TOKEN_MAX + 4096)
 #define HTTP_HEADER_POOL 64
 #define HTTP_HEADERS_OUT_MAX 512
-/* Seconds a client may take to finish its handshake. */
-#define HANDSHAKE_TIMEOUT_S 10
 /* Seconds a connection asked to close may take to take its close frame. */
 #define CLOSE_GRACE_S 2
 /* Most queue messages routed per wake-up before the loop services sockets again. */
@@ -809,7 +807,10 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
     info->retry_and_idle_policy = &s->idle_policy;
     info->max_http_header_data = HTTP_HEADER_DATA_MAX;
     info->max_http_header_pool = HTTP_HEADER_POOL;
-    info->timeout_secs = HANDSHAKE_TIMEOUT_S;
+    /* lws bounds an accepted connection's first bytes by timeout_secs and, once its request
+     * has begun, the whole request by timeout_secs_ah_idle: both are the handshake bound. */
+    info->timeout_secs = (unsigned)s->cfg->limits.handshake_timeout_s;
+    info->timeout_secs_ah_idle = (unsigned)s->cfg->limits.handshake_timeout_s;
     info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     if (s->web.origin)
         info->mounts = &s->web;

@@ -78,6 +78,7 @@ typedef struct {
     int client_messages_per_s;
     int handshakes_per_ip_per_s;
     int handshake_burst;
+    int handshake_timeout_s; /* a connection must finish its HTTP request / upgrade in this */
 } tb_config_limits_t;
 
 typedef struct {

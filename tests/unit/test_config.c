@@ -31,7 +31,8 @@ static const char *const contract_defaults =
     " \"limits\": {\"max_connections\": 10000, \"max_message_bytes\": 8192,"
     "  \"max_rooms_per_connection\": 64, \"send_queue_messages\": 256,"
     "  \"slow_consumer\": \"disconnect\", \"max_mqtt_payload_bytes\": 65536,"
-    "  \"client_messages_per_s\": 200, \"handshakes_per_ip_per_s\": 0, \"handshake_burst\": 0},"
+    "  \"client_messages_per_s\": 200, \"handshakes_per_ip_per_s\": 0, \"handshake_burst\": 0,"
+    "  \"handshake_timeout_s\": 10},"
     " \"heartbeat\": {\"ping_interval_s\": 30, \"pong_timeout_s\": 60},"
     " \"history\": {\"messages\": 65536, \"devices\": 100000},"
     " \"alerts\": [],"
@@ -55,7 +56,8 @@ static const char *const full_config =
     " \"limits\": {\"max_connections\": 5, \"max_message_bytes\": 64,"
     "  \"max_rooms_per_connection\": 3, \"send_queue_messages\": 65536,"
     "  \"slow_consumer\": \"drop_oldest\", \"max_mqtt_payload_bytes\": 16777216,"
-    "  \"client_messages_per_s\": 7, \"handshakes_per_ip_per_s\": 4, \"handshake_burst\": 9},"
+    "  \"client_messages_per_s\": 7, \"handshakes_per_ip_per_s\": 4, \"handshake_burst\": 9,"
+    "  \"handshake_timeout_s\": 3},"
     " \"heartbeat\": {\"ping_interval_s\": 10, \"pong_timeout_s\": 25},"
     " \"history\": {\"messages\": 0, \"devices\": 5},"
     " \"alerts\": [{\"name\": \"high-temp\", \"field\": \"temperature\", \"op\": \">\","
@@ -242,6 +244,8 @@ static const bad_case_t bad_cases[] = {
      "limits.slow_consumer: must be one of disconnect, drop_oldest"},
     {"{\"limits\": {\"max_connections\": 0}}", "limits.max_connections: must be >= 1"},
     {"{\"limits\": {\"handshake_burst\": -1}}", "limits.handshake_burst: must be >= 0"},
+    {"{\"limits\": {\"handshake_timeout_s\": 0}}",
+     "limits.handshake_timeout_s: must be between 1 and 3600"},
     {"{\"limits\": {\"handshakes_per_ip_per_s\": -1}}", "limits.handshakes_per_ip_per_s: "},
     {"{\"limits\": {\"client_messages_per_s\": 0}}", "limits.client_messages_per_s: "},
     {"{\"limits\": {\"max_message_bytes\": 63}}", "limits.max_message_bytes: must be between 64"},
