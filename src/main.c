@@ -211,6 +211,11 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
            tb_server_port(server), cfg->mqtt.host, cfg->mqtt.port);
     rc = tb_server_run(server) ? 1 : 0;
     tb_log(TB_LOG_INFO, "stopping", NULL);
+    /* MQTT first: what arrives from now on stays with the broker for the persistent session,
+     * and what was already acknowledged is still routed to the clients before they close. */
+    tb_ingest_stop(ingest);
+    if (tb_server_drain(server))
+        rc = 1;
 done:
     tb_ingest_stop(ingest);
     g_server = NULL;

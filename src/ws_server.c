@@ -918,9 +918,20 @@ int tb_server_run(tb_server_t *s)
     while (!atomic_load(&s->stop))
         if (lws_service(s->ctx, 0) < 0)
             return -1;
-    s->draining = true;
-    tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY);
+    return 0;
+}
+
+int tb_server_drain(tb_server_t *s)
+{
     int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
+    s->draining = true;
+    /* Route what the MQTT thread left queued (drain_queue runs on each cancelled wait). */
+    while (tb_queue_depth(s->queue) > 0 && tb_mono_ms() < deadline) {
+        lws_cancel_service(s->ctx);
+        if (lws_service(s->ctx, 0) < 0)
+            return -1;
+    }
+    tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY);
     while (tb_hub_connections(s->hub) > 0 && tb_mono_ms() < deadline)
         if (lws_service(s->ctx, 0) < 0)
             return -1;

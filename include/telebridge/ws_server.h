@@ -53,11 +53,16 @@ void tb_server_request_stop(tb_server_t *s);
 /* Asks the service thread to call the reload hook; async-signal-safe. */
 void tb_server_request_reload(tb_server_t *s);
 
-/*
- * Serves until a stop is requested, then closes every WebSocket with 1001 and waits up to
- * TB_SERVER_DRAIN_MS for the closes to leave. Returns 0, or -1 when the event loop failed.
- */
+/* Serves until a stop is requested. Returns 0, or -1 when the event loop failed. */
 int tb_server_run(tb_server_t *s);
+
+/*
+ * The graceful stop, after run() returned and once the producer has stopped (so nothing it
+ * acknowledged to the broker is lost): refuses new connections with 503, routes what is still
+ * queued, then closes every WebSocket with 1001 after its queued frames; all within
+ * TB_SERVER_DRAIN_MS. Returns 0, or -1 when the event loop failed.
+ */
+int tb_server_drain(tb_server_t *s);
 
 /* Frees everything, dropping messages still queued. Call after the producer has stopped. */
 void tb_server_destroy(tb_server_t *s);

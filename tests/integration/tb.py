@@ -9,6 +9,7 @@ import base64
 import copy
 import json
 import os
+import pwd
 import re
 import secrets
 import signal
@@ -24,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import jwt
+import paho.mqtt.client as paho
 import websockets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -300,10 +302,13 @@ def parse_frames(data):
 
 
 class Broker:
-    """A private mosquitto on 127.0.0.1:port; stop()/start() keep the port."""
+    """A private mosquitto on 127.0.0.1:port; stop()/start()/kill() keep the port. With
+    persistence, sessions and queued QoS 1 messages survive a stop (saved at exit) and, saved
+    every second, most of a kill."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, persistence=False):
         self.port = free_port()
+        self.persistence = persistence
         self.dir = Path(workdir)
         self.conf = self.dir / "mosquitto.conf"
         self.log = self.dir / "mosquitto.log"
@@ -317,7 +322,10 @@ class Broker:
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            + (f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+               # Run as root, mosquitto would switch to its own user, which cannot write here.
+               f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
+               if self.persistence else "persistence false\n") +
             "max_queued_messages 200000\n"
             "max_inflight_messages 0\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
@@ -350,6 +358,14 @@ class Broker:
         with open(self.log, "rb") as f:
             f.seek(offset)
             return f.read().decode(errors="replace")
+
+    def kill(self):
+        """SIGKILL: no clean shutdown, nothing saved since the last autosave."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+        wait_until(lambda: not port_open(self.port), STOP_TIMEOUT, "mosquitto port to close")
 
     def stop(self):
         if self.proc is None:
@@ -391,6 +407,48 @@ def mqtt_publish(port, topic, payload, qos=1, retain=False):
         else:
             cmd += ["-m", payload]
         subprocess.run(cmd, check=True, timeout=PROCESS_TIMEOUT, capture_output=True)
+
+
+class NumberedPublisher:
+    """Publishes {"i": 0}, {"i": 1}, … on topic at about rate per second, QoS 1, from a paho
+    client with a persistent session on its own thread. What it cannot send while the broker
+    is away, paho keeps and sends (again, for unacknowledged ones) once it reconnects — the
+    behaviour of a device with an outgoing queue. stop() returns how many it published."""
+
+    def __init__(self, port, topic, rate):
+        self.topic, self.period = topic, 1.0 / rate
+        self.count = 0
+        self.infos = []
+        self.done = threading.Event()
+        self.client = paho.Client(client_id=f"tb-pub-{uuid.uuid4().hex[:12]}",
+                                  clean_session=False)
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(0)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.acked = set()  # mids the broker acknowledged (paho calls on_publish on PUBACK)
+        self.client.on_publish = lambda client, userdata, mid: self.acked.add(mid)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(self.period):
+            info = self.client.publish(self.topic, json.dumps({"i": self.count}), qos=1)
+            self.infos.append(info)
+            self.count += 1
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(PROCESS_TIMEOUT)
+        return self.count
+
+    def close(self):
+        """Disconnects after stop(), once every message was acknowledged (bounded)."""
+        wait_until(lambda: all(i.mid in self.acked for i in self.infos), 20,
+                   "the broker to acknowledge every message")
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 class Bridge:
