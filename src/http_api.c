@@ -3,18 +3,21 @@
 
 #include <string.h>
 
+#include "telebridge/publish.h"
 #include "telebridge/util.h"
 
 /* A POST endpoint: see "Adding a POST endpoint" in http_api.h. */
 typedef int (*post_fn)(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
 
 static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
+static int post_publish(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
 
 static const struct {
     const char *path;
     post_fn fn;
 } post_routes[] = {
     {"/api/v1/ws/ticket", post_ticket},
+    {"/api/v1/publish", post_publish},
 };
 
 #define N_POST_ROUTES (sizeof(post_routes) / sizeof(post_routes[0]))
@@ -256,4 +259,48 @@ static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **bo
     *body = json_pack("{s:s, s:I}", "ticket", ticket, "expires_in", (json_int_t)left_s);
     tb_wipe(ticket, sizeof(ticket));
     return TB_HTTP_OK;
+}
+
+/* Routes a valid publish body: 202 {"seq", "room"}, or 500 when out of memory. */
+static int publish_valid(tb_http_ctx_t *ctx, const tb_publish_msg_t *msg, json_t **body)
+{
+    uint64_t seq = tb_hub_publish(ctx->hub, msg->room, msg->type, msg->payload);
+    if (!seq) {
+        *body = tb_http_error("server_error");
+        return TB_HTTP_SERVER_ERROR;
+    }
+    *body = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "room", msg->room);
+    return TB_HTTP_ACCEPTED;
+}
+
+/*
+ * POST /api/v1/publish: a Bearer token whose scope has `publish` (else 401 / 403), a valid
+ * body (publish.h; else 400, or 413 for a payload over limits.max_mqtt_payload_bytes). The
+ * message is routed at once: this runs on the service thread, as the hub does.
+ */
+static int post_publish(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
+{
+    tb_grant_t *grant = NULL;
+    json_t *obj = NULL;
+    tb_publish_msg_t msg;
+    int status = tb_http_authenticate(ctx, req, &grant, body);
+    if (status)
+        return status;
+    bool allowed = tb_grant_has_scope(grant, TB_PUBLISH_SCOPE);
+    tb_grant_free(grant);
+    if (!allowed) {
+        *body = tb_http_error("forbidden");
+        return TB_HTTP_FORBIDDEN;
+    }
+    if ((status = tb_http_json_body(req, &obj, body)))
+        return status;
+    const char *err = tb_publish_check(obj, (size_t)ctx->cfg->limits.max_mqtt_payload_bytes, &msg);
+    if (err) {
+        *body = tb_http_error(err);
+        status = strcmp(err, TB_PUBLISH_E_TOO_LARGE) == 0 ? TB_HTTP_TOO_LARGE : TB_HTTP_BAD_REQUEST;
+    } else {
+        status = publish_valid(ctx, &msg, body);
+    }
+    json_decref(obj);
+    return status;
 }

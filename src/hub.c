@@ -1102,16 +1102,16 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     tb_msg_free(m);
 }
 
-int tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload)
+uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload)
 {
     uint64_t seq = ++h->seq;
     bool telemetry = strcmp(type, "telemetry") == 0;
     tb_frame_t *f = tb_proto_device(type, room, payload, seq, false, tb_now_ms(),
                                     telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
-        return -1;
+        return 0;
     h->counters.published++;
     route(h, f, &room, 1);
     tb_frame_unref(f);
-    return 0;
+    return seq;
 }

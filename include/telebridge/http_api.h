@@ -36,6 +36,7 @@
 
 /* Statuses the endpoints answer with. */
 #define TB_HTTP_OK 200
+#define TB_HTTP_ACCEPTED 202
 #define TB_HTTP_BAD_REQUEST 400
 #define TB_HTTP_UNAUTHORIZED 401
 #define TB_HTTP_FORBIDDEN 403

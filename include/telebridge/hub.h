@@ -139,9 +139,9 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
  * Routes a message from POST /api/v1/publish: type, a valid room (tb_room_parse), payload
  * (borrowed) — the caller validated them. It gets the next seq, goes into the history and
  * to that room's members only (its envelope `room` is that room); the last-value store is
- * not changed. 0, or -1 when out of memory.
+ * not changed. Returns its seq, or 0 when out of memory (the seq is then a hole).
  */
-int tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload);
+uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload);
 
 /*
  * Periodic work (once a second): sends `token_expiring` ({exp, expires_in}) once per grant
