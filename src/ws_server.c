@@ -661,8 +661,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return on_post_complete(s, wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP:
-        free(pss->rx);
-        pss->rx = NULL;
+        /* A connection reset before its request was read has no per-session data yet. */
+        if (pss) {
+            free(pss->rx);
+            pss->rx = NULL;
+        }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(s, wsi);
