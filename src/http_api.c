@@ -273,34 +273,43 @@ static int publish_valid(tb_http_ctx_t *ctx, const tb_publish_msg_t *msg, json_t
     return TB_HTTP_ACCEPTED;
 }
 
+/* The body of an authorised publish: validated, its room granted, then routed. */
+static int publish_checked(tb_http_ctx_t *ctx, const tb_grant_t *grant, const json_t *obj,
+                           json_t **body)
+{
+    tb_publish_msg_t msg;
+    const char *err = tb_publish_check(obj, (size_t)ctx->cfg->limits.max_mqtt_payload_bytes, &msg);
+    if (err) {
+        *body = tb_http_error(err);
+        return strcmp(err, TB_PUBLISH_E_TOO_LARGE) == 0 ? TB_HTTP_TOO_LARGE : TB_HTTP_BAD_REQUEST;
+    }
+    if (!tb_grant_allows_room(grant, msg.room)) {
+        *body = tb_http_error("forbidden");
+        return TB_HTTP_FORBIDDEN;
+    }
+    return publish_valid(ctx, &msg, body);
+}
+
 /*
  * POST /api/v1/publish: a Bearer token whose scope has `publish` (else 401 / 403), a valid
- * body (publish.h; else 400, or 413 for a payload over limits.max_mqtt_payload_bytes). The
- * message is routed at once: this runs on the service thread, as the hub does.
+ * body (publish.h; else 400, or 413 for a payload over limits.max_mqtt_payload_bytes), a room
+ * the token's rooms grant, by the same rule as subscribe (else 403). The message is routed at
+ * once: this runs on the service thread, as the hub does.
  */
 static int post_publish(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
 {
     tb_grant_t *grant = NULL;
     json_t *obj = NULL;
-    tb_publish_msg_t msg;
     int status = tb_http_authenticate(ctx, req, &grant, body);
     if (status)
         return status;
-    bool allowed = tb_grant_has_scope(grant, TB_PUBLISH_SCOPE);
-    tb_grant_free(grant);
-    if (!allowed) {
+    if (!tb_grant_has_scope(grant, TB_PUBLISH_SCOPE)) {
         *body = tb_http_error("forbidden");
-        return TB_HTTP_FORBIDDEN;
+        status = TB_HTTP_FORBIDDEN;
+    } else if (!(status = tb_http_json_body(req, &obj, body))) {
+        status = publish_checked(ctx, grant, obj, body);
     }
-    if ((status = tb_http_json_body(req, &obj, body)))
-        return status;
-    const char *err = tb_publish_check(obj, (size_t)ctx->cfg->limits.max_mqtt_payload_bytes, &msg);
-    if (err) {
-        *body = tb_http_error(err);
-        status = strcmp(err, TB_PUBLISH_E_TOO_LARGE) == 0 ? TB_HTTP_TOO_LARGE : TB_HTTP_BAD_REQUEST;
-    } else {
-        status = publish_valid(ctx, &msg, body);
-    }
+    tb_grant_free(grant);
     json_decref(obj);
     return status;
 }

@@ -307,3 +307,21 @@ def test_sighup_swaps_public_keys_atomically(make_bridge, connect, keys):
     assert attempt(bridge, new)[0] == 101
     assert attempt(bridge, old) == (401, {"error": "invalid_token"})
     assert kept.request({"type": "ping", "request_id": "k"})["type"] == "pong"
+
+
+def test_publish_needs_the_room_granted(bridge, connect):
+    """POST /api/v1/publish authorises the room with the same rule as subscribe."""
+    token = bridge.mint(sub="ops-bot", rooms=["group:ops", "device:pump-*"], scope="publish")
+    listener = connect(bridge, rooms=["group:ops"])
+    headers = {"Authorization": f"Bearer {token}"}
+    for room, status in [("group:ops", 202), ("device:pump-7", 202), ("global", 403),
+                         ("group:opsx", 403), ("device:valve-1", 403)]:
+        got, body, _ = tb.http_post(bridge.port, "/api/v1/publish",
+                                    {"room": room, "type": "notice", "payload": {"r": room}},
+                                    headers=headers)
+        assert got == status, (room, got, body)
+        if status == 403:
+            assert body == {"error": "forbidden"}
+    msg = listener.recv()
+    assert msg["payload"] == {"r": "group:ops"} and msg["room"] == "group:ops", msg
+    listener.expect_silence(0.3)
