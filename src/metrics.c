@@ -135,10 +135,23 @@ static void render_ingest(writer_t *w, const tb_metrics_snapshot_t *s)
             s->mqtt_connects ? s->mqtt_connects - 1 : 0);
     counter(w, "mqtt_connect_failures_total", "MQTT connection attempts that failed.",
             s->mqtt_connect_failures);
+    gauge(w, "uptime_seconds", "Seconds since the bridge started.", s->uptime_s);
+}
+
+static void render_state(writer_t *w, const tb_metrics_snapshot_t *s)
+{
     if (s->has_history)
         gauge(w, "history_messages", "Device messages held for since recovery.",
               s->history_messages);
-    gauge(w, "uptime_seconds", "Seconds since the bridge started.", s->uptime_s);
+    gauge(w, "devices", "Devices in the last-value store.", s->devices);
+    counter(w, "device_evictions_total", "Devices evicted from the full last-value store.",
+            s->device_evictions);
+    counter(w, "snapshot_messages_total", "Snapshot messages queued after subscribes.",
+            s->snapshot_frames);
+    counter(w, "replayed_total", "History messages queued by since recovery and catch-up.",
+            s->replayed);
+    counter(w, "alerts_total", "Alert messages routed, firing and resolved.", s->alerts);
+    counter(w, "published_total", "Messages accepted by POST /api/v1/publish.", s->published);
 }
 
 int tb_metrics_render(const tb_metrics_snapshot_t *snap, char *buf, size_t cap, size_t *len)
@@ -148,6 +161,7 @@ int tb_metrics_render(const tb_metrics_snapshot_t *snap, char *buf, size_t cap, 
     render_messages(&w, snap);
     render_clients(&w, snap);
     render_ingest(&w, snap);
+    render_state(&w, snap);
     *len = w.len;
     return w.overflow ? TB_METRICS_E_SPACE : 0;
 }

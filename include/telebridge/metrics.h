@@ -63,6 +63,12 @@ typedef struct {
     uint64_t mqtt_connect_failures; /* attempts that ended without a session */
     bool has_history;               /* the history store exists: history_messages is meaningful */
     uint64_t history_messages;      /* device messages held for `since` recovery */
+    uint64_t devices;               /* devices in the last-value store */
+    uint64_t device_evictions;      /* devices evicted from it when full */
+    uint64_t snapshot_frames;       /* snapshot messages queued after subscribes */
+    uint64_t replayed;              /* history messages queued by recovery and catch-up */
+    uint64_t alerts;                /* alert messages routed */
+    uint64_t published;             /* messages accepted by POST /api/v1/publish */
     uint64_t uptime_s;
 } tb_metrics_snapshot_t;
 

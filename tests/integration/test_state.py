@@ -1,10 +1,10 @@
 """Last-value snapshot, `since` recovery, alerts and the publish API (CONTRACT §3, §5, §6)."""
 
 import json
+import signal
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 import tb
 
@@ -266,3 +266,53 @@ def test_large_gap_replay_to_a_reader_that_stalls(make_bridge, broker, connect):
     assert [m["payload"]["fields"]["i"] for m in got] == list(range(missed))
     assert [m["seq"] for m in got] == list(range(last + 1, last + 1 + missed))
     assert bridge.stats()["details"]["replayed"] >= missed
+
+
+def test_device_in_several_groups_and_reload(make_bridge, broker, connect):
+    """A device in two configured groups and a topic group reaches each group room, once per
+    connection; SIGHUP moves it into another group without dropping anyone, and the new
+    group's snapshot holds it."""
+    bridge = make_bridge({
+        "mqtt": {"telemetry_topic": "site/{group}/{device}/telemetry"},
+        "groups": {"pumps": ["multi-*"], "line-1": ["multi-1", "belt-1"], "spare": ["none"]},
+    })
+    rooms = ["group:pumps", "group:line-1", "group:floor-2", "group:spare"]
+    each = {r: connect(bridge, rooms=[r]) for r in rooms}
+    all_of_them = connect(bridge, rooms=rooms)
+    broker.publish("site/floor-2/multi-1/telemetry", json.dumps({"rpm": 1}))
+    for r in rooms[:3]:
+        m = each[r].recv()
+        tb.assert_device_envelope(m, "telemetry", "multi-1")
+    seq = all_of_them.recv()["seq"]
+    all_of_them.expect_silence(0.3)
+    each["group:spare"].expect_silence(0.1)
+
+    bridge.config["groups"]["spare"] = ["multi-*"]
+    bridge.config_file.write_text(json.dumps(bridge.config))
+    bridge.send_signal(signal.SIGHUP)
+    tb.wait_until(lambda: "reloaded groups and auth keys" in bridge.log_text(), 5, "reload")
+    fresh = connect(bridge)
+    fresh.keep_snapshots = True
+    fresh.subscribe(["group:spare"])
+    snap = fresh.recv()
+    assert snap["snapshot"] is True and snap["seq"] == seq
+    assert snap["payload"]["fields"] == {"rpm": 1}
+
+    broker.publish("site/floor-2/multi-1/telemetry", json.dumps({"rpm": 2}))
+    assert each["group:spare"].recv()["payload"]["fields"] == {"rpm": 2}
+    assert all_of_them.recv()["payload"]["fields"] == {"rpm": 2}
+    all_of_them.expect_silence(0.3)
+    assert bridge.stats()["connections"] == len(rooms) + 2
+
+
+def test_retained_status_is_in_the_snapshot(make_bridge, broker, connect):
+    broker.publish("devices/ret-1/status", "offline", retain=True)
+    bridge = make_bridge()
+    tb.wait_until(lambda: bridge.stats()["details"]["devices"] >= 2, 10,
+                  "the retained status and the probe in the last-value store")
+    ws = connect(bridge)
+    ws.keep_snapshots = True
+    ws.subscribe(["device:ret-1"])
+    snap = ws.recv()
+    assert (snap["type"], snap["snapshot"], snap["payload"]["status"]) == (
+        "device_status", True, "offline")
