@@ -735,6 +735,50 @@ static void test_publish_routes_to_room(void **state)
     assert_int_equal(tb_hub_history_held(f->hub), 1);
 }
 
+/* A second subscribe while the first is still being replayed: its snapshot joins the queue,
+ * the replay goes on, and the new room's messages after the subscribe follow, in seq order. */
+static void test_subscribe_while_catching_up(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 40; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd seqs, b even, up to 40 */
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
+              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
+    expect_type(f, c, "subscribed");
+    assert_int_equal(tb_hub_conn_queued(c), 12); /* ¾ of the bound: 8 of a's 20 still wait */
+    subscribe(f, c, "[\"device:b\"]");           /* b: snapshot (seq 40), then from 41 on */
+    ingest_fields(f, "b", "{\"n\": 2}");         /* 41 */
+    ingest_fields(f, "a", "{\"n\": 2}");         /* 42 */
+    json_int_t a_seqs[32];
+    size_t n_a = 0;
+    int snapshots = 0, live_b = 0;
+    for (json_t *j; (j = next_json(f, c));) {
+        const char *room = json_string_value(json_object_get(j, "room"));
+        if (json_is_true(json_object_get(j, "snapshot"))) {
+            assert_string_equal(room, "device:b");
+            assert_int_equal(seq_of(j), 40);
+            snapshots++;
+        } else if (room && strcmp(room, "device:a") == 0) {
+            assert_true(n_a < 32);
+            a_seqs[n_a++] = seq_of(j);
+        } else if (room) {
+            assert_int_equal(seq_of(j), 41);
+            live_b++;
+        }
+        json_decref(j);
+    }
+    assert_int_equal(n_a, 21); /* 1, 3, …, 39, then 42 */
+    for (size_t i = 0; i < 20; i++)
+        assert_int_equal(a_seqs[i], 2 * (json_int_t)i + 1);
+    assert_int_equal(a_seqs[20], 42);
+    assert_int_equal(snapshots, 1);
+    assert_int_equal(live_b, 1);
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -756,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since_replays_owed_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_replay_is_paced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_subscribe_while_catching_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_routes_to_room, setup, teardown),
