@@ -4,10 +4,11 @@
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
 #                             binary, a short run of every libFuzzer target (with clang),
-#                             JavaScript client and browser tests, benchmark and demo smoke
-#                             tests
+#                             JavaScript client and browser tests, the Debian package,
+#                             benchmark and demo smoke tests
 #   ./tools/test.sh --quick   plain build, unit tests, integration tests, JavaScript client
-#                             and browser tests, benchmark and demo smoke tests
+#                             and browser tests, the Debian package, benchmark and demo smoke
+#                             tests
 #
 # Exits 0 only when every step passed. The last line is "steps: N passed, N failed".
 set -euo pipefail
@@ -35,7 +36,7 @@ for arg in "$@"; do
     case "$arg" in
     --quick) QUICK=1 ;;
     -h | --help)
-        sed -n '2,12p' "$0"
+        sed -n '2,13p' "$0"
         exit 0
         ;;
     *)
@@ -179,7 +180,7 @@ js_client() {
     tb_npm_ci || return 1
     TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
-        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs
+        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs tests/js/cli.test.mjs
 }
 
 # The dashboard in headless chromium (playwright-core), against the plain build.
@@ -188,6 +189,14 @@ browser_test() {
     TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
         timeout "$JS_TIMEOUT" node --test tests/js/browser.test.mjs
+}
+
+# Builds the .deb (tools/package.sh) and checks it: control data, files, unit, and an install
+# into a scratch root (tests/package/check_deb.sh).
+package_deb() {
+    local deb
+    deb=$(TB_PACKAGE_DIR=build-pkg ./tools/package.sh) || return 1
+    tests/package/check_deb.sh "$deb"
 }
 
 demo_smoke() {
@@ -254,6 +263,7 @@ if tb_ensure_chromium; then
 else
     skip "browser test (dashboard in headless chromium)" "chromium is not installed and could not be"
 fi
+step "Debian package (build, inspect, install into a scratch root)" package_deb || true
 step "benchmark smoke test" bench_smoke || true
 step "demo smoke test" demo_smoke || true
 
