@@ -57,17 +57,17 @@ static void make_names(void)
     make_ids();
     snprintf(g_rooms[r++], NAME_MAX_LEN, "global");
     for (size_t i = 0; i < N_IDS; i++) {
-        snprintf(g_rooms[r++], NAME_MAX_LEN, "device:%s", g_ids[i]);
-        snprintf(g_rooms[r++], NAME_MAX_LEN, "group:%s", g_ids[i]);
+        snprintf(g_rooms[r++], NAME_MAX_LEN, "device:%.*s", ID_LEN - 1, g_ids[i]);
+        snprintf(g_rooms[r++], NAME_MAX_LEN, "group:%.*s", ID_LEN - 1, g_ids[i]);
     }
     static const char *const fixed[] = {"*", "global", "device:*", "group:*"};
     for (size_t i = 0; i < 4; i++)
         snprintf(g_patterns[p++], NAME_MAX_LEN, "%s", fixed[i]);
     for (size_t i = 0; i < N_IDS; i++) {
-        snprintf(g_patterns[p++], NAME_MAX_LEN, "device:%s", g_ids[i]);
-        snprintf(g_patterns[p++], NAME_MAX_LEN, "group:%s", g_ids[i]);
-        snprintf(g_patterns[p++], NAME_MAX_LEN, "device:%s*", g_ids[i]);
-        snprintf(g_patterns[p++], NAME_MAX_LEN, "group:%s*", g_ids[i]);
+        snprintf(g_patterns[p++], NAME_MAX_LEN, "device:%.*s", ID_LEN - 1, g_ids[i]);
+        snprintf(g_patterns[p++], NAME_MAX_LEN, "group:%.*s", ID_LEN - 1, g_ids[i]);
+        snprintf(g_patterns[p++], NAME_MAX_LEN, "device:%.*s*", ID_LEN - 1, g_ids[i]);
+        snprintf(g_patterns[p++], NAME_MAX_LEN, "group:%.*s*", ID_LEN - 1, g_ids[i]);
     }
     assert_int_equal(r, N_ROOMS);
     assert_int_equal(p, N_PATTERNS);
@@ -131,7 +131,7 @@ static void test_every_pattern_against_every_room(void **state)
     make_names();
     for (size_t p = 0; p < N_PATTERNS; p++) {
         assert_true(tb_room_pattern_valid(g_patterns[p]));
-        snprintf(rooms, sizeof(rooms), "[\"%s\"]", g_patterns[p]);
+        snprintf(rooms, sizeof(rooms), "[\"%.*s\"]", NAME_MAX_LEN, g_patterns[p]);
         tb_grant_t *g = grant_of(a, rooms);
         for (size_t r = 0; r < N_ROOMS; r++) {
             bool want = model(g_patterns[p], g_rooms[r]);
@@ -159,7 +159,8 @@ static void test_pairs_and_default_rooms(void **state)
         size_t q = (p * 31 + 5) % N_PATTERNS;
         char *defaults[3] = {g_patterns[p], g_patterns[q], NULL};
         tb_auth_t *a = auth_with_defaults(defaults, 2);
-        snprintf(rooms, sizeof(rooms), "[\"%s\",\"%s\"]", g_patterns[p], g_patterns[q]);
+        snprintf(rooms, sizeof(rooms), "[\"%.*s\",\"%.*s\"]", NAME_MAX_LEN, g_patterns[p],
+                 NAME_MAX_LEN, g_patterns[q]);
         tb_grant_t *claimed = grant_of(a, rooms), *defaulted = grant_of(a, NULL);
         for (size_t r = 0; r < N_ROOMS; r++) {
             bool want = model(g_patterns[p], g_rooms[r]) || model(g_patterns[q], g_rooms[r]);
