@@ -8,16 +8,18 @@
 #define MILLI 1000
 
 typedef struct {
-    uint32_t hash;
     int64_t tokens_milli;
     int64_t last_ms; /* when tokens_milli was last brought up to date */
     char key[TB_RATELIMIT_KEY_MAX + 1];
 } bucket_t;
 
+/* hashes[i] is the hash of buckets[i].key: a lookup scans the hashes (16 KiB at the bound),
+ * contiguous, and compares keys only where one matches. */
 struct tb_ratelimit {
     int64_t rate;      /* tokens per second */
     int64_t cap_milli; /* burst, in milli-tokens */
     size_t n, max;
+    uint32_t *hashes;
     bucket_t buckets[];
 };
 
@@ -28,6 +30,10 @@ tb_ratelimit_t *tb_ratelimit_create(int rate, int burst, size_t max_keys)
     tb_ratelimit_t *rl = calloc(1, sizeof(*rl) + max_keys * sizeof(bucket_t));
     if (!rl)
         return NULL;
+    if (!(rl->hashes = calloc(max_keys, sizeof(*rl->hashes)))) {
+        free(rl);
+        return NULL;
+    }
     rl->rate = rate;
     rl->cap_milli = (int64_t)(burst ? burst : rate) * MILLI;
     rl->max = max_keys;
@@ -36,6 +42,8 @@ tb_ratelimit_t *tb_ratelimit_create(int rate, int burst, size_t max_keys)
 
 void tb_ratelimit_destroy(tb_ratelimit_t *rl)
 {
+    if (rl)
+        free(rl->hashes);
     free(rl);
 }
 
@@ -90,11 +98,11 @@ static bucket_t *find_or_add(tb_ratelimit_t *rl, const char *key, int64_t now_ms
     uint32_t h = hash_key(key, len);
     for (size_t i = 0; i < rl->n; i++) {
         bucket_t *b = &rl->buckets[i];
-        if (b->hash == h && strncmp(b->key, key, len) == 0 && b->key[len] == '\0')
+        if (rl->hashes[i] == h && strncmp(b->key, key, len) == 0 && b->key[len] == '\0')
             return b;
     }
     bucket_t *b = rl->n < rl->max ? &rl->buckets[rl->n++] : victim(rl, now_ms);
-    b->hash = h;
+    rl->hashes[b - rl->buckets] = h;
     memcpy(b->key, key, len);
     b->key[len] = '\0';
     b->tokens_milli = rl->cap_milli;

@@ -20,10 +20,23 @@ typedef struct {
     tb_grant_t *grant; /* NULL once redeemed */
 } entry_t;
 
+/*
+ * entries[i] and tags[i] describe the same ticket. A lookup scans the tags (the first 8 bytes
+ * of each hash, contiguous: 32 KiB at the bound) and compares whole hashes only where a tag
+ * matches. Comparing hashes, not tickets, early exit reveals nothing about a ticket.
+ */
 struct tb_tickets {
     entry_t *entries;
+    uint64_t *tags;
     size_t n, cap, max;
 };
+
+static uint64_t tag_of(const unsigned char hash[SHA256_DIGEST_LENGTH])
+{
+    uint64_t t;
+    memcpy(&t, hash, sizeof(t));
+    return t;
+}
 
 tb_tickets_t *tb_tickets_create(size_t max)
 {
@@ -40,6 +53,7 @@ void tb_tickets_destroy(tb_tickets_t *t)
     for (size_t i = 0; i < t->n; i++)
         tb_grant_free(t->entries[i].grant);
     free(t->entries);
+    free(t->tags);
     free(t);
 }
 
@@ -52,7 +66,9 @@ size_t tb_tickets_held(const tb_tickets_t *t)
 static void entry_remove(tb_tickets_t *t, size_t i)
 {
     tb_grant_free(t->entries[i].grant);
-    t->entries[i] = t->entries[--t->n];
+    t->n--;
+    t->entries[i] = t->entries[t->n];
+    t->tags[i] = t->tags[t->n];
 }
 
 static void forget_expired(tb_tickets_t *t, int64_t now_ms)
@@ -75,9 +91,12 @@ static int make_room(tb_tickets_t *t, int64_t now_ms)
     if (ncap > t->max)
         ncap = t->max;
     entry_t *e = realloc(t->entries, ncap * sizeof(*e));
-    if (!e)
-        return TB_TICKET_E_NOMEM;
-    t->entries = e;
+    if (e)
+        t->entries = e;
+    uint64_t *tags = e ? realloc(t->tags, ncap * sizeof(*tags)) : NULL;
+    if (!tags)
+        return TB_TICKET_E_NOMEM; /* entries may have grown: harmless, cap is unchanged */
+    t->tags = tags;
     t->cap = ncap;
     return 0;
 }
@@ -123,8 +142,9 @@ int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, i
         return TB_TICKET_E_NOMEM;
     }
     to_hex(raw, sizeof(raw), text);
-    entry_t *e = &t->entries[t->n++];
+    entry_t *e = &t->entries[t->n];
     SHA256((const unsigned char *)text, TB_TICKET_LEN, e->hash);
+    t->tags[t->n++] = tag_of(e->hash);
     e->grant = copy;
     e->expires_ms = now_ms + ttl_ms;
     /* Compared in seconds first so that no claim value takes part in an overflowing product. */
@@ -152,9 +172,10 @@ int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t n
     if (!ticket || len != TB_TICKET_LEN || !hex_lower(ticket, len))
         return TB_TICKET_E_UNKNOWN;
     SHA256((const unsigned char *)ticket, len, hash);
+    uint64_t tag = tag_of(hash);
     for (size_t i = 0; i < t->n; i++) {
         entry_t *e = &t->entries[i];
-        if (CRYPTO_memcmp(e->hash, hash, sizeof(hash)) != 0)
+        if (t->tags[i] != tag || CRYPTO_memcmp(e->hash, hash, sizeof(hash)) != 0)
             continue;
         if (e->expires_ms <= now_ms) {
             entry_remove(t, i);
