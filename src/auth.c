@@ -12,7 +12,7 @@
  * Hence the alg is pinned twice, by us: the header's alg must equal the configured name exactly
  * before any key is used, and jwt_get_alg() must equal it after verification.
  *
- * Claims: exp (required) and nbf are NumericDates, integer or fractional (rounded towards the
+ * Claims: exp (required), nbf and iat are NumericDates, integer or fractional (rounded towards the
  * stricter side); iss and aud are checked only when configured (a token's aud is ignored when
  * auth.audience is unset); sub, rooms and scope must have the documented shapes.
  */
@@ -374,20 +374,28 @@ static bool numeric_date(const json_t *v, bool round_up, int64_t *out)
     return true;
 }
 
+/* An optional NumericDate claim that must not lie in the future (nbf, iat), with leeway. */
+static int check_not_future(const tb_auth_t *a, const json_t *v, int64_t now_s)
+{
+    int64_t t;
+    if (!v)
+        return TB_AUTH_OK;
+    if (!numeric_date(v, true, &t))
+        return TB_AUTH_E_CLAIMS;
+    return t > now_s + a->leeway_s ? TB_AUTH_E_NOT_YET : TB_AUTH_OK;
+}
+
 static int check_times(const tb_auth_t *a, const json_t *claims, int64_t now_s, int64_t *exp)
 {
-    const json_t *nbf_v = json_object_get(claims, "nbf");
-    int64_t nbf;
+    int rc;
     if (!numeric_date(json_object_get(claims, "exp"), false, exp))
         return TB_AUTH_E_NO_EXP;
     /* Written so that no claim value takes part in an addition that could overflow. */
     if (*exp <= now_s - a->leeway_s)
         return TB_AUTH_E_EXPIRED;
-    if (!nbf_v)
-        return TB_AUTH_OK;
-    if (!numeric_date(nbf_v, true, &nbf))
-        return TB_AUTH_E_CLAIMS;
-    return nbf > now_s + a->leeway_s ? TB_AUTH_E_NOT_YET : TB_AUTH_OK;
+    rc = check_not_future(a, json_object_get(claims, "nbf"), now_s);
+    /* A token issued in the future comes from a broken or forging issuer. */
+    return rc ? rc : check_not_future(a, json_object_get(claims, "iat"), now_s);
 }
 
 static bool string_equals(const json_t *v, const char *s)

@@ -6,10 +6,11 @@
  * the TELEBRIDGE_JWT_SECRET environment variable (HS*), or auth.public_key_file (RS256/ES256).
  * A secret file's trailing newline characters are not part of the secret.
  *
- * Checks: signature, alg, `exp` required and in the future (with leeway_s), `nbf` not in the
- * future (with leeway), `iss`/`aud` equal to the configured ones when configured (aud may be a
- * string or an array), `sub` a string when present, `rooms` an array of valid patterns
- * (tb_room_pattern_valid) when present, `scope` a space-separated string or an array.
+ * Checks: signature, alg, `exp` required and in the future (with leeway_s), `nbf` and `iat`
+ * not in the future (with leeway; reported as TB_AUTH_E_NOT_YET), `iss`/`aud` equal to the
+ * configured ones when configured (aud may be a string or an array), `sub` a string when present,
+ * `rooms` an array of valid patterns (tb_room_pattern_valid) when present, `scope` a
+ * space-separated string or an array.
  *
  * Thread use: verify() only reads the tb_auth_t and may run on any thread; the service thread
  * is the only user in practice.

@@ -344,6 +344,22 @@ static void test_nbf(void **state)
     tb_auth_destroy(a);
 }
 
+static void test_iat(void **state)
+{
+    tb_auth_t *a = hs_auth("HS256");
+    (void)state;
+    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"iat\":%lld}", NOW + 600, NOW + LEEWAY + 1),
+               TB_AUTH_E_NOT_YET);
+    tb_grant_free(
+        expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"iat\":%lld}", NOW + 600, NOW + LEEWAY)));
+    tb_grant_free(
+        expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"iat\":%lld.25}", NOW + 600, NOW - 5)));
+    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"iat\":\"now\"}", NOW + 600),
+               TB_AUTH_E_CLAIMS);
+    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"iat\":null}", NOW + 600), TB_AUTH_E_CLAIMS);
+    tb_auth_destroy(a);
+}
+
 static void test_wrong_secret(void **state)
 {
     static const char other[] = "another-secret-0123456789abcdef0";
@@ -913,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_exp_required),
         cmocka_unit_test(test_expiry_leeway),
         cmocka_unit_test(test_nbf),
+        cmocka_unit_test(test_iat),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_alg_none_refused_by_our_check),
         cmocka_unit_test(test_keyless_decode_verifies_nothing),
