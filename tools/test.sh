@@ -23,7 +23,7 @@ TSAN_TESTS=(test_queue test_hub test_ingest)
 # Items of the queue stress test under TSan: millions, in seconds (5 s here, idle).
 TSAN_STRESS_ITEMS=5000000
 # Seconds each libFuzzer target of tests/fuzz runs (docs/operations.md: longer runs).
-FUZZ_SECONDS=${TB_FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${TB_FUZZ_SECONDS:-15}
 # Hard bounds so a hung step can never hold CI: seconds.
 UNIT_TIMEOUT=600
 INTEGRATION_TIMEOUT=900
