@@ -1,6 +1,7 @@
 # tools/bench/bench-lib.sh — starting and stopping what a benchmark run measures. Source it
 # after tools/lib.sh, from the repository root; it defines functions and changes nothing by
-# itself. Every process it starts is recorded in BENCH_PIDS and stopped by bench_stop_all.
+# itself. Every process it starts is recorded in BENCH_PIDS and stopped by bench_stop_all
+# (which copies the logs to $BENCH_KEEP first when that is set).
 #
 # The workload (the same for every server): topics bench/{group}/{device}/telemetry, groups
 # g0..gN from the topic, rooms device:<id>, group:<name>, global (telebridge-bench --help).
@@ -8,6 +9,7 @@
 BENCH_DIR=${BENCH_DIR:-}
 BENCH_BIN=${BENCH_BIN:-build/bin}
 BENCH_PIDS=()
+BENCH_WRAP=() # a command telebridge runs under (valgrind …); empty: none
 BENCH_READY_TIMEOUT=20
 BENCH_STOP_WAIT=50 # tenths of a second
 
@@ -38,6 +40,7 @@ bench_stop_all() {
     local i
     for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do bench_stop "${BENCH_PIDS[i]}"; done
     BENCH_PIDS=()
+BENCH_WRAP=() # a command telebridge runs under (valgrind …); empty: none
     [[ -n "$BENCH_DIR" && -d "$BENCH_DIR" ]] && rm -rf "$BENCH_DIR"
     BENCH_DIR=
 }
@@ -65,7 +68,8 @@ EOF
     tb_wait_port "$BROKER_PORT" "$BENCH_READY_TIMEOUT" && tb_wait_port "$BROKER_WS_PORT" 5
 }
 
-# telebridge for $1 connections; sets SERVER_PORT, SERVER_PID, TOKEN.
+# telebridge for $1 connections (under BENCH_WRAP when set); sets SERVER_PORT, SERVER_PID,
+# TOKEN.
 bench_start_telebridge() {
     local max=$1
     SERVER_PORT=$(tb_free_port) || return 1
@@ -82,7 +86,7 @@ bench_start_telebridge() {
 EOF
     TOKEN=$("$BENCH_BIN/telebridge-token" --sub bench --rooms '*' --ttl 1h \
         --secret-file "$BENCH_DIR/secret.key") || return 1
-    bench_spawn telebridge "$BENCH_BIN/telebridge" --config "$BENCH_DIR/telebridge.json" \
+    bench_spawn telebridge "${BENCH_WRAP[@]}" "$BENCH_BIN/telebridge" --config "$BENCH_DIR/telebridge.json" \
         --log-level warn
     SERVER_PID=$BENCH_PID
     tb_wait_http_ok "http://127.0.0.1:$SERVER_PORT/readyz" "$BENCH_READY_TIMEOUT"
@@ -115,6 +119,7 @@ bench_start_server() {
     raw) BENCH_TARGET=raw; bench_start_raw ;;
     mosquitto)
         BENCH_TARGET=mqtt-ws
+        TOKEN=unused
         SERVER_PORT=$BROKER_WS_PORT
         SERVER_PID=$BROKER_PID
         ;;

@@ -92,8 +92,12 @@ typedef struct {
     const char *mqtt_host;
     int mqtt_port;
     int qos;
-    double rate; /* messages/s; 0: as fast as delivered (closed loop, `window` in flight) */
+    double rate;    /* messages/s; 0: as fast as delivered (closed loop, `window` in flight) */
+    double offered; /* deliveries/s; > 0: sets rate to offered / mean fan-out after connecting */
     double duration_s;
+    double messages;         /* > 0: stop after this many messages (or the duration) */
+    const char *exec_before; /* a shell command run before publishing, or NULL */
+    const char *exec_after;  /* a shell command run after the last delivery, or NULL */
     unsigned window;
     unsigned parallel;
     double drain_s;
@@ -125,11 +129,14 @@ typedef struct {
     char (*topics)[TOPIC_MAX];
     const uint64_t *fanout; /* deliveries each device's message should make */
     atomic_ullong published;
+    atomic_ullong sent; /* messages libmosquitto has written (QoS 0) or had acknowledged */
     atomic_ullong expected;
     atomic_ullong delivered;
     atomic_bool connected;
     atomic_bool done;
     atomic_bool failed;
+    double rate;        /* messages/s published at; 0: closed loop */
+    double mean_fanout; /* deliveries per message, averaged over the devices */
     uint64_t t_first_ns;
     uint64_t t_last_ns;
 } pub_t;
@@ -535,6 +542,14 @@ static void on_mqtt_connect(struct mosquitto *m, void *arg, int rc)
         atomic_store(&p->failed, true);
 }
 
+static void on_mqtt_publish(struct mosquitto *m, void *arg, int mid)
+{
+    (void)m;
+    (void)mid;
+    pub_t *p = arg;
+    atomic_fetch_add(&p->sent, 1);
+}
+
 static void sleep_until(uint64_t t)
 {
     struct timespec ts = {.tv_sec = (time_t)(t / NS_PER_S), .tv_nsec = (long)(t % NS_PER_S)};
@@ -542,13 +557,16 @@ static void sleep_until(uint64_t t)
         ;
 }
 
-/* Closed loop: waits while more than the window of messages is in flight end to end. */
-static void wait_window(pub_t *p, double mean_fanout)
+/*
+ * Closed loop: waits while more than the window of messages is in flight end to end, or until
+ * end (a server that loses messages never drains its window).
+ */
+static void wait_window(pub_t *p, double mean_fanout, uint64_t end)
 {
     uint64_t limit = (uint64_t)(p->o->window * mean_fanout) + 1;
     struct timespec pause = {.tv_sec = 0, .tv_nsec = PUBLISH_POLL_NS};
     while (atomic_load(&p->expected) > atomic_load(&p->delivered) + limit &&
-           !atomic_load(&p->failed))
+           !atomic_load(&p->failed) && now_ns() < end)
         nanosleep(&pause, NULL);
 }
 
@@ -558,15 +576,17 @@ static int publish_all(pub_t *p, struct mosquitto *m)
     double mean = 0;
     for (unsigned d = 0; d < o->devices; d++)
         mean += (double)p->fanout[d] / o->devices;
+    p->rate = o->offered > 0 && mean > 0 ? o->offered / mean : o->rate;
+    p->mean_fanout = mean;
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(o->duration_s * (double)NS_PER_S);
     p->t_first_ns = t0;
     for (uint64_t i = 0;; i++) {
-        if (o->rate > 0)
-            sleep_until(t0 + (uint64_t)((double)i * (double)NS_PER_S / o->rate));
+        if (p->rate > 0)
+            sleep_until(t0 + (uint64_t)((double)i * (double)NS_PER_S / p->rate));
         else
-            wait_window(p, mean);
+            wait_window(p, mean, end);
         uint64_t t = now_ns();
-        if (t >= end || atomic_load(&p->failed))
+        if (t >= end || atomic_load(&p->failed) || (o->messages > 0 && (double)i >= o->messages))
             break;
         unsigned d = (unsigned)(i % o->devices);
         char payload[PAYLOAD_MAX];
@@ -592,6 +612,7 @@ static void *publisher_main(void *arg)
     if (!m)
         goto done;
     mosquitto_connect_callback_set(m, on_mqtt_connect);
+    mosquitto_publish_callback_set(m, on_mqtt_publish);
     if (mosquitto_connect(m, o->mqtt_host, o->mqtt_port, MQTT_KEEPALIVE_S) != MOSQ_ERR_SUCCESS ||
         mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS)
         goto done;
@@ -600,6 +621,10 @@ static void *publisher_main(void *arg)
         sleep_until(now_ns() + (uint64_t)PUBLISH_POLL_NS);
     if (atomic_load(&p->connected))
         rc = publish_all(p, m);
+    /* Disconnecting discards what libmosquitto still holds: wait until it is all out. */
+    deadline = now_ns() + MQTT_CONNECT_WAIT_NS;
+    while (atomic_load(&p->sent) < atomic_load(&p->published) && now_ns() < deadline)
+        sleep_until(now_ns() + (uint64_t)PUBLISH_POLL_NS);
     mosquitto_disconnect(m);
     mosquitto_loop_stop(m, false);
 done:
@@ -697,6 +722,18 @@ static bool drained(const bench_t *b, pub_t *p, uint64_t pub_end)
            b->now - quiet_since > (uint64_t)(b->o->drain_s * (double)NS_PER_S);
 }
 
+/* Runs a --exec-before/--exec-after command (NULL: none); 0 when it exited 0. */
+static int run_hook(const char *cmd)
+{
+    if (!cmd)
+        return 0;
+    fflush(NULL);
+    int rc = system(cmd);
+    if (rc != 0)
+        fprintf(stderr, "telebridge-bench: '%s' failed (%d)\n", cmd, rc);
+    return rc == 0 ? 0 : -1;
+}
+
 /* Publishes from a second thread while this one receives; then waits for the stragglers. */
 static int run_publish(bench_t *b, pub_t *p, measures_t *m)
 {
@@ -707,7 +744,7 @@ static int run_publish(bench_t *b, pub_t *p, measures_t *m)
     m->self0 = self_cpu_s();
     m->t0 = now_ns();
     b->run_t0 = m->t0;
-    if (pthread_create(&th, NULL, publisher_main, p) != 0)
+    if (run_hook(o->exec_before) != 0 || pthread_create(&th, NULL, publisher_main, p) != 0)
         return -1;
     uint64_t pub_end = 0;
     for (;;) {
@@ -725,7 +762,7 @@ static int run_publish(bench_t *b, pub_t *p, measures_t *m)
             break;
     }
     pthread_join(th, NULL);
-    return atomic_load(&p->failed) ? -1 : 0;
+    return atomic_load(&p->failed) || run_hook(o->exec_after) != 0 ? -1 : 0;
 }
 
 static json_t *report_json(const bench_t *b, pub_t *p, const measures_t *m)
@@ -741,12 +778,14 @@ static json_t *report_json(const bench_t *b, pub_t *p, const measures_t *m)
     for (int i = 0; i < 3; i++)
         lat[i] = tb_bench_hist_quantile(b->hist, q[i]) / NS_PER_US;
     return json_pack(
-        "{s:s, s:s, s:i, s:i, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, s:I, "
+        "{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, "
+        "s:I, "
         "s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:I, s:I}",
         "label", o->label ? o->label : TARGET_NAMES[o->target], "target", TARGET_NAMES[o->target],
-        "subscribers", (int)o->subs, "ready", (int)(b->ready + b->closed_later), "rate", o->rate,
-        "publish_s", pub_s, "published", (json_int_t)atomic_load(&p->published), "expected",
-        (json_int_t)expected, "delivered", (json_int_t)b->delivered, "lost",
+        "subscribers", (int)o->subs, "ready", (int)(b->ready + b->closed_later), "rate", p->rate,
+        "offered_per_s", p->rate * p->mean_fanout, "publish_s", pub_s, "published",
+        (json_int_t)atomic_load(&p->published), "expected", (json_int_t)expected, "delivered",
+        (json_int_t)b->delivered, "lost",
         (json_int_t)(expected > b->delivered ? expected - b->delivered : 0), "stale",
         (json_int_t)b->stale, "deliveries_per_s", span ? (double)b->delivered / secs(span) : 0.0,
         "messages_per_s", pub_s > 0 ? (double)atomic_load(&p->published) / pub_s : 0.0, "p50_us",
@@ -922,7 +961,11 @@ static void usage(FILE *out)
             "  --mqtt-host H --mqtt-port P --qos Q   the broker to publish to (127.0.0.1:1883, 1)\n"
             "  --rate R          messages/s; 0 (default): as fast as delivered, --window W\n"
             "                    messages in flight end to end (%d)\n"
+            "  --offered D       deliveries/s: sets the rate to D / the mean fan-out\n"
             "  --duration S      seconds of publishing (%.0f); 0: connect and measure only\n"
+            "  --messages M      stop after M messages (or the duration, whichever is first)\n"
+            "  --exec-before CMD --exec-after CMD   shell commands run just before publishing\n"
+            "                    and after the last delivery (callgrind_control, perf …)\n"
             "  --parallel C      handshakes in flight (%d); --drain S: wait for stragglers (%.0f)\n"
             "  --server-pid PID --broker-pid PID   measure their CPU and RSS from /proc\n"
             "  --label NAME      the run's name in the report; --check: exit 1 on any loss\n",
@@ -974,6 +1017,10 @@ enum {
     OPT_BROKER_PID,
     OPT_LABEL,
     OPT_CHECK,
+    OPT_OFFERED,
+    OPT_MESSAGES,
+    OPT_EXEC_BEFORE,
+    OPT_EXEC_AFTER,
     OPT_HELP
 };
 
@@ -1000,6 +1047,10 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"label", 1, NULL, OPT_LABEL},
                                           {"check", 0, NULL, OPT_CHECK},
                                           {"help", 0, NULL, OPT_HELP},
+                                          {"offered", 1, NULL, OPT_OFFERED},
+                                          {"messages", 1, NULL, OPT_MESSAGES},
+                                          {"exec-before", 1, NULL, OPT_EXEC_BEFORE},
+                                          {"exec-after", 1, NULL, OPT_EXEC_AFTER},
                                           {NULL, 0, NULL, 0}};
 
 /* Options with a number: where it goes and its bounds. */
@@ -1021,6 +1072,8 @@ static int set_number(opts_t *o, int opt, const char *arg)
                   {OPT_DURATION, 0, 86400},
                   {OPT_PARALLEL, 1, 100000},
                   {OPT_DRAIN, 0, 600},
+                  {OPT_OFFERED, 0, 1e9},
+                  {OPT_MESSAGES, 0, 1e12},
                   {OPT_SERVER_PID, 1, 1 << 30},
                   {OPT_BROKER_PID, 1, 1 << 30}};
     size_t i = 0;
@@ -1065,6 +1118,12 @@ static int set_number(opts_t *o, int opt, const char *arg)
     case OPT_DRAIN:
         o->drain_s = v;
         break;
+    case OPT_MESSAGES:
+        o->messages = v;
+        break;
+    case OPT_OFFERED:
+        o->offered = v;
+        break;
     case OPT_SERVER_PID:
         o->server_pid = (int)v;
         break;
@@ -1093,6 +1152,12 @@ static int set_option(opts_t *o, int opt, const char *arg)
         return tb_bench_mix_parse(arg, &o->mix);
     case OPT_MQTT_HOST:
         o->mqtt_host = arg;
+        return 0;
+    case OPT_EXEC_BEFORE:
+        o->exec_before = arg;
+        return 0;
+    case OPT_EXEC_AFTER:
+        o->exec_after = arg;
         return 0;
     case OPT_LABEL:
         o->label = arg;
@@ -1135,8 +1200,7 @@ int main(int argc, char **argv)
         }
         if (opt == '?' || set_option(&o, opt, optarg) != 0) {
             if (opt != '?')
-                fprintf(stderr, "telebridge-bench: bad value for --%s: %s\n",
-                        LONG_OPTS[opt - OPT_TARGET].name, optarg);
+                fprintf(stderr, "telebridge-bench: bad value: %s\n", argv[optind - 1]);
             usage(stderr);
             return EXIT_USAGE;
         }

@@ -1,4 +1,5 @@
 /* bench_core — see bench_core.h. */
+#define _GNU_SOURCE /* memmem */
 #include "bench_core.h"
 
 #include <stdlib.h>
@@ -32,6 +33,9 @@
 #define HIST_SUB (1u << HIST_SUB_BITS)
 #define HIST_MAX_BITS 50
 #define HIST_BUCKETS (2 * HIST_SUB + (HIST_MAX_BITS - HIST_SUB_BITS - 1) * HIST_SUB)
+
+/* A stamp has at most this many digits: it fits a uint64_t. */
+#define STAMP_MAX_DIGITS 19
 
 /* Spreads the mix over each run of 100 subscribers: 37 is prime to 100. */
 #define MIX_STRIDE 37
@@ -190,20 +194,18 @@ int tb_bench_find_stamp(const uint8_t *text, size_t len, uint64_t *ns)
 {
     static const char key[] = TB_BENCH_STAMP_KEY;
     const size_t klen = sizeof(key) - 1;
-    for (size_t i = 0; i + klen < len; i++) {
-        if (text[i] != '"' || memcmp(text + i, key, klen) != 0)
-            continue;
-        size_t j = i + klen;
-        uint64_t v = 0;
-        size_t digits = 0;
-        for (; j < len && text[j] >= '0' && text[j] <= '9' && digits < 19; j++, digits++)
-            v = v * 10 + (uint64_t)(text[j] - '0');
-        if (digits == 0 || (j < len && text[j] >= '0' && text[j] <= '9'))
-            return -1;
-        *ns = v;
-        return 0;
-    }
-    return -1;
+    const uint8_t *k = memmem(text, len, key, klen);
+    if (!k)
+        return -1;
+    size_t j = (size_t)(k - text) + klen;
+    uint64_t v = 0;
+    size_t digits = 0;
+    for (; j < len && text[j] >= '0' && text[j] <= '9' && digits < STAMP_MAX_DIGITS; j++, digits++)
+        v = v * 10 + (uint64_t)(text[j] - '0');
+    if (digits == 0 || (j < len && text[j] >= '0' && text[j] <= '9'))
+        return -1;
+    *ns = v;
+    return 0;
 }
 
 /* Parses one "kind=N" item of length len. */

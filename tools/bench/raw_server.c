@@ -1,10 +1,11 @@
 /*
  * telebridge-bench-raw — the ceiling for the benchmark: the least a fan-out server can do.
  *
- * Subscribes to "bench/#" on the broker and writes every message, as one pre-encoded unmasked
- * text frame, to every WebSocket connection with one send() each: no rooms, no parsing, no auth,
- * no queues (a connection whose socket is full is dropped and counted). Upgrades with the
- * RFC 6455 accept key. usage: telebridge-bench-raw PORT MQTT_PORT. Runs until SIGTERM/SIGINT.
+ * Subscribes to "bench/#" on the broker and appends every message, as one pre-encoded unmasked
+ * text frame, to a batch; every FLUSH_US a flusher thread writes the batch to every WebSocket
+ * connection with one send() each: no rooms, no parsing, no auth, no per-connection queues (a
+ * connection whose socket is full is dropped and counted). Upgrades with the RFC 6455 key. usage:
+ * telebridge-bench-raw PORT MQTT_PORT. Runs until SIGTERM/SIGINT.
  */
 #define _GNU_SOURCE
 #include <mosquitto.h>
@@ -21,6 +22,8 @@
 
 #define MAX_SUBS 200000
 #define FRAME_MAX 65536
+#define BATCH_MAX (4 * FRAME_MAX)
+#define FLUSH_US 200
 #define REQ_MAX 4096
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 #define KEY_HDR "Sec-WebSocket-Key: "
@@ -30,26 +33,53 @@ static int n_subs;
 static unsigned long dropped;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t stop;
+static unsigned char batch[2][BATCH_MAX];
+static size_t batch_len; /* of batch[0], under lock */
+
+/* Writes the batch to every subscriber, the lock held. */
+static void flush_locked(void)
+{
+    static unsigned char *out = batch[1];
+    size_t len = batch_len;
+    memcpy(out, batch[0], len);
+    batch_len = 0;
+    for (int i = 0; i < n_subs && len; i++)
+        if (send(subs[i], out, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len) {
+            close(subs[i]);
+            subs[i--] = subs[--n_subs];
+            dropped++;
+        }
+}
+
+static void *flusher(void *arg)
+{
+    (void)arg;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = FLUSH_US * 1000L};
+    while (!stop) {
+        nanosleep(&pause, NULL);
+        pthread_mutex_lock(&lock);
+        flush_locked();
+        pthread_mutex_unlock(&lock);
+    }
+    return NULL;
+}
 
 static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg)
 {
     (void)m, (void)arg;
-    static unsigned char frame[FRAME_MAX + 4];
     size_t len = (size_t)msg->payloadlen, hdr = len < 126 ? 2 : 4;
     if (len > FRAME_MAX)
         return;
+    pthread_mutex_lock(&lock);
+    if (batch_len + hdr + len > BATCH_MAX)
+        flush_locked();
+    unsigned char *frame = batch[0] + batch_len;
     frame[0] = 0x81;
     frame[1] = len < 126 ? (unsigned char)len : 126;
     frame[2] = (unsigned char)(len >> 8);
     frame[3] = (unsigned char)len;
     memcpy(frame + hdr, msg->payload, len);
-    pthread_mutex_lock(&lock);
-    for (int i = 0; i < n_subs; i++)
-        if (send(subs[i], frame, hdr + len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)(hdr + len)) {
-            close(subs[i]);
-            subs[i--] = subs[--n_subs];
-            dropped++;
-        }
+    batch_len += hdr + len;
     pthread_mutex_unlock(&lock);
 }
 
@@ -108,11 +138,15 @@ int main(int argc, char **argv)
         mosquitto_subscribe(m, NULL, "bench/#", 0) != MOSQ_ERR_SUCCESS ||
         mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS)
         return fprintf(stderr, "raw: broker unreachable\n"), 1;
+    pthread_t th;
+    if (pthread_create(&th, NULL, flusher, NULL) != 0)
+        return perror("pthread_create"), 1;
     while (!stop) {
         int fd = accept(ls, NULL, NULL);
         if (fd >= 0)
             upgrade(fd);
     }
+    pthread_join(th, NULL);
     mosquitto_disconnect(m);
     mosquitto_loop_stop(m, false);
     mosquitto_destroy(m);
