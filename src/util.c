@@ -22,26 +22,68 @@ int64_t tb_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The proleptic Gregorian calendar in 400-year eras (H. Hinnant, "chrono-Compatible Low-Level
+ * Date Algorithms"): exact for every day count, no table, no locale, no lock. */
+#define DAYS_PER_ERA 146097
+#define DAYS_0000_TO_1970 719468
+#define MS_PER_DAY 86400000LL
+#define RFC3339_YEAR_MAX 9999
+
+typedef struct {
+    int64_t year;
+    unsigned month, day;
+} civil_t;
+
+static civil_t civil_from_days(int64_t z)
+{
+    z += DAYS_0000_TO_1970;
+    int64_t era = (z >= 0 ? z : z - (DAYS_PER_ERA - 1)) / DAYS_PER_ERA;
+    unsigned doe = (unsigned)(z - era * DAYS_PER_ERA);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    civil_t c = {.day = doy - (153 * mp + 2) / 5 + 1, .month = mp < 10 ? mp + 3 : mp - 9};
+    c.year = (int64_t)yoe + era * 400 + (c.month <= 2);
+    return c;
+}
+
+/* Writes v as exactly width decimal digits (v < 10^width); returns the end. */
+static char *put_digits(char *p, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
+/* No stdio on this path: it runs twice per device message (payload and envelope). */
 void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN])
 {
-    time_t secs = (time_t)(ms / 1000);
-    int millis = (int)(ms % 1000);
-    struct tm tm;
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
-    }
-    gmtime_r(&secs, &tm);
+    static const char clamped[] = "9999-12-31T23:59:59.999Z";
+    int64_t days = (ms >= 0 ? ms : ms - (MS_PER_DAY - 1)) / MS_PER_DAY;
+    unsigned in_day = (unsigned)(ms - days * MS_PER_DAY);
+    civil_t c = civil_from_days(days);
     /* Years outside 0..9999 cannot be written in RFC 3339; clamp rather than overflow. */
-    if (tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
-        snprintf(out, TB_RFC3339_LEN, "%s", "9999-12-31T23:59:59.999Z");
+    if (c.year > RFC3339_YEAR_MAX || c.year < 0) {
+        memcpy(out, clamped, sizeof(clamped));
         return;
     }
-    /* gmtime_r keeps every field in range, so the unsigned casts only inform the compiler. */
-    snprintf(out, TB_RFC3339_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
-             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
-             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
-             (unsigned)tm.tm_sec % 100u, (unsigned)millis % 1000u);
+    char *p = put_digits(out, (unsigned)c.year, 4);
+    *p++ = '-';
+    p = put_digits(p, c.month, 2);
+    *p++ = '-';
+    p = put_digits(p, c.day, 2);
+    *p++ = 'T';
+    p = put_digits(p, in_day / 3600000, 2);
+    *p++ = ':';
+    p = put_digits(p, in_day / 60000 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, in_day / 1000 % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, in_day % 1000, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 bool tb_prefix_pattern_match(const char *pattern, const char *s)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "telebridge/groups.h"
@@ -27,6 +28,39 @@ static void test_rfc3339(void **state)
     assert_string_equal(ts, "1969-12-31T23:59:59.999Z");
     tb_format_rfc3339_ms(INT64_C(400000000000000), ts);
     assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+    tb_format_rfc3339_ms(INT64_C(951782400000), ts);
+    assert_string_equal(ts, "2000-02-29T00:00:00.000Z");
+    tb_format_rfc3339_ms(INT64_C(4107542399999), ts);
+    assert_string_equal(ts, "2100-02-28T23:59:59.999Z");
+    tb_format_rfc3339_ms(INT64_C(4107542400000), ts);
+    assert_string_equal(ts, "2100-03-01T00:00:00.000Z");
+    tb_format_rfc3339_ms(INT64_C(253402300799999), ts);
+    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+    tb_format_rfc3339_ms(INT64_C(253402300800000), ts);
+    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+    tb_format_rfc3339_ms(INT64_C(-62167219200000), ts);
+    assert_string_equal(ts, "0000-01-01T00:00:00.000Z");
+    tb_format_rfc3339_ms(INT64_C(-62167219200001), ts);
+    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+}
+
+/* The calendar arithmetic agrees with the C library's gmtime_r across the whole range. */
+static void test_rfc3339_matches_gmtime(void **state)
+{
+    (void)state;
+    /* A step prime to every calendar period, so the samples land on every kind of day. */
+    const int64_t step = INT64_C(97) * 86400000 + 3723457;
+    char ts[TB_RFC3339_LEN], want[64];
+    for (int64_t ms = INT64_C(-62167219200000); ms < INT64_C(253402300800000); ms += step) {
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        assert_non_null(gmtime_r(&secs, &tm));
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ms - (int64_t)secs * 1000));
+        tb_format_rfc3339_ms(ms, ts);
+        assert_string_equal(ts, want);
+    }
 }
 
 static void test_id_valid(void **state)
@@ -159,10 +193,11 @@ static void test_read_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),   cmocka_unit_test(test_id_valid),
-        cmocka_unit_test(test_utf8),      cmocka_unit_test(test_redact_query),
-        cmocka_unit_test(test_ratelimit), cmocka_unit_test(test_log_level_parse),
-        cmocka_unit_test(test_groups),    cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_rfc3339),         cmocka_unit_test(test_rfc3339_matches_gmtime),
+        cmocka_unit_test(test_id_valid),        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_redact_query),    cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_log_level_parse), cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
