@@ -730,18 +730,29 @@ typedef struct {
     size_t n;
 } dev_rooms_t;
 
+/* out = prefix + name, cut at TB_ROOM_MAX bytes. No stdio: this runs per device message. */
+static void room_name(char out[TB_ROOM_MAX + 1], const char *prefix, const char *name)
+{
+    size_t plen = strlen(prefix), n = strlen(name);
+    if (n > TB_ROOM_MAX - plen)
+        n = TB_ROOM_MAX - plen;
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, name, n);
+    out[plen + n] = '\0';
+}
+
 /* The rooms of a device message: its device room first, its topic group, its groups, global. */
 static void device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out)
 {
     const char *groups[TB_GROUPS_PER_DEVICE_MAX];
     size_t n = 0;
     size_t ng = tb_groups_of(h->groups, device, groups, TB_GROUPS_PER_DEVICE_MAX);
-    snprintf(out->names[n++], TB_ROOM_MAX + 1, "device:%s", device);
+    room_name(out->names[n++], "device:", device);
     if (group[0])
-        snprintf(out->names[n++], TB_ROOM_MAX + 1, "group:%s", group);
+        room_name(out->names[n++], "group:", group);
     for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
-        snprintf(out->names[n++], TB_ROOM_MAX + 1, "group:%s", groups[i]);
-    snprintf(out->names[n++], TB_ROOM_MAX + 1, "%s", "global");
+        room_name(out->names[n++], "group:", groups[i]);
+    room_name(out->names[n++], "", "global");
     for (size_t i = 0; i < n; i++)
         out->ptrs[i] = out->names[i];
     out->n = n;
