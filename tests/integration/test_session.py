@@ -40,9 +40,9 @@ def test_refresh_extends_the_connection(make_bridge, connect):
 
 def test_token_expiring_then_refresh_outlives_the_first_token(make_bridge, connect):
     bridge = make_bridge({"auth": {"leeway_s": 0, "expiry_warning_s": 2}})
-    ws = connect(bridge, token=bridge.mint(sub="dana", ttl=3, rooms=["device:*"]))
-    first_exp = int(time.time()) + 3
-    warn = ws.recv(timeout=3)
+    ws = connect(bridge, token=bridge.mint(sub="dana", ttl=2, rooms=["device:*"]))
+    first_exp = int(time.time()) + 2
+    warn = ws.recv(timeout=2)
     assert warn["type"] == "token_expiring", warn
     assert set(warn["payload"]) == {"exp", "expires_in"}
     assert 0 < warn["payload"]["expires_in"] <= 2
