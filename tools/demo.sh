@@ -8,8 +8,9 @@
 # from config/telebridge.json), starts mosquitto on 127.0.0.1:MQTT_PORT unless something
 # already listens there, starts the bridge and tools/simulate.py, mints a token and prints how
 # to connect. Ctrl-C stops everything it started.
-#   --no-wait   smoke test: check /readyz and that one telemetry message reaches a WebSocket
-#               client, stop everything, exit 0 (1 on failure)
+#   --no-wait   smoke test: check /readyz, that GET / serves the dashboard and that one
+#               telemetry message reaches a WebSocket client, stop everything, exit 0 (1 on
+#               failure)
 #   --no-build  use the binaries already in build/ (build only when they are missing)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,7 +30,7 @@ READY_TIMEOUT=20
 TELEMETRY_TIMEOUT=15
 
 usage() {
-    sed -n '2,15p' "$0"
+    sed -n '2,14p' "$0"
 }
 
 while (($#)); do
@@ -141,6 +142,8 @@ TOKEN=$(build/bin/telebridge-token --sub demo --rooms 'device:*,group:*,global' 
 # ---- smoke test or wait ------------------------------------------------------------------------
 
 if ((!WAIT)); then
+    [[ "$(tb_http_status "http://127.0.0.1:$HTTP_PORT/")" == 200 ]] \
+        || fail "the dashboard is not served at http://127.0.0.1:$HTTP_PORT/"
     "$PYTHON" - "$HTTP_PORT" "$TOKEN" "$TELEMETRY_TIMEOUT" <<'EOF' || fail "no telemetry reached a WebSocket client"
 import asyncio, json, sys
 import websockets

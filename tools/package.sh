@@ -15,7 +15,7 @@ DIR=${TB_PACKAGE_DIR:-build-pkg}
 
 cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DTB_TESTS=OFF \
     -DTB_WERROR=ON >/dev/null
-cmake --build "$DIR" -j2
+cmake --build "$DIR" -j2 >&2
 rm -f "$DIR"/telebridge_*.deb
 (cd "$DIR" && cpack -G DEB >/dev/null)
 ls "$PWD/$DIR"/telebridge_*.deb

@@ -88,6 +88,11 @@ function start(token) {
     client.addEventListener("state", (e) => onState(e.detail));
     client.addEventListener("unauthorized", () => signOut("The bridge refused this token."));
     client.addEventListener("connected", () => setNotice(""));
+    client.addEventListener("token_expiring", () => setNotice(
+        "Your token expires soon: sign out and in again with a new one to stay connected."));
+    client.addEventListener("close", (e) => {
+        if (e.detail.code === 4001) setNotice("Your token expired.");
+    });
     client.addEventListener("subscribed", (e) => onSubscribed(e.detail));
     client.addEventListener("telemetry", (e) => onTelemetry(e.detail));
     client.addEventListener("device_status", (e) => onStatus(e.detail));

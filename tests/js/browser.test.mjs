@@ -87,6 +87,9 @@ describe("dashboard in headless chromium", () => {
         const pageErrors = [];
         page.on("websocket", (ws) => wsUrls.push(ws.url()));
         page.on("pageerror", (err) => pageErrors.push(String(err)));
+        // Errors the page reports, but not the failed requests a bridge restart causes.
+        page.on("console", (msg) => msg.type() === "error" &&
+            !msg.text().startsWith("Failed to load resource") && pageErrors.push(msg.text()));
         try {
             await page.goto(`${stack.bridge.httpUrl}/#token=${token}`);
             await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
