@@ -3,7 +3,8 @@
 #
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
-#                             binary, a short run of every libFuzzer target (with clang),
+#                             binary, a 20 s soak, a short run of every libFuzzer target (with
+#                             clang),
 #                             JavaScript client and browser tests, the Debian package,
 #                             benchmark and demo smoke tests
 #   ./tools/test.sh --quick   plain build, unit tests, integration tests, JavaScript client
@@ -22,6 +23,8 @@ PYTHON=/usr/bin/python3
 TSAN_TESTS=(test_queue test_hub test_ingest)
 # Items of the queue stress test under TSan: millions, in seconds (5 s here, idle).
 TSAN_STRESS_ITEMS=5000000
+# Seconds of the soak run against the ASan binary (tools/soak.sh; longer runs by hand).
+SOAK_SECONDS=20
 # Seconds each libFuzzer target of tests/fuzz runs (docs/operations.md: longer runs).
 FUZZ_SECONDS=${TB_FUZZ_SECONDS:-15}
 # Hard bounds so a hung step can never hold CI: seconds.
@@ -133,6 +136,10 @@ unit_tsan() {
     fi
 }
 
+soak_short() {
+    ./tools/soak.sh --duration "$SOAK_SECONDS" --bin build-asan/bin
+}
+
 # True when clang can link a libFuzzer target.
 fuzz_available() {
     command -v clang >/dev/null 2>&1 || return 1
@@ -241,6 +248,7 @@ else
     if step "build (ASan+UBSan)" build_dir build-asan -DTB_SANITIZE=ON; then
         step "unit tests (ASan+UBSan)" unit_asan || true
         step "integration tests (ASan+UBSan binary)" integration build-asan || true
+        step "soak (${SOAK_SECONDS} s, ASan+UBSan binary)" soak_short || true
     else
         skip "unit and integration tests (ASan+UBSan)" "build failed"
     fi
