@@ -241,12 +241,21 @@ int tb_http_json_body(const tb_http_req_t *req, json_t **obj, json_t **body)
     return TB_HTTP_BAD_REQUEST;
 }
 
-/* POST /api/v1/ws/ticket: a one-time ticket carrying the Bearer token's grant. */
+/*
+ * POST /api/v1/ws/ticket: a one-time ticket carrying the Bearer token's grant. Asking for a
+ * ticket is the first half of a handshake: it spends a token of the per-address handshake
+ * limiter (429 past it) before the Bearer token is looked at.
+ */
 static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
 {
     tb_grant_t *grant = NULL;
     char ticket[TB_TICKET_LEN + 1];
     int64_t expires_ms;
+    if (ctx->handshakes &&
+        !tb_ratelimit_allow(ctx->handshakes, req->peer ? req->peer : "", tb_mono_ms())) {
+        *body = tb_http_error("rate_limited");
+        return TB_HTTP_TOO_MANY;
+    }
     int status = tb_http_authenticate(ctx, req, &grant, body);
     if (status)
         return status;

@@ -279,13 +279,14 @@ static const char *find_bearer(struct lws *wsi, char *buf, size_t len)
 
 static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
-    char path[URI_MAX], auth[TB_AUTH_TOKEN_MAX + 1];
+    char path[URI_MAX], auth[TB_AUTH_TOKEN_MAX + 1], peer[PEER_MAX];
     json_t *body = NULL;
     int status = TB_HTTP_NOT_FOUND;
-    tb_http_req_t req = {.path = path, .body = pss->rx, .body_len = pss->rx_len};
+    tb_http_req_t req = {.path = path, .body = pss->rx, .body_len = pss->rx_len, .peer = peer};
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_POST_URI) > 0) {
         req.bearer = find_bearer(wsi, auth, sizeof(auth));
         req.now_ms = tb_now_ms();
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
         status = tb_http_post(&s->http, &req, &body);
     } else {
         body = tb_http_error("not_found");
@@ -845,6 +846,7 @@ static int create_hub(tb_server_t *s)
                               .queue = s->queue,
                               .auth = s->auth,
                               .tickets = s->tickets,
+                              .handshakes = s->handshakes,
                               .started_mono_ms = tb_mono_ms()};
     return s->hub ? 0 : -1;
 }

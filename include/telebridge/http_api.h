@@ -28,6 +28,7 @@
 #include "telebridge/hub.h"
 #include "telebridge/metrics.h"
 #include "telebridge/queue.h"
+#include "telebridge/ratelimit.h"
 #include "telebridge/stats.h"
 #include "telebridge/ticket.h"
 
@@ -56,7 +57,8 @@ typedef struct {
     const tb_queue_t *queue; /* the MQTT -> hub queue, for its depth */
     const tb_auth_t *auth;   /* the verifier in use; the server updates it on reload */
     tb_tickets_t *tickets;
-    int64_t started_mono_ms; /* tb_mono_ms() at start, for uptime_s */
+    tb_ratelimit_t *handshakes; /* the per-address handshake limiter; NULL when off */
+    int64_t started_mono_ms;    /* tb_mono_ms() at start, for uptime_s */
 } tb_http_ctx_t;
 
 /* One POST request as the transport hands it over. */
@@ -66,6 +68,7 @@ typedef struct {
     const char *body;   /* body_len bytes, not NUL-terminated; NULL when body_len is 0 */
     size_t body_len;    /* <= TB_HTTP_BODY_MAX */
     int64_t now_ms;     /* wall clock */
+    const char *peer;   /* the client's address, "" when unknown */
 } tb_http_req_t;
 
 /*

@@ -18,7 +18,7 @@ import tb
 ISS = "https://issuer.example"
 AUD = "telebridge-test"
 LEEWAY = 5
-HS_CONFIG = {"auth": {"issuer": ISS, "audience": AUD, "leeway_s": LEEWAY, "ticket_ttl_s": 1,
+HS_CONFIG = {"auth": {"issuer": ISS, "audience": AUD, "leeway_s": LEEWAY,
                       "expiry_warning_s": 0}}
 
 
@@ -108,7 +108,8 @@ def test_bad_hs256_credentials(make_bridge, connect, keys):
     assert 8192 < len(huge) < 11000
     ticket_used = tb.get_ticket(bridge.port, good)
     assert attempt(bridge, path=f"/ws?ticket={ticket_used}")[0] == 101
-    ticket_expired = tb.get_ticket(bridge.port, good)
+    # A ticket never outlives its token: this one dies with a token that expires in 2 s.
+    ticket_expired = tb.get_ticket(bridge.port, sign(claims(exp=now + 2), secret, "HS256"))
     hs = {"alg": "HS256", "typ": "JWT"}
     t = {
         "alg_none": tb.unsigned_token("alice", ["*"], 3600),
@@ -201,8 +202,8 @@ def test_bad_hs256_credentials(make_bridge, connect, keys):
          "invalid_ticket", "ticket_unknown"),
     ]
     check_refusals(bridge, connect, cases)
-    # The expired ticket last: its store TTL (1 s) has passed by now.
-    time.sleep(1.1)
+    # The expired ticket last, once its token's exp has passed.
+    time.sleep(max(0.0, now + 2.1 - time.time()))
     check_refusals(bridge, connect, [
         ("expired_ticket", lambda: attempt(bridge, path=f"/ws?ticket={ticket_expired}"), 401,
          "invalid_ticket", "ticket_expired")])
@@ -279,8 +280,12 @@ def test_handshake_rate_limit_429_and_recovery(make_bridge, connect):
     refused = bridge.stats()["refused"]
     assert refused["handshake_rate_limited"] == 2
     assert refused["handshake_by_reason"]["rate_limited"] == 2
-    # HTTP endpoints are not handshakes: they still answer.
+    # GET endpoints are not handshakes: they still answer. Asking for a ticket is the first half
+    # of one: it is refused too, before the token is looked at.
     assert bridge.get("/healthz")[0] == 200
+    status, body, hdrs = tb.http_post(bridge.port, "/api/v1/ws/ticket",
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert (status, body, hdrs["Retry-After"]) == (429, {"error": "rate_limited"}, "1")
     # After a second one more handshake goes through, and it works.
     time.sleep(1.1)
     ws = connect(bridge, token=token)

@@ -115,6 +115,18 @@ static void test_ticket_route(void **state)
     assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, "too_many_tickets", NULL), 503);
 }
 
+static void test_ticket_route_spends_a_handshake_token(void **state)
+{
+    fixture_t *f = *state;
+    f->ctx.handshakes = tb_ratelimit_create(1, 1, 8);
+    assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, NULL, NULL), 200);
+    assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, "rate_limited", NULL), 429);
+    /* Refused before the token is looked at: a bad one gets the same answer. */
+    assert_int_equal(post(f, "/api/v1/ws/ticket", "a.b.c", "rate_limited", NULL), 429);
+    tb_ratelimit_destroy(f->ctx.handshakes);
+    f->ctx.handshakes = NULL;
+}
+
 static void test_json_body(void **state)
 {
     static const struct {
@@ -168,6 +180,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ticket_route_spends_a_handshake_token, setup,
+                                        teardown),
         cmocka_unit_test(test_json_body),
         cmocka_unit_test_setup_teardown(test_authenticate_hands_over_the_grant, setup, teardown),
     };
