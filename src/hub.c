@@ -772,14 +772,16 @@ static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, int64_t now_ms
     char room[TB_ROOM_MAX + 1];
     uint64_t seq;
     snprintf(room, sizeof(room), "device:%s", tb_lv_device(e));
-    const json_t *status = tb_lv_status(e, &seq);
+    json_t *status = tb_lv_status(e, &seq);
     if (status)
         snap_push(
             c, tb_proto_device("device_status", room, status, seq, true, now_ms, TB_FRAME_STATUS));
-    const json_t *telemetry = tb_lv_telemetry(e, &seq);
+    json_t *telemetry = tb_lv_telemetry(e, &seq);
     if (telemetry)
         snap_push(c, tb_proto_device("telemetry", room, telemetry, seq, true, now_ms,
                                      TB_FRAME_TELEMETRY));
+    json_decref(status);
+    json_decref(telemetry);
 }
 
 /* True when e's device room is not in fresh but one of its group rooms or global is. */
@@ -1100,7 +1102,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
         tb_proto_device(telemetry ? "telemetry" : "device_status", dr.names[0], m->payload, seq,
                         false, tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
-    tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, seq);
+    tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.lastvalue_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
         route(h, f, dr.ptrs, dr.n);

@@ -1,7 +1,6 @@
 /* lastvalue — per-device last telemetry and status; see include/telebridge/lastvalue.h. */
 #include "telebridge/lastvalue.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,15 +8,21 @@
 
 /* Initial hash buckets; the index doubles when records outnumber buckets. */
 #define LV_BUCKETS_MIN 64
-
+/*
+ * The state is kept as encoded frames, not as jansson objects: a device whose field and tag
+ * names stay the same (the usual case, recognised by names_sig()) keeps a reference to its
+ * last message's frame — shared with the history and the send queues, so nothing is copied
+ * or encoded — and only a message that changes the set of names costs a parse, a merge and
+ * an encoding. A few hundred bytes per device instead of a few kilobytes of jansson objects.
+ */
 struct tb_lv_entry {
     tb_lv_entry_t *hnext;         /* hash chain */
     tb_lv_entry_t *older, *newer; /* update-order list */
     uint32_t hash;
-    uint64_t telemetry_seq, status_seq;
-    json_t *telemetry, *status;
+    uint64_t names;                 /* names_sig() of the stored telemetry */
+    tb_frame_t *telemetry, *status; /* JSON objects with a "payload"; NULL until the first */
+    char *group;                    /* NULL when the topic named none */
     uint64_t *words;
-    char group[TB_ID_MAX + 1];
     char device[];
 };
 
@@ -57,8 +62,9 @@ tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
 
 static void entry_free(tb_lv_entry_t *e)
 {
-    json_decref(e->telemetry);
-    json_decref(e->status);
+    tb_frame_unref(e->telemetry);
+    tb_frame_unref(e->status);
+    free(e->group);
     free(e);
 }
 
@@ -170,25 +176,94 @@ static void merge_member(json_t *dst, const json_t *src, const char *key)
         json_object_update(into, from);
 }
 
-static void fold_telemetry(tb_lv_entry_t *e, const json_t *p, uint64_t seq)
+static uint64_t hash64(const char *s)
 {
-    if (!e->telemetry) {
-        json_t *t = json_pack("{s:O, s:O, s:o, s:o}", "device_id", json_object_get(p, "device_id"),
-                              "timestamp", json_object_get(p, "timestamp"), "fields",
-                              json_copy(json_object_get(p, "fields")), "tags",
-                              json_copy(json_object_get(p, "tags")));
-        if (!t)
-            return;
-        e->telemetry = t;
-    } else {
-        merge_member(e->telemetry, p, "fields");
-        merge_member(e->telemetry, p, "tags");
-        json_object_set(e->telemetry, "timestamp", json_object_get(p, "timestamp"));
+    uint64_t h = 14695981039346656037u; /* FNV-1a, 64 bits */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211u;
     }
-    e->telemetry_seq = seq;
+    return h;
 }
 
-tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, uint64_t seq)
+/*
+ * A fingerprint of the field and tag names of telemetry p, independent of their order: the
+ * sums of their hashes (tags' rotated) and their counts. Equal fingerprints mean p replaces
+ * every stored value, so no merge is needed (a collision is a 2^-64 event).
+ */
+static uint64_t names_sig(const json_t *p)
+{
+    const json_t *fields = json_object_get(p, "fields"), *tags = json_object_get(p, "tags");
+    const char *key;
+    const json_t *v;
+    uint64_t sig = json_object_size(fields) << 32 | json_object_size(tags);
+    json_object_foreach((json_t *)fields, key, v) sig += hash64(key);
+    json_object_foreach((json_t *)tags, key, v)
+    {
+        uint64_t h = hash64(key);
+        sig += h << 1 | h >> 63;
+    }
+    return sig;
+}
+
+/* The "payload" of a stored frame as a new object; NULL when out of memory. */
+static json_t *frame_payload(tb_frame_t *f)
+{
+    json_t *root = json_loadb(tb_frame_payload(f), f->len, 0, NULL);
+    json_t *p = json_incref(json_object_get(root, "payload"));
+    json_decref(root);
+    return p;
+}
+
+/*
+ * A frame {"payload": e's telemetry with p folded in} with f's seq, its names_sig() in
+ * *names; NULL when out of memory.
+ */
+static tb_frame_t *merged_frame(const tb_lv_entry_t *e, const json_t *p, const tb_frame_t *f,
+                                uint64_t *names)
+{
+    json_t *t = frame_payload(e->telemetry);
+    if (!t)
+        return NULL;
+    merge_member(t, p, "fields");
+    merge_member(t, p, "tags");
+    json_object_set(t, "timestamp", json_object_get(p, "timestamp"));
+    *names = names_sig(t);
+    json_t *env = json_pack("{s:o}", "payload", t);
+    tb_frame_t *merged = env ? tb_frame_from_json(env, TB_FRAME_TELEMETRY, f->seq) : NULL;
+    json_decref(env);
+    return merged;
+}
+
+static void fold_telemetry(tb_lv_entry_t *e, const json_t *p, tb_frame_t *f)
+{
+    uint64_t names = names_sig(p);
+    tb_frame_t *keep = f;
+    if (!e->telemetry || names == e->names)
+        tb_frame_ref(f);
+    else if (!(keep = merged_frame(e, p, f, &names)))
+        return; /* out of memory: the older state stays */
+    tb_frame_unref(e->telemetry);
+    e->telemetry = keep;
+    e->names = names;
+}
+
+static void fold_status(tb_lv_entry_t *e, tb_frame_t *f)
+{
+    tb_frame_ref(f);
+    tb_frame_unref(e->status);
+    e->status = f;
+}
+
+static void set_group(tb_lv_entry_t *e, const char *group)
+{
+    if (e->group && strcmp(e->group, group) == 0)
+        return;
+    free(e->group);
+    e->group = group[0] ? strdup(group) : NULL;
+}
+
+tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f)
 {
     if (lv->max_devices == 0)
         return NULL;
@@ -199,14 +274,13 @@ tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, uint64
     } else if (!(e = entry_create(lv, m->device_id))) {
         return NULL;
     }
-    snprintf(e->group, sizeof(e->group), "%s", m->group);
-    if (m->kind == TB_MSG_TELEMETRY) {
-        fold_telemetry(e, m->payload, seq);
-    } else {
-        json_decref(e->status);
-        e->status = json_incref(m->payload);
-        e->status_seq = seq;
-    }
+    set_group(e, m->group);
+    if (!f)
+        return e;
+    if (m->kind == TB_MSG_TELEMETRY)
+        fold_telemetry(e, m->payload, f);
+    else
+        fold_status(e, f);
     return e;
 }
 
@@ -237,19 +311,19 @@ const char *tb_lv_device(const tb_lv_entry_t *e)
 
 const char *tb_lv_group(const tb_lv_entry_t *e)
 {
-    return e->group;
+    return e->group ? e->group : "";
 }
 
-const json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq)
+json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq)
 {
-    *seq = e->telemetry_seq;
-    return e->telemetry;
+    *seq = e->telemetry ? e->telemetry->seq : 0;
+    return e->telemetry ? frame_payload(e->telemetry) : NULL;
 }
 
-const json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq)
+json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq)
 {
-    *seq = e->status_seq;
-    return e->status;
+    *seq = e->status ? e->status->seq : 0;
+    return e->status ? frame_payload(e->status) : NULL;
 }
 
 uint64_t *tb_lv_words(tb_lv_entry_t *e)

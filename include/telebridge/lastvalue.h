@@ -12,8 +12,12 @@
  * updated one (an LRU list kept in update order), counted in tb_lastvalue_evictions().
  * max_devices 0 keeps nothing. Service thread only.
  *
- * Ownership: the store owns its records and their JSON; pointers it returns are borrowed and
- * valid until the next tb_lastvalue_update() or tb_lastvalue_destroy().
+ * The state is stored as encoded frames, mostly the very frames routed (see lastvalue.c), so
+ * reading it back (tb_lv_telemetry(), tb_lv_status()) parses it.
+ *
+ * Ownership: the store owns its records; record pointers and strings it returns are borrowed
+ * and valid until the next tb_lastvalue_update() or tb_lastvalue_destroy(). The JSON objects
+ * tb_lv_telemetry() / tb_lv_status() return are new and the caller's.
  */
 #ifndef TELEBRIDGE_LASTVALUE_H
 #define TELEBRIDGE_LASTVALUE_H
@@ -22,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telebridge/frame.h"
 #include "telebridge/msg.h"
 
 typedef struct tb_lastvalue tb_lastvalue_t;
@@ -34,12 +39,15 @@ tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words);
 void tb_lastvalue_destroy(tb_lastvalue_t *lv);
 
 /*
- * Folds device message m (normalised payload, see normalize.h), routed with seq, into its
- * device's record, creating the record (evicting the least recently updated one when full)
- * and making it the most recent. Returns the record, or NULL when the store keeps nothing or
- * is out of memory (the store is then unchanged but for a possible eviction).
+ * Folds device message m (normalised payload, see normalize.h), routed as frame f (the
+ * encoded envelope with m's "payload", f->seq its seq), into its device's record, creating
+ * the record (evicting the least recently updated one when full) and making it the most
+ * recent. The record keeps a reference to f, or, when m's field or tag names differ from the
+ * stored ones, a new frame {"payload": merged} with f's seq. f NULL (it could not be encoded)
+ * only refreshes the record's place and group. Returns the record, or NULL when the store
+ * keeps nothing or is out of memory (the store is then unchanged but for an eviction).
  */
-tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, uint64_t seq);
+tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f);
 
 /* The record of device, or NULL. */
 tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device);
@@ -54,10 +62,13 @@ uint64_t tb_lastvalue_evictions(const tb_lastvalue_t *lv);
 const char *tb_lv_device(const tb_lv_entry_t *e);
 /* The last {group} of the device's topic, "" when none. */
 const char *tb_lv_group(const tb_lv_entry_t *e);
-/* {"device_id","timestamp","fields","tags"} merged, or NULL before any telemetry; *seq set. */
-const json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq);
-/* {"device_id","status","timestamp"} last seen, or NULL before any status; *seq set. */
-const json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq);
+/*
+ * A new object (caller owns it) {"device_id","timestamp","fields","tags"} merged, or NULL
+ * before any telemetry (or when out of memory); *seq set.
+ */
+json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq);
+/* A new object {"device_id","status","timestamp"} last seen, or NULL before any status. */
+json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq);
 /* The caller's n_words words of this record. */
 uint64_t *tb_lv_words(tb_lv_entry_t *e);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "telebridge/lastvalue.h"
+#include "telebridge/protocol.h"
 
 static tb_msg_t *msg(tb_msg_kind_t kind, const char *device, const char *payload_json)
 {
@@ -21,12 +22,23 @@ static tb_msg_t *msg(tb_msg_kind_t kind, const char *device, const char *payload
     return m;
 }
 
+/* Routes-like: encodes m as the hub does and folds it in with that frame. */
+static tb_lv_entry_t *update_msg(tb_lastvalue_t *lv, tb_msg_t *m, uint64_t seq)
+{
+    tb_frame_t *f =
+        tb_proto_device("x", "device:x", m->payload, seq, false, 0,
+                        m->kind == TB_MSG_TELEMETRY ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    assert_non_null(f);
+    tb_lv_entry_t *e = tb_lastvalue_update(lv, m, f);
+    tb_frame_unref(f);
+    tb_msg_free(m);
+    return e;
+}
+
 static void update(tb_lastvalue_t *lv, tb_msg_kind_t kind, const char *device, const char *json,
                    uint64_t seq)
 {
-    tb_msg_t *m = msg(kind, device, json);
-    tb_lastvalue_update(lv, m, seq);
-    tb_msg_free(m);
+    update_msg(lv, msg(kind, device, json), seq);
 }
 
 static void test_fields_merge_and_status(void **state)
@@ -46,7 +58,7 @@ static void test_fields_merge_and_status(void **state)
     tb_lv_entry_t *e = tb_lastvalue_find(lv, "d1");
     assert_non_null(e);
     uint64_t seq = 0;
-    const json_t *t = tb_lv_telemetry(e, &seq);
+    json_t *t = tb_lv_telemetry(e, &seq);
     assert_int_equal(seq, 2);
     const json_t *fields = json_object_get(t, "fields");
     assert_int_equal(json_object_size(fields), 3);
@@ -55,9 +67,11 @@ static void test_fields_merge_and_status(void **state)
     assert_int_equal(json_integer_value(json_object_get(fields, "x")), 2);
     assert_int_equal(json_object_size(json_object_get(t, "tags")), 2);
     assert_string_equal(json_string_value(json_object_get(t, "timestamp")), "t2");
-    const json_t *st = tb_lv_status(e, &seq);
+    json_t *st = tb_lv_status(e, &seq);
     assert_int_equal(seq, 3);
     assert_string_equal(json_string_value(json_object_get(st, "status")), "online");
+    json_decref(t);
+    json_decref(st);
     assert_null(tb_lastvalue_find(lv, "d2"));
     tb_lastvalue_destroy(lv);
 }
@@ -123,19 +137,61 @@ static void test_zero_devices_keeps_nothing(void **state)
 {
     (void)state;
     tb_lastvalue_t *lv = tb_lastvalue_create(0, 0);
-    tb_msg_t *m = msg(TB_MSG_STATUS, "a", "{\"status\":\"online\"}");
-    assert_null(tb_lastvalue_update(lv, m, 1));
-    tb_msg_free(m);
+    assert_null(update_msg(lv, msg(TB_MSG_STATUS, "a", "{\"status\":\"online\"}"), 1));
     assert_int_equal(tb_lastvalue_count(lv), 0);
     assert_null(tb_lastvalue_oldest(lv));
     tb_lastvalue_destroy(lv);
     tb_lastvalue_destroy(NULL);
 }
 
+/* Same names: the routed frame itself is kept (no copy); new names: a merged frame; a later
+ * message with all the merged names is kept as is again, one with fewer merges. */
+static void test_frames_kept_or_merged(void **state)
+{
+    (void)state;
+    tb_lastvalue_t *lv = tb_lastvalue_create(4, 0);
+    const char *both = "{\"device_id\":\"d\",\"timestamp\":\"t3\",\"fields\":{\"h\":3,\"t\":3},"
+                       "\"tags\":{}}";
+    tb_msg_t *m = msg(TB_MSG_TELEMETRY, "d", both);
+    tb_frame_t *f =
+        tb_proto_device("telemetry", "device:d", m->payload, 7, false, 0, TB_FRAME_TELEMETRY);
+    tb_lastvalue_update(lv, m, f);
+    assert_int_equal(f->refs, 2); /* the store shares it */
+    tb_msg_free(m);
+    tb_frame_unref(f);
+    update(lv, TB_MSG_TELEMETRY, "d",
+           "{\"device_id\":\"d\",\"timestamp\":\"t4\",\"fields\":{\"t\":4},\"tags\":{}}", 8);
+    uint64_t seq;
+    json_t *t = tb_lv_telemetry(tb_lastvalue_find(lv, "d"), &seq);
+    assert_int_equal(seq, 8);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "fields"), "h")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "fields"), "t")), 4);
+    assert_string_equal(json_string_value(json_object_get(t, "timestamp")), "t4");
+    json_decref(t);
+    m = msg(TB_MSG_TELEMETRY, "d", both);
+    f = tb_proto_device("telemetry", "device:d", m->payload, 9, false, 0, TB_FRAME_TELEMETRY);
+    tb_lastvalue_update(lv, m, f);
+    assert_int_equal(f->refs, 2);
+    tb_msg_free(m);
+    tb_frame_unref(f);
+    update(lv, TB_MSG_TELEMETRY, "d",
+           "{\"device_id\":\"d\",\"timestamp\":\"t5\",\"fields\":{},"
+           "\"tags\":{\"site\":\"a\"}}",
+           10);
+    t = tb_lv_telemetry(tb_lastvalue_find(lv, "d"), &seq);
+    assert_int_equal(seq, 10);
+    assert_int_equal(json_object_size(json_object_get(t, "fields")), 2);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(t, "tags"), "site")),
+                        "a");
+    json_decref(t);
+    tb_lastvalue_destroy(lv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_merge_and_status),
+        cmocka_unit_test(test_frames_kept_or_merged),
         cmocka_unit_test(test_status_only_device_has_no_telemetry),
         cmocka_unit_test(test_eviction_in_update_order),
         cmocka_unit_test(test_bounded_under_many_devices),
