@@ -66,6 +66,11 @@ function showSignIn(message = "") {
 function signOut(message) {
     if (view.client) view.client.close();
     view.client = null;
+    view.room = null;
+    view.devices.clear();
+    $("tiles").replaceChildren();
+    $("alerts").replaceChildren();
+    $("no-alerts").hidden = false;
     sessionStorage.removeItem(TOKEN_KEY);
     showSignIn(message);
 }
@@ -103,15 +108,18 @@ function start(token) {
     client.connect();
 }
 
+/* The room picker suggests global, the token's exact rooms, and each device seen. */
 function suggestRooms(patterns) {
+    $("room-suggestions").replaceChildren();
+    for (const r of new Set([DEFAULT_ROOM, ...patterns.filter((p) => !p.includes("*"))])) suggest(r);
+}
+
+function suggest(room) {
     const list = $("room-suggestions");
-    list.replaceChildren();
-    const rooms = new Set([DEFAULT_ROOM, ...patterns.filter((p) => !p.includes("*"))]);
-    for (const r of rooms) {
-        const opt = document.createElement("option");
-        opt.value = r;
-        list.append(opt);
-    }
+    if ([...list.options].some((o) => o.value === room)) return;
+    const opt = document.createElement("option");
+    opt.value = room;
+    list.append(opt);
 }
 
 // ---- rooms ----------------------------------------------------------------------------------
@@ -157,6 +165,7 @@ function device(id) {
     el.querySelector(".device").textContent = id;
     d = { el, status: "unknown", lastSeen: 0, fields: new Map() };
     view.devices.set(id, d);
+    suggest(`device:${id}`);
     insertSorted($("tiles"), el, id);
     $("empty").hidden = true;
     setStatus(d, d.status);

@@ -143,10 +143,10 @@ describe("dashboard in headless chromium", () => {
         }
     });
 
-    test("signs in with the form; refuses a bad token; ignores ?token= in the query", async () => {
+    test("signs in with the form, picks rooms; refuses a bad token; ignores ?token= in the query", async () => {
         const page = await browser.newPage();
         try {
-            const token = await stack.bridge.mint({ sub: "form-user" });
+            const token = await stack.bridge.mint({ sub: "form-user", rooms: "global,device:*" });
             await page.goto(`${stack.bridge.httpUrl}/?token=${token}`);
             await page.waitForSelector("#sign-in:not([hidden])", { timeout: UI_TIMEOUT });
             assert.equal(await textOf(page, "#state"), "signed out");
@@ -159,6 +159,20 @@ describe("dashboard in headless chromium", () => {
             await page.click('#sign-in-form button[type="submit"]');
             await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
             assert.equal(await textOf(page, "#user"), "user form-user");
+
+            // The room picker: watch one device; only its tile stays.
+            await stack.broker.publish("devices/sensor-temp-001/telemetry", '{"temperature": 22.0}');
+            await page.waitForSelector(tile("sensor-temp-001"), { timeout: UI_TIMEOUT });
+            assert.ok(await page.locator('#room-suggestions option[value="device:sensor-temp-001"]').count());
+            await page.fill("#room", "device:sensor-hum-002");
+            await page.click('#room-form button[type="submit"]');
+            await page.waitForSelector(tile("sensor-hum-002"), { timeout: UI_TIMEOUT });
+            assert.equal(await page.locator(".tile").count(), 1);
+            // A room the token does not grant: the page says so.
+            await page.fill("#room", "group:building-a");
+            await page.click('#room-form button[type="submit"]');
+            await page.waitForFunction(() => document.querySelector("#notice").textContent.startsWith("forbidden:"),
+                null, { timeout: UI_TIMEOUT });
 
             await page.click("#sign-out");
             await page.waitForSelector("#sign-in:not([hidden])", { timeout: UI_TIMEOUT });
