@@ -252,7 +252,7 @@ static void free_groups(tb_config_group_t *groups, size_t n)
     free(groups);
 }
 
-static void free_alerts(tb_config_alert_t *alerts, size_t n)
+void tb_config_alerts_free(tb_config_alert_t *alerts, size_t n)
 {
     for (size_t i = 0; alerts && i < n; i++) {
         free(alerts[i].name);
@@ -336,7 +336,7 @@ void tb_config_free(tb_config_t *cfg)
         }
     }
     free_groups(cfg->groups, cfg->n_groups);
-    free_alerts(cfg->alerts, cfg->n_alerts);
+    tb_config_alerts_free(cfg->alerts, cfg->n_alerts);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
 }
@@ -771,12 +771,12 @@ static int apply_alerts(tb_config_t *cfg, json_t *arr, char *err)
             goto fail;
         }
     }
-    free_alerts(cfg->alerts, cfg->n_alerts);
+    tb_config_alerts_free(cfg->alerts, cfg->n_alerts);
     cfg->alerts = alerts;
     cfg->n_alerts = n;
     return 0;
 fail:
-    free_alerts(alerts, n);
+    tb_config_alerts_free(alerts, n);
     return -1;
 }
 

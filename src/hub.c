@@ -92,6 +92,11 @@ struct tb_hub {
     tb_lastvalue_t *lv;
     tb_history_t *hist;
     tb_alert_event_t *events; /* one per alert rule: an ingest's transitions */
+    /* The rules: cfg's until a reload hands over its own (alerts_owned); always n_alerts of
+     * them, the count the last-value store's per-device words were sized for. */
+    tb_config_alert_t *alerts;
+    size_t n_alerts;
+    bool alerts_owned;
     room_t **buckets;
     uint32_t n_buckets, n_rooms;
     tb_conn_t *conns;
@@ -526,6 +531,8 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
     h->lv = tb_lastvalue_create((size_t)opts->cfg->history.devices, opts->cfg->n_alerts);
     h->hist = tb_history_create((size_t)opts->cfg->history.messages);
     h->events = calloc(opts->cfg->n_alerts ? opts->cfg->n_alerts : 1, sizeof(*h->events));
+    h->alerts = opts->cfg->alerts;
+    h->n_alerts = opts->cfg->n_alerts;
     if (!h->buckets || !h->groups || !h->lv || !h->hist || !h->events)
         goto fail;
     if (opts->epoch)
@@ -548,6 +555,8 @@ void tb_hub_destroy(tb_hub_t *h)
     tb_lastvalue_destroy(h->lv);
     tb_history_destroy(h->hist);
     free(h->events);
+    if (h->alerts_owned)
+        tb_config_alerts_free(h->alerts, h->n_alerts);
     free(h->buckets);
     free(h);
 }
@@ -682,6 +691,67 @@ void tb_hub_set_groups(tb_hub_t *h, tb_groups_t *groups)
 void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth)
 {
     h->auth = auth;
+}
+
+/* from[i]: the index in the running rules of the new rule i's name. -1 when one is missing. */
+static int alert_order(const tb_hub_t *h, const tb_config_alert_t *alerts, size_t *from, char *err)
+{
+    for (size_t i = 0; i < h->n_alerts; i++) {
+        size_t j = 0;
+        while (j < h->n_alerts && strcmp(h->alerts[j].name, alerts[i].name) != 0)
+            j++;
+        if (j == h->n_alerts) {
+            tb_set_err(err, TB_CONFIG_ERR_LEN,
+                       "alerts: rule '%s' is new; adding or removing rules takes a restart",
+                       alerts[i].name);
+            return -1;
+        }
+        from[i] = j;
+    }
+    return 0;
+}
+
+/* Moves every device's firing marks to the rules' new positions (a permutation). */
+static void reorder_marks(tb_hub_t *h, const size_t *from, uint64_t *tmp)
+{
+    for (tb_lv_entry_t *e = tb_lastvalue_oldest(h->lv); e; e = tb_lastvalue_newer(e)) {
+        uint64_t *w = tb_lv_words(e);
+        memcpy(tmp, w, h->n_alerts * sizeof(*w));
+        for (size_t i = 0; i < h->n_alerts; i++)
+            w[i] = tmp[from[i]];
+    }
+}
+
+int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *err)
+{
+    size_t *from = NULL;
+    uint64_t *tmp = NULL;
+    int rc = -1;
+    if (n != h->n_alerts) {
+        tb_set_err(err, TB_CONFIG_ERR_LEN,
+                   "alerts: %zu rules instead of %zu; adding or removing rules takes a restart", n,
+                   h->n_alerts);
+        goto done;
+    }
+    if (n && (!(from = calloc(n, sizeof(*from))) || !(tmp = calloc(n, sizeof(*tmp))))) {
+        tb_set_err(err, TB_CONFIG_ERR_LEN, "out of memory");
+        goto done;
+    }
+    if (n && alert_order(h, alerts, from, err))
+        goto done;
+    if (n)
+        reorder_marks(h, from, tmp);
+    if (h->alerts_owned)
+        tb_config_alerts_free(h->alerts, h->n_alerts);
+    h->alerts = alerts;
+    h->alerts_owned = true;
+    alerts = NULL;
+    rc = 0;
+done:
+    tb_config_alerts_free(alerts, n);
+    free(from);
+    free(tmp);
+    return rc;
 }
 
 void tb_hub_close_all(tb_hub_t *h, int code)
@@ -1061,7 +1131,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, const char *const *rooms, size_t n
 static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev,
                        const char *timestamp, const dev_rooms_t *dr)
 {
-    const tb_config_alert_t *rule = &h->cfg->alerts[ev->rule];
+    const tb_config_alert_t *rule = &h->alerts[ev->rule];
     uint64_t *mark = &tb_lv_words(e)[ev->rule];
     uint64_t seq = ++h->seq;
     char id[ALERT_ID_MAX];
@@ -1086,7 +1156,7 @@ static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev
 static void raise_alerts(tb_hub_t *h, tb_lv_entry_t *e, const tb_msg_t *m, const dev_rooms_t *dr)
 {
     const char *ts = json_string_value(json_object_get(m->payload, "timestamp"));
-    size_t n = tb_alerts_eval(h->cfg->alerts, h->cfg->n_alerts, m->device_id,
+    size_t n = tb_alerts_eval(h->alerts, h->n_alerts, m->device_id,
                               json_object_get(m->payload, "fields"), tb_lv_words(e), h->events);
     for (size_t i = 0; i < n; i++)
         emit_alert(h, e, &h->events[i], ts ? ts : "", dr);

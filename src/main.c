@@ -158,10 +158,10 @@ static void install_signals(void)
 
 /*
  * The SIGHUP hook: reads the file and flags again, as at start-up, and hands over the parts
- * that may change while running (the group map and the auth keys). Anything else changed in
- * the file takes a restart.
+ * that may change while running (the group map, the auth keys, the alert rules). Anything else
+ * changed in the file takes a restart.
  */
-static int reload(void *arg, tb_groups_t **groups, tb_auth_t **auth, char *err)
+static int reload(void *arg, tb_server_reload_t *out, char *err)
 {
     const options_t *o = arg;
     tb_config_t cfg;
@@ -169,13 +169,18 @@ static int reload(void *arg, tb_groups_t **groups, tb_auth_t **auth, char *err)
     memset(&cfg, 0, sizeof(cfg));
     if (load_config(o, &cfg, err))
         goto done;
-    if (!(*auth = tb_auth_create(&cfg.auth, err)))
+    if (!(out->auth = tb_auth_create(&cfg.auth, err)))
         goto done;
-    if (!(*groups = tb_groups_create(cfg.groups, cfg.n_groups))) {
-        tb_auth_destroy(*auth);
+    if (!(out->groups = tb_groups_create(cfg.groups, cfg.n_groups))) {
+        tb_auth_destroy(out->auth);
+        out->auth = NULL;
         snprintf(err, TB_CONFIG_ERR_LEN, "out of memory");
         goto done;
     }
+    out->alerts = cfg.alerts; /* taken out of cfg */
+    out->n_alerts = cfg.n_alerts;
+    cfg.alerts = NULL;
+    cfg.n_alerts = 0;
     rc = 0;
 done:
     tb_config_free(&cfg);

@@ -603,23 +603,28 @@ static void on_closed(tb_server_t *s, pss_t *pss)
     pss->rx = NULL;
 }
 
-/* Runs the reload hook; on failure the running configuration stays as it was. */
+/*
+ * Runs the reload hook and applies its result all at once; on any failure (the file, the keys,
+ * alert rules the hub cannot take) the running configuration stays as it was.
+ */
 static void reload(tb_server_t *s)
 {
     char err[TB_CONFIG_ERR_LEN];
-    tb_groups_t *groups = NULL;
-    tb_auth_t *auth = NULL;
-    if (!s->reload || s->reload(s->reload_arg, &groups, &auth, err)) {
+    tb_server_reload_t r = {0};
+    if (!s->reload || s->reload(s->reload_arg, &r, err) ||
+        tb_hub_set_alerts(s->hub, r.alerts, r.n_alerts, err)) {
         tb_log(TB_LOG_WARN, "reload refused, keeping the running configuration", "error=\"%s\"",
                s->reload ? err : "no reload hook");
+        tb_groups_destroy(r.groups);
+        tb_auth_destroy(r.auth);
         return;
     }
-    tb_hub_set_groups(s->hub, groups);
-    tb_hub_set_auth(s->hub, auth);
-    s->http.auth = auth;
+    tb_hub_set_groups(s->hub, r.groups);
+    tb_hub_set_auth(s->hub, r.auth);
+    s->http.auth = r.auth;
     tb_auth_destroy(s->auth);
-    s->auth = auth;
-    tb_log(TB_LOG_INFO, "reloaded groups and auth keys", NULL);
+    s->auth = r.auth;
+    tb_log(TB_LOG_INFO, "reloaded groups, auth keys and alert rules", "alerts=%zu", r.n_alerts);
 }
 
 /* Routes what the MQTT thread queued, a bounded batch per wake-up. */

@@ -25,12 +25,21 @@
 
 typedef struct tb_server tb_server_t;
 
+/* What a reload hands over; the server takes all of it, whether it applies it or not. */
+typedef struct {
+    tb_groups_t *groups;
+    tb_auth_t *auth;
+    tb_config_alert_t *alerts; /* freed with tb_config_alerts_free() */
+    size_t n_alerts;
+} tb_server_reload_t;
+
 /*
  * Reload hook, run on the service thread after tb_server_request_reload(): re-reads what may
- * change without a restart. Returns 0 with a new group map and verifier (the server takes both),
- * or -1 with a message in err (TB_CONFIG_ERR_LEN bytes), keeping the old ones.
+ * change without a restart. Returns 0 with every member of *out set, or -1 with a message in
+ * err (TB_CONFIG_ERR_LEN bytes) and nothing in *out. The server then applies all of it or, when
+ * the hub refuses the alert rules (tb_hub_set_alerts()), none of it.
  */
-typedef int (*tb_server_reload_fn)(void *arg, tb_groups_t **groups, tb_auth_t **auth, char *err);
+typedef int (*tb_server_reload_fn)(void *arg, tb_server_reload_t *out, char *err);
 
 typedef struct {
     const tb_config_t *cfg;     /* must outlive the server */

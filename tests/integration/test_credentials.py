@@ -313,7 +313,7 @@ def test_sighup_swaps_public_keys_atomically(make_bridge, connect, keys):
     assert attempt(bridge, new)[0] == 401
     # A good new key replaces the old one at once; the open connection stays.
     pub.write_text(keys["rsa2.pub"])
-    reload_and_wait("reloaded groups and auth keys")
+    reload_and_wait("reloaded groups, auth keys and alert rules")
     assert attempt(bridge, new)[0] == 101
     assert attempt(bridge, old) == (401, {"error": "invalid_token"})
     assert kept.request({"type": "ping", "request_id": "k"})["type"] == "pong"

@@ -291,7 +291,7 @@ def test_device_in_several_groups_and_reload(make_bridge, broker, connect):
     bridge.config["groups"]["spare"] = ["multi-*"]
     bridge.config_file.write_text(json.dumps(bridge.config))
     bridge.send_signal(signal.SIGHUP)
-    tb.wait_until(lambda: "reloaded groups and auth keys" in bridge.log_text(), 5, "reload")
+    tb.wait_until(lambda: "reloaded groups, auth keys and alert rules" in bridge.log_text(), 5, "reload")
     fresh = connect(bridge)
     fresh.keep_snapshots = True
     fresh.subscribe(["group:spare"])
