@@ -9,8 +9,11 @@
  *   public key PEM ("key confusion"), decodes successfully. alg "none" with a key is refused by
  *   libjwt's header check, as the same EINVAL as any other bad token.
  * - If copying the key fails for lack of memory, jwt_decode() returns 0 with an empty object.
+ * - HS* signatures are compared with strcmp(), whose time depends on how many leading characters
+ *   match; RFC 7518 §3.2 requires a constant-time comparison.
  * Hence the alg is pinned twice, by us: the header's alg must equal the configured name exactly
- * before any key is used, and jwt_get_alg() must equal it after verification.
+ * before any key is used, and jwt_get_alg() must equal it after verification; and an HS*
+ * signature is checked here in constant time first, so libjwt only compares good ones.
  *
  * Claims: exp (required), nbf and iat are NumericDates, integer or fractional (rounded towards the
  * stricter side); iss and aud are checked only when configured (a token's aud is ignored when
@@ -21,10 +24,12 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <libwebsockets.h>
 #include <math.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +329,41 @@ static int check_header(const tb_auth_t *a, const char *text)
     return rc;
 }
 
+/* Longest base64url HMAC we compute, with padding and NUL (4/3 of EVP_MAX_MD_SIZE, rounded up). */
+#define TB_AUTH_MAC_B64_MAX (EVP_MAX_MD_SIZE / 3 * 4 + 8)
+
+static const EVP_MD *hmac_md(jwt_alg_t alg)
+{
+    return alg == JWT_ALG_HS512 ? EVP_sha512() : alg == JWT_ALG_HS384 ? EVP_sha384() : EVP_sha256();
+}
+
+/*
+ * The HS* signature of text[0..len) (a well-shaped token) in constant time: the expected
+ * base64url MAC of "header.payload" against the signature segment, by CRYPTO_memcmp. Only its
+ * length (public: fixed by the algorithm) is compared first.
+ */
+static int check_hmac(const tb_auth_t *a, const char *text, size_t len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    char want[TB_AUTH_MAC_B64_MAX];
+    const char *sig = strrchr(text, '.') + 1; /* token_shape_ok(): two dots */
+    size_t signed_len = (size_t)(sig - 1 - text), sig_len = len - signed_len - 1;
+    int rc = TB_AUTH_E_NOMEM;
+    if (!HMAC(hmac_md(a->alg->alg), a->key, (int)a->key_len, (const unsigned char *)text,
+              signed_len, mac, &mac_len))
+        goto done;
+    if (lws_b64_encode_string_url((const char *)mac, (int)mac_len, want, sizeof(want)) < 0)
+        goto done;
+    size_t want_len = strcspn(want, "="); /* JWS drops the padding */
+    rc = sig_len == want_len && CRYPTO_memcmp(want, sig, want_len) == 0 ? TB_AUTH_OK
+                                                                        : TB_AUTH_E_SIGNATURE;
+done:
+    tb_wipe(mac, sizeof(mac));
+    tb_wipe(want, sizeof(want));
+    return rc;
+}
+
 /* Verifies the signature and hands back the claims libjwt verified, as a JSON object. */
 static int decode_verified(const tb_auth_t *a, const char *text, json_t **claims)
 {
@@ -572,6 +612,8 @@ int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t no
     memcpy(text, token, len);
     text[len] = '\0';
     rc = check_header(a, text);
+    if (rc == TB_AUTH_OK && a->alg->hmac)
+        rc = check_hmac(a, text, len);
     if (rc == TB_AUTH_OK)
         rc = decode_verified(a, text, &claims);
     if (rc == TB_AUTH_OK)

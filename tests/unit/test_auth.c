@@ -24,6 +24,8 @@
 #define LEEWAY 30
 #define PATH_LEN 256
 #define TOKEN_BUF 16384
+/* Room for the base64url signature of any HS* token (86 characters for HS512). */
+#define SIG_BUF 128
 #define CLAIMS_BUF 12288
 
 static const char k_secret[] = "test-secret-0123456789abcdef0123";
@@ -392,6 +394,50 @@ static void test_alg_none_refused_by_our_check(void **state)
     expect_err(a, craft("{\"alg\":\"hs256\"}", claims, "c2ln"), TB_AUTH_E_ALG);
     expect_err(a, craft("{\"alg\":\"RS256\"}", claims, "c2ln"), TB_AUTH_E_ALG);
     tb_auth_destroy(a);
+}
+
+/* A copy of token with its signature segment replaced by sig; caller frees. */
+static char *with_signature(const char *token, const char *sig)
+{
+    size_t keep = (size_t)(strrchr(token, '.') + 1 - token);
+    char *out = malloc(keep + strlen(sig) + 1);
+    assert_non_null(out);
+    memcpy(out, token, keep);
+    strcpy(out + keep, sig);
+    return out;
+}
+
+/* The HS* signature check (done by tb_auth in constant time, before libjwt): every variant of
+ * a good signature but the exact one is refused, for each length of MAC. */
+static void test_hmac_signature_variants(void **state)
+{
+    static const struct {
+        const char *name;
+        jwt_alg_t alg;
+    } algs[] = {{"HS256", JWT_ALG_HS256}, {"HS384", JWT_ALG_HS384}, {"HS512", JWT_ALG_HS512}};
+    (void)state;
+    for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+        tb_auth_t *a = hs_auth(algs[i].name);
+        char *good = hsf(algs[i].alg, "{\"exp\":%lld}", NOW + 60);
+        char sig[SIG_BUF];
+        assert_true(strlen(strrchr(good, '.') + 1) < sizeof(sig));
+        snprintf(sig, sizeof(sig), "%s", strrchr(good, '.') + 1);
+        size_t n = strlen(sig);
+        char variant[2 * SIG_BUF];
+        /* First, middle and last character changed. */
+        for (size_t pos = 0; pos<n; pos += n / 2> 0 ? n / 2 : 1) {
+            snprintf(variant, sizeof(variant), "%s", sig);
+            variant[pos] = variant[pos] == 'A' ? 'B' : 'A';
+            expect_err(a, with_signature(good, variant), TB_AUTH_E_SIGNATURE);
+        }
+        snprintf(variant, sizeof(variant), "%.*s", (int)(n - 1), sig);
+        expect_err(a, with_signature(good, variant), TB_AUTH_E_SIGNATURE);
+        snprintf(variant, sizeof(variant), "%sA", sig);
+        expect_err(a, with_signature(good, variant), TB_AUTH_E_SIGNATURE);
+        expect_err(a, with_signature(good, ""), TB_AUTH_E_SIGNATURE);
+        tb_grant_free(expect_ok(a, good));
+        tb_auth_destroy(a);
+    }
 }
 
 static void test_keyless_decode_verifies_nothing(void **state)
@@ -929,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_exp_required),
         cmocka_unit_test(test_expiry_leeway),
         cmocka_unit_test(test_nbf),
+        cmocka_unit_test(test_hmac_signature_variants),
         cmocka_unit_test(test_iat),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_alg_none_refused_by_our_check),
