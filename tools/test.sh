@@ -4,8 +4,7 @@
 #   ./tools/test.sh           full run: plain build, ASan+UBSan build and unit tests, TSan build
 #                             and the threaded unit tests, integration tests against the ASan
 #                             binary, a 20 s soak, a short run of every libFuzzer target (with
-#                             clang),
-#                             JavaScript client and browser tests, the Debian package,
+#                             clang), JavaScript client and browser tests, the Debian package,
 #                             benchmark and demo smoke tests
 #   ./tools/test.sh --quick   plain build, unit tests, integration tests, JavaScript client
 #                             and browser tests, the Debian package, benchmark and demo smoke
