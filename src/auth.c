@@ -11,6 +11,7 @@
  * - If copying the key fails for lack of memory, jwt_decode() returns 0 with an empty object.
  * - HS* signatures are compared with strcmp(), whose time depends on how many leading characters
  *   match; RFC 7518 §3.2 requires a constant-time comparison.
+ * - Header parameters other than alg are ignored, "crit" included.
  * Hence the alg is pinned twice, by us: the header's alg must equal the configured name exactly
  * before any key is used, and jwt_get_alg() must equal it after verification; and an HS*
  * signature is checked here in constant time first, so libjwt only compares good ones.
@@ -325,6 +326,12 @@ static int check_header(const tb_auth_t *a, const char *text)
         return rc == ENOMEM ? TB_AUTH_E_NOMEM : TB_AUTH_E_MALFORMED;
     alg = jwt_get_header(unverified, "alg");
     rc = alg && strcmp(alg, a->alg->name) == 0 ? TB_AUTH_OK : TB_AUTH_E_ALG;
+    /* RFC 7515 §4.1.11: a token whose "crit" names extensions must be refused unless they are
+     * understood, and none are; libjwt ignores the parameter. */
+    char *crit = jwt_get_headers_json(unverified, "crit");
+    if (rc == TB_AUTH_OK && crit)
+        rc = TB_AUTH_E_MALFORMED;
+    free(crit);
     jwt_free(unverified);
     return rc;
 }

@@ -487,6 +487,25 @@ static void test_validly_signed_lowercase_alg(void **state)
     tb_auth_destroy(a);
 }
 
+static void test_crit_header_refused(void **state)
+{
+    tb_auth_t *a;
+    char payload[64];
+    (void)state;
+    if (!g_fx.openssl)
+        skip();
+    a = hs_auth("HS256");
+    snprintf(payload, sizeof(payload), "{\"exp\":%lld}", NOW + 60);
+    expect_err(a, craft_hs256("{\"alg\":\"HS256\",\"crit\":[\"exp\"],\"exp\":1}", payload),
+               TB_AUTH_E_MALFORMED);
+    expect_err(a, craft_hs256("{\"alg\":\"HS256\",\"crit\":[]}", payload), TB_AUTH_E_MALFORMED);
+    /* Other header parameters, key-naming ones included, are ignored: the key is ours. */
+    tb_grant_free(expect_ok(
+        a, craft_hs256("{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"x\",\"jku\":\"http://e/k\"}",
+                       payload)));
+    tb_auth_destroy(a);
+}
+
 static void test_signed_odd_payloads(void **state)
 {
     tb_auth_t *a;
@@ -982,6 +1001,7 @@ int main(void)
         cmocka_unit_test(test_keyless_decode_verifies_nothing),
         cmocka_unit_test(test_hs384_token_to_hs256_bridge),
         cmocka_unit_test(test_validly_signed_lowercase_alg),
+        cmocka_unit_test(test_crit_header_refused),
         cmocka_unit_test(test_signed_odd_payloads),
         cmocka_unit_test(test_rs256_es256),
         cmocka_unit_test(test_key_confusion),
