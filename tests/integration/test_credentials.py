@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import json
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import jwt
@@ -338,3 +340,52 @@ def test_publish_needs_the_room_granted(bridge, connect):
     msg = listener.recv()
     assert msg["payload"] == {"r": "group:ops"} and msg["room"] == "group:ops", msg
     listener.expect_silence(0.3)
+
+
+def handshake_from(source, port, token):
+    """One handshake attempt from the local address source; returns its status."""
+    with socket.socket() as s:
+        s.settimeout(5)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        s.sendall((f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {tb.ws_key()}\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = s.recv(4096)
+    return int(head.split()[1])
+
+
+def test_brute_force_from_one_address_does_not_starve_another(make_bridge, connect):
+    bridge = make_bridge({"limits": {"handshakes_per_ip_per_s": 5, "handshake_burst": 5}})
+    wrong = sign(claims(), "guessed-secret", "HS256")
+    statuses = []
+    stop = threading.Event()
+
+    def attacker():
+        while not stop.is_set():
+            statuses.append(handshake_from("127.0.0.2", bridge.port, wrong))
+
+    thread = threading.Thread(target=attacker)
+    started = time.monotonic()
+    thread.start()
+    try:
+        time.sleep(0.3)
+        latencies = []
+        for i in range(3):
+            t0 = time.monotonic()
+            ws = connect(bridge, token=bridge.mint(sub=f"real-{i}"))
+            assert ws.request({"type": "ping", "request_id": i})["type"] == "pong"
+            latencies.append(time.monotonic() - t0)
+            ws.close()
+    finally:
+        stop.set()
+        thread.join(10)
+    elapsed = time.monotonic() - started
+    assert max(latencies) < 1.0, latencies
+    # The loop spent its burst on 401s, then got 429s without its tokens being verified: at
+    # most burst + rate * elapsed of its guesses were checked.
+    assert statuses.count(401) <= 5 + 5 * elapsed + 1, (statuses.count(401), elapsed)
+    assert statuses.count(429) >= 10, statuses.count(429)
+    assert set(statuses) <= {401, 429}
+    refused = bridge.stats()["refused"]["handshake_by_reason"]
+    assert refused["rate_limited"] == statuses.count(429)
