@@ -841,7 +841,7 @@ static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, int64_t now_ms
 {
     char room[TB_ROOM_MAX + 1];
     uint64_t seq;
-    snprintf(room, sizeof(room), "device:%s", tb_lv_device(e));
+    room_name(room, "device:", tb_lv_device(e));
     json_t *status = tb_lv_status(e, &seq);
     if (status)
         snap_push(
