@@ -837,21 +837,12 @@ static bool names_have(const json_t *names, const char *name)
 }
 
 /* Queues, as pending snapshot frames of c, device e's last status and merged telemetry. */
-static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, int64_t now_ms)
+static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e)
 {
-    char room[TB_ROOM_MAX + 1];
-    uint64_t seq;
-    room_name(room, "device:", tb_lv_device(e));
-    json_t *status = tb_lv_status(e, &seq);
-    if (status)
-        snap_push(
-            c, tb_proto_device("device_status", room, status, seq, true, now_ms, TB_FRAME_STATUS));
-    json_t *telemetry = tb_lv_telemetry(e, &seq);
-    if (telemetry)
-        snap_push(c, tb_proto_device("telemetry", room, telemetry, seq, true, now_ms,
-                                     TB_FRAME_TELEMETRY));
-    json_decref(status);
-    json_decref(telemetry);
+    if (tb_lv_status(e))
+        snap_push(c, tb_proto_snapshot(tb_lv_status(e)));
+    if (tb_lv_telemetry(e))
+        snap_push(c, tb_proto_snapshot(tb_lv_telemetry(e)));
 }
 
 /* True when e's device room is not in fresh but one of its group rooms or global is. */
@@ -874,7 +865,6 @@ static bool snapshot_by_scan(const tb_hub_t *h, const tb_lv_entry_t *e, const js
  */
 static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
 {
-    int64_t now = tb_now_ms();
     bool scan = false;
     size_t i;
     json_t *v;
@@ -887,12 +877,12 @@ static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
         }
         const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
         if (e)
-            snapshot_device(c, e, now);
+            snapshot_device(c, e);
     }
     for (const tb_lv_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
          e = tb_lastvalue_newer(e))
         if (snapshot_by_scan(h, e, fresh))
-            snapshot_device(c, e, now);
+            snapshot_device(c, e);
 }
 
 /* ---- client messages --------------------------------------------------------------------- */

@@ -13,14 +13,15 @@
  * names stay the same (the usual case, recognised by names_sig()) keeps a reference to its
  * last message's frame — shared with the history and the send queues, so nothing is copied
  * or encoded — and only a message that changes the set of names costs a parse, a merge and
- * an encoding. A few hundred bytes per device instead of a few kilobytes of jansson objects.
+ * an encoding (of that message's envelope with the merged payload). A few hundred bytes per device
+ * instead of a few kilobytes of jansson objects.
  */
 struct tb_lv_entry {
     tb_lv_entry_t *hnext;         /* hash chain */
     tb_lv_entry_t *older, *newer; /* update-order list */
     uint32_t hash;
     uint64_t names;                 /* names_sig() of the stored telemetry */
-    tb_frame_t *telemetry, *status; /* JSON objects with a "payload"; NULL until the first */
+    tb_frame_t *telemetry, *status; /* device-message envelopes; NULL until the first */
     char *group;                    /* NULL when the topic named none */
     uint64_t *words;
     char device[];
@@ -216,22 +217,25 @@ static json_t *frame_payload(tb_frame_t *f)
 }
 
 /*
- * A frame {"payload": e's telemetry with p folded in} with f's seq, its names_sig() in
- * *names; NULL when out of memory.
+ * f's envelope with e's telemetry, p folded in, as its payload: a new frame with f's seq and
+ * timestamp; its names_sig() in *names. NULL when out of memory.
  */
-static tb_frame_t *merged_frame(const tb_lv_entry_t *e, const json_t *p, const tb_frame_t *f,
+static tb_frame_t *merged_frame(const tb_lv_entry_t *e, const json_t *p, tb_frame_t *f,
                                 uint64_t *names)
 {
+    json_t *env = json_loadb(tb_frame_payload(f), f->len, 0, NULL);
     json_t *t = frame_payload(e->telemetry);
-    if (!t)
-        return NULL;
-    merge_member(t, p, "fields");
-    merge_member(t, p, "tags");
-    json_object_set(t, "timestamp", json_object_get(p, "timestamp"));
-    *names = names_sig(t);
-    json_t *env = json_pack("{s:o}", "payload", t);
-    tb_frame_t *merged = env ? tb_frame_from_json(env, TB_FRAME_TELEMETRY, f->seq) : NULL;
+    tb_frame_t *merged = NULL;
+    if (env && t) {
+        merge_member(t, p, "fields");
+        merge_member(t, p, "tags");
+        json_object_set(t, "timestamp", json_object_get(p, "timestamp"));
+        *names = names_sig(t);
+        json_object_set(env, "payload", t);
+        merged = tb_frame_from_json(env, TB_FRAME_TELEMETRY, f->seq);
+    }
     json_decref(env);
+    json_decref(t);
     return merged;
 }
 
@@ -314,16 +318,14 @@ const char *tb_lv_group(const tb_lv_entry_t *e)
     return e->group ? e->group : "";
 }
 
-json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq)
+tb_frame_t *tb_lv_telemetry(const tb_lv_entry_t *e)
 {
-    *seq = e->telemetry ? e->telemetry->seq : 0;
-    return e->telemetry ? frame_payload(e->telemetry) : NULL;
+    return e->telemetry;
 }
 
-json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq)
+tb_frame_t *tb_lv_status(const tb_lv_entry_t *e)
 {
-    *seq = e->status ? e->status->seq : 0;
-    return e->status ? frame_payload(e->status) : NULL;
+    return e->status;
 }
 
 uint64_t *tb_lv_words(tb_lv_entry_t *e)

@@ -1,6 +1,7 @@
 /* protocol — client message parsing and server envelopes; see include/telebridge/protocol.h. */
 #include "telebridge/protocol.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "telebridge/util.h"
@@ -166,4 +167,19 @@ tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *pa
     tb_frame_t *f = tb_frame_from_json(env, kind, seq);
     json_decref(env);
     return f;
+}
+
+tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
+{
+    /* f holds one compact JSON object: the member goes in place of its closing brace. */
+    static const char mark[] = ",\"snapshot\":true}";
+    size_t keep = f->len - 1, len = keep + sizeof(mark) - 1;
+    char *buf = malloc(len);
+    if (!buf)
+        return NULL;
+    memcpy(buf, f->data + TB_FRAME_HEADROOM, keep);
+    memcpy(buf + keep, mark, sizeof(mark) - 1);
+    tb_frame_t *s = tb_frame_new(buf, len, (tb_frame_kind_t)f->kind, f->seq);
+    free(buf);
+    return s;
 }

@@ -12,12 +12,11 @@
  * updated one (an LRU list kept in update order), counted in tb_lastvalue_evictions().
  * max_devices 0 keeps nothing. Service thread only.
  *
- * The state is stored as encoded frames, mostly the very frames routed (see lastvalue.c), so
- * reading it back (tb_lv_telemetry(), tb_lv_status()) parses it.
+ * The state is stored as encoded frames, mostly the very frames routed (see lastvalue.c).
  *
  * Ownership: the store owns its records; record pointers and strings it returns are borrowed
- * and valid until the next tb_lastvalue_update() or tb_lastvalue_destroy(). The JSON objects
- * tb_lv_telemetry() / tb_lv_status() return are new and the caller's.
+ * and valid until the next tb_lastvalue_update() or tb_lastvalue_destroy(); take a reference
+ * to a frame to keep it longer.
  */
 #ifndef TELEBRIDGE_LASTVALUE_H
 #define TELEBRIDGE_LASTVALUE_H
@@ -43,7 +42,7 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv);
  * encoded envelope with m's "payload", f->seq its seq), into its device's record, creating
  * the record (evicting the least recently updated one when full) and making it the most
  * recent. The record keeps a reference to f, or, when m's field or tag names differ from the
- * stored ones, a new frame {"payload": merged} with f's seq. f NULL (it could not be encoded)
+ * stored ones, a new frame: f's envelope with the merged payload. f NULL (it could not be encoded)
  * only refreshes the record's place and group. Returns the record, or NULL when the store
  * keeps nothing or is out of memory (the store is then unchanged but for an eviction).
  */
@@ -63,12 +62,12 @@ const char *tb_lv_device(const tb_lv_entry_t *e);
 /* The last {group} of the device's topic, "" when none. */
 const char *tb_lv_group(const tb_lv_entry_t *e);
 /*
- * A new object (caller owns it) {"device_id","timestamp","fields","tags"} merged, or NULL
- * before any telemetry (or when out of memory); *seq set.
+ * The device's last telemetry (merged) and last status as device-message frames (borrowed,
+ * see the ownership note), each the envelope of the latest message folded in, with its seq
+ * and timestamp; NULL before the first of each.
  */
-json_t *tb_lv_telemetry(const tb_lv_entry_t *e, uint64_t *seq);
-/* A new object {"device_id","status","timestamp"} last seen, or NULL before any status. */
-json_t *tb_lv_status(const tb_lv_entry_t *e, uint64_t *seq);
+tb_frame_t *tb_lv_telemetry(const tb_lv_entry_t *e);
+tb_frame_t *tb_lv_status(const tb_lv_entry_t *e);
 /* The caller's n_words words of this record. */
 uint64_t *tb_lv_words(tb_lv_entry_t *e);
 

@@ -78,4 +78,12 @@ tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
 tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
                             bool snapshot, int64_t now_ms, tb_frame_kind_t kind);
 
+/*
+ * The snapshot copy of a device-message frame f made by tb_proto_device(): the same envelope
+ * (seq, kind and timestamp — when the bridge first sent that message — included) with
+ * "snapshot": true as its last member. A byte copy, nothing parsed or encoded. NULL when out
+ * of memory.
+ */
+tb_frame_t *tb_proto_snapshot(const tb_frame_t *f);
+
 #endif

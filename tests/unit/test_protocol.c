@@ -198,9 +198,39 @@ static void test_frame_wire_header(void **state)
     }
 }
 
+/* A snapshot copy is the device envelope plus "snapshot": true, same seq, kind, timestamp. */
+static void test_snapshot_copy(void **state)
+{
+    (void)state;
+    json_t *payload = json_pack("{s:s, s:{s:f}}", "device_id", "d1", "fields", "t", 21.5);
+    tb_frame_t *f = tb_proto_device("telemetry", "device:d1", payload, 42, false, 1700000000000,
+                                    TB_FRAME_TELEMETRY);
+    tb_frame_t *s = tb_proto_snapshot(f);
+    assert_non_null(s);
+    assert_int_equal(s->seq, 42);
+    assert_int_equal(s->kind, TB_FRAME_TELEMETRY);
+    assert_int_equal(s->refs, 1);
+    assert_int_equal(s->len, f->len + strlen(",\"snapshot\":true"));
+    size_t wire_len;
+    tb_frame_wire(s, &wire_len);
+    assert_int_equal(wire_len, s->hdr_len + s->len);
+    json_t *a = json_loadb(tb_frame_payload(f), f->len, 0, NULL);
+    json_t *b = json_loadb(tb_frame_payload(s), s->len, 0, NULL);
+    assert_non_null(b);
+    assert_true(json_is_true(json_object_get(b, "snapshot")));
+    json_object_del(b, "snapshot");
+    assert_true(json_equal(a, b));
+    json_decref(a);
+    json_decref(b);
+    json_decref(payload);
+    tb_frame_unref(f);
+    tb_frame_unref(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_snapshot_copy),
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_invalid_utf8_and_embedded_nul),
