@@ -779,6 +779,38 @@ static void test_subscribe_while_catching_up(void **state)
     assert_int_equal(tb_hub_conn_close_code(c), 0);
 }
 
+/* A snapshot larger than the queue is paced too; messages arriving meanwhile wait behind it
+ * and follow in order, none lost, none twice. */
+static void test_large_snapshot_then_arrivals(void **state)
+{
+    fixture_t *f = *state;
+    char id[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "sensor-hum-%d", i);
+        ingest_fields(f, id, "{\"h\": 1}"); /* seqs 1..30, all in building-a */
+    }
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\"]");
+    expect_type(f, c, "subscribed");
+    assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
+    for (int i = 0; i < 5; i++)
+        ingest_fields(f, "sensor-hum-3", "{\"h\": 2}"); /* 31..35, behind the snapshot */
+    for (json_int_t want = 1; want <= 35; want++) {
+        json_t *j = next_json(f, c);
+        assert_non_null(j);
+        assert_int_equal(seq_of(j), want);
+        assert_int_equal(json_is_true(json_object_get(j, "snapshot")), want <= 30);
+        json_decref(j);
+    }
+    assert_null(next_json(f, c));
+    ingest_fields(f, "sensor-hum-4", "{\"h\": 3}");
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), 36); /* live again */
+    json_decref(j);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 30);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_then_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since_replays_owed_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_replay_is_paced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_snapshot_then_arrivals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_while_catching_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
