@@ -711,6 +711,83 @@ static void test_alert_hysteresis(void **state)
     assert_int_equal(tb_hub_counters(f->hub)->alerts, 6);
 }
 
+/* n rules watching every device: name[i] fires when field[i] > threshold[i]. */
+static tb_config_alert_t *make_rules(const char *const *name, const char *const *field,
+                                     const double *threshold, size_t n)
+{
+    tb_config_alert_t *a = calloc(n, sizeof(*a));
+    assert_non_null(a);
+    for (size_t i = 0; i < n; i++) {
+        a[i].name = strdup(name[i]);
+        a[i].field = strdup(field[i]);
+        a[i].op = TB_OP_GT;
+        a[i].threshold = threshold[i];
+        a[i].severity = strdup("warning");
+        a[i].devices = calloc(2, sizeof(char *));
+        a[i].devices[0] = strdup("*");
+        a[i].n_devices = 1;
+    }
+    return a;
+}
+
+/* The next alert's "rule_name state threshold" on c, or "" when c has no alert queued. */
+static void next_alert(fixture_t *f, tb_conn_t *c, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (json_t *j; !out[0] && (j = next_json(f, c)); json_decref(j)) {
+        if (strcmp(type_of(j), "alert") != 0)
+            continue;
+        json_t *p = json_object_get(j, "payload");
+        snprintf(out, cap, "%s %s %g", json_string_value(json_object_get(p, "rule_name")),
+                 json_string_value(json_object_get(p, "state")),
+                 json_number_value(json_object_get(p, "threshold")));
+    }
+}
+
+/* Reload of alert rules: a new definition applies from the next sample and a firing device
+ * keeps its state by rule name, in any order; adding, removing or renaming a rule is refused
+ * and leaves the running rules in force. */
+static void test_alert_rules_reload(void **state)
+{
+    fixture_t *f = *state;
+    char err[TB_CONFIG_ERR_LEN], got[128];
+    static const char *const names[] = {"hot", "wet"}, *const fields[] = {"t", "h"};
+    static const char *const swapped[] = {"wet", "hot"}, *const swapped_fields[] = {"h", "t"};
+    static const char *const renamed[] = {"wet", "cold"};
+    f->cfg.alerts = make_rules(names, fields, (const double[]){30, 80}, 2);
+    f->cfg.n_alerts = 2;
+    rebuild_hub(f);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe(f, c, "[\"global\"]");
+    ingest_fields(f, "sensor-1", "{\"t\": 35}");
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, "hot firing 30");
+
+    assert_int_equal(
+        tb_hub_set_alerts(f->hub, make_rules(names, fields, (const double[]){1}, 1), 1, err), -1);
+    assert_non_null(strstr(err, "1 rules instead of 2"));
+    assert_int_equal(
+        tb_hub_set_alerts(f->hub, make_rules(renamed, fields, (const double[]){1, 1}, 2), 2, err),
+        -1);
+    assert_non_null(strstr(err, "rule 'cold' is new"));
+    ingest_fields(f, "sensor-1", "{\"h\": 90}"); /* the running rules still apply */
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, "wet firing 80");
+
+    assert_int_equal(
+        tb_hub_set_alerts(f->hub, make_rules(swapped, swapped_fields, (const double[]){85, 50}, 2),
+                          2, err),
+        0);
+    ingest_fields(f, "sensor-1", "{\"t\": 40, \"h\": 92}"); /* hot resolves, wet holds on */
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, "hot resolved 50");
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, "");
+    ingest_fields(f, "sensor-2", "{\"t\": 55}");
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, "hot firing 50");
+}
+
 /* A published message gets a seq, reaches that room's members only, and is in the history. */
 static void test_publish_routes_to_room(void **state)
 {
@@ -836,6 +913,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subscribe_while_catching_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_rules_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_routes_to_room, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
