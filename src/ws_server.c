@@ -218,7 +218,11 @@ static int http_refuse(struct lws *wsi, int status, const char *code)
     return -1;
 }
 
-/* The declared Content-Length: 0, or -1 when absent or not a plain decimal number. */
+/*
+ * The declared Content-Length: 0, or -1 when absent, longer than CONTENT_LENGTH_MAX_DIGITS or
+ * not a plain decimal number. Past TB_HTTP_BODY_MAX the value saturates (it is refused anyway),
+ * so no digit string can wrap around to a small length.
+ */
 static int content_length(struct lws *wsi, uint64_t *out)
 {
     char buf[CONTENT_LENGTH_MAX_DIGITS + 1];
@@ -229,7 +233,8 @@ static int content_length(struct lws *wsi, uint64_t *out)
     for (int i = 0; i < n; i++) {
         if (buf[i] < '0' || buf[i] > '9')
             return -1;
-        *out = *out * 10 + (uint64_t)(buf[i] - '0');
+        if (*out <= TB_HTTP_BODY_MAX)
+            *out = *out * 10 + (uint64_t)(buf[i] - '0');
     }
     return 0;
 }

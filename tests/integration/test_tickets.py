@@ -126,6 +126,10 @@ def test_post_plumbing_errors(bridge, connect):
         411, '{"error":"length_required"}')
     assert raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host,
                                   "Content-Length: 1x"], b"x") == (400, '{"error":"bad_request"}')
+    # 2**64 + 1 would wrap to 1 in a careless parser.
+    assert raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host,
+                                  "Content-Length: 18446744073709551617"], b"x") == (
+        413, '{"error":"body_too_large"}')
     # A body that arrives in several segments is gathered before the endpoint sees it.
     status, text = raw_post(bridge.port, [f"POST {TICKET_PATH} HTTP/1.1", host,
                                           f"Authorization: Bearer {token}",
