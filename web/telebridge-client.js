@@ -202,6 +202,7 @@ export class TelebridgeClient extends EventTarget {
         const res = await this.fetch(this.opts.ticketUrl, {
             method: "POST",
             headers: { Authorization: `Bearer ${this.token}` },
+            signal: AbortSignal.timeout(this.opts.connectTimeoutMs),
         });
         if (!res.ok) {
             const err = new Error(`ticket request answered ${res.status}`);

@@ -3,6 +3,7 @@
  * mosquitto started here (see harness.mjs). Run: cd tests/js && npm ci && node --test
  */
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
@@ -78,6 +79,25 @@ describe("pure helpers", () => {
     test("ticket URL follows the WebSocket URL's scheme and host", () => {
         assert.equal(ticketUrlFor("ws://h:8080/ws?x=1"), "http://h:8080/api/v1/ws/ticket");
         assert.equal(ticketUrlFor("wss://h/api/v1/ws"), "https://h/api/v1/ws/ticket");
+    });
+
+    test("a ticket endpoint that never answers times out into a reconnect", async () => {
+        const sockets = [];
+        const server = net.createServer((sock) => sockets.push(sock)); // accepts, never answers
+        await new Promise((r) => server.listen(0, "127.0.0.1", r));
+        const c = new TelebridgeClient({ url: `ws://127.0.0.1:${server.address().port}/ws`,
+            getToken: () => "t", WebSocket, connectTimeoutMs: 300, minDelayMs: 60000 });
+        try {
+            const reconnecting = nextEvent(c, "state", (d) => d.state === "reconnecting", 3000);
+            c.connect();
+            const d = await reconnecting;
+            assert.match(d.reason, /abort|timeout/i);
+            assert.equal(d.attempt, 0);
+        } finally {
+            c.close();
+            sockets.forEach((sock) => sock.destroy());
+            server.close();
+        }
     });
 
     test("constructor needs url and getToken", () => {
