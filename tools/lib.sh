@@ -81,6 +81,23 @@ tb_ensure_chromium() {
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 }
 
+# Prints an nginx binary for the test of docs/operations.md's proxy examples: the one in PATH,
+# else Debian's package unpacked into build/nginx/ (downloaded, not installed: installing would
+# start a web server on port 80). Returns 1 when neither is possible.
+tb_nginx_bin() {
+    local dir=build/nginx
+    if command -v nginx >/dev/null 2>&1; then
+        command -v nginx
+        return 0
+    fi
+    if [[ ! -x "$dir/usr/sbin/nginx" ]]; then
+        rm -rf "$dir" && mkdir -p "$dir" || return 1
+        (cd "$dir" && apt-get download nginx >/dev/null 2>&1) || return 1
+        dpkg-deb -x "$dir"/nginx_*.deb "$dir" || return 1
+    fi
+    printf '%s\n' "$PWD/$dir/usr/sbin/nginx"
+}
+
 # Prints a TCP port on 127.0.0.1 that was free a moment ago.
 tb_free_port() {
     /usr/bin/python3 - <<'EOF'

@@ -172,8 +172,9 @@ fuzz_short() {
 }
 
 integration() {
-    local dir=$1
-    TELEBRIDGE_BIN="$PWD/$dir/bin/telebridge" \
+    local dir=$1 nginx
+    nginx=$(tb_nginx_bin) || tb_log "no nginx: the reverse-proxy doc test will be skipped"
+    TB_NGINX=${nginx:-} TELEBRIDGE_BIN="$PWD/$dir/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/$dir/bin/telebridge-token" \
         ASAN_OPTIONS=detect_leaks=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

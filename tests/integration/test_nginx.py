@@ -1,0 +1,161 @@
+"""docs/operations.md's nginx examples, run as written in front of a real bridge: the reverse
+proxy (WebSocket upgrade on /ws and /api/v1/ws, the dashboard and tickets, /metrics kept to the
+monitoring network) and TLS termination (wss://, HSTS, the port-80 redirect).
+
+Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
+or nginx in PATH; skipped otherwise. The only edits to the documented text are the addresses,
+ports and certificate paths, and each must apply, so a changed example fails here."""
+
+import asyncio
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import urllib.request
+
+import pytest
+import websockets
+
+import tb
+
+NGINX = os.environ.get("TB_NGINX") or shutil.which("nginx")
+pytestmark = pytest.mark.skipif(not NGINX, reason="no nginx binary (TB_NGINX or PATH)")
+HOST = "telemetry.example.com"
+
+
+def doc_blocks():
+    text = (tb.ROOT / "docs" / "operations.md").read_text()
+    blocks = re.findall(r"^```nginx\n(.*?)^```$", text, re.M | re.S)
+    assert len(blocks) == 2, "operations.md has the proxy and the TLS nginx examples"
+    return blocks
+
+
+def edit(text, old, new, count=1):
+    assert text.count(old) == count, f"the nginx example no longer contains {old!r} {count}x"
+    return text.replace(old, new)
+
+
+def nginx_conf(d, bridge_port, ports, cert, key):
+    proxy, tls = doc_blocks()
+    inner = proxy[proxy.index("    # WebSocket"):proxy.rindex("}")]
+    proxy = edit(proxy, "server 127.0.0.1:8080;", f"server 127.0.0.1:{bridge_port};")
+    proxy = edit(proxy, "listen 80;", f"listen 127.0.0.1:{ports['http']};")
+    tls = edit(tls, "    # the three location blocks above, unchanged\n", inner)
+    tls = edit(tls, "listen 443 ssl;", f"listen 127.0.0.1:{ports['tls']} ssl;")
+    tls = edit(tls, "listen 80;", f"listen 127.0.0.1:{ports['redirect']};")
+    tls = edit(tls, f"/etc/letsencrypt/live/{HOST}/fullchain.pem", str(cert))
+    tls = edit(tls, f"/etc/letsencrypt/live/{HOST}/privkey.pem", str(key))
+    temp = "".join(f"    {k}_temp_path {d / k};\n"
+                   for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"daemon off;\nmaster_process off;\npid {d / 'nginx.pid'};\n"
+            f"error_log {d / 'error.log'};\nevents {{}}\nhttp {{\n"
+            f"    access_log {d / 'access.log'};\n{temp}{proxy}\n{tls}}}\n")
+
+
+@pytest.fixture
+def proxy(bridge, tmp_path):
+    d = tmp_path / "nginx"
+    d.mkdir()
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{HOST}",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=tb.PROCESS_TIMEOUT)
+    ports = {k: tb.free_port() for k in ("http", "tls", "redirect")}
+    conf = d / "nginx.conf"
+    conf.write_text(nginx_conf(d, bridge.port, ports, cert, key))
+    check = subprocess.run([NGINX, "-t", "-p", str(d), "-c", str(conf)], capture_output=True,
+                           text=True, timeout=tb.PROCESS_TIMEOUT)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        tb.wait_until(lambda: proc.poll() is not None or all(map(tb.port_open, ports.values())),
+                      tb.START_TIMEOUT, "nginx to listen")
+        assert proc.poll() is None, (d / "error.log").read_text()
+        ctx = ssl.create_default_context(cafile=str(cert))
+        yield {"ports": ports, "ssl": ctx}
+    finally:
+        proc.terminate()
+        proc.wait(tb.STOP_TIMEOUT)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def fetch(url, headers=None):
+    """GET → (status, headers, body), redirects not followed."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.build_opener(NoRedirect()).open(req, timeout=5) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def fetch_tls(port, path, ctx, method="GET", headers=None):
+    """An HTTPS request to 127.0.0.1:port with the certificate checked against HOST."""
+    conn = http.client.HTTPSConnection(HOST, port, context=ctx, timeout=5)
+    conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 5),
+                                server_hostname=HOST)
+    try:
+        conn.request(method, path, headers={"Host": HOST, **(headers or {})})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+async def session(url, ctx=None, extra=None):
+    """Connects and subscribes to global; returns (connected, the answer to subscribe)."""
+    kw = {"ssl": ctx, "server_hostname": HOST} if ctx else {}
+    async with websockets.connect(url, open_timeout=5, extra_headers=extra or {}, **kw) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}}))
+        sub = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        return hello, sub
+
+
+def test_websocket_dashboard_and_endpoints_through_the_proxy(bridge, proxy, loop):
+    port = proxy["ports"]["http"]
+    for path in ("/ws", "/api/v1/ws"):
+        hello, sub = loop.run(session(f"ws://127.0.0.1:{port}{path}?token={bridge.mint()}"), 10)
+        assert hello["type"] == "connected" and sub["type"] == "subscribed", (path, hello, sub)
+    status, headers, body = fetch(f"http://127.0.0.1:{port}/")
+    assert status == 200 and body == (tb.WEB_ROOT / "index.html").read_bytes()
+    assert fetch(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    assert fetch(f"http://127.0.0.1:{port}/metrics")[0] == 403, "metrics are for 10.0.0.0/8"
+    assert fetch(f"http://127.0.0.1:{bridge.port}/metrics")[0] == 200
+    # A refused handshake keeps its status through the proxy.
+    with pytest.raises(websockets.InvalidStatusCode) as e:
+        loop.run(session(f"ws://127.0.0.1:{port}/ws?token=bad"), 10)
+    assert e.value.status_code == 401
+
+
+def test_tls_termination_with_a_ticket_as_the_dashboard_does(bridge, proxy, loop):
+    port, ctx = proxy["ports"]["tls"], proxy["ssl"]
+    status, headers, body = fetch_tls(port, "/", ctx)
+    assert status == 200 and b"telebridge" in body
+    assert headers.get("Strict-Transport-Security") == "max-age=31536000"
+    status, _, body = fetch_tls(port, "/api/v1/ws/ticket", ctx, method="POST",
+                                headers={"Authorization": f"Bearer {bridge.mint()}",
+                                         "Content-Length": "0"})
+    assert status == 200, body
+    ticket = json.loads(body)["ticket"]
+    hello, sub = loop.run(session(f"wss://127.0.0.1:{port}/ws?ticket={ticket}", ctx), 10)
+    assert hello["type"] == "connected" and sub["type"] == "subscribed"
+    with pytest.raises(ssl.SSLError):  # and the certificate really is checked
+        fetch_tls(port, "/", ssl.create_default_context())
+
+
+def test_port_80_redirects_to_https(proxy):
+    status, headers, _ = fetch(f"http://127.0.0.1:{proxy['ports']['redirect']}/x?y=1",
+                               headers={"Host": HOST})
+    assert status == 301
+    assert headers["Location"] == f"https://{HOST}/x?y=1"
