@@ -77,34 +77,40 @@ def test_a_changed_default_would_be_caught(tmp_path):
     assert documented_defaults()["limits.max_connections"] != "`7`"
 
 
-def help_flags():
-    out = subprocess.run([str(tb.BRIDGE_BIN), "--help"], capture_output=True, text=True,
+MAN_PAGES = [("telebridge.1", tb.BRIDGE_BIN), ("telebridge-token.1", tb.TOKEN_BIN)]
+
+
+def help_flags(binary):
+    out = subprocess.run([str(binary), "--help"], capture_output=True, text=True,
                          timeout=tb.PROCESS_TIMEOUT, check=True).stdout
     return sorted(set(re.findall(r"--[a-z-]+", out)))
 
 
-def test_man_page_documents_every_flag():
-    page = (DOCS / "telebridge.1").read_text()
-    flags = help_flags()
-    assert "--check-config" in flags
+@pytest.mark.parametrize("page,binary", MAN_PAGES)
+def test_man_page_documents_every_flag(page, binary):
+    text = (DOCS / page).read_text()
+    flags = help_flags(binary)
+    assert len(flags) >= 5, flags
     for flag in flags:
-        assert flag.replace("-", r"\-") in page, f"{flag} is not in docs/telebridge.1"
+        assert flag.replace("-", r"\-") in text, f"{flag} is not in docs/{page}"
 
 
 @pytest.mark.skipif(not shutil.which("groff"), reason="groff is not installed")
-def test_man_page_renders_without_warnings():
-    res = subprocess.run(["groff", "-man", "-ww", "-z", str(DOCS / "telebridge.1")],
+@pytest.mark.parametrize("page", [p for p, _ in MAN_PAGES])
+def test_man_page_renders_without_warnings(page):
+    res = subprocess.run(["groff", "-man", "-ww", "-z", str(DOCS / page)],
                          capture_output=True, text=True, timeout=tb.PROCESS_TIMEOUT)
     assert res.returncode == 0 and res.stderr == "", res.stderr
 
 
 @pytest.mark.skipif(not shutil.which("man"), reason="man is not installed")
-def test_man_l_shows_the_page():
-    res = subprocess.run(["man", "-l", str(DOCS / "telebridge.1")], capture_output=True,
-                         text=True, timeout=tb.PROCESS_TIMEOUT, env=dict(os.environ, MANPAGER="cat",
-                                                                         MANWIDTH="80"))
+@pytest.mark.parametrize("page", [p for p, _ in MAN_PAGES])
+def test_man_l_shows_the_page(page):
+    res = subprocess.run(["man", "-l", str(DOCS / page)], capture_output=True, text=True,
+                         timeout=tb.PROCESS_TIMEOUT,
+                         env=dict(os.environ, MANPAGER="cat", MANWIDTH="80"))
     assert res.returncode == 0, res.stderr
-    for section in ("NAME", "SYNOPSIS", "OPTIONS", "SIGNALS", "FILES", "EXIT STATUS"):
+    for section in ("NAME", "SYNOPSIS", "OPTIONS", "EXIT STATUS", "SEE ALSO"):
         assert re.search(rf"^{section}$", res.stdout, re.M), section
 
 

@@ -52,6 +52,7 @@ done
 FILES=$(dpkg-deb -c "$DEB" | awk '{ print $6 }')
 for f in ./usr/bin/telebridge ./usr/bin/telebridge-token ./etc/telebridge/telebridge.json \
     ./usr/lib/systemd/system/telebridge.service ./usr/share/man/man1/telebridge.1 \
+    ./usr/share/man/man1/telebridge-token.1 \
     ./usr/share/telebridge/web/index.html ./usr/share/telebridge/web/app.js \
     ./usr/share/telebridge/web/style.css ./usr/share/telebridge/web/telebridge-client.js \
     ./usr/share/doc/telebridge/README.md ./usr/share/doc/telebridge/protocol.md \
