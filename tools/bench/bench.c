@@ -59,7 +59,7 @@
 #define DEFAULT_PARALLEL 256
 #define DEFAULT_DRAIN_S 3.0
 #define CONNECT_TIMEOUT_BASE_S 30.0
-#define CONNECT_TIMEOUT_PER_SUB_S 0.002
+#define CONNECT_TIMEOUT_PER_SUB_S 0.01
 #define MQTT_KEEPALIVE_S 60
 #define MQTT_CONNECT_WAIT_NS (5 * NS_PER_S)
 #define PUBLISH_POLL_NS 20000L
@@ -135,6 +135,7 @@ typedef struct {
     atomic_bool connected;
     atomic_bool done;
     atomic_bool failed;
+    struct mosquitto *mosq;
     double rate;        /* messages/s published at; 0: closed loop */
     double mean_fanout; /* deliveries per message, averaged over the devices */
     uint64_t t_first_ns;
@@ -601,37 +602,48 @@ static int publish_all(pub_t *p, struct mosquitto *m)
     return 0;
 }
 
-static void *publisher_main(void *arg)
+/*
+ * Connects the publisher before any subscriber opens: libmosquitto's loop uses select(), which
+ * cannot watch a descriptor above FD_SETSIZE (1024). 0, or -1 (p->mosq NULL or unusable).
+ */
+static int publisher_connect(pub_t *p)
 {
-    pub_t *p = arg;
     const opts_t *o = p->o;
     char id[CLIENT_ID_MAX];
     snprintf(id, sizeof(id), "tb-bench-%d", (int)getpid());
-    struct mosquitto *m = mosquitto_new(id, true, p);
-    int rc = -1;
-    if (!m)
-        goto done;
-    mosquitto_connect_callback_set(m, on_mqtt_connect);
-    mosquitto_publish_callback_set(m, on_mqtt_publish);
-    if (mosquitto_connect(m, o->mqtt_host, o->mqtt_port, MQTT_KEEPALIVE_S) != MOSQ_ERR_SUCCESS ||
-        mosquitto_loop_start(m) != MOSQ_ERR_SUCCESS)
-        goto done;
+    if (!(p->mosq = mosquitto_new(id, true, p)))
+        return -1;
+    mosquitto_connect_callback_set(p->mosq, on_mqtt_connect);
+    mosquitto_publish_callback_set(p->mosq, on_mqtt_publish);
+    if (mosquitto_connect(p->mosq, o->mqtt_host, o->mqtt_port, MQTT_KEEPALIVE_S) !=
+            MOSQ_ERR_SUCCESS ||
+        mosquitto_loop_start(p->mosq) != MOSQ_ERR_SUCCESS)
+        return -1;
     uint64_t deadline = now_ns() + MQTT_CONNECT_WAIT_NS;
     while (!atomic_load(&p->connected) && !atomic_load(&p->failed) && now_ns() < deadline)
         sleep_until(now_ns() + (uint64_t)PUBLISH_POLL_NS);
-    if (atomic_load(&p->connected))
-        rc = publish_all(p, m);
+    return atomic_load(&p->connected) ? 0 : -1;
+}
+
+static void publisher_close(pub_t *p)
+{
+    if (!p->mosq)
+        return;
+    mosquitto_disconnect(p->mosq);
+    mosquitto_loop_stop(p->mosq, false);
+    mosquitto_destroy(p->mosq);
+    p->mosq = NULL;
+}
+
+static void *publisher_main(void *arg)
+{
+    pub_t *p = arg;
+    if (publish_all(p, p->mosq) != 0)
+        atomic_store(&p->failed, true);
     /* Disconnecting discards what libmosquitto still holds: wait until it is all out. */
-    deadline = now_ns() + MQTT_CONNECT_WAIT_NS;
+    uint64_t deadline = now_ns() + MQTT_CONNECT_WAIT_NS;
     while (atomic_load(&p->sent) < atomic_load(&p->published) && now_ns() < deadline)
         sleep_until(now_ns() + (uint64_t)PUBLISH_POLL_NS);
-    mosquitto_disconnect(m);
-    mosquitto_loop_stop(m, false);
-done:
-    if (rc != 0)
-        atomic_store(&p->failed, true);
-    if (m)
-        mosquitto_destroy(m);
     atomic_store(&p->done, true);
     return NULL;
 }
@@ -914,6 +926,11 @@ static int bench_run(const opts_t *o)
     raise_nofile(o->subs + 64);
     if (bench_init(&b, o) != 0)
         goto out;
+    if (o->duration_s > 0 && publisher_connect(&p) != 0) {
+        fprintf(stderr, "telebridge-bench: cannot connect to the broker %s:%d\n", o->mqtt_host,
+                o->mqtt_port);
+        goto out;
+    }
     m.rss_before_kb = proc_sample(o->server_pid).rss_kb;
     uint64_t t = now_ns();
     if (connect_all(&b) != 0)
@@ -926,7 +943,7 @@ static int bench_run(const opts_t *o)
     if (!fan || !p.topics)
         goto out;
     if (o->duration_s > 0 && run_publish(&b, &p, &m) != 0)
-        fprintf(stderr, "telebridge-bench: publishing failed (is the broker up?)\n");
+        fprintf(stderr, "telebridge-bench: publishing failed\n");
     json_t *r = report_json(&b, &p, &m);
     if (!r)
         goto out;
@@ -940,6 +957,7 @@ static int bench_run(const opts_t *o)
                  b.delivered == atomic_load(&p.expected) && (o->duration_s <= 0 || b.delivered > 0);
     status = !o->check || clean ? 0 : 1;
 out:
+    publisher_close(&p);
     free(fan);
     free(p.topics);
     bench_free(&b);
