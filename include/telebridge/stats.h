@@ -58,15 +58,15 @@ typedef enum {
 const char *tb_refuse_reason_name(tb_refuse_reason_t reason);
 
 typedef struct {
-    atomic_ullong messages_in;  /* MQTT messages normalised and queued for the hub */
+    atomic_ullong messages_in; /* MQTT messages normalised and queued for the hub */
     atomic_ullong messages_in_by_kind[TB_MSG_KIND_N]; /* messages_in split by tb_msg_kind_t */
-    atomic_ullong invalid_mqtt; /* MQTT messages refused, all reasons */
+    atomic_ullong invalid_mqtt;                       /* MQTT messages refused, all reasons */
     atomic_ullong invalid_by_reason[TB_INVALID_N];
-    atomic_ullong dropped_queue_full; /* valid messages lost because the hub queue stayed full */
-    atomic_int mqtt_connected;        /* 1 while the broker session is up */
-    atomic_ullong mqtt_connects;      /* successful broker connections, including the first */
+    atomic_ullong dropped_queue_full;    /* valid messages lost because the hub queue stayed full */
+    atomic_int mqtt_connected;           /* 1 while the broker session is up */
+    atomic_ullong mqtt_connects;         /* successful broker connections, including the first */
     atomic_ullong mqtt_connect_failures; /* attempts that ended without a session */
-    atomic_ullong queue_depth_max;    /* highest hub queue depth seen by the producer */
+    atomic_ullong queue_depth_max;       /* highest hub queue depth seen by the producer */
     /* Service thread, rare events (kept here so every refusal is visible in one place). */
     atomic_ullong handshakes_unauthorized;         /* upgrades refused with 401 */
     atomic_ullong handshakes_over_capacity;        /* upgrades refused with 503 */
