@@ -3,7 +3,8 @@
  *
  * The body is one JSON object with exactly the members
  *   "room":    a valid room name (tb_room_parse: device:<id>, group:<name>, global),
- *   "type":    one of TB_PUBLISH_TYPES ("alert", "notice", "telemetry", "device_status"),
+ *   "type":    one of "alert", "notice", "telemetry", "device_status" (server-to-client types
+ *              a back end may originate; control types such as "subscribed" are refused),
  *   "payload": a JSON object whose compact encoding is at most max_payload bytes.
  * Authorization (Bearer token with scope `publish`) is the endpoint's business, not this one's.
  */
@@ -15,9 +16,6 @@
 
 /* The scope a token needs to publish. */
 #define TB_PUBLISH_SCOPE "publish"
-
-/* The message types a publisher may send, as a comma-separated list for docs and errors. */
-#define TB_PUBLISH_TYPES "alert, notice, telemetry, device_status"
 
 /* Error codes of a refused body (the `error` member of the 400/413 answer). */
 #define TB_PUBLISH_E_ROOM "invalid_room"
@@ -35,7 +33,8 @@ typedef struct {
 
 /*
  * Checks body. Returns NULL and fills *out when it is valid, else the error code (one of
- * TB_PUBLISH_E_*, a static string).
+ * TB_PUBLISH_E_*, a static string): the first of room, type, payload, extra members, size
+ * that is wrong.
  */
 const char *tb_publish_check(const json_t *body, size_t max_payload, tb_publish_msg_t *out);
 
