@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/log.h"
 #include "telebridge/room.h"
 #include "telebridge/util.h"
 
@@ -51,12 +52,15 @@ struct tb_auth_alg {
     const char *name;
     jwt_alg_t alg;
     bool hmac; /* key from secret_file / env; otherwise a PEM public key file */
+    /* RFC 7518 §3.2 / §3.3: HMAC secrets as long as the hash (bytes; shorter ones are logged),
+     * RSA moduli of at least 2048 bits (shorter ones are refused). */
+    size_t min_key;
 };
 
 static const struct tb_auth_alg k_algs[] = {
-    {"HS256", JWT_ALG_HS256, true},  {"HS384", JWT_ALG_HS384, true},
-    {"HS512", JWT_ALG_HS512, true},  {"RS256", JWT_ALG_RS256, false},
-    {"ES256", JWT_ALG_ES256, false},
+    {"HS256", JWT_ALG_HS256, true, 32},   {"HS384", JWT_ALG_HS384, true, 48},
+    {"HS512", JWT_ALG_HS512, true, 64},   {"RS256", JWT_ALG_RS256, false, 2048},
+    {"ES256", JWT_ALG_ES256, false, 256},
 };
 
 struct tb_auth {
@@ -164,15 +168,16 @@ static const struct tb_auth_alg *find_alg(const char *name)
  * Checked here so that a broken key is refused at start or reload (the old key then stays)
  * instead of failing every verification later.
  */
-static bool public_key_fits(const char *pem, size_t len, jwt_alg_t alg)
+static bool public_key_fits(const char *pem, size_t len, const struct tb_auth_alg *alg)
 {
     char curve[32];
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     bool ok = false;
-    if (key && alg == JWT_ALG_RS256)
-        ok = EVP_PKEY_base_id(key) == EVP_PKEY_RSA;
-    else if (key && alg == JWT_ALG_ES256)
+    if (key && alg->alg == JWT_ALG_RS256)
+        ok =
+            EVP_PKEY_base_id(key) == EVP_PKEY_RSA && (size_t)EVP_PKEY_get_bits(key) >= alg->min_key;
+    else if (key && alg->alg == JWT_ALG_ES256)
         ok = EVP_PKEY_base_id(key) == EVP_PKEY_EC &&
              EVP_PKEY_get_group_name(key, curve, sizeof(curve), NULL) == 1 &&
              strcmp(curve, TB_AUTH_ES256_CURVE) == 0;
@@ -201,9 +206,10 @@ static int load_public_key(tb_auth_t *a, const char *path, char *err)
         free(pem);
         return -1;
     }
-    if (!public_key_fits(pem, n, a->alg->alg)) {
+    if (!public_key_fits(pem, n, a->alg)) {
         snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' holds no usable %s key%s",
-                 path, a->alg->name, a->alg->alg == JWT_ALG_ES256 ? " (EC P-256)" : " (RSA)");
+                 path, a->alg->name,
+                 a->alg->alg == JWT_ALG_ES256 ? " (EC P-256)" : " (RSA, at least 2048 bits)");
         free(pem);
         return -1;
     }
@@ -268,6 +274,9 @@ tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err)
     a->leeway_s = cfg->leeway_s;
     rc = alg->hmac ? tb_auth_load_secret(cfg->secret_file, &a->key, &a->key_len, err)
                    : load_public_key(a, cfg->public_key_file, err);
+    if (rc == 0 && alg->hmac && a->key_len < alg->min_key)
+        tb_log(TB_LOG_WARN, "auth secret shorter than its hash, RFC 7518 asks for more",
+               "algorithm=%s bytes=%zu minimum=%zu", alg->name, a->key_len, alg->min_key);
     if (rc != 0 || copy_optional(&a->issuer, cfg->issuer, err) != 0 ||
         copy_optional(&a->audience, cfg->audience, err) != 0 ||
         copy_default_rooms(a, cfg, err) != 0)

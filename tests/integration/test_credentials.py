@@ -389,3 +389,12 @@ def test_brute_force_from_one_address_does_not_starve_another(make_bridge, conne
     assert set(statuses) <= {401, 429}
     refused = bridge.stats()["refused"]["handshake_by_reason"]
     assert refused["rate_limited"] == statuses.count(429)
+
+
+def test_short_hmac_secret_is_logged_not_shown(make_bridge, connect):
+    bridge = make_bridge(secret="only-16-bytes-ok")
+    log = bridge.log_text()
+    assert 'msg="auth secret shorter than its hash, RFC 7518 asks for more" algorithm=HS256 ' \
+           "bytes=16 minimum=32" in log
+    ws = connect(bridge)
+    assert ws.request({"type": "ping", "request_id": 1})["type"] == "pong"

@@ -944,10 +944,16 @@ static void test_public_key_must_fit_the_algorithm(void **state)
         skip();
     assert_int_equal(
         run_in_dir("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384"
-                   " -out p384.pem && openssl pkey -in p384.pem -pubout -out p384.pub"),
+                   " -out p384.pem && openssl pkey -in p384.pem -pubout -out p384.pub"
+                   " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024"
+                   " -out rsa1024.pem && openssl pkey -in rsa1024.pem -pubout -out rsa1024.pub"),
         0);
     write_file("garbled.pub", garbled, sizeof(garbled) - 1);
-    expect_key_refused("RS256", "garbled.pub", "holds no usable RS256 key (RSA)");
+    expect_key_refused("RS256", "garbled.pub",
+                       "holds no usable RS256 key (RSA, at least 2048 bits)");
+    /* RFC 7518 §3.3: 2048 bits at least. */
+    expect_key_refused("RS256", "rsa1024.pub",
+                       "holds no usable RS256 key (RSA, at least 2048 bits)");
     expect_key_refused("ES256", "garbled.pub", "holds no usable ES256 key (EC P-256)");
     expect_key_refused("RS256", "ec.pub", "holds no usable RS256 key");
     expect_key_refused("ES256", "rsa.pub", "holds no usable ES256 key");
