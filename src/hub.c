@@ -67,8 +67,9 @@ struct tb_conn {
     uint32_t q_cap, q_head, q_len;
     /*
      * Catching up (after a subscribe): live fan-out skips the connection; tb_hub_conn_sent()
-     * refills its queue first from snap[snap_i..snap_n) (snapshot frames it owns), then from
-     * the history after `cursor`, until the cursor reaches the bridge's last seq.
+     * refills its queue first from snap[snap_i..snap_n) (references to the stored frames of
+     * its snapshot, marked as they are queued), then from the history after `cursor`, until
+     * the cursor reaches the bridge's last seq.
      */
     bool catching_up;
     uint64_t cursor;
@@ -402,16 +403,27 @@ static void snap_release(tb_conn_t *c)
     c->snap_n = c->snap_i = c->snap_cap = 0;
 }
 
-/* Appends snapshot frame f (owned; NULL when it could not be encoded) to c's pending ones. */
+/*
+ * Appends a reference to stored frame f (the last-value store's, as of now) to c's pending
+ * snapshot; its marked copy is made only when it is queued, so a pending snapshot costs a
+ * pointer per message and still shows the state of the moment of the subscribe (frames are
+ * immutable: a later update replaces the store's frame, not this one).
+ */
 static void snap_push(tb_conn_t *c, tb_frame_t *f)
 {
-    if (!f)
-        return;
-    if (grow_for_one((void **)&c->snap, &c->snap_cap, c->snap_n, QUEUE_MIN_CAP, sizeof(*c->snap))) {
-        tb_frame_unref(f);
-        return;
-    }
+    if (grow_for_one((void **)&c->snap, &c->snap_cap, c->snap_n, QUEUE_MIN_CAP, sizeof(*c->snap)))
+        return; /* out of memory: the snapshot lacks this message */
+    tb_frame_ref(f);
     c->snap[c->snap_n++] = f;
+}
+
+/* Queues the marked copy of c's next pending snapshot frame. */
+static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
+{
+    tb_frame_t *stored = c->snap[c->snap_i++];
+    h->counters.snapshot_frames++;
+    conn_send_owned(h, c, tb_proto_snapshot(stored));
+    tb_frame_unref(stored);
 }
 
 /* True when a message with seq routed to rooms (n packed names) is owed to c. */
@@ -455,8 +467,7 @@ static void catch_up(tb_hub_t *h, tb_conn_t *c)
         fill = 1;
     while (c->catching_up && !c->close_code && c->q_len < fill) {
         if (c->snap_i < c->snap_n) {
-            h->counters.snapshot_frames++;
-            conn_send_owned(h, c, c->snap[c->snap_i++]);
+            snap_send_next(h, c);
         } else if (c->cursor == h->seq) {
             c->catching_up = false;
             c->last_seq = h->seq;
@@ -840,9 +851,9 @@ static bool names_have(const json_t *names, const char *name)
 static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e)
 {
     if (tb_lv_status(e))
-        snap_push(c, tb_proto_snapshot(tb_lv_status(e)));
+        snap_push(c, tb_lv_status(e));
     if (tb_lv_telemetry(e))
-        snap_push(c, tb_proto_snapshot(tb_lv_telemetry(e)));
+        snap_push(c, tb_lv_telemetry(e));
 }
 
 /* True when e's device room is not in fresh but one of its group rooms or global is. */

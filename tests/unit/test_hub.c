@@ -872,12 +872,14 @@ static void test_large_snapshot_then_arrivals(void **state)
     expect_type(f, c, "subscribed");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     for (int i = 0; i < 5; i++)
-        ingest_fields(f, "sensor-hum-3", "{\"h\": 2}"); /* 31..35, behind the snapshot */
+        ingest_fields(f, "sensor-hum-20", "{\"h\": 2}"); /* 31..35, behind the snapshot */
     for (json_int_t want = 1; want <= 35; want++) {
         json_t *j = next_json(f, c);
         assert_non_null(j);
         assert_int_equal(seq_of(j), want);
         assert_int_equal(json_is_true(json_object_get(j, "snapshot")), want <= 30);
+        /* sensor-hum-20's snapshot, still pending when it changed, shows the subscribe's state */
+        assert_int_equal(json_integer_value(field_of(j, "h")), want <= 30 ? 1 : 2);
         json_decref(j);
     }
     assert_null(next_json(f, c));
