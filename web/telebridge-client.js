@@ -21,7 +21,7 @@
  * - refreshes the token before it expires: on the bridge's `token_expiring` message, and on a
  *   timer refreshMarginS before the token's `exp`, it calls getToken() and sends `refresh`.
  * - application ping every pingIntervalMs; no pong within pongTimeoutMs drops the connection
- *   (and so reconnects).
+ *   (and so reconnects). In a browser, the window's "online" event cuts a backoff wait short.
  *
  * Events (CustomEvent, the message or the information in `detail`):
  * - one per server message type: "connected", "subscribed", "unsubscribed", "telemetry",
@@ -116,17 +116,25 @@ export class TelebridgeClient extends EventTarget {
         this.nextRequest = 1;
         this.pendingPings = new Map(); // request_id → {resolve, reject, sent}
         this.refreshing = false; // or {id, token} while a refresh awaits its answer
+        /* In a browser, the network coming back ends a backoff wait at once. */
+        this.onOnline = () => {
+            if (this.state !== "reconnecting") return;
+            clearTimeout(this.timers.reconnect);
+            this.open();
+        };
     }
 
     /* Starts connecting (and keeps the connection up until close()). */
     connect() {
         if (this.state !== "idle" && this.state !== "closed") return;
         this.attempt = 0;
+        globalThis.window?.addEventListener("online", this.onOnline);
         this.open();
     }
 
     /* Closes for good: no reconnection. */
     close(code = CLOSE_NORMAL, reason = "client closed") {
+        globalThis.window?.removeEventListener("online", this.onOnline);
         this.setState("closed");
         this.clearTimers();
         this.rejectPings(new Error("closed"));

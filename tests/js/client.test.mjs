@@ -339,6 +339,25 @@ describe("against a bridge", () => {
         }
     });
 
+    test("the browser's online event ends a backoff wait at once", async () => {
+        globalThis.window = new EventTarget(); // what a browser page has
+        // A first retry that would wait 50 s.
+        const c = client(stack, { minDelayMs: 100000, maxDelayMs: 100000, random: () => 0.5 });
+        try {
+            c.connect();
+            await nextEvent(c, "connected");
+            const waiting = nextEvent(c, "state", (d) => d.state === "reconnecting");
+            c.ws.terminate();
+            assert.equal((await waiting).delayMs, 50000);
+            const again = nextEvent(c, "connected", () => true, 3000);
+            window.dispatchEvent(new Event("online"));
+            await again;
+        } finally {
+            c.close();
+            delete globalThis.window;
+        }
+    });
+
     test("a bridge that stops answering pings is dropped and reconnected", async () => {
         const c = client(stack, { WebSocket: NoPongWebSocket, pingIntervalMs: 300, pongTimeoutMs: 300 });
         try {
