@@ -92,7 +92,11 @@ tb_nginx_bin() {
     fi
     if [[ ! -x "$dir/usr/sbin/nginx" ]]; then
         rm -rf "$dir" && mkdir -p "$dir" || return 1
-        (cd "$dir" && apt-get download nginx >/dev/null 2>&1) || return 1
+        if ! (cd "$dir" && apt-get download nginx >/dev/null 2>&1); then
+            # Package lists may be missing (a fresh image): refresh them once, as root.
+            [[ "$(id -u)" == 0 ]] && apt-get update >/dev/null 2>&1 || return 1
+            (cd "$dir" && apt-get download nginx >/dev/null 2>&1) || return 1
+        fi
         dpkg-deb -x "$dir"/nginx_*.deb "$dir" || return 1
     fi
     printf '%s\n' "$PWD/$dir/usr/sbin/nginx"
