@@ -1142,9 +1142,9 @@ static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev
     h->counters.alerts++;
     json_t *payload = tb_alerts_payload(rule, ev, tb_lv_device(e), id, timestamp);
     /* Kind status: the drop_oldest policy never drops an alert. */
-    tb_frame_t *f = payload ? tb_proto_device("alert", dr->names[0], payload, seq, false,
-                                              tb_now_ms(), TB_FRAME_STATUS)
-                            : NULL;
+    tb_frame_t *f =
+        payload ? tb_proto_device("alert", dr->names[0], payload, seq, tb_now_ms(), TB_FRAME_STATUS)
+                : NULL;
     json_decref(payload);
     if (!f) {
         tb_log(TB_LOG_ERROR, "out of memory encoding an alert", "seq=%" PRIu64, seq);
@@ -1171,7 +1171,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     uint64_t seq = ++h->seq;
     tb_frame_t *f =
         tb_proto_device(telemetry ? "telemetry" : "device_status", dr.names[0], m->payload, seq,
-                        false, tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+                        tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
     tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.lastvalue_evictions = tb_lastvalue_evictions(h->lv);
@@ -1190,7 +1190,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
 {
     uint64_t seq = ++h->seq;
     bool telemetry = strcmp(type, "telemetry") == 0;
-    tb_frame_t *f = tb_proto_device(type, room, payload, seq, false, tb_now_ms(),
+    tb_frame_t *f = tb_proto_device(type, room, payload, seq, tb_now_ms(),
                                     telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
         return 0;

@@ -154,7 +154,7 @@ tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
 }
 
 tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
-                            bool snapshot, int64_t now_ms, tb_frame_kind_t kind)
+                            int64_t now_ms, tb_frame_kind_t kind)
 {
     char ts[TB_RFC3339_LEN];
     tb_format_rfc3339_ms(now_ms, ts);
@@ -162,8 +162,6 @@ tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *pa
                             payload, "timestamp", ts, "seq", (json_int_t)seq);
     if (!env)
         return NULL;
-    if (snapshot)
-        json_object_set_new(env, "snapshot", json_true());
     tb_frame_t *f = tb_frame_from_json(env, kind, seq);
     json_decref(env);
     return f;

@@ -72,11 +72,11 @@ tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
                            const json_t *request_id, int64_t now_ms);
 
 /*
- * Encodes a device message once: {"type", "room", "payload", "timestamp", "seq"}, plus
- * "snapshot": true when snapshot is set. payload is borrowed. NULL when out of memory.
+ * Encodes a device message once: {"type", "room", "payload", "timestamp", "seq"} (its
+ * snapshot copy is tb_proto_snapshot()'s). payload is borrowed. NULL when out of memory.
  */
 tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
-                            bool snapshot, int64_t now_ms, tb_frame_kind_t kind);
+                            int64_t now_ms, tb_frame_kind_t kind);
 
 /*
  * The snapshot copy of a device-message frame f made by tb_proto_device(): the same envelope

@@ -26,7 +26,7 @@ static tb_msg_t *msg(tb_msg_kind_t kind, const char *device, const char *payload
 static tb_lv_entry_t *update_msg(tb_lastvalue_t *lv, tb_msg_t *m, uint64_t seq)
 {
     tb_frame_t *f =
-        tb_proto_device("x", "device:x", m->payload, seq, false, 0,
+        tb_proto_device("x", "device:x", m->payload, seq, 0,
                         m->kind == TB_MSG_TELEMETRY ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     assert_non_null(f);
     tb_lv_entry_t *e = tb_lastvalue_update(lv, m, f);
@@ -164,8 +164,7 @@ static void test_frames_kept_or_merged(void **state)
     const char *both = "{\"device_id\":\"d\",\"timestamp\":\"t3\",\"fields\":{\"h\":3,\"t\":3},"
                        "\"tags\":{}}";
     tb_msg_t *m = msg(TB_MSG_TELEMETRY, "d", both);
-    tb_frame_t *f =
-        tb_proto_device("telemetry", "device:d", m->payload, 7, false, 0, TB_FRAME_TELEMETRY);
+    tb_frame_t *f = tb_proto_device("telemetry", "device:d", m->payload, 7, 0, TB_FRAME_TELEMETRY);
     tb_lastvalue_update(lv, m, f);
     assert_int_equal(f->refs, 2); /* the store shares it */
     tb_msg_free(m);
@@ -180,7 +179,7 @@ static void test_frames_kept_or_merged(void **state)
     assert_string_equal(json_string_value(json_object_get(t, "timestamp")), "t4");
     json_decref(t);
     m = msg(TB_MSG_TELEMETRY, "d", both);
-    f = tb_proto_device("telemetry", "device:d", m->payload, 9, false, 0, TB_FRAME_TELEMETRY);
+    f = tb_proto_device("telemetry", "device:d", m->payload, 9, 0, TB_FRAME_TELEMETRY);
     tb_lastvalue_update(lv, m, f);
     assert_int_equal(f->refs, 2);
     tb_msg_free(m);

@@ -112,8 +112,8 @@ static void test_device_envelope(void **state)
 {
     (void)state;
     json_t *payload = json_pack("{s:s}", "device_id", "d1");
-    tb_frame_t *f = tb_proto_device("telemetry", "device:d1", payload, 9, false, 1700000000123,
-                                    TB_FRAME_TELEMETRY);
+    tb_frame_t *f =
+        tb_proto_device("telemetry", "device:d1", payload, 9, 1700000000123, TB_FRAME_TELEMETRY);
     assert_non_null(f);
     assert_string_equal(tb_frame_payload(f),
                         "{\"type\":\"telemetry\",\"room\":\"device:d1\",\"payload\":{\"device_id\":"
@@ -121,8 +121,7 @@ static void test_device_envelope(void **state)
     assert_int_equal(f->seq, 9);
     assert_int_equal(f->refs, 1);
     tb_frame_unref(f);
-    f = tb_proto_device("device_status", "device:d1", payload, 10, true, 0, TB_FRAME_STATUS);
-    assert_non_null(strstr(tb_frame_payload(f), "\"snapshot\":true"));
+    assert_null(strstr(tb_frame_payload(f), "snapshot"));
     tb_frame_unref(f);
     json_decref(payload);
 }
@@ -203,8 +202,8 @@ static void test_snapshot_copy(void **state)
 {
     (void)state;
     json_t *payload = json_pack("{s:s, s:{s:f}}", "device_id", "d1", "fields", "t", 21.5);
-    tb_frame_t *f = tb_proto_device("telemetry", "device:d1", payload, 42, false, 1700000000000,
-                                    TB_FRAME_TELEMETRY);
+    tb_frame_t *f =
+        tb_proto_device("telemetry", "device:d1", payload, 42, 1700000000000, TB_FRAME_TELEMETRY);
     tb_frame_t *s = tb_proto_snapshot(f);
     assert_non_null(s);
     assert_int_equal(s->seq, 42);
