@@ -43,6 +43,8 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define CLOSE_GRACE_S 2
 /* Most queue messages routed per wake-up before the loop services sockets again. */
 #define DRAIN_BATCH_MAX 4096
+/* First size of the array of connections a batch gave frames to (doubled as needed). */
+#define PENDING_MIN 64
 #define TICK_US (1000 * LWS_US_PER_MS)
 #define URI_MAX 256
 #define PEER_MAX 64
@@ -81,6 +83,10 @@ struct tb_server {
     atomic_int stop;
     atomic_int reload_requested;
     bool draining;
+    bool routing;         /* inside drain_queue: want_write defers to flush_pending */
+    struct lws **pending; /* connections given frames by the batch being routed */
+    size_t n_pending;
+    size_t cap_pending;
 };
 
 /* Per-WebSocket state lws allocates for us (kept small: it exists for every connection). */
@@ -633,6 +639,51 @@ static void reload(tb_server_t *s)
     tb_log(TB_LOG_INFO, "reloaded groups, auth keys and alert rules", "alerts=%zu", r.n_alerts);
 }
 
+/*
+ * Writes what each connection got from the batch just routed, at once: one raw write each,
+ * not a poll round later from WRITEABLE (a reader that keeps up has room in its socket). lws
+ * keeps whatever the kernel does not take and sends it first; deflate connections, those with
+ * such bytes still held, those closing, and any frames left after the write go through
+ * WRITEABLE as before.
+ */
+static void flush_pending(tb_server_t *s)
+{
+    for (size_t i = 0; i < s->n_pending; i++) {
+        struct lws *wsi = s->pending[i];
+        pss_t *pss = lws_wsi_user(wsi);
+        tb_conn_t *c = pss->conn;
+        if (c && !pss->deflate && !lws_partial_buffered(wsi) && !tb_hub_conn_close_code(c) &&
+            tb_hub_conn_queued(c)) {
+            int n = write_raw(s, wsi, c);
+            if (n < 0) {
+                lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                continue;
+            }
+            while (n-- > 0)
+                tb_hub_conn_sent(s->hub, c);
+            if (!tb_hub_conn_queued(c))
+                continue;
+        }
+        lws_callback_on_writable(wsi);
+    }
+    s->n_pending = 0;
+}
+
+/* Routes one batch of at most max queued MQTT messages; false when the queue ran empty. */
+static bool route_batch(tb_server_t *s, int max)
+{
+    tb_msg_t *m = NULL;
+    s->routing = true;
+    for (int n = 0; n < max; n++) {
+        if (!(m = tb_queue_pop(s->queue)))
+            break;
+        tb_hub_ingest(s->hub, m);
+    }
+    s->routing = false;
+    flush_pending(s);
+    return m != NULL;
+}
+
 /* Routes what the MQTT thread queued, a bounded batch per wake-up. */
 static void drain_queue(tb_server_t *s)
 {
@@ -644,13 +695,7 @@ static void drain_queue(tb_server_t *s)
     if (batch > DRAIN_BATCH_MAX)
         batch = DRAIN_BATCH_MAX;
     for (;;) {
-        tb_msg_t *m;
-        for (int n = 0; n < batch; n++) {
-            if (!(m = tb_queue_pop(s->queue)))
-                break;
-            tb_hub_ingest(s->hub, m);
-        }
-        if (m) {
+        if (route_batch(s, batch)) {
             /* More is waiting: let sockets be serviced, then come back. */
             lws_cancel_service(s->ctx);
             return;
@@ -721,9 +766,26 @@ static const struct lws_extension extensions[] = {
 
 /* ---- hub I/O ------------------------------------------------------------------------------- */
 
+/* Remembers wsi for flush_pending; -1 when out of memory. */
+static int pending_push(tb_server_t *s, struct lws *wsi)
+{
+    if (s->n_pending == s->cap_pending) {
+        size_t cap = s->cap_pending ? 2 * s->cap_pending : PENDING_MIN;
+        struct lws **p = realloc(s->pending, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    s->pending[s->n_pending++] = wsi;
+    return 0;
+}
+
 static void io_want_write(void *transport, void *io)
 {
-    (void)transport;
+    tb_server_t *s = transport;
+    if (s->routing && pending_push(s, io) == 0)
+        return;
     lws_callback_on_writable(io);
 }
 
@@ -967,6 +1029,7 @@ void tb_server_destroy(tb_server_t *s)
     tb_ratelimit_destroy(s->handshakes);
     tb_auth_destroy(s->auth);
     free(s->scratch);
+    free(s->pending);
     if (s->queue) {
         tb_msg_t *m;
         while ((m = tb_queue_pop(s->queue)))
