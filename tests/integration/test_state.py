@@ -317,3 +317,25 @@ def test_retained_status_is_in_the_snapshot(make_bridge, broker, connect):
     snap = ws.recv()
     assert (snap["type"], snap["snapshot"], snap["payload"]["status"]) == (
         "device_status", True, "offline")
+
+
+def test_replay_to_a_deflate_client(make_bridge, broker, connect):
+    """The paced replay also drives a permessage-deflate connection (one frame per write)."""
+    bridge = make_bridge({"limits": {"send_queue_messages": 16}})
+    ws = connect(bridge, rooms=["device:z-1"])
+    epoch = ws.connected["payload"]["epoch"]
+    broker.publish("devices/z-1/telemetry", json.dumps({"i": -1}))
+    last = ws.recv()["seq"]
+    ws.close()
+    base = routed(bridge)
+    tb.mqtt_publish_lines(broker.port, "devices/z-1/telemetry",
+                          [json.dumps({"i": i}) for i in range(500)])
+    wait_ingested(bridge, base + 500)
+    again = connect(bridge, compression="deflate")
+    assert [type(e).__name__ for e in again.conn.extensions] == ["PerMessageDeflate"]
+    assert subscribe_since(again, ["device:z-1"], epoch, last)["payload"]["recovered"] is True
+    got = again.recv_n(500)
+    assert [m["payload"]["fields"]["i"] for m in got] == list(range(500))
+    assert [m["seq"] for m in got] == list(range(last + 1, last + 501))
+    again.expect_silence(0.3)
+    assert bridge.stats()["slow_consumer_disconnects"] == 0
