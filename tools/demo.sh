@@ -107,6 +107,10 @@ cfg.setdefault("mqtt", {}).update({"host": "127.0.0.1", "port": mqtt_port,
                                    "client_id": "telebridge-demo"})
 cfg.setdefault("auth", {}).update({"algorithm": "HS256", "secret_file": "secret.key"})
 cfg["auth"].pop("public_key_file", None)
+# An alert rule the simulated temperatures (about 21 +- 0.5 degrees) cross now and then, so the
+# dashboard's alert list has something to show.
+cfg.setdefault("alerts", [{"name": "warm", "field": "temperature", "op": ">", "threshold": 22,
+                           "clear_below": 21.5, "severity": "warning", "devices": ["*"]}])
 with open(out, "w") as f:
     json.dump(cfg, f, indent=2)
     f.write("\n")

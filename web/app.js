@@ -280,7 +280,7 @@ function drawSpark(canvas, points) {
     const max = Math.max(...points);
     const span = max - min || 1;
     const pad = 3;
-    const x = (i) => pad + (points.length === 1 ? w - 2 * pad : (i * (w - 2 * pad)) / (SPARK_POINTS - 1));
+    const x = (i) => pad + (points.length === 1 ? w - 2 * pad : (i * (w - 2 * pad)) / (points.length - 1));
     const y = (v) => h - pad - ((v - min) / span) * (h - 2 * pad);
     ctx.strokeStyle = getComputedStyle(canvas).color;
     ctx.lineWidth = 1.5;
