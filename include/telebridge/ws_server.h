@@ -1,6 +1,9 @@
 /*
  * ws_server — the libwebsockets side: one context, one vhost, one protocol serving both the
- * WebSocket endpoint (/ws, /api/v1/ws) and the HTTP endpoints, on the service thread.
+ * WebSocket endpoint (/ws, /api/v1/ws) and the HTTP endpoints, on the service thread; with
+ * listen.web_root set, lws's file mount at "/" serves that folder's files first (the dashboard)
+ * and passes paths without a file on to the HTTP endpoints. tb_server_create() fails when
+ * web_root is longer than lws's path buffer allows.
  *
  * It owns the hub and the MQTT→hub queue. The queue's producer side belongs to whoever the
  * caller hands it to (the MQTT ingest thread); tb_server_wake() is the only function here that
