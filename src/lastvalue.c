@@ -8,13 +8,14 @@
 
 /* Initial hash buckets; the index doubles when records outnumber buckets. */
 #define LV_BUCKETS_MIN 64
+
 /*
  * The state is kept as encoded frames, not as jansson objects: a device whose field and tag
  * names stay the same (the usual case, recognised by names_sig()) keeps a reference to its
  * last message's frame — shared with the history and the send queues, so nothing is copied
  * or encoded — and only a message that changes the set of names costs a parse, a merge and
- * an encoding (of that message's envelope with the merged payload). A few hundred bytes per device
- * instead of a few kilobytes of jansson objects.
+ * an encoding (of that message's envelope with the merged payload). A few hundred bytes per
+ * device instead of a few kilobytes of jansson objects.
  */
 struct tb_lv_entry {
     tb_lv_entry_t *hnext;         /* hash chain */
@@ -197,7 +198,7 @@ static uint64_t names_sig(const json_t *p)
     const json_t *fields = json_object_get(p, "fields"), *tags = json_object_get(p, "tags");
     const char *key;
     const json_t *v;
-    uint64_t sig = json_object_size(fields) << 32 | json_object_size(tags);
+    uint64_t sig = (uint64_t)json_object_size(fields) << 32 | json_object_size(tags);
     json_object_foreach((json_t *)fields, key, v) sig += hash64(key);
     json_object_foreach((json_t *)tags, key, v)
     {
