@@ -6,12 +6,12 @@
  *      reaches the claim checks), then verified; an accepted grant is asked about rooms;
  *   2: "pattern\nroom" for tb_room_pattern_valid() / tb_room_pattern_match().
  */
-#include <assert.h>
 #include <jwt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "telebridge/auth.h"
 #include "telebridge/room.h"
 
@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char err[TB_CONFIG_ERR_LEN];
     setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
     auth = tb_auth_create(&cfg, err);
-    assert(auth);
+    FUZZ_CHECK(auth);
     return 0;
 }
 
@@ -40,7 +40,7 @@ static void verify(const char *token, size_t len)
     tb_grant_t *g = NULL;
     if (tb_auth_verify(auth, token, len, NOW_S, &g) != TB_AUTH_OK)
         return;
-    assert(g && tb_grant_exp(g) > 0 && tb_grant_sub(g));
+    FUZZ_CHECK(g && tb_grant_exp(g) > 0 && tb_grant_sub(g));
     for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++)
         (void)tb_grant_allows_room(g, rooms[i]);
     (void)tb_grant_has_scope(g, "publish");

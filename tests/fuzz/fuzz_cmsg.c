@@ -3,24 +3,24 @@
  * Checks: success gives a known type and, for (un)subscribe, an array of strings; failure sets
  * an error code and message; either way tb_cmsg_clear() releases everything.
  */
-#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "telebridge/protocol.h"
 
 static void check_ok(const tb_cmsg_t *m)
 {
-    assert(m->type >= TB_CMSG_SUBSCRIBE && m->type <= TB_CMSG_REFRESH);
+    FUZZ_CHECK(m->type >= TB_CMSG_SUBSCRIBE && m->type <= TB_CMSG_REFRESH);
     if (m->type == TB_CMSG_SUBSCRIBE || m->type == TB_CMSG_UNSUBSCRIBE) {
-        assert(json_is_array(m->rooms));
+        FUZZ_CHECK(json_is_array(m->rooms));
         for (size_t i = 0; i < json_array_size(m->rooms); i++)
-            assert(json_is_string(json_array_get(m->rooms, i)));
+            FUZZ_CHECK(json_is_string(json_array_get(m->rooms, i)));
     }
     if (m->type == TB_CMSG_REFRESH)
-        assert(m->token != NULL);
+        FUZZ_CHECK(m->token != NULL);
     if (m->request_id)
-        assert(json_is_string(m->request_id) || json_is_integer(m->request_id));
+        FUZZ_CHECK(json_is_string(m->request_id) || json_is_integer(m->request_id));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tb_cmsg_parse((const char *)data, size, &m, &code, &msg) == 0) {
         check_ok(&m);
     } else {
-        assert(code && msg);
+        FUZZ_CHECK(code && msg);
     }
     tb_cmsg_clear(&m);
     return 0;

@@ -3,11 +3,11 @@
  * defaults). Checks: success gives a config that prints (tb_config_to_json); failure writes a
  * message; either way tb_config_free() releases everything.
  */
-#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "telebridge/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (tb_config_defaults(&cfg) == 0) {
         if (tb_config_apply_json(&cfg, text, "/nonexistent", err) == 0) {
             json_t *shown = tb_config_to_json(&cfg);
-            assert(shown);
+            FUZZ_CHECK(shown);
             json_decref(shown);
         } else {
-            assert(err[0] != '\0');
+            FUZZ_CHECK(err[0] != '\0');
         }
     }
     tb_config_free(&cfg);

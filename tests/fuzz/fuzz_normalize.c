@@ -4,12 +4,12 @@
  * Checks: an accepted payload gives an object with the given device_id and a string timestamp
  * that encodes; a refusal names a known reason.
  */
-#include <assert.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "telebridge/normalize.h"
 
 #define DEVICE "fuzz-dev"
@@ -18,11 +18,11 @@
 
 static void check_ok(const json_t *out)
 {
-    assert(json_is_object(out));
-    assert(strcmp(json_string_value(json_object_get(out, "device_id")), DEVICE) == 0);
-    assert(json_is_string(json_object_get(out, "timestamp")));
+    FUZZ_CHECK(json_is_object(out));
+    FUZZ_CHECK(strcmp(json_string_value(json_object_get(out, "device_id")), DEVICE) == 0);
+    FUZZ_CHECK(json_is_string(json_object_get(out, "timestamp")));
     char *text = json_dumps(out, JSON_COMPACT);
-    assert(text);
+    FUZZ_CHECK(text);
     free(text);
 }
 
@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_ok(out);
         json_decref(out);
     } else {
-        assert(out == NULL);
-        assert(TB_NORMALIZE_REASON(rc) >= 0 && TB_NORMALIZE_REASON(rc) <= TB_INVALID_N);
+        FUZZ_CHECK(out == NULL);
+        FUZZ_CHECK(TB_NORMALIZE_REASON(rc) >= 0 && TB_NORMALIZE_REASON(rc) <= TB_INVALID_N);
     }
     return 0;
 }

@@ -3,22 +3,22 @@
  * Input: "template\ntopic". Checks: a parsed template has a filter; a match captures a valid
  * device id, and a group that is "" or a valid id.
  */
-#include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "telebridge/topic.h"
 #include "telebridge/util.h"
 
 static void match(const tb_topic_tpl_t *t, const char *topic)
 {
     char device[TB_ID_MAX + 1], group[TB_ID_MAX + 1];
-    assert(tb_topic_tpl_filter(t) != NULL);
+    FUZZ_CHECK(tb_topic_tpl_filter(t) != NULL);
     if (tb_topic_tpl_match(t, topic, device, sizeof(device), group, sizeof(group)) != 0)
         return;
-    assert(tb_id_valid(device, strlen(device)));
-    assert(group[0] == '\0' || tb_id_valid(group, strlen(group)));
+    FUZZ_CHECK(tb_id_valid(device, strlen(device)));
+    FUZZ_CHECK(group[0] == '\0' || tb_id_valid(group, strlen(group)));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         match(t, topic);
         tb_topic_tpl_free(t);
     } else {
-        assert(err[0] != '\0');
+        FUZZ_CHECK(err[0] != '\0');
     }
     free(text);
     return 0;
