@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -19,7 +20,7 @@
 /* Reconnect backoff (equal jitter, see the header): first base delay and cap. */
 #define BACKOFF_FIRST_MS 1000u
 #define BACKOFF_MAX_MS 30000u
-/* One mosquitto_loop() pass; also how quickly the thread notices stop. */
+/* One loop_once() pass; also how quickly the thread notices stop. */
 #define LOOP_TIMEOUT_MS 100
 /* Loop passes allowed at stop for the DISCONNECT to leave and the broker to close. */
 #define DISCONNECT_FLUSH_PASSES 5
@@ -216,13 +217,39 @@ static void note_error(tb_ingest_t *in, int rc, int err_no)
              rc == MOSQ_ERR_ERRNO ? strerror(err_no) : mosquitto_strerror(rc));
 }
 
+/*
+ * One pass of the client's network loop, as mosquitto_loop(mosq, timeout_ms, 1) but waiting
+ * with poll(): mosquitto_loop() waits with select() and refuses (MOSQ_ERR_INVAL) a socket
+ * numbered FD_SETSIZE (1024) or more — the number a reconnect gets once the service thread
+ * holds a thousand WebSockets, which would keep the bridge off its broker for good.
+ */
+static int loop_once(struct mosquitto *mosq, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = mosquitto_socket(mosq), .events = POLLIN};
+    if (pfd.fd < 0)
+        return MOSQ_ERR_NO_CONN;
+    if (mosquitto_want_write(mosq))
+        pfd.events |= POLLOUT;
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ERRNO;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+        rc = mosquitto_loop_read(mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS && (pfd.revents & POLLOUT) && mosquitto_socket(mosq) >= 0)
+        rc = mosquitto_loop_write(mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_loop_misc(mosq);
+    return rc;
+}
+
 /* Sends DISCONNECT and lets the loop flush it until the broker closes (bounded). */
 static void disconnect_cleanly(tb_ingest_t *in)
 {
     if (mosquitto_disconnect(in->mosq) != MOSQ_ERR_SUCCESS)
         return;
     for (int i = 0; i < DISCONNECT_FLUSH_PASSES; i++)
-        if (mosquitto_loop(in->mosq, LOOP_TIMEOUT_MS, 1) != MOSQ_ERR_SUCCESS)
+        if (loop_once(in->mosq, LOOP_TIMEOUT_MS) != MOSQ_ERR_SUCCESS)
             break;
     if (in->session_up)
         tb_log(TB_LOG_INFO, "mqtt disconnected", "host=%s port=%d", in->cfg->mqtt.host,
@@ -237,7 +264,7 @@ static void run_session(tb_ingest_t *in)
     in->last_error[0] = '\0';
     int rc = mosquitto_connect_async(in->mosq, m->host, m->port, m->keepalive_s);
     while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&in->stopping))
-        rc = mosquitto_loop(in->mosq, LOOP_TIMEOUT_MS, 1);
+        rc = loop_once(in->mosq, LOOP_TIMEOUT_MS);
     int err_no = errno;
     if (rc == MOSQ_ERR_SUCCESS)
         disconnect_cleanly(in); /* stopping */

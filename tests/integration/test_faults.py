@@ -105,3 +105,27 @@ def test_half_handshake_is_cut_after_the_timeout(make_bridge, connect):
         s.close()
     assert ws.request({"type": "ping", "request_id": 1})["type"] == "pong"
     assert bridge.get("/healthz")[0] == 200
+
+
+def test_broker_returns_while_a_thousand_clients_are_connected(bridge, broker):
+    """With over FD_SETSIZE (1024) descriptors open, the reconnect's socket is numbered above
+    1024: the MQTT loop must still take it (libmosquitto's select()-based mosquitto_loop()
+    refused it, and the bridge never reached its broker again)."""
+    token = bridge.mint()
+    socks = []
+    try:
+        for _ in range(1100):
+            sock, status, _, _ = tb.raw_handshake(bridge.port, f"/ws?token={token}")
+            assert status == 101
+            socks.append(sock)
+        broker.stop()
+        tb.wait_until(lambda: bridge.get("/readyz")[0] == 503, 5, "/readyz 503")
+        for _ in range(5):  # they take the lowest free numbers, the old MQTT socket's included
+            socks.append(tb.raw_handshake(bridge.port, f"/ws?token={token}")[0])
+        broker.start()
+        bridge.wait_ready(timeout=20)
+        bridge.sync_ingest()
+        assert bridge.stats()["details"]["mqtt_connects"] == 2
+    finally:
+        for sock in socks:
+            sock.close()
