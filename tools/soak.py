@@ -196,6 +196,7 @@ def main():
     os.environ["TELEBRIDGE_BIN"] = str(bridge_binary(args, workdir))
     # A small quarantine: ASan keeps freed memory there, which would read as RSS growth.
     os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=8")
+    # Imported here, for the whole module: tb reads TELEBRIDGE_BIN when it is imported.
     global tb, paho, websockets
     sys.path.insert(0, str(ROOT / "tests" / "integration"))
     import paho.mqtt.client as paho
