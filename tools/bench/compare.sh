@@ -6,7 +6,7 @@
 #
 # For each server (telebridge; the Node reference bridge in tools/bench/node-bridge; mosquitto's
 # own WebSocket listener, subscribers speaking MQTT over WebSocket; the raw epoll ceiling) it
-# starts a fresh broker and the server, measures saturation (publishing as fast as delivered),
+# starts a fresh broker and server for every run, measures saturation (publishing as fast as delivered),
 # then half of that, then each offered load of --loads (deliveries/s: the publish rate times the
 # mean fan-out, so that the raw server, which sends every message to everyone, is comparable),
 # with --subs subscribers in the room mix device=60,group=30,global=10. Writes OUT/results.jsonl (one telebridge-bench
@@ -49,6 +49,10 @@ install_tools() {
             || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
                 --no-install-recommends gnuplot-nox; }
     fi
+    if [[ " $SERVERS " == *" node "* ]] && ! command -v node >/dev/null 2>&1; then
+        tb_log "the node peer needs Node.js and npm (apt-get install nodejs npm)"
+        return 1
+    fi
     if [[ " $SERVERS " == *" node "* && ! -d tools/bench/node-bridge/node_modules ]]; then
         (cd tools/bench/node-bridge && npm ci --no-audit --no-fund)
     fi
@@ -72,26 +76,35 @@ last_deliveries() {
         <"$OUT/results.jsonl"
 }
 
-compare_server() {
-    local server=$1 load half
+# One measurement of server $1 against a fresh broker and server: a server that outlived a run
+# would answer the next run's subscribers with snapshots of the last run's devices, and hold
+# their live messages behind them.
+fresh_measure() {
+    local server=$1
+    shift
     bench_workdir
     bench_start_broker || return 1
     bench_start_server "$server" "$((SUBS + 16))" || return 1
+    measure "$server" "$@" || return 1
+    bench_stop_all
+}
+
+compare_server() {
+    local server=$1 load half
     tb_log "$server: saturation"
-    measure "$server" --rate 0 || return 1
+    fresh_measure "$server" --rate 0 || return 1
     half=$(($(last_deliveries) / 2))
     tb_log "$server: half of saturation ($half deliveries/s)"
-    measure "$server" --offered "$((half > 0 ? half : 1))" || return 1
+    fresh_measure "$server" --offered "$((half > 0 ? half : 1))" || return 1
     for load in $LOADS; do
         tb_log "$server: $load deliveries/s offered"
-        measure "$server" --offered "$load" || return 1
+        fresh_measure "$server" --offered "$load" || return 1
     done
-    bench_stop_all
 }
 
 trap bench_stop_all EXIT
 trap 'exit 130' INT TERM
-install_tools
+install_tools || exit 1
 bench_nofile "$SUBS" || tb_log "cannot raise the open-file limit for $SUBS connections"
 mkdir -p "$OUT"
 : >"$OUT/results.jsonl"
