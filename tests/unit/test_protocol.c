@@ -120,7 +120,6 @@ static void test_device_envelope(void **state)
                         "\"d1\"},\"timestamp\":\"2023-11-14T22:13:20.123Z\",\"seq\":9}");
     assert_int_equal(f->seq, 9);
     assert_int_equal(f->refs, 1);
-    tb_frame_unref(f);
     assert_null(strstr(tb_frame_payload(f), "snapshot"));
     tb_frame_unref(f);
     json_decref(payload);
