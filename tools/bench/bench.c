@@ -46,6 +46,8 @@
 #define MAX_FRAME (1u << 20)
 #define REQUEST_MAX 4096
 #define HEADER_MAX 4096
+/* How the bridge marks last-value snapshot frames in their envelope. */
+#define SNAPSHOT_MARK "\"snapshot\":true"
 #define TOPIC_MAX 128
 #define PAYLOAD_MAX 96
 #define CLIENT_ID_MAX 32
@@ -259,8 +261,12 @@ static void on_stamped(bench_t *b, const uint8_t *msg, size_t len)
     uint64_t stamp;
     if (tb_bench_find_stamp(msg, len, &stamp) != 0)
         return; /* not a bench message (a control answer, a status) */
-    if (stamp < b->run_t0) {
-        b->stale++; /* a snapshot of an earlier run */
+    /*
+     * A snapshot (last values sent on subscribe, maybe before run_t0 is set) or a stamp from
+     * before this run is not a delivery of this run: its age is not a latency.
+     */
+    if (stamp < b->run_t0 || memmem(msg, len, SNAPSHOT_MARK, strlen(SNAPSHOT_MARK))) {
+        b->stale++;
         return;
     }
     b->delivered++;
