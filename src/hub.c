@@ -110,19 +110,9 @@ struct tb_hub {
 
 /* ---- room index ------------------------------------------------------------------------ */
 
-static uint32_t hash_name(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 static room_t *room_find(const tb_hub_t *h, const char *name, size_t len)
 {
-    uint32_t hash = hash_name(name, len);
+    uint32_t hash = tb_hash_fnv1a(name, len);
     for (room_t *r = h->buckets[hash & (h->n_buckets - 1)]; r; r = r->next)
         if (r->hash == hash && strncmp(r->name, name, len) == 0 && r->name[len] == '\0')
             return r;
@@ -154,7 +144,7 @@ static room_t *room_create(tb_hub_t *h, const char *name)
     if (!r)
         return NULL;
     memcpy(r->name, name, len + 1);
-    r->hash = hash_name(name, len);
+    r->hash = tb_hash_fnv1a(name, len);
     r->next = h->buckets[r->hash & (h->n_buckets - 1)];
     h->buckets[r->hash & (h->n_buckets - 1)] = r;
     if (++h->n_rooms > h->n_buckets)

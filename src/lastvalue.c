@@ -36,16 +36,6 @@ struct tb_lastvalue {
     tb_lv_entry_t *oldest, *newest;
 };
 
-static uint32_t hash_id(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
 {
     tb_lastvalue_t *lv = calloc(1, sizeof(*lv));
@@ -84,7 +74,7 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv)
 
 tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device)
 {
-    uint32_t hash = hash_id(device);
+    uint32_t hash = tb_hash_fnv1a(device, strlen(device));
     for (tb_lv_entry_t *e = lv->buckets[hash & (lv->n_buckets - 1)]; e; e = e->hnext)
         if (e->hash == hash && strcmp(e->device, device) == 0)
             return e;
@@ -160,7 +150,7 @@ static tb_lv_entry_t *entry_create(tb_lastvalue_t *lv, const char *device)
         return NULL;
     memcpy(e->device, device, len + 1);
     e->words = (uint64_t *)(void *)((char *)e + head);
-    e->hash = hash_id(device);
+    e->hash = tb_hash_fnv1a(device, strlen(device));
     e->hnext = lv->buckets[e->hash & (lv->n_buckets - 1)];
     lv->buckets[e->hash & (lv->n_buckets - 1)] = e;
     list_push_newest(lv, e);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/util.h"
+
 /* Milli-tokens in one token. */
 #define MILLI 1000
 
@@ -52,16 +54,6 @@ size_t tb_ratelimit_keys(const tb_ratelimit_t *rl)
     return rl->n;
 }
 
-static uint32_t hash_key(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
 /* Brings b's tokens up to now (a clock going backwards adds nothing). */
 static void refill(const tb_ratelimit_t *rl, bucket_t *b, int64_t now_ms)
 {
@@ -95,7 +87,7 @@ static bucket_t *victim(tb_ratelimit_t *rl, int64_t now_ms)
 static bucket_t *find_or_add(tb_ratelimit_t *rl, const char *key, int64_t now_ms)
 {
     size_t len = strnlen(key, TB_RATELIMIT_KEY_MAX);
-    uint32_t h = hash_key(key, len);
+    uint32_t h = tb_hash_fnv1a(key, len);
     for (size_t i = 0; i < rl->n; i++) {
         bucket_t *b = &rl->buckets[i];
         if (rl->hashes[i] == h && strncmp(b->key, key, len) == 0 && b->key[len] == '\0')

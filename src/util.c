@@ -198,3 +198,13 @@ bool tb_utf8_valid(const char *buf, size_t len)
     }
     return true;
 }
+
+uint32_t tb_hash_fnv1a(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}

@@ -34,6 +34,12 @@ bool tb_id_valid(const char *s, size_t len);
 bool tb_prefix_pattern_match(const char *pattern, const char *s);
 
 /*
+ * FNV-1a (32 bits) of s[0..len): the hash of the bridge's string-keyed tables (rooms, devices,
+ * addresses). Fast, not keyed: no use where an attacker must not predict collisions.
+ */
+uint32_t tb_hash_fnv1a(const char *s, size_t len);
+
+/*
  * Reads the whole file at path into a new NUL-terminated buffer (*out, caller frees; *len its
  * length). Refuses files over max bytes. Returns 0, or a negative errno: the open or read
  * error, -EFBIG when the file is larger than max, -ENOMEM. On failure *out is untouched and

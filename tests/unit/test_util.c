@@ -190,6 +190,16 @@ static void test_read_file(void **state)
     assert_null(buf);
 }
 
+/* The published FNV-1a test vectors; a length, not a NUL, ends the input. */
+static void test_hash_fnv1a(void **state)
+{
+    (void)state;
+    assert_int_equal(tb_hash_fnv1a("", 0), 0x811c9dc5u);
+    assert_int_equal(tb_hash_fnv1a("a", 1), 0xe40c292cu);
+    assert_int_equal(tb_hash_fnv1a("foobar", 6), 0xbf9cf968u);
+    assert_int_equal(tb_hash_fnv1a("foobarXYZ", 6), 0xbf9cf968u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,7 +207,7 @@ int main(void)
         cmocka_unit_test(test_id_valid),        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_redact_query),    cmocka_unit_test(test_ratelimit),
         cmocka_unit_test(test_log_level_parse), cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_read_file),       cmocka_unit_test(test_hash_fnv1a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
