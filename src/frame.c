@@ -1,15 +1,15 @@
 /* frame — shared encoded messages; see include/telebridge/frame.h. */
 #include "telebridge/frame.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 /*
- * Compact JSON with numbers to 15 significant digits: every decimal a sensor can write in 15
- * digits survives unchanged (21.33 stays 21.33, where jansson's default 17 digits prints
+ * TB_FRAME_JSON_FLAGS has numbers to 15 significant digits: every decimal a sensor can write in
+ * 15 digits survives unchanged (21.33 stays 21.33, where jansson's default 17 digits prints
  * 21.329999999999998).
  */
-#define FRAME_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 /* Encodings up to this size take one pass through a stack buffer; larger ones take two. */
 #define FRAME_STACK_ENCODE 4096
 /* RFC 6455 §5.2: FIN + text opcode; 7-bit lengths up to 125, then 16-bit, then 64-bit. */
@@ -50,7 +50,7 @@ static void frame_header(tb_frame_t *f)
     memcpy(f->data + TB_FRAME_HEADROOM - n, hdr, n);
 }
 
-static tb_frame_t *frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
+tb_frame_t *tb_frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
 {
     if (len > UINT32_MAX)
         return NULL;
@@ -68,7 +68,7 @@ static tb_frame_t *frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
 
 tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, uint64_t seq)
 {
-    tb_frame_t *f = frame_alloc(len, kind, seq);
+    tb_frame_t *f = tb_frame_alloc(len, kind, seq);
     if (f)
         memcpy(tb_frame_payload(f), payload, len);
     return f;
@@ -77,17 +77,40 @@ tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, 
 tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t seq)
 {
     char stackbuf[FRAME_STACK_ENCODE];
-    size_t len = json_dumpb(obj, stackbuf, sizeof(stackbuf), FRAME_JSON_FLAGS);
+    size_t len = json_dumpb(obj, stackbuf, sizeof(stackbuf), TB_FRAME_JSON_FLAGS);
     if (len == 0)
         return NULL;
     if (len <= sizeof(stackbuf))
         return tb_frame_new(stackbuf, len, kind, seq);
-    tb_frame_t *f = frame_alloc(len, kind, seq);
-    if (f && json_dumpb(obj, tb_frame_payload(f), len, FRAME_JSON_FLAGS) != len) {
+    tb_frame_t *f = tb_frame_alloc(len, kind, seq);
+    if (f && json_dumpb(obj, tb_frame_payload(f), len, TB_FRAME_JSON_FLAGS) != len) {
         free(f);
         return NULL;
     }
     return f;
+}
+
+int tb_frame_json_encode(const json_t *obj, size_t max, char **out, size_t *len)
+{
+    char stackbuf[FRAME_STACK_ENCODE];
+    size_t n = json_dumpb(obj, stackbuf, sizeof(stackbuf), TB_FRAME_JSON_FLAGS);
+    if (n == 0)
+        return -ENOMEM;
+    if (n > max)
+        return -E2BIG;
+    char *buf = malloc(n + 1);
+    if (!buf)
+        return -ENOMEM;
+    if (n <= sizeof(stackbuf)) {
+        memcpy(buf, stackbuf, n);
+    } else if (json_dumpb(obj, buf, n, TB_FRAME_JSON_FLAGS) != n) {
+        free(buf);
+        return -ENOMEM;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
 }
 
 void tb_frame_unref(tb_frame_t *f)

@@ -1159,9 +1159,9 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     bool telemetry = m->kind == TB_MSG_TELEMETRY;
     device_rooms(h, m->device_id, m->group, &dr);
     uint64_t seq = ++h->seq;
-    tb_frame_t *f =
-        tb_proto_device(telemetry ? "telemetry" : "device_status", dr.names[0], m->payload, seq,
-                        tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    tb_frame_t *f = tb_proto_device_spliced(telemetry ? "telemetry" : "device_status", dr.names[0],
+                                            m->payload_json, m->payload_json_len, seq, tb_now_ms(),
+                                            telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
     tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.lastvalue_evictions = tb_lastvalue_evictions(h->lv);

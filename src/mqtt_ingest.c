@@ -140,6 +140,26 @@ static int enqueue(tb_ingest_t *in, tb_msg_t *m)
     return 0;
 }
 
+/*
+ * Normalises the payload into m and encodes it once, here, so that the service thread splices
+ * the encoding instead of encoding the envelope. 0 or a TB_NORMALIZE_ERR().
+ */
+static int normalize_into(const tb_ingest_t *in, const void *payload, size_t len, tb_msg_t *m)
+{
+    json_t *obj = NULL;
+    int rc =
+        m->kind == TB_MSG_TELEMETRY
+            ? tb_normalize_telemetry(m->device_id, payload, len, in->max_payload, m->ingest_ms,
+                                     &obj)
+            : tb_normalize_status(m->device_id, payload, len, in->max_payload, m->ingest_ms, &obj);
+    if (rc != 0)
+        return rc;
+    rc = tb_msg_set_payload(m, obj, TB_MSG_JSON_MAX(in->max_payload));
+    if (rc == -E2BIG)
+        return TB_NORMALIZE_ERR(TB_INVALID_TOO_LARGE);
+    return rc ? TB_INGEST_DROPPED : 0;
+}
+
 int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, size_t len,
                      bool retained)
 {
@@ -150,12 +170,7 @@ int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, si
     if (rc == 0) {
         m->retained = retained;
         m->ingest_ms = tb_now_ms();
-        if (m->kind == TB_MSG_TELEMETRY)
-            rc = tb_normalize_telemetry(m->device_id, payload, len, in->max_payload, m->ingest_ms,
-                                        &m->payload);
-        else
-            rc = tb_normalize_status(m->device_id, payload, len, in->max_payload, m->ingest_ms,
-                                     &m->payload);
+        rc = normalize_into(in, payload, len, m);
     }
     if (rc != 0) {
         tb_msg_free(m);

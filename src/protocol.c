@@ -167,6 +167,72 @@ tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *pa
     return f;
 }
 
+/* True when s is printable ASCII without '"' or '\\': jansson writes it as it is. */
+static bool json_plain(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
+/* Decimal digits of the largest uint64_t. */
+#define U64_DEC_MAX 20
+
+/* Writes v in decimal at the end of buf[U64_DEC_MAX]; returns where the digits start. */
+static char *u64_dec(uint64_t v, char buf[U64_DEC_MAX])
+{
+    char *p = buf + U64_DEC_MAX;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+/* Appends len bytes of src at *p and advances it. */
+static void put(char **p, const char *src, size_t len)
+{
+    memcpy(*p, src, len);
+    *p += len;
+}
+
+tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const char *payload_json,
+                                    size_t payload_len, uint64_t seq, int64_t now_ms,
+                                    tb_frame_kind_t kind)
+{
+    /* The member order and spelling of tb_proto_device()'s json_pack, compact. */
+    static const char k_type[] = "{\"type\":\"", k_room[] = "\",\"room\":\"",
+                      k_payload[] = "\",\"payload\":", k_ts[] = ",\"timestamp\":\"",
+                      k_seq[] = "\",\"seq\":";
+    char ts[TB_RFC3339_LEN], digits[U64_DEC_MAX];
+    size_t type_len = strlen(type), room_len = strlen(room);
+    if (!json_plain(type, type_len) || !json_plain(room, room_len))
+        return NULL;
+    tb_format_rfc3339_ms(now_ms, ts);
+    size_t ts_len = strlen(ts);
+    const char *num = u64_dec(seq, digits);
+    size_t num_len = (size_t)(digits + U64_DEC_MAX - num);
+    size_t len = sizeof(k_type) - 1 + type_len + sizeof(k_room) - 1 + room_len + sizeof(k_payload) -
+                 1 + payload_len + sizeof(k_ts) - 1 + ts_len + sizeof(k_seq) - 1 + num_len + 1;
+    tb_frame_t *f = tb_frame_alloc(len, kind, seq);
+    if (!f)
+        return NULL;
+    char *p = tb_frame_payload(f);
+    put(&p, k_type, sizeof(k_type) - 1);
+    put(&p, type, type_len);
+    put(&p, k_room, sizeof(k_room) - 1);
+    put(&p, room, room_len);
+    put(&p, k_payload, sizeof(k_payload) - 1);
+    put(&p, payload_json, payload_len);
+    put(&p, k_ts, sizeof(k_ts) - 1);
+    put(&p, ts, ts_len);
+    put(&p, k_seq, sizeof(k_seq) - 1);
+    put(&p, num, num_len);
+    *p = '}';
+    return f;
+}
+
 tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
 {
     /* f holds one compact JSON object: the member goes in place of its closing brace. */

@@ -44,11 +44,27 @@ typedef struct tb_frame {
 tb_frame_t *tb_frame_new(const char *payload, size_t len, tb_frame_kind_t kind, uint64_t seq);
 
 /*
- * Encodes obj compactly (jansson, insertion order, reals to 15 significant digits) into a new
- * frame with one reference.
+ * Allocates a frame with one reference for len payload bytes, header and NUL already written;
+ * the caller fills the len bytes at tb_frame_payload(). NULL when out of memory.
+ */
+tb_frame_t *tb_frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq);
+
+/* The encoding of every JSON frame: compact, insertion order, reals to 15 significant digits. */
+#define TB_FRAME_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/*
+ * Encodes obj with TB_FRAME_JSON_FLAGS into a new frame with one reference.
  * NULL when out of memory or when obj cannot be encoded.
  */
 tb_frame_t *tb_frame_from_json(const json_t *obj, tb_frame_kind_t kind, uint64_t seq);
+
+/*
+ * Encodes obj with TB_FRAME_JSON_FLAGS into a new NUL-terminated buffer of at most max bytes
+ * (NUL excluded), for splicing into frames later. Returns 0 with *out (the caller frees it) and
+ * *len set, -E2BIG when the encoding is longer than max, -ENOMEM when out of memory or when obj
+ * cannot be encoded; *out and *len are untouched on failure.
+ */
+int tb_frame_json_encode(const json_t *obj, size_t max, char **out, size_t *len);
 
 static inline char *tb_frame_payload(tb_frame_t *f)
 {

@@ -79,6 +79,18 @@ tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *pa
                             int64_t now_ms, tb_frame_kind_t kind);
 
 /*
+ * tb_proto_device() from the payload's encoding (tb_frame_json_encode()) instead of its object:
+ * the envelope is spliced from constant pieces, type, room, payload_json, the timestamp and seq,
+ * with nothing parsed or encoded, and its bytes equal tb_proto_device()'s for the same payload.
+ * type and room must need no JSON escaping (printable ASCII without '"' or '\\', as device
+ * ids and room names are, see tb_id_valid()); payload_json[0..payload_len) is one compact JSON
+ * object, borrowed. NULL when out of memory or when type or room would need escaping.
+ */
+tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const char *payload_json,
+                                    size_t payload_len, uint64_t seq, int64_t now_ms,
+                                    tb_frame_kind_t kind);
+
+/*
  * The snapshot copy of a device-message frame f made by tb_proto_device(): the same envelope
  * (seq, kind and timestamp — when the bridge first sent that message — included) with
  * "snapshot": true as its last member. A byte copy, nothing parsed or encoded. NULL when out

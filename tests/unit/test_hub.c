@@ -152,8 +152,12 @@ static void ingest(fixture_t *f, tb_msg_kind_t kind, const char *device, const c
     m->kind = kind;
     snprintf(m->device_id, sizeof(m->device_id), "%s", device);
     snprintf(m->group, sizeof(m->group), "%s", group ? group : "");
-    m->payload = json_pack("{s:s, s:s, s:{s:f}, s:{}}", "device_id", device, "timestamp",
-                           "2026-01-01T00:00:00.000Z", "fields", "temperature", 21.5, "tags");
+    assert_int_equal(tb_msg_set_payload(m,
+                                        json_pack("{s:s, s:s, s:{s:f}, s:{}}", "device_id", device,
+                                                  "timestamp", "2026-01-01T00:00:00.000Z", "fields",
+                                                  "temperature", 21.5, "tags"),
+                                        TB_MSG_JSON_MAX(65536)),
+                     0);
     tb_hub_ingest(f->hub, m);
 }
 
@@ -163,9 +167,10 @@ static void ingest_fields(fixture_t *f, const char *device, const char *fields_j
     tb_msg_t *m = tb_msg_new();
     m->kind = TB_MSG_TELEMETRY;
     snprintf(m->device_id, sizeof(m->device_id), "%s", device);
-    m->payload =
+    json_t *payload =
         json_pack("{s:s, s:s, s:o, s:{}}", "device_id", device, "timestamp",
                   "2026-01-01T00:00:00.000Z", "fields", json_loads(fields_json, 0, NULL), "tags");
+    assert_int_equal(tb_msg_set_payload(m, payload, TB_MSG_JSON_MAX(65536)), 0);
     tb_hub_ingest(f->hub, m);
 }
 

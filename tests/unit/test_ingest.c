@@ -243,6 +243,9 @@ static void test_handle_telemetry(void **state)
     char *got = payload_text(m);
     assert_string_equal(got, want);
     free(got);
+    /* Encoded once here, for the service thread to splice into the envelope. */
+    assert_string_equal(m->payload_json, want);
+    assert_int_equal(m->payload_json_len, strlen(want));
     tb_msg_free(m);
     assert_int_equal(atomic_load(&f->stats.messages_in), 1);
     assert_int_equal(atomic_load(&f->stats.queue_depth_max), 1);

@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "telebridge/protocol.h"
@@ -125,6 +128,121 @@ static void test_device_envelope(void **state)
     json_decref(payload);
 }
 
+/*
+ * The spliced envelope of payload (JSON text, member order kept) is byte for byte the jansson
+ * one, header included, and so is its snapshot copy.
+ */
+static void assert_splice_matches(const char *type, const char *room, const char *payload_text,
+                                  uint64_t seq, int64_t now_ms)
+{
+    json_error_t jerr;
+    json_t *payload = json_loads(payload_text, 0, &jerr);
+    if (!payload)
+        fail_msg("bad test payload %s: %s", payload_text, jerr.text);
+    char *enc = NULL;
+    size_t enc_len = 0;
+    assert_int_equal(tb_frame_json_encode(payload, SIZE_MAX, &enc, &enc_len), 0);
+    assert_int_equal(strlen(enc), enc_len);
+    tb_frame_t *want = tb_proto_device(type, room, payload, seq, now_ms, TB_FRAME_STATUS);
+    tb_frame_t *got =
+        tb_proto_device_spliced(type, room, enc, enc_len, seq, now_ms, TB_FRAME_STATUS);
+    assert_non_null(want);
+    assert_non_null(got);
+    size_t want_len, got_len;
+    const unsigned char *want_wire = tb_frame_wire(want, &want_len);
+    const unsigned char *got_wire = tb_frame_wire(got, &got_len);
+    if (got_len != want_len || memcmp(got_wire, want_wire, want_len) != 0)
+        fail_msg("spliced\n%s\n!= jansson\n%s", tb_frame_payload(got), tb_frame_payload(want));
+    assert_int_equal(tb_frame_payload(got)[got->len], '\0');
+    assert_int_equal(got->seq, seq);
+    assert_int_equal(got->kind, TB_FRAME_STATUS);
+    assert_int_equal(got->refs, 1);
+    tb_frame_t *want_snap = tb_proto_snapshot(want), *got_snap = tb_proto_snapshot(got);
+    assert_int_equal(got_snap->len, want_snap->len);
+    assert_memory_equal(tb_frame_payload(got_snap), tb_frame_payload(want_snap), want_snap->len);
+    tb_frame_unref(want_snap);
+    tb_frame_unref(got_snap);
+    tb_frame_unref(want);
+    tb_frame_unref(got);
+    free(enc);
+    json_decref(payload);
+}
+
+static void test_spliced_envelope_equals_jansson(void **state)
+{
+    (void)state;
+    assert_splice_matches("telemetry", "device:d1",
+                          "{\"device_id\":\"d1\",\"timestamp\":\"2026-01-01T00:00:00.000Z\","
+                          "\"fields\":{\"t\":21.5,\"on\":true},\"tags\":{\"site\":\"a\"}}",
+                          9, 1700000000123);
+    /* Unicode kept as UTF-8, escapes, control characters, quotes and slashes. */
+    assert_splice_matches(
+        "telemetry", "device:Dev_1.a-b",
+        "{\"device_id\":\"Dev_1.a-b\",\"timestamp\":\"t\\\"\\\\/x\","
+        "\"fields\":{\"caf\\u00e9\":\"\\u4e2d\\ud83d\\ude00\","
+        "\"ctl\":\"a\\n\\t\\u0001\\u007f\"},\"tags\":{\"\\u00fcber\":\"\\u2028\"}}",
+        1, 0);
+    /* Integers at the edges of double precision, reals in every form jansson writes. */
+    assert_splice_matches("telemetry", "device:n",
+                          "{\"fields\":{\"i\":9007199254740993,\"neg\":-1,\"z\":0,\"r\":21.33,"
+                          "\"small\":1e-7,\"big\":1e300,\"nz\":-0.0,\"g\":1e9,\"p\":0.1}}",
+                          UINT64_C(9223372036854775807), -1);
+    assert_splice_matches("device_status", "device:d2",
+                          "{\"device_id\":\"d2\",\"status\":\"online\",\"timestamp\":\"x\"}", 10,
+                          INT64_C(253402300800000) * 2);
+    assert_splice_matches("telemetry", "device:e", "{}", 123456789, 1);
+}
+
+/* Encodings past the stack buffer, and frames past the 16-bit WebSocket length. */
+static void test_spliced_envelope_large(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {4000, 5000, 70000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char *text = malloc(sizes[i] + 32);
+        assert_non_null(text);
+        int n = snprintf(text, 32, "{\"fields\":{\"s\":\"");
+        memset(text + n, 'x', sizes[i]);
+        strcpy(text + n + sizes[i], "\"}}");
+        assert_splice_matches("telemetry", "device:big", text, 77, 1700000000123);
+        free(text);
+    }
+}
+
+static void test_spliced_envelope_refusals(void **state)
+{
+    (void)state;
+    static const char p[] = "{\"a\":1}";
+    static const char *const rooms[] = {"device:\"x", "device:\\x", "device:\nx",
+                                        "device:\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++)
+        assert_null(
+            tb_proto_device_spliced("telemetry", rooms[i], p, strlen(p), 1, 0, TB_FRAME_TELEMETRY));
+    assert_null(
+        tb_proto_device_spliced("tele\"metry", "device:x", p, strlen(p), 1, 0, TB_FRAME_TELEMETRY));
+    /* The one-pass and the two-pass encodings both hold to their bound, to the byte. */
+    json_t *small = json_pack("{s:i}", "a", 1);
+    char big_s[6000];
+    memset(big_s, 'y', sizeof(big_s) - 1);
+    big_s[sizeof(big_s) - 1] = '\0';
+    json_t *big = json_pack("{s:s}", "k", big_s);
+    const json_t *objs[] = {small, big};
+    const size_t lens[] = {strlen(p), sizeof(big_s) - 1 + 8};
+    for (size_t i = 0; i < 2; i++) {
+        char *out = (char *)"untouched";
+        size_t len = 3;
+        assert_int_equal(tb_frame_json_encode(objs[i], lens[i] - 1, &out, &len), -E2BIG);
+        assert_string_equal(out, "untouched");
+        assert_int_equal(len, 3);
+        assert_int_equal(tb_frame_json_encode(objs[i], lens[i], &out, &len), 0);
+        assert_int_equal(len, lens[i]);
+        assert_int_equal(strlen(out), len);
+        free(out);
+    }
+    json_decref(small);
+    json_decref(big);
+}
+
 static void test_reals_keep_their_decimal_form(void **state)
 {
     (void)state;
@@ -238,6 +356,9 @@ int main(void)
         cmocka_unit_test(test_large_frame_two_pass),
         cmocka_unit_test(test_frame_wire_header),
         cmocka_unit_test(test_reals_keep_their_decimal_form),
+        cmocka_unit_test(test_spliced_envelope_equals_jansson),
+        cmocka_unit_test(test_spliced_envelope_large),
+        cmocka_unit_test(test_spliced_envelope_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
