@@ -205,6 +205,9 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
     static const char k_type[] = "{\"type\":\"", k_room[] = "\",\"room\":\"",
                       k_payload[] = "\",\"payload\":", k_ts[] = ",\"timestamp\":\"",
                       k_seq[] = "\",\"seq\":";
+    /* The constant pieces without their NULs, and the closing brace. */
+    const size_t fixed =
+        sizeof(k_type) + sizeof(k_room) + sizeof(k_payload) + sizeof(k_ts) + sizeof(k_seq) - 5 + 1;
     char ts[TB_RFC3339_LEN], digits[U64_DEC_MAX];
     size_t type_len = strlen(type), room_len = strlen(room);
     if (!json_plain(type, type_len) || !json_plain(room, room_len))
@@ -213,8 +216,7 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
     size_t ts_len = strlen(ts);
     const char *num = u64_dec(seq, digits);
     size_t num_len = (size_t)(digits + U64_DEC_MAX - num);
-    size_t len = sizeof(k_type) - 1 + type_len + sizeof(k_room) - 1 + room_len + sizeof(k_payload) -
-                 1 + payload_len + sizeof(k_ts) - 1 + ts_len + sizeof(k_seq) - 1 + num_len + 1;
+    size_t len = fixed + type_len + room_len + payload_len + ts_len + num_len;
     tb_frame_t *f = tb_frame_alloc(len, kind, seq);
     if (!f)
         return NULL;

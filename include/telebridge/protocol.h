@@ -91,10 +91,10 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
                                     tb_frame_kind_t kind);
 
 /*
- * The snapshot copy of a device-message frame f made by tb_proto_device(): the same envelope
- * (seq, kind and timestamp — when the bridge first sent that message — included) with
- * "snapshot": true as its last member. A byte copy, nothing parsed or encoded. NULL when out
- * of memory.
+ * The snapshot copy of a device-message frame f made by tb_proto_device() or
+ * tb_proto_device_spliced(): the same envelope (seq, kind and timestamp — when the bridge first
+ * sent that message — included) with "snapshot": true as its last member. A byte copy, nothing
+ * parsed or encoded. NULL when out of memory.
  */
 tb_frame_t *tb_proto_snapshot(const tb_frame_t *f);
 
