@@ -214,11 +214,12 @@ demo_smoke() {
         --mqtt-port "$mqtt_port"
 }
 
-# A few seconds of load through the plain binary: nothing lost, figures in their ranges.
+# A few seconds of load through the plain binary, 100 idle connections beside the subscribers:
+# nothing lost, no idle connection closed or sent telemetry, figures in their ranges.
 bench_smoke() {
     local out
-    out=$(timeout "$BENCH_TIMEOUT" tools/bench/run.sh --bin build/bin --subs 200 --rate 500 \
-        --duration 2 --check) || return 1
+    out=$(timeout "$BENCH_TIMEOUT" tools/bench/run.sh --bin build/bin --subs 200 --idle 100 \
+        --rate 500 --duration 2 --check) || return 1
     printf '%s\n' "$out"
     "$PYTHON" - "$out" <<'EOF'
 import json, sys
@@ -229,6 +230,7 @@ assert 0 < r["p50_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"] < 5_000_000
 assert r["deliveries_per_s"] > 0 and r["connects_per_s"] > 0, r
 assert 0 <= r["server_cpu_pct"] <= 200 and 0 <= r["bench_cpu_pct"] <= 200, r
 assert r["server_rss_kb"] > 0 and r["failed_connects"] == 0, r
+assert r["idle_ready"] == r["idle"] == 100 and r["idle_closed"] == r["idle_received"] == 0, r
 EOF
 }
 

@@ -1,7 +1,8 @@
 # tools/bench/bench-lib.sh — starting and stopping what a benchmark run measures. Source it
 # after tools/lib.sh, from the repository root; it defines functions and changes nothing by
 # itself. Every process it starts is recorded in BENCH_PIDS and stopped by bench_stop_all
-# (which copies the logs to $BENCH_KEEP first when that is set).
+# (which copies the logs to the folder $BENCH_KEEP first when that is set; a later run's logs
+# overwrite an earlier one's).
 #
 # The workload (the same for every server): topics bench/{group}/{device}/telemetry, groups
 # g0..gN from the topic, rooms device:<id>, group:<name>, global (telebridge-bench --help).
@@ -40,8 +41,12 @@ bench_stop_all() {
     local i
     for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do bench_stop "${BENCH_PIDS[i]}"; done
     BENCH_PIDS=()
-BENCH_WRAP=() # a command telebridge runs under (valgrind …); empty: none
-    [[ -n "$BENCH_DIR" && -d "$BENCH_DIR" ]] && rm -rf "$BENCH_DIR"
+    if [[ -n "$BENCH_DIR" && -d "$BENCH_DIR" ]]; then
+        if [[ -n "${BENCH_KEEP:-}" ]]; then
+            mkdir -p "$BENCH_KEEP" && cp "$BENCH_DIR"/*.log "$BENCH_KEEP"/ || tb_log "cannot keep the logs in $BENCH_KEEP"
+        fi
+        rm -rf "$BENCH_DIR"
+    fi
     BENCH_DIR=
 }
 
@@ -69,7 +74,8 @@ EOF
 }
 
 # telebridge for $1 connections (under BENCH_WRAP when set); sets SERVER_PORT, SERVER_PID,
-# TOKEN.
+# TOKEN. $BENCH_TELEBRIDGE_CONFIG, when set, is added to the config's top-level members, e.g.
+# '"heartbeat": {"ping_interval_s": 1, "pong_timeout_s": 2}'.
 bench_start_telebridge() {
     local max=$1
     SERVER_PORT=$(tb_free_port) || return 1
@@ -81,7 +87,8 @@ bench_start_telebridge() {
            "telemetry_topic": "bench/{group}/{device}/telemetry",
            "status_topic": "bench/{group}/{device}/status"},
   "auth": {"algorithm": "HS256", "secret_file": "secret.key"},
-  "limits": {"max_connections": $max}
+  "limits": {"max_connections": $max}${BENCH_TELEBRIDGE_CONFIG:+,
+  $BENCH_TELEBRIDGE_CONFIG}
 }
 EOF
     TOKEN=$("$BENCH_BIN/telebridge-token" --sub bench --rooms '*' --ttl 1h \

@@ -14,6 +14,11 @@
  *
  * Workload: devices d0..dD-1 of run r, device k in group g(k mod G), published on
  * "bench/g<j>/r<run>d<k>/telemetry" as {"bench_t":<CLOCK_MONOTONIC ns>,"value":<i>}.
+ *
+ * Idle connections (--idle N) are opened beside the subscribers, as a fleet of quiet dashboard
+ * tabs: the same handshake and token, then a subscription to a room no device publishes to
+ * (device:r<run>-idle; MQTT: bench/idle/r<run>/telemetry), or none with --idle-bare. Afterwards
+ * they only answer pings, so the server's heartbeat keeps them open.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +29,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +57,7 @@
 #define TOPIC_MAX 128
 #define PAYLOAD_MAX 96
 #define CLIENT_ID_MAX 32
-/* One source address per this many subscribers (a loopback address has ~28k ports). */
+/* One source address per this many connections (a loopback address has ~28k ports). */
 #define SUBS_PER_SOURCE 20000
 #define DEFAULT_SUBS 1000
 #define DEFAULT_DEVICES 100
@@ -87,6 +93,8 @@ typedef struct {
     const char *token;
     target_t target;
     unsigned subs;
+    unsigned idle;  /* idle connections opened beside the subscribers */
+    bool idle_bare; /* idle connections subscribe to nothing */
     tb_bench_mix_t mix;
     unsigned devices;
     unsigned groups;
@@ -120,6 +128,7 @@ typedef struct {
     int fd;
     uint8_t state;
     uint8_t kind; /* tb_bench_room_t */
+    bool idle;    /* one of the --idle connections */
     uint32_t room;
     carry_t ws;
     carry_t mqtt;
@@ -155,8 +164,12 @@ typedef struct {
     unsigned run_id;
     uint64_t run_t0;
     uint64_t now;
+    unsigned total; /* o->subs + o->idle connections, subscribers first */
     unsigned ready, dead, failed_handshake, closed_later, inflight;
+    unsigned idle_ready, idle_closed; /* the idle ones among ready and closed_later */
     uint64_t delivered, stale, protocol_errors;
+    uint64_t idle_received; /* stamped messages that reached an idle connection */
+    uint64_t pings;         /* pings answered, on any connection */
     uint64_t last_delivery_ns;
 } bench_t;
 
@@ -182,6 +195,10 @@ static void conn_kill(bench_t *b, conn_t *c)
     if (c->state == ST_READY) {
         b->ready--;
         b->closed_later++;
+        if (c->idle) {
+            b->idle_ready--;
+            b->idle_closed++;
+        }
     } else {
         b->inflight--;
         b->failed_handshake++;
@@ -200,6 +217,7 @@ static void conn_ready(bench_t *b, conn_t *c)
 {
     c->state = ST_READY;
     b->ready++;
+    b->idle_ready += c->idle;
     b->inflight--;
 }
 
@@ -256,11 +274,15 @@ static int carry_keep(carry_t *k, const uint8_t *buf, size_t used, size_t len)
 
 /* ---- the subscriber's protocol -------------------------------------------------------------- */
 
-static void on_stamped(bench_t *b, const uint8_t *msg, size_t len)
+static void on_stamped(bench_t *b, const conn_t *c, const uint8_t *msg, size_t len)
 {
     uint64_t stamp;
     if (tb_bench_find_stamp(msg, len, &stamp) != 0)
         return; /* not a bench message (a control answer, a status) */
+    if (c->idle) {
+        b->idle_received++;
+        return;
+    }
     /*
      * A snapshot (last values sent on subscribe, maybe before run_t0 is set) or a stamp from
      * before this run is not a delivery of this run: its age is not a latency.
@@ -282,14 +304,21 @@ static bool has(const uint8_t *msg, size_t len, const char *needle)
 static int on_text(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
 {
     if (c->state == ST_READY) {
-        on_stamped(b, msg, len);
+        on_stamped(b, c, msg, len);
         return 0;
     }
     if (c->state == ST_WAIT_WELCOME && has(msg, len, "\"type\":\"connected\"")) {
         char sub[TOPIC_MAX + 64];
         static const char *const fmt[] = {"device:r%ud%u", "group:g%u", "global"};
         char room[TOPIC_MAX];
-        snprintf(room, sizeof(room), fmt[c->kind], c->kind == 0 ? b->run_id : c->room, c->room);
+        if (c->idle && b->o->idle_bare) {
+            conn_ready(b, c);
+            return 0;
+        }
+        if (c->idle)
+            snprintf(room, sizeof(room), "device:r%u-idle", b->run_id);
+        else
+            snprintf(room, sizeof(room), fmt[c->kind], c->kind == 0 ? b->run_id : c->room, c->room);
         int n = snprintf(sub, sizeof(sub),
                          "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"%s\"]}}", room);
         c->state = ST_WAIT_JOINED;
@@ -307,6 +336,8 @@ static int on_text(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
 static int mqtt_filter(const bench_t *b, const conn_t *c, char *out, size_t cap)
 {
     const opts_t *o = b->o;
+    if (c->idle)
+        return snprintf(out, cap, "bench/idle/r%u/telemetry", b->run_id);
     switch (c->kind) {
     case TB_BENCH_ROOM_DEVICE:
         return snprintf(out, cap, "bench/g%u/r%ud%u/telemetry", c->room % o->groups, b->run_id,
@@ -326,11 +357,15 @@ static int on_mqtt_packet(bench_t *b, conn_t *c, const tb_bench_mqtt_packet_t *p
         size_t len;
         if (tb_bench_mqtt_publish_payload(p, &payload, &len) != 0)
             return -1;
-        on_stamped(b, payload, len);
+        on_stamped(b, c, payload, len);
     } else if (p->type == TB_BENCH_MQTT_CONNACK && c->state == ST_WAIT_WELCOME) {
         char filter[TOPIC_MAX];
         if (p->body_len != 2 || p->body[1] != 0)
             return -1;
+        if (c->idle && b->o->idle_bare) {
+            conn_ready(b, c);
+            return 0;
+        }
         mqtt_filter(b, c, filter, sizeof(filter));
         size_t n = tb_bench_mqtt_subscribe(out, sizeof(out), filter);
         c->state = ST_WAIT_JOINED;
@@ -374,6 +409,7 @@ static int on_frame(bench_t *b, conn_t *c, const tb_bench_ws_frame_t *f)
     case TB_BENCH_WS_BINARY:
         return f->fin ? on_binary(b, c, f->payload, f->len) : -1;
     case TB_BENCH_WS_PING:
+        b->pings++;
         return conn_send_frame(c, TB_BENCH_WS_PONG, f->payload, f->len);
     case TB_BENCH_WS_PONG:
         return 0;
@@ -486,6 +522,7 @@ static void conn_start(bench_t *b, conn_t *c, unsigned i)
     src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + i % o->sources);
     dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
+    c->idle = i >= o->subs;
     c->kind = (uint8_t)tb_bench_mix_pick(&o->mix, i);
     c->room = i % (c->kind == TB_BENCH_ROOM_GROUP ? o->groups : o->devices);
     c->state = ST_CONNECTING;
@@ -522,11 +559,11 @@ static void poll_once(bench_t *b, int timeout_ms)
 static int connect_all(bench_t *b)
 {
     const opts_t *o = b->o;
-    double limit = CONNECT_TIMEOUT_BASE_S + CONNECT_TIMEOUT_PER_SUB_S * o->subs;
+    double limit = CONNECT_TIMEOUT_BASE_S + CONNECT_TIMEOUT_PER_SUB_S * b->total;
     uint64_t deadline = now_ns() + (uint64_t)(limit * (double)NS_PER_S);
     unsigned next = 0;
-    while (b->ready + b->dead < o->subs) {
-        while (next < o->subs && b->inflight < o->parallel) {
+    while (b->ready + b->dead < b->total) {
+        while (next < b->total && b->inflight < o->parallel) {
             conn_start(b, &b->conns[next], next);
             next++;
         }
@@ -783,6 +820,28 @@ static int run_publish(bench_t *b, pub_t *p, measures_t *m)
     return atomic_load(&p->failed) || run_hook(o->exec_after) != 0 ? -1 : 0;
 }
 
+/*
+ * The idle connections and the server's CPU time per message and per delivery (what the
+ * idle-heavy and compressing figures are computed from). 0, or -1 when out of memory.
+ */
+static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t *m)
+{
+    double cpu =
+        m->server0.cpu_s < 0 || m->server1.cpu_s < 0 ? -1 : m->server1.cpu_s - m->server0.cpu_s;
+    uint64_t published = atomic_load(&p->published);
+    double us = (double)NS_PER_S / (double)NS_PER_US;
+    double per_msg = cpu >= 0 && published ? cpu * us / (double)published : -1;
+    double per_delivery = cpu >= 0 && b->delivered ? cpu * us / (double)b->delivered : -1;
+    json_t *x = json_pack(
+        "{s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f}", "idle", (int)b->o->idle, "idle_ready",
+        (int)(b->idle_ready + b->idle_closed), "idle_closed", (int)b->idle_closed, "idle_received",
+        (json_int_t)b->idle_received, "pings", (json_int_t)b->pings, "server_cpu_s", cpu,
+        "server_cpu_us_per_message", per_msg, "server_cpu_us_per_delivery", per_delivery);
+    int rc = x ? json_object_update(r, x) : -1;
+    json_decref(x);
+    return rc;
+}
+
 static json_t *report_json(const bench_t *b, pub_t *p, const measures_t *m)
 {
     const opts_t *o = b->o;
@@ -795,13 +854,14 @@ static json_t *report_json(const bench_t *b, pub_t *p, const measures_t *m)
     uint64_t lat[3];
     for (int i = 0; i < 3; i++)
         lat[i] = tb_bench_hist_quantile(b->hist, q[i]) / NS_PER_US;
-    return json_pack(
+    unsigned idle_ready = b->idle_ready + b->idle_closed;
+    json_t *r = json_pack(
         "{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I, "
         "s:I, "
         "s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:I, s:I}",
         "label", o->label ? o->label : TARGET_NAMES[o->target], "target", TARGET_NAMES[o->target],
-        "subscribers", (int)o->subs, "ready", (int)(b->ready + b->closed_later), "rate", p->rate,
-        "offered_per_s", p->rate * p->mean_fanout, "publish_s", pub_s, "published",
+        "subscribers", (int)o->subs, "ready", (int)(b->ready + b->closed_later - idle_ready),
+        "rate", p->rate, "offered_per_s", p->rate * p->mean_fanout, "publish_s", pub_s, "published",
         (json_int_t)atomic_load(&p->published), "expected", (json_int_t)expected, "delivered",
         (json_int_t)b->delivered, "lost",
         (json_int_t)(expected > b->delivered ? expected - b->delivered : 0), "stale",
@@ -818,6 +878,11 @@ static json_t *report_json(const bench_t *b, pub_t *p, const measures_t *m)
         "bench_cpu_pct", cpu_pct(m->self0, m->self1, wall), "failed_connects",
         (json_int_t)b->failed_handshake, "closed_during_run", (json_int_t)b->closed_later,
         "protocol_errors", (json_int_t)b->protocol_errors);
+    if (r && report_extra(r, b, p, m) != 0) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
 }
 
 static void print_table(json_t *r)
@@ -842,7 +907,9 @@ static void print_table(json_t *r)
                                        "rss_per_conn_bytes",
                                        "connects_per_s",
                                        "failed_connects",
-                                       "closed_during_run"};
+                                       "closed_during_run",
+                                       "idle_ready",
+                                       "server_cpu_us_per_message"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(r, keys[i]);
         if (json_is_string(v))
@@ -889,7 +956,7 @@ static void raise_nofile(unsigned need)
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < need)
-        fprintf(stderr, "telebridge-bench: open-file limit %llu < %u subscribers\n",
+        fprintf(stderr, "telebridge-bench: open-file limit %llu < %u connections\n",
                 (unsigned long long)rl.rlim_cur, need);
 }
 
@@ -897,7 +964,8 @@ static int bench_init(bench_t *b, const opts_t *o)
 {
     *b = (bench_t){.o = o, .epfd = -1};
     b->run_id = (unsigned)((now_ns() ^ (uint64_t)getpid()) % 1000000);
-    b->conns = calloc(o->subs, sizeof(conn_t));
+    b->total = o->subs + o->idle;
+    b->conns = calloc(b->total, sizeof(conn_t));
     b->rbuf = malloc(READ_BUF);
     b->hist = tb_bench_hist_create();
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -908,7 +976,7 @@ static int bench_init(bench_t *b, const opts_t *o)
 
 static void bench_free(bench_t *b)
 {
-    for (unsigned i = 0; b->conns && i < b->o->subs; i++)
+    for (unsigned i = 0; b->conns && i < b->total; i++)
         if (b->conns[i].state != ST_DEAD && b->conns[i].fd >= 0) {
             close(b->conns[i].fd);
             free(b->conns[i].ws.data);
@@ -929,7 +997,7 @@ static int bench_run(const opts_t *o)
     pub_t p = {.o = o};
     int status = 1;
     uint64_t *fan = NULL;
-    raise_nofile(o->subs + 64);
+    raise_nofile(o->subs + o->idle + 64);
     if (bench_init(&b, o) != 0)
         goto out;
     if (o->duration_s > 0 && publisher_connect(&p) != 0) {
@@ -979,7 +1047,9 @@ static void usage(FILE *out)
             "  --target T        telebridge (default) | node | mqtt-ws | raw\n"
             "  --host H --port P WebSocket server (127.0.0.1:8080); --path (/ws, mqtt-ws: /mqtt)\n"
             "  --token JWT       sent as ?token= (or env TB_BENCH_TOKEN)\n"
-            "  --subs N          subscribers (%d); --sources K: 127.0.0.1..K (1 per %d subs)\n"
+            "  --subs N          subscribers (%d); --sources K: 127.0.0.1..K (1 per %d conns)\n"
+            "  --idle N          idle connections besides: handshake, token, a subscription to a\n"
+            "                    room nobody publishes to (--idle-bare: none), then only pongs\n"
             "  --mix SPEC        device=60,group=30,global=10 (the default)\n"
             "  --devices D --groups G   devices published round-robin (%d), groups (%d)\n"
             "  --mqtt-host H --mqtt-port P --qos Q   the broker to publish to (127.0.0.1:1883, 1)\n"
@@ -1045,6 +1115,8 @@ enum {
     OPT_MESSAGES,
     OPT_EXEC_BEFORE,
     OPT_EXEC_AFTER,
+    OPT_IDLE,
+    OPT_IDLE_BARE,
     OPT_HELP
 };
 
@@ -1075,86 +1147,54 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"messages", 1, NULL, OPT_MESSAGES},
                                           {"exec-before", 1, NULL, OPT_EXEC_BEFORE},
                                           {"exec-after", 1, NULL, OPT_EXEC_AFTER},
+                                          {"idle", 1, NULL, OPT_IDLE},
+                                          {"idle-bare", 0, NULL, OPT_IDLE_BARE},
                                           {NULL, 0, NULL, 0}};
 
-/* Options with a number: where it goes and its bounds. */
+/* Options with a number: its field in opts_t, that field's type, and its bounds. */
+typedef enum { NUM_UNSIGNED, NUM_INT, NUM_DOUBLE } num_type_t;
+
+static const struct {
+    int opt;
+    size_t offset;
+    num_type_t type;
+    double min, max;
+} NUMBERS[] = {
+    {OPT_PORT, offsetof(opts_t, port), NUM_INT, 1, 65535},
+    {OPT_SUBS, offsetof(opts_t, subs), NUM_UNSIGNED, 1, 1000000},
+    {OPT_IDLE, offsetof(opts_t, idle), NUM_UNSIGNED, 0, 1000000},
+    {OPT_SOURCES, offsetof(opts_t, sources), NUM_UNSIGNED, 1, 250},
+    {OPT_DEVICES, offsetof(opts_t, devices), NUM_UNSIGNED, 1, 1000000},
+    {OPT_GROUPS, offsetof(opts_t, groups), NUM_UNSIGNED, 1, 100000},
+    {OPT_MQTT_PORT, offsetof(opts_t, mqtt_port), NUM_INT, 1, 65535},
+    {OPT_QOS, offsetof(opts_t, qos), NUM_INT, 0, 2},
+    {OPT_RATE, offsetof(opts_t, rate), NUM_DOUBLE, 0, 1e7},
+    {OPT_WINDOW, offsetof(opts_t, window), NUM_UNSIGNED, 1, 1000000},
+    {OPT_DURATION, offsetof(opts_t, duration_s), NUM_DOUBLE, 0, 86400},
+    {OPT_PARALLEL, offsetof(opts_t, parallel), NUM_UNSIGNED, 1, 100000},
+    {OPT_DRAIN, offsetof(opts_t, drain_s), NUM_DOUBLE, 0, 600},
+    {OPT_OFFERED, offsetof(opts_t, offered), NUM_DOUBLE, 0, 1e9},
+    {OPT_MESSAGES, offsetof(opts_t, messages), NUM_DOUBLE, 0, 1e12},
+    {OPT_SERVER_PID, offsetof(opts_t, server_pid), NUM_INT, 1, 1 << 30},
+    {OPT_BROKER_PID, offsetof(opts_t, broker_pid), NUM_INT, 1, 1 << 30},
+};
+
+/* Sets the numeric option opt from arg: 0, or -1 when it is not a number within its bounds. */
 static int set_number(opts_t *o, int opt, const char *arg)
 {
-    double v;
-    static const struct {
-        int opt;
-        double min, max;
-    } bounds[] = {{OPT_PORT, 1, 65535},
-                  {OPT_SUBS, 1, 1000000},
-                  {OPT_SOURCES, 1, 250},
-                  {OPT_DEVICES, 1, 1000000},
-                  {OPT_GROUPS, 1, 100000},
-                  {OPT_MQTT_PORT, 1, 65535},
-                  {OPT_QOS, 0, 2},
-                  {OPT_RATE, 0, 1e7},
-                  {OPT_WINDOW, 1, 1000000},
-                  {OPT_DURATION, 0, 86400},
-                  {OPT_PARALLEL, 1, 100000},
-                  {OPT_DRAIN, 0, 600},
-                  {OPT_OFFERED, 0, 1e9},
-                  {OPT_MESSAGES, 0, 1e12},
-                  {OPT_SERVER_PID, 1, 1 << 30},
-                  {OPT_BROKER_PID, 1, 1 << 30}};
     size_t i = 0;
-    while (bounds[i].opt != opt)
+    while (NUMBERS[i].opt != opt)
         i++;
-    if (parse_number(arg, bounds[i].min, bounds[i].max, &v) != 0)
+    double v;
+    if (parse_number(arg, NUMBERS[i].min, NUMBERS[i].max, &v) != 0)
         return -1;
-    switch (opt) {
-    case OPT_PORT:
-        o->port = (int)v;
-        break;
-    case OPT_SUBS:
-        o->subs = (unsigned)v;
-        break;
-    case OPT_SOURCES:
-        o->sources = (unsigned)v;
-        break;
-    case OPT_DEVICES:
-        o->devices = (unsigned)v;
-        break;
-    case OPT_GROUPS:
-        o->groups = (unsigned)v;
-        break;
-    case OPT_MQTT_PORT:
-        o->mqtt_port = (int)v;
-        break;
-    case OPT_QOS:
-        o->qos = (int)v;
-        break;
-    case OPT_RATE:
-        o->rate = v;
-        break;
-    case OPT_WINDOW:
-        o->window = (unsigned)v;
-        break;
-    case OPT_DURATION:
-        o->duration_s = v;
-        break;
-    case OPT_PARALLEL:
-        o->parallel = (unsigned)v;
-        break;
-    case OPT_DRAIN:
-        o->drain_s = v;
-        break;
-    case OPT_MESSAGES:
-        o->messages = v;
-        break;
-    case OPT_OFFERED:
-        o->offered = v;
-        break;
-    case OPT_SERVER_PID:
-        o->server_pid = (int)v;
-        break;
-    default:
-        o->broker_pid = (int)v;
-        break;
-    }
+    char *field = (char *)o + NUMBERS[i].offset;
+    if (NUMBERS[i].type == NUM_UNSIGNED)
+        *(unsigned *)(void *)field = (unsigned)v;
+    else if (NUMBERS[i].type == NUM_INT)
+        *(int *)(void *)field = (int)v;
+    else
+        *(double *)(void *)field = v;
     return 0;
 }
 
@@ -1188,6 +1228,9 @@ static int set_option(opts_t *o, int opt, const char *arg)
         return 0;
     case OPT_CHECK:
         o->check = true;
+        return 0;
+    case OPT_IDLE_BARE:
+        o->idle_bare = true;
         return 0;
     default:
         return set_number(o, opt, arg);
@@ -1236,7 +1279,11 @@ int main(int argc, char **argv)
     if (!o.path)
         o.path = o.target == TARGET_MQTT_WS ? "/mqtt" : "/ws";
     if (!o.sources)
-        o.sources = (o.subs + SUBS_PER_SOURCE - 1) / SUBS_PER_SOURCE;
+        o.sources = (o.subs + o.idle + SUBS_PER_SOURCE - 1) / SUBS_PER_SOURCE;
+    if (o.idle && o.target == TARGET_RAW) {
+        fprintf(stderr, "telebridge-bench: --idle: the raw server sends everything to everyone\n");
+        return EXIT_USAGE;
+    }
     if (o.target == TARGET_MQTT_WS || o.target == TARGET_RAW)
         o.token = NULL;
     mosquitto_lib_init();

@@ -4,7 +4,7 @@
 #   tools/bench/run.sh [--server telebridge|node|mosquitto|raw] [--bin DIR] [BENCH ARGS...]
 #
 # Starts mosquitto and the server on free loopback ports, runs build/bin/telebridge-bench with
-# the ports, pids and token filled in (other arguments go to it: --subs, --rate, --duration,
+# the ports, pids and token filled in (other arguments go to it: --subs, --idle, --rate, --duration,
 # --check, …; see telebridge-bench --help), stops everything and exits with its status.
 # The JSON line goes to stdout, the table to stderr. Nothing stays running.
 set -euo pipefail
@@ -18,11 +18,13 @@ source tools/bench/bench-lib.sh
 SERVER=telebridge
 ARGS=()
 SUBS=1000
+IDLE=0
 while (($#)); do
     case "$1" in
     --server) SERVER=${2:?--server needs a value}; shift 2 ;;
     --bin) BENCH_BIN=${2:?--bin needs a value}; shift 2 ;;
     --subs) SUBS=${2:?--subs needs a value}; shift 2 ;;
+    --idle) IDLE=${2:?--idle needs a value}; shift 2 ;;
     -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
     *) ARGS+=("$1"); shift ;;
     esac
@@ -30,12 +32,13 @@ done
 
 trap bench_stop_all EXIT
 trap 'exit 130' INT TERM
-bench_nofile "$SUBS" || tb_log "cannot raise the open-file limit for $SUBS connections"
+CONNS=$((SUBS + IDLE))
+bench_nofile "$CONNS" || tb_log "cannot raise the open-file limit for $CONNS connections"
 bench_workdir
 bench_start_broker || { tb_log "mosquitto did not start"; exit 1; }
-bench_start_server "$SERVER" "$((SUBS + 16))" || {
+bench_start_server "$SERVER" "$((CONNS + 16))" || {
     tb_log "$SERVER did not start:"
     cat "$BENCH_DIR"/*.log >&2
     exit 1
 }
-bench_measure --subs "$SUBS" "${ARGS[@]}"
+bench_measure --subs "$SUBS" --idle "$IDLE" "${ARGS[@]}"
