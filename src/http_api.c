@@ -146,7 +146,6 @@ static void snapshot_hub(const tb_hub_t *hub, tb_metrics_snapshot_t *m)
     m->client_errors = hc->client_errors;
     m->rate_limited = hc->rate_limited;
     m->token_expired = hc->expired_closes;
-    m->has_history = true;
     m->history_messages = tb_hub_history_held(hub);
     m->devices = tb_hub_devices(hub);
     m->device_evictions = hc->lastvalue_evictions;

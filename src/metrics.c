@@ -140,9 +140,7 @@ static void render_ingest(writer_t *w, const tb_metrics_snapshot_t *s)
 
 static void render_state(writer_t *w, const tb_metrics_snapshot_t *s)
 {
-    if (s->has_history)
-        gauge(w, "history_messages", "Device messages held for since recovery.",
-              s->history_messages);
+    gauge(w, "history_messages", "Device messages held for since recovery.", s->history_messages);
     gauge(w, "devices", "Devices in the last-value store.", s->devices);
     counter(w, "device_evictions_total", "Devices evicted from the full last-value store.",
             s->device_evictions);

@@ -61,7 +61,6 @@ typedef struct {
     bool mqtt_connected;
     uint64_t mqtt_connects;         /* broker sessions established, the first included */
     uint64_t mqtt_connect_failures; /* attempts that ended without a session */
-    bool has_history;               /* the history store exists: history_messages is meaningful */
     uint64_t history_messages;      /* device messages held for `since` recovery */
     uint64_t devices;               /* devices in the last-value store */
     uint64_t device_evictions;      /* devices evicted from it when full */

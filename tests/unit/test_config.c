@@ -398,13 +398,27 @@ static void test_apply_over_existing(void **state)
     tb_config_free(&cfg); /* free zeroes: a second call is harmless */
 }
 
-static void test_free_zeroed(void **state)
+/* Freeing a loaded config leaves every byte zero (so a second free, or reading a field after
+ * it, sees NULL and 0), whatever sections, groups and alerts it held. */
+static void test_free_zeroes_everything(void **state)
 {
+    char err[TB_CONFIG_ERR_LEN] = "";
+    static const tb_config_t zero;
     tb_config_t cfg;
     (void)state;
-    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(tb_config_defaults(&cfg), 0);
+    assert_int_equal(
+        tb_config_apply_json(&cfg,
+                             "{\"groups\": {\"g\": [\"a*\"]}, \"auth\":"
+                             " {\"default_rooms\": [\"global\"]}, \"alerts\": [{\"name\":"
+                             " \"hot\", \"field\": \"t\", \"op\": \">\", \"threshold\": 1}]}",
+                             "/etc/tb", err),
+        0);
+    assert_non_null(cfg.listen.host);
+    assert_int_equal(cfg.n_groups, 1);
+    assert_int_equal(cfg.n_alerts, 1);
     tb_config_free(&cfg);
-    assert_null(cfg.listen.host);
+    assert_memory_equal(&cfg, &zero, sizeof(cfg));
 }
 
 static void test_relative_paths(void **state)
@@ -699,7 +713,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_string_lengths),
         cmocka_unit_test(test_apply_over_existing),
-        cmocka_unit_test(test_free_zeroed),
+        cmocka_unit_test(test_free_zeroes_everything),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_errors),

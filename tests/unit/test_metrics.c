@@ -82,20 +82,31 @@ static void test_samples(void **state)
     free(t);
 }
 
-/* The history family appears only once the store exists; reconnects never go below 0. */
-static void test_optional_families(void **state)
+/* Families with a zero value are still exposed (a scraper tells 0 from absent), and the
+ * reconnects derived from the connects never go below 0. */
+static void test_zero_snapshot(void **state)
 {
     (void)state;
     tb_metrics_snapshot_t s = {0};
     size_t len;
     char *t = render(&s, &len);
-    assert_null(strstr(t, "history"));
+    static const char *const want[] = {
+        "\n# TYPE telebridge_history_messages gauge\ntelebridge_history_messages 0\n",
+        "\ntelebridge_mqtt_connects_total 0\n",
+        "\ntelebridge_mqtt_reconnects_total 0\n",
+        "\ntelebridge_mqtt_connected 0\n",
+        "\ntelebridge_connections 0\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(t, want[i]))
+            fail_msg("missing %s", want[i]);
+    free(t);
+    s.mqtt_connects = 1;
+    t = render(&s, &len);
     assert_non_null(strstr(t, "\ntelebridge_mqtt_reconnects_total 0\n"));
     free(t);
-    s.has_history = true;
     s.history_messages = 42;
     t = render(&s, &len);
-    assert_non_null(strstr(t, "\n# TYPE telebridge_history_messages gauge\n"));
     assert_non_null(strstr(t, "\ntelebridge_history_messages 42\n"));
     free(t);
 }
@@ -122,7 +133,6 @@ static void test_every_line_well_formed(void **state)
 {
     (void)state;
     tb_metrics_snapshot_t s = sample_snapshot();
-    s.has_history = true;
     size_t len;
     char *t = render(&s, &len), family[128] = "", *save = NULL;
     int samples = 0;
@@ -158,7 +168,6 @@ static void test_bounded(void **state)
     tb_metrics_snapshot_t s;
     memset(&s, 0xff, sizeof(s));
     s.mqtt_connected = true;
-    s.has_history = true;
     size_t len, got;
     char *t = render(&s, &len);
     assert_true(len < TB_METRICS_TEXT_MAX / 2);
@@ -194,7 +203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_samples),
-        cmocka_unit_test(test_optional_families),
+        cmocka_unit_test(test_zero_snapshot),
         cmocka_unit_test(test_every_line_well_formed),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_names),
