@@ -17,6 +17,7 @@
 #include "telebridge/groups.h"
 #include "telebridge/log.h"
 #include "telebridge/mqtt_ingest.h"
+#include "telebridge/signals.h"
 #include "telebridge/ws_server.h"
 
 #define DEFAULT_CONFIG "config/telebridge.json"
@@ -30,8 +31,6 @@ typedef struct {
     const char *mqtt;
     const char *log_level;
 } options_t;
-
-static tb_server_t *g_server;
 
 static void usage(FILE *out)
 {
@@ -133,27 +132,14 @@ static int print_effective(const tb_config_t *cfg)
     return 0;
 }
 
-static void on_signal(int sig)
+/* On the signal thread (see signals.h): both calls are safe from any thread. */
+static void on_signal(void *arg, int sig)
 {
-    if (!g_server)
-        return;
+    tb_server_t *server = arg;
     if (sig == SIGHUP)
-        tb_server_request_reload(g_server);
+        tb_server_request_reload(server);
     else
-        tb_server_request_stop(g_server);
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+        tb_server_request_stop(server);
 }
 
 /*
@@ -194,6 +180,7 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
     char err[TB_CONFIG_ERR_LEN];
     int rc = 1;
     tb_ingest_t *ingest = NULL;
+    tb_signals_t *sig = NULL;
     tb_server_opts_t so = {
         .cfg = cfg, .stats = &stats, .auth = auth, .reload = reload, .reload_arg = (void *)o};
     tb_server_t *server = tb_server_create(&so, err, sizeof(err));
@@ -210,8 +197,10 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
         tb_log(TB_LOG_ERROR, "cannot start mqtt", "error=\"%s\"", ingest ? "thread" : err);
         goto done;
     }
-    g_server = server;
-    install_signals();
+    if (!(sig = tb_signals_start(on_signal, server))) {
+        tb_log(TB_LOG_ERROR, "cannot start", "error=\"signal thread\"");
+        goto done;
+    }
     tb_log(TB_LOG_INFO, "listening", "host=%s port=%d ws=/ws mqtt=%s:%d", cfg->listen.host,
            tb_server_port(server), cfg->mqtt.host, cfg->mqtt.port);
     rc = tb_server_run(server) ? 1 : 0;
@@ -222,8 +211,8 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
     if (tb_server_drain(server))
         rc = 1;
 done:
+    tb_signals_stop(sig);
     tb_ingest_stop(ingest);
-    g_server = NULL;
     tb_server_destroy(server);
     tb_ingest_destroy(ingest);
     return rc;
@@ -235,7 +224,13 @@ int main(int argc, char **argv)
     tb_config_t cfg;
     char err[TB_CONFIG_ERR_LEN];
     tb_auth_t *auth;
-    int rc = parse_args(argc, argv, &o);
+    int rc;
+    /* Before any thread exists, so that every thread inherits the mask (see signals.h). */
+    if (tb_signals_block()) {
+        perror("telebridge: signals");
+        return 1;
+    }
+    rc = parse_args(argc, argv, &o);
     if (rc)
         return rc > 0 ? 0 : EXIT_USAGE;
     memset(&cfg, 0, sizeof(cfg));

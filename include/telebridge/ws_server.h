@@ -6,9 +6,10 @@
  * web_root is longer than lws's path buffer allows.
  *
  * It owns the hub and the MQTT→hub queue. The queue's producer side belongs to whoever the
- * caller hands it to (the MQTT ingest thread); tb_server_wake() is the only function here that
- * may be called from another thread (it calls lws_cancel_service()), and
- * tb_server_request_stop() the only one safe from a signal handler.
+ * caller hands it to (the MQTT ingest thread). tb_server_wake(), tb_server_request_stop() and
+ * tb_server_request_reload() are the only functions here that may be called from another
+ * thread. None is async-signal-safe (lws_cancel_service() may log): call them from a thread,
+ * as main does from its signal thread (signals.h), never from a signal handler.
  */
 #ifndef TELEBRIDGE_WS_SERVER_H
 #define TELEBRIDGE_WS_SERVER_H
@@ -60,9 +61,9 @@ tb_queue_t *tb_server_queue(tb_server_t *s);
 
 /* Wakes the service loop; safe from any thread. arg is the tb_server_t. */
 void tb_server_wake(void *arg);
-/* Asks run() to return after a graceful close; async-signal-safe. */
+/* Asks run() to return after a graceful close; safe from any thread. */
 void tb_server_request_stop(tb_server_t *s);
-/* Asks the service thread to call the reload hook; async-signal-safe. */
+/* Asks the service thread to call the reload hook; safe from any thread. */
 void tb_server_request_reload(tb_server_t *s);
 
 /* Serves until a stop is requested. Returns 0, or -1 when the event loop failed. */

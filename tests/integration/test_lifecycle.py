@@ -25,6 +25,32 @@ def test_signal_closes_clients_1001_and_exits_0(bridge, connect, sig):
     assert "stopped" in bridge.log_text()
 
 
+def signals_blocked(pid, sigs):
+    """True when the main thread of pid has every signal of sigs blocked (SigBlk in /proc)."""
+    for line in open(f"/proc/{pid}/status").read().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return all(mask >> (s - 1) & 1 for s in sigs)
+    return False
+
+
+def test_signals_during_start_up_wait_for_the_server(make_bridge):
+    """docs/architecture.md (Shutdown): the stop and reload signals are blocked from the start
+    of main() and taken by the signal thread once the server runs, so a SIGHUP and a SIGTERM
+    sent while the bridge starts neither kill it nor get lost: it stops cleanly with 0."""
+    b = make_bridge(start=False)
+    b._spawn()
+    sigs = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+    tb.wait_until(lambda: b.proc.poll() is not None or signals_blocked(b.pid, sigs), 5,
+                  "the stop and reload signals to be blocked")
+    b.send_signal(signal.SIGHUP)
+    b.send_signal(signal.SIGTERM)
+    rc = b.stop(sig=None)
+    assert rc == 0, b.log_text()
+    assert 'msg="listening"' in b.log_text()
+    assert 'msg="stopped"' in b.log_text()
+
+
 def run_bridge(args, env=None, cwd=None):
     full_env = {k: v for k, v in os.environ.items() if k != "TELEBRIDGE_JWT_SECRET"}
     full_env.update(env or {})
