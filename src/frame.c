@@ -12,14 +12,18 @@
  */
 /* Encodings up to this size take one pass through a stack buffer; larger ones take two. */
 #define FRAME_STACK_ENCODE 4096
-/* RFC 6455 §5.2: FIN + text opcode; 7-bit lengths up to 125, then 16-bit, then 64-bit. */
+/* RFC 6455 §5.2: FIN + text opcode (+ RSV1: compressed, RFC 7692 §6); 7-bit lengths up to 125,
+ * then 16-bit, then 64-bit. */
 #define WS_FIN_TEXT 0x81
+#define WS_RSV1 0x40
+#define WS_HEADER_MAX 10
 #define WS_LEN_16 126
 #define WS_LEN_64 127
 #define WS_LEN_7_MAX 125
 #define WS_LEN_16_MAX 0xFFFF
 
-_Static_assert(TB_FRAME_HEADROOM >= 10, "the headroom must hold the longest WebSocket header");
+_Static_assert(TB_FRAME_HEADROOM >= WS_HEADER_MAX,
+               "the headroom must hold the longest WebSocket header");
 
 static const char *const kind_names[TB_FRAME_KIND_N] = {"control", "telemetry", "status"};
 
@@ -28,13 +32,11 @@ const char *tb_frame_kind_name(tb_frame_kind_t kind)
     return (kind >= 0 && kind < TB_FRAME_KIND_N) ? kind_names[kind] : "unknown";
 }
 
-/* Writes the unmasked text-frame header for f->len bytes just before the payload. */
-static void frame_header(tb_frame_t *f)
+/* Writes the unmasked header of a text frame of len payload bytes into hdr; returns its size. */
+static uint8_t ws_header(unsigned char hdr[WS_HEADER_MAX], unsigned char first, uint64_t len)
 {
-    unsigned char hdr[10];
     uint8_t n = 0;
-    uint64_t len = f->len;
-    hdr[n++] = WS_FIN_TEXT;
+    hdr[n++] = first;
     if (len <= WS_LEN_7_MAX) {
         hdr[n++] = (unsigned char)len;
     } else if (len <= WS_LEN_16_MAX) {
@@ -46,6 +48,14 @@ static void frame_header(tb_frame_t *f)
         for (int shift = 56; shift >= 0; shift -= 8)
             hdr[n++] = (unsigned char)(len >> shift);
     }
+    return n;
+}
+
+/* Writes the frame's header just before the payload. */
+static void frame_header(tb_frame_t *f)
+{
+    unsigned char hdr[WS_HEADER_MAX];
+    uint8_t n = ws_header(hdr, WS_FIN_TEXT, f->len);
     f->hdr_len = n;
     memcpy(f->data + TB_FRAME_HEADROOM - n, hdr, n);
 }
@@ -61,6 +71,9 @@ tb_frame_t *tb_frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
     f->len = (uint32_t)len;
     f->seq = seq;
     f->kind = (uint8_t)kind;
+    f->deflate = TB_FRAME_DEFLATE_UNTRIED;
+    f->zlen = 0;
+    f->zwire = NULL;
     f->data[TB_FRAME_HEADROOM + len] = '\0';
     frame_header(f);
     return f;
@@ -113,8 +126,44 @@ int tb_frame_json_encode(const json_t *obj, size_t max, char **out, size_t *len)
     return 0;
 }
 
+/* Makes f's compressed copy with z, or marks f plain when it does not pay. */
+static void deflate_frame(tb_frame_t *f, tb_wsdeflate_t *z)
+{
+    const unsigned char *out;
+    size_t n;
+    unsigned char hdr[WS_HEADER_MAX];
+    f->deflate = TB_FRAME_DEFLATE_PLAIN;
+    if (!tb_wsdeflate_worth(z, f->len) ||
+        tb_wsdeflate_compress(z, tb_frame_payload(f), f->len, &out, &n))
+        return;
+    uint8_t h = ws_header(hdr, WS_FIN_TEXT | WS_RSV1, n);
+    if ((size_t)h + n >= (size_t)f->hdr_len + f->len)
+        return; /* no smaller than the plain frame */
+    if (!(f->zwire = malloc(h + n)))
+        return;
+    memcpy(f->zwire, hdr, h);
+    memcpy(f->zwire + h, out, n);
+    f->zlen = (uint32_t)(h + n);
+    f->deflate = TB_FRAME_DEFLATE_MADE;
+}
+
+const unsigned char *tb_frame_wire_deflate(tb_frame_t *f, tb_wsdeflate_t *z, unsigned window_bits,
+                                           size_t *len)
+{
+    if (window_bits < TB_WSDEFLATE_WINDOW_MAX && f->len > (1u << window_bits))
+        return NULL;
+    if (f->deflate == TB_FRAME_DEFLATE_UNTRIED)
+        deflate_frame(f, z);
+    if (f->deflate != TB_FRAME_DEFLATE_MADE)
+        return NULL;
+    *len = f->zlen;
+    return f->zwire;
+}
+
 void tb_frame_unref(tb_frame_t *f)
 {
-    if (f && --f->refs == 0)
+    if (f && --f->refs == 0) {
+        free(f->zwire);
         free(f);
+    }
 }
