@@ -5,6 +5,7 @@
 TB_PACKAGES=(
     build-essential cmake pkg-config
     libwebsockets-dev libmosquitto-dev libjansson-dev libjwt-dev libcmocka-dev libssl-dev
+    zlib1g-dev # permessage-deflate (raw DEFLATE); the bench's inflater
     mosquitto mosquitto-clients
     python3-pytest python3-websockets python3-paho-mqtt python3-jwt
     python3-cryptography # python3-jwt only recommends it; the RS256/ES256 tests sign with it

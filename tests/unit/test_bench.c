@@ -1,9 +1,14 @@
-/* Unit tests for the bench's frame parsers, stamp, room mix and latency histogram. */
+/*
+ * Unit tests for the bench's frame parsers, stamp, room mix, latency histogram and its
+ * permessage-deflate client (RFC 7692: the answer's parameters, the inflater).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
@@ -16,13 +21,13 @@ static void ws_parse_short_text(void **state)
     (void)state;
     const uint8_t buf[] = {0x81, 0x03, 'a', 'b', 'c', 0x89};
     tb_bench_ws_frame_t f;
-    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), NO_LIMIT, &f), 5);
+    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), NO_LIMIT, false, &f), 5);
     assert_true(f.fin);
     assert_int_equal(f.opcode, TB_BENCH_WS_TEXT);
     assert_int_equal(f.len, 3);
     assert_memory_equal(f.payload, "abc", 3);
     /* the trailing byte is the start of a ping: incomplete */
-    assert_int_equal(tb_bench_ws_parse(buf + 5, 1, NO_LIMIT, &f), 0);
+    assert_int_equal(tb_bench_ws_parse(buf + 5, 1, NO_LIMIT, false, &f), 0);
 }
 
 static void ws_parse_extended_lengths(void **state)
@@ -31,16 +36,16 @@ static void ws_parse_extended_lengths(void **state)
     uint8_t buf[300 + 4] = {0x82, 126, 0x01, 0x2C};
     memset(buf + 4, 'x', 300);
     tb_bench_ws_frame_t f;
-    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), NO_LIMIT, &f), 304);
+    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), NO_LIMIT, false, &f), 304);
     assert_int_equal(f.len, 300);
     assert_int_equal(f.opcode, TB_BENCH_WS_BINARY);
     for (size_t cut = 0; cut < sizeof(buf); cut++)
-        assert_int_equal(tb_bench_ws_parse(buf, cut, NO_LIMIT, &f), 0);
-    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), 299, &f), -1);
+        assert_int_equal(tb_bench_ws_parse(buf, cut, NO_LIMIT, false, &f), 0);
+    assert_int_equal(tb_bench_ws_parse(buf, sizeof(buf), 299, false, &f), -1);
 
     const uint8_t big[10] = {0x81, 127, 0, 0, 0, 1, 0, 0, 0, 0};
-    assert_int_equal(tb_bench_ws_parse(big, sizeof(big), 1u << 20, &f), -1);
-    assert_int_equal(tb_bench_ws_parse(big, sizeof(big), NO_LIMIT, &f), 0);
+    assert_int_equal(tb_bench_ws_parse(big, sizeof(big), 1u << 20, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(big, sizeof(big), NO_LIMIT, false, &f), 0);
 }
 
 static void ws_parse_rejects_malformed(void **state)
@@ -52,11 +57,11 @@ static void ws_parse_rejects_malformed(void **state)
     const uint8_t opcode[] = {0x83, 0x00};
     const uint8_t long_ping[] = {0x89, 126, 0, 126};
     const uint8_t split_close[] = {0x08, 0x00};
-    assert_int_equal(tb_bench_ws_parse(rsv, sizeof(rsv), NO_LIMIT, &f), -1);
-    assert_int_equal(tb_bench_ws_parse(masked, sizeof(masked), NO_LIMIT, &f), -1);
-    assert_int_equal(tb_bench_ws_parse(opcode, sizeof(opcode), NO_LIMIT, &f), -1);
-    assert_int_equal(tb_bench_ws_parse(long_ping, sizeof(long_ping), NO_LIMIT, &f), -1);
-    assert_int_equal(tb_bench_ws_parse(split_close, sizeof(split_close), NO_LIMIT, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(rsv, sizeof(rsv), NO_LIMIT, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(masked, sizeof(masked), NO_LIMIT, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(opcode, sizeof(opcode), NO_LIMIT, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(long_ping, sizeof(long_ping), NO_LIMIT, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(split_close, sizeof(split_close), NO_LIMIT, false, &f), -1);
 }
 
 static void ws_encode_masks_with_zero_key(void **state)
@@ -203,6 +208,199 @@ static void hist_relative_precision(void **state)
     tb_bench_hist_free(h);
 }
 
+static void ws_parse_rsv1_only_when_negotiated(void **state)
+{
+    (void)state;
+    tb_bench_ws_frame_t f;
+    const uint8_t text[] = {0xC1, 0x01, 'x'};
+    const uint8_t binary_first[] = {0x42, 0x00};
+    const uint8_t continuation[] = {0xC0, 0x00};
+    const uint8_t ping[] = {0xC9, 0x00};
+    const uint8_t rsv2[] = {0xA1, 0x00};
+    assert_int_equal(tb_bench_ws_parse(text, sizeof(text), NO_LIMIT, false, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(text, sizeof(text), NO_LIMIT, true, &f), 3);
+    assert_true(f.rsv1 && f.fin);
+    assert_int_equal(tb_bench_ws_parse(binary_first, 2, NO_LIMIT, true, &f), 2);
+    assert_true(f.rsv1 && !f.fin);
+    assert_int_equal(tb_bench_ws_parse(continuation, 2, NO_LIMIT, true, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(ping, 2, NO_LIMIT, true, &f), -1);
+    assert_int_equal(tb_bench_ws_parse(rsv2, 2, NO_LIMIT, true, &f), -1);
+    const uint8_t plain[] = {0x81, 0x01, 'x'};
+    assert_int_equal(tb_bench_ws_parse(plain, sizeof(plain), NO_LIMIT, true, &f), 3);
+    assert_false(f.rsv1);
+}
+
+static void number_found_or_refused(void **state)
+{
+    (void)state;
+    const char msg[] = "{\"type\":\"telemetry\",\"seq\":42}";
+    uint64_t v = 0;
+    assert_int_equal(tb_bench_find_number((const uint8_t *)msg, strlen(msg), "\"seq\":", &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(tb_bench_find_number((const uint8_t *)msg, strlen(msg), "\"id\":", &v), -1);
+    const char bad[] = "{\"seq\":\"x\"}";
+    assert_int_equal(tb_bench_find_number((const uint8_t *)bad, strlen(bad), "\"seq\":", &v), -1);
+}
+
+/* The answer head with one extra header line `ext` (NULL: none). */
+static int pmd(const char *ext, tb_bench_pmd_t *p)
+{
+    char head[512];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n%s%s%s\r\n",
+                     ext ? "Sec-WebSocket-Extensions: " : "", ext ? ext : "", ext ? "\r\n" : "");
+    return tb_bench_pmd_answer(head, (size_t)n, p);
+}
+
+static void pmd_answer_parameters(void **state)
+{
+    (void)state;
+    tb_bench_pmd_t p;
+    assert_int_equal(pmd(NULL, &p), 0);
+    assert_int_equal(pmd("permessage-deflate", &p), 1);
+    assert_false(p.server_no_context_takeover);
+    assert_false(p.client_no_context_takeover);
+    assert_int_equal(p.server_max_window_bits, 15);
+    assert_int_equal(p.client_max_window_bits, 15);
+    assert_int_equal(pmd("permessage-deflate; server_no_context_takeover; "
+                         "client_no_context_takeover",
+                         &p),
+                     1);
+    assert_true(p.server_no_context_takeover && p.client_no_context_takeover);
+    assert_int_equal(
+        pmd("permessage-deflate;client_max_window_bits=10; server_max_window_bits=\"9\"", &p), 1);
+    assert_int_equal(p.client_max_window_bits, 10);
+    assert_int_equal(p.server_max_window_bits, 9);
+    assert_false(p.server_no_context_takeover);
+    /* header names are case-insensitive */
+    const char head[] = "HTTP/1.1 101 x\r\nsec-websocket-extensions: Permessage-Deflate\r\n\r\n";
+    assert_int_equal(tb_bench_pmd_answer(head, sizeof(head) - 1, &p), 1);
+}
+
+static void pmd_answer_refused(void **state)
+{
+    (void)state;
+    tb_bench_pmd_t p;
+    assert_int_equal(pmd("x-webkit-deflate-frame", &p), -1);
+    assert_int_equal(pmd("permessage-deflate, permessage-deflate", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; unknown_param", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; server_no_context_takeover; "
+                         "server_no_context_takeover",
+                         &p),
+                     -1);
+    assert_int_equal(pmd("permessage-deflate; server_no_context_takeover=1", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; client_max_window_bits", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; server_max_window_bits=7", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; server_max_window_bits=16", &p), -1);
+    assert_int_equal(pmd("permessage-deflate; server_max_window_bits=09", &p), -1);
+}
+
+/*
+ * Compresses msgs[0..n) as a permessage-deflate server does: raw DEFLATE, Z_SYNC_FLUSH per
+ * message, the trailing 00 00 ff ff removed; one stream (context takeover) unless reset.
+ * Message k's bytes go to out[k], its length to len[k].
+ */
+static void deflate_messages(const char *const *msgs, size_t n, bool reset, uint8_t out[][256],
+                             size_t *len)
+{
+    z_stream zs = {0};
+    assert_int_equal(deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY),
+                     Z_OK);
+    for (size_t k = 0; k < n; k++) {
+        zs.next_in = (Bytef *)(uintptr_t)msgs[k];
+        zs.avail_in = (uInt)strlen(msgs[k]);
+        zs.next_out = out[k];
+        zs.avail_out = 256;
+        assert_int_equal(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
+        len[k] = 256 - zs.avail_out;
+        assert_true(len[k] > 4);
+        assert_memory_equal(out[k] + len[k] - 4, "\x00\x00\xff\xff", 4);
+        len[k] -= 4;
+        if (reset)
+            deflateReset(&zs);
+    }
+    deflateEnd(&zs);
+}
+
+static const char *const MSGS[] = {
+    "{\"type\":\"telemetry\",\"room\":\"global\",\"payload\":{\"temperature\":21.5},\"seq\":1}",
+    "{\"type\":\"telemetry\",\"room\":\"global\",\"payload\":{\"temperature\":21.5},\"seq\":2}",
+};
+
+static void inflate_without_context_takeover(void **state)
+{
+    (void)state;
+    uint8_t z[2][256], out[256];
+    size_t zlen[2], n;
+    deflate_messages(MSGS, 2, true, z, zlen);
+    tb_bench_inflater_t *inf = tb_bench_inflater_create();
+    assert_non_null(inf);
+    /* each message alone, in any order, through one inflater reset in between */
+    for (int k = 1; k >= 0; k--) {
+        assert_int_equal(tb_bench_inflate(inf, z[k], zlen[k], false, out, sizeof(out), &n), 0);
+        assert_int_equal(n, strlen(MSGS[k]));
+        assert_memory_equal(out, MSGS[k], n);
+    }
+    tb_bench_inflater_free(inf);
+}
+
+static void inflate_keeps_window_with_context_takeover(void **state)
+{
+    (void)state;
+    uint8_t z[2][256], out[256];
+    size_t zlen[2], n;
+    deflate_messages(MSGS, 2, false, z, zlen);
+    /* the second message refers back to the first: much shorter than it */
+    assert_true(zlen[1] < zlen[0] / 2);
+    tb_bench_inflater_t *inf = tb_bench_inflater_create();
+    assert_non_null(inf);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(tb_bench_inflate(inf, z[k], zlen[k], true, out, sizeof(out), &n), 0);
+        assert_int_equal(n, strlen(MSGS[k]));
+        assert_memory_equal(out, MSGS[k], n);
+    }
+    /* a fresh window cannot resolve the second message's back-references */
+    tb_bench_inflater_t *fresh = tb_bench_inflater_create();
+    assert_non_null(fresh);
+    int rc = tb_bench_inflate(fresh, z[1], zlen[1], false, out, sizeof(out), &n);
+    assert_true(rc == -1 || n != strlen(MSGS[1]) || memcmp(out, MSGS[1], n) != 0);
+    tb_bench_inflater_free(fresh);
+    tb_bench_inflater_free(inf);
+}
+
+static void inflate_bounded_and_checked(void **state)
+{
+    (void)state;
+    uint8_t z[2][256], out[256];
+    size_t zlen[2], n;
+    deflate_messages(MSGS, 1, true, z, zlen);
+    tb_bench_inflater_t *inf = tb_bench_inflater_create();
+    assert_non_null(inf);
+    size_t want = strlen(MSGS[0]);
+    /* one byte short of the message: refused; exactly its size: inflated */
+    assert_int_equal(tb_bench_inflate(inf, z[0], zlen[0], false, out, want - 1, &n), -2);
+    assert_int_equal(tb_bench_inflate(inf, z[0], zlen[0], false, out, want, &n), 0);
+    assert_int_equal(n, want);
+    /* a reserved block type (BTYPE 11) is not DEFLATE; the inflater is usable afterwards */
+    const uint8_t bad[] = {0x07, 0x00};
+    assert_int_equal(tb_bench_inflate(inf, bad, sizeof(bad), false, out, sizeof(out), &n), -1);
+    assert_int_equal(tb_bench_inflate(inf, z[0], zlen[0], false, out, sizeof(out), &n), 0);
+    assert_memory_equal(out, MSGS[0], want);
+    /* a bomb: 1 MiB of zeros in a few hundred bytes, into a 64 KiB bound */
+    static uint8_t zeros[1 << 20], bomb[4096], big[1 << 16];
+    z_stream zs = {0};
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = zeros;
+    zs.avail_in = sizeof(zeros);
+    zs.next_out = bomb;
+    zs.avail_out = sizeof(bomb);
+    assert_int_equal(deflate(&zs, Z_SYNC_FLUSH), Z_OK);
+    size_t blen = sizeof(bomb) - zs.avail_out - 4;
+    deflateEnd(&zs);
+    assert_int_equal(tb_bench_inflate(inf, bomb, blen, false, big, sizeof(big), &n), -2);
+    tb_bench_inflater_free(inf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +415,13 @@ int main(void)
         cmocka_unit_test(mix_parse_and_pick),
         cmocka_unit_test(hist_quantiles),
         cmocka_unit_test(hist_relative_precision),
+        cmocka_unit_test(ws_parse_rsv1_only_when_negotiated),
+        cmocka_unit_test(number_found_or_refused),
+        cmocka_unit_test(pmd_answer_parameters),
+        cmocka_unit_test(pmd_answer_refused),
+        cmocka_unit_test(inflate_without_context_takeover),
+        cmocka_unit_test(inflate_keeps_window_with_context_takeover),
+        cmocka_unit_test(inflate_bounded_and_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

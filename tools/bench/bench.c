@@ -19,6 +19,11 @@
  * tabs: the same handshake and token, then a subscription to a room no device publishes to
  * (device:r<run>-idle; MQTT: bench/idle/r<run>/telemetry), or none with --idle-bare. Afterwards
  * they only answer pings, so the server's heartbeat keeps them open.
+ *
+ * --deflate offers permessage-deflate as Chromium does (TB_BENCH_PMD_OFFER), inflates every
+ * compressed message (a window per connection when the server keeps its context, else one
+ * inflater reset per message) and checks the inflated bytes as it checks plain ones; the report
+ * counts the bytes on the wire and the bytes of the messages.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,7 +60,9 @@
 /* How the bridge marks last-value snapshot frames in their envelope. */
 #define SNAPSHOT_MARK "\"snapshot\":true"
 #define TOPIC_MAX 128
-#define PAYLOAD_MAX 96
+#define PAYLOAD_MAX 320
+#define SEQ_KEY "\"seq\":"
+#define DEMO_FIRMWARE "1.4.2" /* tools/simulate.py's */
 #define CLIENT_ID_MAX 32
 /* One source address per this many connections (a loopback address has ~28k ports). */
 #define SUBS_PER_SOURCE 20000
@@ -77,6 +84,11 @@ typedef enum { TARGET_TELEBRIDGE = 0, TARGET_NODE, TARGET_MQTT_WS, TARGET_RAW } 
 
 static const char *const TARGET_NAMES[] = {"telebridge", "node", "mqtt-ws", "raw"};
 
+/* What a published message holds besides its stamp and counter. */
+typedef enum { PAYLOAD_MINIMAL = 0, PAYLOAD_DEMO } payload_t;
+
+static const char *const PAYLOAD_NAMES[] = {"minimal", "demo"};
+
 typedef enum {
     ST_CONNECTING = 0,
     ST_HANDSHAKE,
@@ -95,6 +107,8 @@ typedef struct {
     unsigned subs;
     unsigned idle;  /* idle connections opened beside the subscribers */
     bool idle_bare; /* idle connections subscribe to nothing */
+    bool deflate;   /* offer permessage-deflate */
+    payload_t payload;
     tb_bench_mix_t mix;
     unsigned devices;
     unsigned groups;
@@ -127,11 +141,18 @@ typedef struct {
 typedef struct {
     int fd;
     uint8_t state;
-    uint8_t kind; /* tb_bench_room_t */
-    bool idle;    /* one of the --idle connections */
+    uint8_t kind;       /* tb_bench_room_t */
+    bool idle;          /* one of the --idle connections */
+    bool deflate;       /* permessage-deflate negotiated */
+    bool keep_window;   /* ... without server_no_context_takeover: inflate with c->z */
+    uint8_t msg_opcode; /* the fragmented message in c->msg: its opcode, 0 when none */
+    bool msg_deflated;
     uint32_t room;
+    uint64_t last_seq; /* of the last live bridge message */
     carry_t ws;
     carry_t mqtt;
+    carry_t msg;
+    tb_bench_inflater_t *z; /* created with the first compressed message, keep_window only */
 } conn_t;
 
 /* What the publisher thread shares with the receiving one. */
@@ -158,6 +179,8 @@ typedef struct {
     conn_t *conns;
     int epfd;
     uint8_t *rbuf;
+    uint8_t *ibuf;                 /* an inflated message */
+    tb_bench_inflater_t *shared_z; /* for connections without keep_window */
     tb_bench_hist_t *hist;
     char request[REQUEST_MAX];
     size_t request_len;
@@ -168,8 +191,12 @@ typedef struct {
     unsigned ready, dead, failed_handshake, closed_later, inflight;
     unsigned idle_ready, idle_closed; /* the idle ones among ready and closed_later */
     uint64_t delivered, stale, protocol_errors;
-    uint64_t idle_received; /* stamped messages that reached an idle connection */
-    uint64_t pings;         /* pings answered, on any connection */
+    uint64_t idle_received;               /* stamped messages that reached an idle connection */
+    uint64_t pings;                       /* pings answered, on any connection */
+    unsigned deflate_conns, window_conns; /* negotiated; of those, server context kept */
+    uint64_t deflated_messages;
+    uint64_t wire_bytes, message_bytes; /* received from run_t0 on: all bytes; messages' */
+    uint64_t out_of_order;              /* a live message whose seq is not above the last */
     uint64_t last_delivery_ns;
 } bench_t;
 
@@ -186,6 +213,18 @@ static double secs(uint64_t ns)
 }
 
 /* ---- per-connection I/O --------------------------------------------------------------------- */
+
+static void conn_free_buffers(conn_t *c)
+{
+    free(c->ws.data);
+    free(c->mqtt.data);
+    free(c->msg.data);
+    tb_bench_inflater_free(c->z);
+    c->ws = (carry_t){0};
+    c->mqtt = (carry_t){0};
+    c->msg = (carry_t){0};
+    c->z = NULL;
+}
 
 /* inflight counts the subscribers between conn_start() and READY. */
 static void conn_kill(bench_t *b, conn_t *c)
@@ -207,10 +246,7 @@ static void conn_kill(bench_t *b, conn_t *c)
     b->dead++;
     close(c->fd);
     c->fd = -1;
-    free(c->ws.data);
-    free(c->mqtt.data);
-    c->ws = (carry_t){0};
-    c->mqtt = (carry_t){0};
+    conn_free_buffers(c);
 }
 
 static void conn_ready(bench_t *b, conn_t *c)
@@ -274,7 +310,7 @@ static int carry_keep(carry_t *k, const uint8_t *buf, size_t used, size_t len)
 
 /* ---- the subscriber's protocol -------------------------------------------------------------- */
 
-static void on_stamped(bench_t *b, const conn_t *c, const uint8_t *msg, size_t len)
+static void on_stamped(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
 {
     uint64_t stamp;
     if (tb_bench_find_stamp(msg, len, &stamp) != 0)
@@ -291,6 +327,11 @@ static void on_stamped(bench_t *b, const conn_t *c, const uint8_t *msg, size_t l
         b->stale++;
         return;
     }
+    uint64_t seq;
+    if (tb_bench_find_number(msg, len, SEQ_KEY, &seq) == 0) {
+        b->out_of_order += seq <= c->last_seq;
+        c->last_seq = seq;
+    }
     b->delivered++;
     b->last_delivery_ns = b->now;
     tb_bench_hist_record(b->hist, b->now > stamp ? b->now - stamp : 0);
@@ -301,8 +342,11 @@ static bool has(const uint8_t *msg, size_t len, const char *needle)
     return memmem(msg, len, needle, strlen(needle)) != NULL;
 }
 
+/* Every bridge message is a JSON object: a cut or spliced one rarely still looks like one. */
 static int on_text(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
 {
+    if (len < 2 || msg[0] != '{' || msg[len - 1] != '}')
+        return -1;
     if (c->state == ST_READY) {
         on_stamped(b, c, msg, len);
         return 0;
@@ -401,20 +445,72 @@ static int on_binary(bench_t *b, conn_t *c, const uint8_t *data, size_t len)
     return carry_keep(&c->mqtt, buf, used, len);
 }
 
+/* The inflater for c's next compressed message; NULL when out of memory. */
+static tb_bench_inflater_t *inflater_for(bench_t *b, conn_t *c)
+{
+    tb_bench_inflater_t **z = c->keep_window ? &c->z : &b->shared_z;
+    if (!*z)
+        *z = tb_bench_inflater_create();
+    return *z;
+}
+
+/* One whole message, compressed (RSV1 on its first frame) or not. */
+static int on_message(bench_t *b, conn_t *c, uint8_t opcode, bool deflated, const uint8_t *data,
+                      size_t len)
+{
+    if (deflated) {
+        tb_bench_inflater_t *z = inflater_for(b, c);
+        size_t n;
+        if (!z || tb_bench_inflate(z, data, len, c->keep_window, b->ibuf, MAX_FRAME, &n) != 0)
+            return -1;
+        b->deflated_messages++;
+        data = b->ibuf;
+        len = n;
+    }
+    if (b->run_t0)
+        b->message_bytes += len;
+    return opcode == TB_BENCH_WS_TEXT ? on_text(b, c, data, len) : on_binary(b, c, data, len);
+}
+
+/* A text or binary frame or a continuation; fragments are gathered in c->msg. */
+static int on_data_frame(bench_t *b, conn_t *c, const tb_bench_ws_frame_t *f)
+{
+    if (f->opcode != 0) {
+        if (c->msg_opcode)
+            return -1; /* a new message inside a fragmented one */
+        if (f->fin)
+            return on_message(b, c, f->opcode, f->rsv1, f->payload, f->len);
+        c->msg_opcode = f->opcode;
+        c->msg_deflated = f->rsv1;
+        return carry_append(&c->msg, f->payload, f->len);
+    }
+    if (!c->msg_opcode || carry_append(&c->msg, f->payload, f->len) != 0)
+        return -1;
+    if (!f->fin)
+        return 0;
+    carry_t m = c->msg;
+    uint8_t opcode = c->msg_opcode;
+    c->msg = (carry_t){0};
+    c->msg_opcode = 0;
+    int rc = on_message(b, c, opcode, c->msg_deflated, m.data, m.len);
+    free(m.data);
+    return rc;
+}
+
 static int on_frame(bench_t *b, conn_t *c, const tb_bench_ws_frame_t *f)
 {
     switch (f->opcode) {
+    case 0:
     case TB_BENCH_WS_TEXT:
-        return f->fin ? on_text(b, c, f->payload, f->len) : -1;
     case TB_BENCH_WS_BINARY:
-        return f->fin ? on_binary(b, c, f->payload, f->len) : -1;
+        return on_data_frame(b, c, f);
     case TB_BENCH_WS_PING:
         b->pings++;
         return conn_send_frame(c, TB_BENCH_WS_PONG, f->payload, f->len);
     case TB_BENCH_WS_PONG:
         return 0;
     default:
-        return -1; /* close, or a fragment the bench never asks for */
+        return -1; /* close */
     }
 }
 
@@ -430,7 +526,7 @@ static int on_ws_bytes(bench_t *b, conn_t *c, const uint8_t *data, size_t len)
     size_t used = 0;
     while (c->state != ST_DEAD) {
         tb_bench_ws_frame_t f;
-        long n = tb_bench_ws_parse(buf + used, len - used, MAX_FRAME, &f);
+        long n = tb_bench_ws_parse(buf + used, len - used, MAX_FRAME, c->deflate, &f);
         if (n < 0 || (n > 0 && on_frame(b, c, &f) != 0))
             return -1;
         if (n == 0)
@@ -456,6 +552,20 @@ static int on_upgraded(bench_t *b, conn_t *c)
     return 0;
 }
 
+/* The answer's extensions: permessage-deflate only when offered, nothing else. */
+static int on_extensions(bench_t *b, conn_t *c, const char *head, size_t len)
+{
+    tb_bench_pmd_t pmd;
+    int rc = tb_bench_pmd_answer(head, len, &pmd);
+    if (rc < 0 || (rc == 1 && !b->o->deflate))
+        return -1;
+    c->deflate = rc == 1;
+    c->keep_window = c->deflate && !pmd.server_no_context_takeover;
+    b->deflate_conns += c->deflate;
+    b->window_conns += c->keep_window;
+    return 0;
+}
+
 static int on_handshake_bytes(bench_t *b, conn_t *c, const uint8_t *data, size_t len)
 {
     static const char ok[] = "HTTP/1.1 101";
@@ -468,6 +578,8 @@ static int on_handshake_bytes(bench_t *b, conn_t *c, const uint8_t *data, size_t
         return -1;
     size_t head = (size_t)(end - c->ws.data) + 4;
     size_t rest = c->ws.len - head;
+    if (on_extensions(b, c, (const char *)c->ws.data, head) != 0)
+        return -1;
     uint8_t tail[HEADER_MAX];
     memcpy(tail, end + 4, rest);
     free(c->ws.data);
@@ -488,6 +600,8 @@ static void on_readable(bench_t *b, conn_t *c)
             return;
         }
         b->now = now_ns();
+        if (b->run_t0)
+            b->wire_bytes += (uint64_t)n;
         int rc = c->state == ST_HANDSHAKE ? on_handshake_bytes(b, c, b->rbuf, (size_t)n)
                                           : on_ws_bytes(b, c, b->rbuf, (size_t)n);
         if (rc != 0) {
@@ -614,6 +728,30 @@ static void wait_window(pub_t *p, double mean_fanout, uint64_t end)
         nanosleep(&pause, NULL);
 }
 
+/*
+ * Message i, sent at t. demo: what tools/simulate.py publishes (temperature, humidity,
+ * battery; every second message in the fields/tags form), with the stamp and counter added.
+ */
+static int format_payload(char *out, size_t cap, payload_t kind, uint64_t t, uint64_t i)
+{
+    unsigned long long ut = (unsigned long long)t, ui = (unsigned long long)i;
+    if (kind == PAYLOAD_MINIMAL)
+        return snprintf(out, cap, "{%s%llu,\"value\":%llu}", TB_BENCH_STAMP_KEY, ut, ui);
+    double temp = 19.5 + (double)(i * 7919 % 300) / 100.0;
+    double hum = 40.0 + (double)(i * 104729 % 100) / 10.0;
+    double batt = 100.0 - (double)(i % 2000) / 100.0;
+    static const char *const kinds[] = {"thermo", "hygro", "multi"};
+    if (i % 2)
+        return snprintf(out, cap,
+                        "{%s%llu,\"value\":%llu,\"temperature\":%.2f,\"humidity\":%.1f,"
+                        "\"battery\":%.2f}",
+                        TB_BENCH_STAMP_KEY, ut, ui, temp, hum, batt);
+    return snprintf(out, cap,
+                    "{\"fields\":{%s%llu,\"value\":%llu,\"temperature\":%.2f,\"humidity\":%.1f,"
+                    "\"battery\":%.2f},\"tags\":{\"kind\":\"%s\",\"firmware\":\"%s\"}}",
+                    TB_BENCH_STAMP_KEY, ut, ui, temp, hum, batt, kinds[i / 2 % 3], DEMO_FIRMWARE);
+}
+
 static int publish_all(pub_t *p, struct mosquitto *m)
 {
     const opts_t *o = p->o;
@@ -634,8 +772,7 @@ static int publish_all(pub_t *p, struct mosquitto *m)
             break;
         unsigned d = (unsigned)(i % o->devices);
         char payload[PAYLOAD_MAX];
-        int n = snprintf(payload, sizeof(payload), "{%s%llu,\"value\":%llu}", TB_BENCH_STAMP_KEY,
-                         (unsigned long long)t, (unsigned long long)i);
+        int n = format_payload(payload, sizeof(payload), o->payload, t, i);
         if (mosquitto_publish(m, NULL, p->topics[d], n, payload, o->qos, false) != MOSQ_ERR_SUCCESS)
             return -1;
         atomic_fetch_add(&p->expected, p->fanout[d]);
@@ -832,13 +969,22 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
     double us = (double)NS_PER_S / (double)NS_PER_US;
     double per_msg = cpu >= 0 && published ? cpu * us / (double)published : -1;
     double per_delivery = cpu >= 0 && b->delivered ? cpu * us / (double)b->delivered : -1;
+    double wire_per = b->delivered ? (double)b->wire_bytes / (double)b->delivered : -1;
     json_t *x = json_pack(
         "{s:i, s:i, s:i, s:I, s:I, s:f, s:f, s:f}", "idle", (int)b->o->idle, "idle_ready",
         (int)(b->idle_ready + b->idle_closed), "idle_closed", (int)b->idle_closed, "idle_received",
         (json_int_t)b->idle_received, "pings", (json_int_t)b->pings, "server_cpu_s", cpu,
         "server_cpu_us_per_message", per_msg, "server_cpu_us_per_delivery", per_delivery);
-    int rc = x ? json_object_update(r, x) : -1;
+    json_t *z =
+        json_pack("{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:f, s:I}", "deflate", b->o->deflate,
+                  "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns", (int)b->deflate_conns,
+                  "context_takeover_conns", (int)b->window_conns, "deflated_messages",
+                  (json_int_t)b->deflated_messages, "wire_bytes", (json_int_t)b->wire_bytes,
+                  "message_bytes", (json_int_t)b->message_bytes, "wire_bytes_per_delivery",
+                  wire_per, "out_of_order", (json_int_t)b->out_of_order);
+    int rc = x && z && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 ? 0 : -1;
     json_decref(x);
+    json_decref(z);
     return rc;
 }
 
@@ -909,7 +1055,9 @@ static void print_table(json_t *r)
                                        "failed_connects",
                                        "closed_during_run",
                                        "idle_ready",
-                                       "server_cpu_us_per_message"};
+                                       "server_cpu_us_per_message",
+                                       "deflate_conns",
+                                       "wire_bytes_per_delivery"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         json_t *v = json_object_get(r, keys[i]);
         if (json_is_string(v))
@@ -929,9 +1077,10 @@ static int build_request(bench_t *b)
     int n = snprintf(b->request, sizeof(b->request),
                      "GET %s%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     "Sec-WebSocket-Version: 13\r\n%s%s\r\n",
                      o->path, o->token ? "?token=" : "", o->token ? o->token : "", o->host, o->port,
-                     o->target == TARGET_MQTT_WS ? "Sec-WebSocket-Protocol: mqtt\r\n" : "");
+                     o->target == TARGET_MQTT_WS ? "Sec-WebSocket-Protocol: mqtt\r\n" : "",
+                     o->deflate ? "Sec-WebSocket-Extensions: " TB_BENCH_PMD_OFFER "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(b->request))
         return -1;
     b->request_len = (size_t)n;
@@ -967,9 +1116,10 @@ static int bench_init(bench_t *b, const opts_t *o)
     b->total = o->subs + o->idle;
     b->conns = calloc(b->total, sizeof(conn_t));
     b->rbuf = malloc(READ_BUF);
+    b->ibuf = malloc(MAX_FRAME);
     b->hist = tb_bench_hist_create();
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!b->conns || !b->rbuf || !b->hist || b->epfd < 0 || build_request(b) != 0)
+    if (!b->conns || !b->rbuf || !b->ibuf || !b->hist || b->epfd < 0 || build_request(b) != 0)
         return -1;
     return 0;
 }
@@ -979,11 +1129,12 @@ static void bench_free(bench_t *b)
     for (unsigned i = 0; b->conns && i < b->total; i++)
         if (b->conns[i].state != ST_DEAD && b->conns[i].fd >= 0) {
             close(b->conns[i].fd);
-            free(b->conns[i].ws.data);
-            free(b->conns[i].mqtt.data);
+            conn_free_buffers(&b->conns[i]);
         }
     free(b->conns);
     free(b->rbuf);
+    free(b->ibuf);
+    tb_bench_inflater_free(b->shared_z);
     tb_bench_hist_free(b->hist);
     if (b->epfd >= 0)
         close(b->epfd);
@@ -1027,8 +1178,9 @@ static int bench_run(const opts_t *o)
     free(line);
     print_table(r);
     json_decref(r);
-    bool clean = b.failed_handshake == 0 && b.closed_later == 0 && !atomic_load(&p.failed) &&
-                 b.delivered == atomic_load(&p.expected) && (o->duration_s <= 0 || b.delivered > 0);
+    bool clean = b.failed_handshake == 0 && b.closed_later == 0 && b.out_of_order == 0 &&
+                 !atomic_load(&p.failed) && b.delivered == atomic_load(&p.expected) &&
+                 (o->duration_s <= 0 || b.delivered > 0);
     status = !o->check || clean ? 0 : 1;
 out:
     publisher_close(&p);
@@ -1050,6 +1202,8 @@ static void usage(FILE *out)
             "  --subs N          subscribers (%d); --sources K: 127.0.0.1..K (1 per %d conns)\n"
             "  --idle N          idle connections besides: handshake, token, a subscription to a\n"
             "                    room nobody publishes to (--idle-bare: none), then only pongs\n"
+            "  --deflate         offer permessage-deflate as Chromium does; inflate, check\n"
+            "  --payload P       minimal (default): stamp and counter; demo: tools/simulate.py's\n"
             "  --mix SPEC        device=60,group=30,global=10 (the default)\n"
             "  --devices D --groups G   devices published round-robin (%d), groups (%d)\n"
             "  --mqtt-host H --mqtt-port P --qos Q   the broker to publish to (127.0.0.1:1883, 1)\n"
@@ -1117,6 +1271,8 @@ enum {
     OPT_EXEC_AFTER,
     OPT_IDLE,
     OPT_IDLE_BARE,
+    OPT_DEFLATE,
+    OPT_PAYLOAD,
     OPT_HELP
 };
 
@@ -1149,6 +1305,8 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"exec-after", 1, NULL, OPT_EXEC_AFTER},
                                           {"idle", 1, NULL, OPT_IDLE},
                                           {"idle-bare", 0, NULL, OPT_IDLE_BARE},
+                                          {"deflate", 0, NULL, OPT_DEFLATE},
+                                          {"payload", 1, NULL, OPT_PAYLOAD},
                                           {NULL, 0, NULL, 0}};
 
 /* Options with a number: its field in opts_t, that field's type, and its bounds. */
@@ -1232,6 +1390,16 @@ static int set_option(opts_t *o, int opt, const char *arg)
     case OPT_IDLE_BARE:
         o->idle_bare = true;
         return 0;
+    case OPT_DEFLATE:
+        o->deflate = true;
+        return 0;
+    case OPT_PAYLOAD:
+        for (size_t i = 0; i < sizeof(PAYLOAD_NAMES) / sizeof(PAYLOAD_NAMES[0]); i++)
+            if (strcmp(arg, PAYLOAD_NAMES[i]) == 0) {
+                o->payload = (payload_t)i;
+                return 0;
+            }
+        return -1;
     default:
         return set_number(o, opt, arg);
     }

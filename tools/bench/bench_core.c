@@ -4,10 +4,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <zlib.h>
 
 /* RFC 6455 §5.2 */
 #define WS_FIN 0x80
-#define WS_RSV 0x70
+#define WS_RSV1 0x40
+#define WS_RSV23 0x30
 #define WS_OPCODE 0x0F
 #define WS_MASK 0x80
 #define WS_LEN7 0x7F
@@ -45,11 +48,16 @@ static bool ws_opcode_known(uint8_t op)
     return op <= TB_BENCH_WS_BINARY || (op >= TB_BENCH_WS_CLOSE && op <= TB_BENCH_WS_PONG);
 }
 
-long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, tb_bench_ws_frame_t *f)
+long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, bool rsv1_ok,
+                       tb_bench_ws_frame_t *f)
 {
     if (len < 2)
         return 0;
-    if ((buf[0] & WS_RSV) || (buf[1] & WS_MASK) || !ws_opcode_known(buf[0] & WS_OPCODE))
+    uint8_t op = buf[0] & WS_OPCODE;
+    bool rsv1 = buf[0] & WS_RSV1;
+    if ((buf[0] & WS_RSV23) || (buf[1] & WS_MASK) || !ws_opcode_known(op))
+        return -1;
+    if (rsv1 && (!rsv1_ok || (op != TB_BENCH_WS_TEXT && op != TB_BENCH_WS_BINARY)))
         return -1;
     size_t hdr = 2;
     uint64_t plen = buf[1] & WS_LEN7;
@@ -63,7 +71,8 @@ long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, tb_benc
         hdr += n;
     }
     f->fin = buf[0] & WS_FIN;
-    f->opcode = buf[0] & WS_OPCODE;
+    f->rsv1 = rsv1;
+    f->opcode = op;
     if (f->opcode >= TB_BENCH_WS_CLOSE && (plen > WS_CONTROL_MAX || !f->fin))
         return -1;
     if (plen > max_len)
@@ -192,8 +201,12 @@ size_t tb_bench_mqtt_subscribe(uint8_t *out, size_t cap, const char *filter)
 
 int tb_bench_find_stamp(const uint8_t *text, size_t len, uint64_t *ns)
 {
-    static const char key[] = TB_BENCH_STAMP_KEY;
-    const size_t klen = sizeof(key) - 1;
+    return tb_bench_find_number(text, len, TB_BENCH_STAMP_KEY, ns);
+}
+
+int tb_bench_find_number(const uint8_t *text, size_t len, const char *key, uint64_t *ns)
+{
+    const size_t klen = strlen(key);
     const uint8_t *k = memmem(text, len, key, klen);
     if (!k)
         return -1;
@@ -336,4 +349,214 @@ uint64_t tb_bench_hist_quantile(const tb_bench_hist_t *h, double q)
         }
     }
     return h->max;
+}
+
+/* ---- permessage-deflate ---------------------------------------------------------------------- */
+
+#define PMD_NAME "permessage-deflate"
+#define PMD_HEADER "sec-websocket-extensions:"
+#define PMD_BITS_MIN 8
+#define PMD_BITS_MAX 15
+#define PMD_TAIL_LEN 4
+/* zlib's raw DEFLATE with the largest window: it inflates what any smaller window produced. */
+#define ZLIB_RAW_WINDOW (-15)
+
+static bool pmd_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Trims spaces at both ends of s[*a..*b). */
+static void pmd_trim(const char *s, size_t *a, size_t *b)
+{
+    while (*a < *b && pmd_space(s[*a]))
+        (*a)++;
+    while (*b > *a && pmd_space(s[*b - 1]))
+        (*b)--;
+}
+
+static bool pmd_is(const char *s, size_t len, const char *word)
+{
+    return strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+/* A window-bits value, maybe quoted (RFC 7692 §7.1.2): 8..15, or -1. */
+static int pmd_bits(const char *v, size_t len)
+{
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+        v++;
+        len -= 2;
+    }
+    if (len < 1 || len > 2)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n >= PMD_BITS_MIN && n <= PMD_BITS_MAX && v[0] != '0' ? n : -1;
+}
+
+/* One parameter s[0..len) ("name" or "name=value") into *p; seen tracks repeats. 0, or -1. */
+static int pmd_param(const char *s, size_t len, tb_bench_pmd_t *p, unsigned *seen)
+{
+    static const char *const names[] = {"server_no_context_takeover", "client_no_context_takeover",
+                                        "server_max_window_bits", "client_max_window_bits"};
+    const char *eq = memchr(s, '=', len);
+    size_t a = 0, b = eq ? (size_t)(eq - s) : len;
+    pmd_trim(s, &a, &b);
+    size_t va = eq ? (size_t)(eq - s) + 1 : len, vb = len;
+    pmd_trim(s, &va, &vb);
+    for (unsigned k = 0; k < 4; k++) {
+        if (!pmd_is(s + a, b - a, names[k]))
+            continue;
+        if (*seen & (1u << k))
+            return -1;
+        *seen |= 1u << k;
+        if (k < 2) {
+            if (eq)
+                return -1;
+            *(k == 0 ? &p->server_no_context_takeover : &p->client_no_context_takeover) = true;
+            return 0;
+        }
+        int bits = eq ? pmd_bits(s + va, vb - va) : -1;
+        if (bits < 0)
+            return -1;
+        *(k == 2 ? &p->server_max_window_bits : &p->client_max_window_bits) = (unsigned)bits;
+        return 0;
+    }
+    return -1;
+}
+
+/* One extension of the answer, s[0..len): 0 permessage-deflate (into *p), or -1. */
+static int pmd_extension(const char *s, size_t len, tb_bench_pmd_t *p)
+{
+    size_t a = 0, b = len;
+    const char *semi = memchr(s, ';', len);
+    if (semi)
+        b = (size_t)(semi - s);
+    pmd_trim(s, &a, &b);
+    if (!pmd_is(s + a, b - a, PMD_NAME))
+        return -1;
+    unsigned seen = 0;
+    while (semi) {
+        const char *start = semi + 1;
+        semi = memchr(start, ';', (size_t)(s + len - start));
+        const char *end = semi ? semi : s + len;
+        if (pmd_param(start, (size_t)(end - start), p, &seen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The value of one Sec-WebSocket-Extensions line, v[0..len); *found counts extensions. */
+static int pmd_header_value(const char *v, size_t len, tb_bench_pmd_t *p, unsigned *found)
+{
+    size_t start = 0;
+    while (start <= len) {
+        const char *comma = memchr(v + start, ',', len - start);
+        size_t end = comma ? (size_t)(comma - v) : len;
+        size_t a = start, b = end;
+        pmd_trim(v, &a, &b);
+        if (a < b) {
+            if (++*found > 1 || pmd_extension(v + a, b - a, p) != 0)
+                return -1;
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
+int tb_bench_pmd_answer(const char *head, size_t len, tb_bench_pmd_t *p)
+{
+    tb_bench_pmd_t r = {.server_max_window_bits = PMD_BITS_MAX,
+                        .client_max_window_bits = PMD_BITS_MAX};
+    const size_t hlen = sizeof(PMD_HEADER) - 1;
+    unsigned found = 0;
+    const char *line = memchr(head, '\n', len); /* skips the status line */
+    while (line && (size_t)(line + 1 - head) < len) {
+        line++;
+        size_t rest = len - (size_t)(line - head);
+        const char *nl = memchr(line, '\n', rest);
+        size_t n = nl ? (size_t)(nl - line) : rest;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (n >= hlen && strncasecmp(line, PMD_HEADER, hlen) == 0 &&
+            pmd_header_value(line + hlen, n - hlen, &r, &found) != 0)
+            return -1;
+        line = nl;
+    }
+    if (!found)
+        return 0;
+    *p = r;
+    return 1;
+}
+
+struct tb_bench_inflater {
+    z_stream zs;
+};
+
+tb_bench_inflater_t *tb_bench_inflater_create(void)
+{
+    tb_bench_inflater_t *z = calloc(1, sizeof(*z));
+    if (z && inflateInit2(&z->zs, ZLIB_RAW_WINDOW) != Z_OK) {
+        free(z);
+        return NULL;
+    }
+    return z;
+}
+
+void tb_bench_inflater_free(tb_bench_inflater_t *z)
+{
+    if (!z)
+        return;
+    inflateEnd(&z->zs);
+    free(z);
+}
+
+/* Feeds in[0..len) on; 0, 1 at the end of the DEFLATE stream, -1 corrupt, -2 over cap. */
+static int inflate_some(z_stream *zs, const uint8_t *in, size_t len)
+{
+    zs->next_in = (Bytef *)(uintptr_t)in;
+    zs->avail_in = (uInt)len;
+    while (zs->avail_in > 0) {
+        int rc = inflate(zs, Z_SYNC_FLUSH);
+        if (rc == Z_STREAM_END)
+            return 1; /* BFINAL: anything after it (the tail we add) is not DEFLATE data */
+        if (rc == Z_BUF_ERROR) /* no progress: out is full, or the input is cut */
+            return zs->avail_out == 0 ? -2 : -1;
+        if (rc != Z_OK)
+            return -1;
+    }
+    return 0;
+}
+
+int tb_bench_inflate(tb_bench_inflater_t *z, const uint8_t *in, size_t len, bool keep_window,
+                     uint8_t *out, size_t cap, size_t *out_len)
+{
+    static const uint8_t tail[PMD_TAIL_LEN] = {0x00, 0x00, 0xff, 0xff};
+    z_stream *zs = &z->zs;
+    if (len > UINT32_MAX || cap > UINT32_MAX)
+        return -2;
+    zs->next_out = out;
+    zs->avail_out = (uInt)cap;
+    int rc = inflate_some(zs, in, len);
+    if (rc == 0)
+        rc = inflate_some(zs, tail, sizeof(tail));
+    *out_len = cap - zs->avail_out;
+    if (rc == 0 && zs->avail_out == 0) {
+        /* out is full: inflate may hold more of the message than fitted */
+        uint8_t spare;
+        zs->next_out = &spare;
+        zs->avail_out = 1;
+        int more = inflate(zs, Z_SYNC_FLUSH);
+        if (zs->avail_out == 0)
+            rc = -2;
+        else if (more != Z_OK && more != Z_BUF_ERROR && more != Z_STREAM_END)
+            rc = -1;
+    }
+    if (rc < 0 || rc == 1 || !keep_window)
+        inflateReset(zs);
+    return rc < 0 ? rc : 0;
 }

@@ -1,10 +1,13 @@
 /*
  * bench_core — the pure parts of telebridge-bench, kept apart so they are unit-tested
  * (tests/unit/test_bench.c): WebSocket client framing (RFC 6455), the few MQTT 3.1.1 packets a
- * subscriber needs, the latency stamp in a message, the room mix, and a latency histogram.
+ * subscriber needs, the latency stamp in a message, the room mix, a latency histogram, and the
+ * client side of permessage-deflate (RFC 7692): the answer's parameters and the inflater.
  *
- * Nothing here does I/O or allocates except tb_bench_hist_create(). Parsers never read past the
- * length they are given and report "need more bytes" (0) apart from "malformed" (-1).
+ * Nothing here does I/O or allocates except tb_bench_hist_create() and
+ * tb_bench_inflater_create(). Parsers never read past the length they are given and report
+ * "need more bytes" (0) apart from "malformed" (-1). Single-threaded: each object belongs to
+ * the thread that created it.
  */
 #ifndef TELEBRIDGE_BENCH_CORE_H
 #define TELEBRIDGE_BENCH_CORE_H
@@ -25,6 +28,7 @@
 
 typedef struct {
     bool fin;
+    bool rsv1; /* permessage-deflate: the message this frame starts is compressed */
     uint8_t opcode;
     const uint8_t *payload; /* points into the parsed buffer; unmasked frames only */
     uint64_t len;
@@ -32,11 +36,13 @@ typedef struct {
 
 /*
  * Parses one frame at buf[0..len). Returns the bytes it takes (> 0) and fills *f, 0 when buf
- * holds only part of it, -1 when it is malformed: reserved bits set, an unknown opcode, a
- * masked frame (servers never mask, RFC 6455 §5.1), a control frame over 125 bytes or
- * fragmented, or a length over max_len.
+ * holds only part of it, -1 when it is malformed: RSV2 or RSV3 set, RSV1 set unless rsv1_ok
+ * (permessage-deflate negotiated) and the frame is the first of a text or binary message
+ * (RFC 7692 §6), an unknown opcode, a masked frame (servers never mask, RFC 6455 §5.1), a
+ * control frame over 125 bytes or fragmented, or a length over max_len.
  */
-long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, tb_bench_ws_frame_t *f);
+long tb_bench_ws_parse(const uint8_t *buf, size_t len, uint64_t max_len, bool rsv1_ok,
+                       tb_bench_ws_frame_t *f);
 
 /*
  * Writes a final, masked client frame of opcode with payload into out (cap bytes). The mask
@@ -77,6 +83,53 @@ size_t tb_bench_mqtt_subscribe(uint8_t *out, size_t cap, const char *filter);
 
 /* Finds the stamp in text[0..len) and stores it in *ns: 0, or -1 when absent or not a number. */
 int tb_bench_find_stamp(const uint8_t *text, size_t len, uint64_t *ns);
+
+/*
+ * Finds the first `key` (a JSON member name with its quotes and colon, e.g. "\"seq\":") in
+ * text[0..len) and stores the unsigned integer after it in *v: 0, or -1 when absent or not a
+ * number that fits 19 digits.
+ */
+int tb_bench_find_number(const uint8_t *text, size_t len, const char *key, uint64_t *v);
+
+/* ---- permessage-deflate (RFC 7692), client side -------------------------------------------- */
+
+/* What Chromium offers (and Firefox, and Node's ws): the extension, any window for the client. */
+#define TB_BENCH_PMD_OFFER "permessage-deflate; client_max_window_bits"
+
+typedef struct {
+    bool server_no_context_takeover; /* each server message can be inflated on its own */
+    bool client_no_context_takeover;
+    unsigned server_max_window_bits; /* 8..15; 15 when the answer does not say */
+    unsigned client_max_window_bits; /* 8..15; 15 when the answer does not say */
+} tb_bench_pmd_t;
+
+/*
+ * Reads the Sec-WebSocket-Extensions lines of an HTTP response head[0..len) (status line and
+ * header lines, CRLF separated), to the TB_BENCH_PMD_OFFER offer. Returns 1 when the server
+ * accepted permessage-deflate (*p filled), 0 when it answered no extension, -1 when the answer
+ * is one a client must fail (RFC 7692 §7.1): another extension, permessage-deflate twice, an
+ * unknown or repeated parameter, a window-bits value outside 8..15 or missing.
+ */
+int tb_bench_pmd_answer(const char *head, size_t len, tb_bench_pmd_t *p);
+
+/* Raw DEFLATE inflater for messages (zlib); owned by its creator, freed by _free. */
+typedef struct tb_bench_inflater tb_bench_inflater_t;
+
+/* NULL when out of memory. */
+tb_bench_inflater_t *tb_bench_inflater_create(void);
+void tb_bench_inflater_free(tb_bench_inflater_t *z);
+
+/*
+ * Inflates one message's payload in[0..len) into out[0..cap) and stores its length in
+ * *out_len, after appending the 00 00 ff ff that the sender removed (RFC 7692 §7.2.2). With
+ * keep_window the inflater keeps its 32 KiB window for the next message (the server did not
+ * negotiate server_no_context_takeover, so its messages may refer to earlier ones); without it
+ * the inflater is reset, and each message must stand alone. Returns 0, -1 when the payload is
+ * not valid DEFLATE, -2 when the message inflates to more than cap bytes; after an error the
+ * inflater is reset.
+ */
+int tb_bench_inflate(tb_bench_inflater_t *z, const uint8_t *in, size_t len, bool keep_window,
+                     uint8_t *out, size_t cap, size_t *out_len);
 
 /* ---- The room mix -------------------------------------------------------------------------- */
 
