@@ -70,6 +70,12 @@ static const field_t listen_fields[] = {
     F_STR(tb_config_listen_t, web_root, K_PATH_NULL, CFG_PATH_MAX, TB_WEB_ROOT_DEFAULT),
 };
 
+/* admin.port must also differ from listen.port (check_cross). */
+static const field_t admin_fields[] = {
+    F_STR(tb_config_admin_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
+    F_INT(tb_config_admin_t, port, 0, PORT_MAX, 0),
+};
+
 static const field_t mqtt_fields[] = {
     F_STR(tb_config_mqtt_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
     F_INT(tb_config_mqtt_t, port, PORT_MIN, PORT_MAX, 1883),
@@ -135,12 +141,12 @@ typedef struct {
 /* clang-format on */
 
 static const section_t sections[] = {
-    SECTION(listen), SECTION(mqtt),      SECTION(auth),
+    SECTION(listen), SECTION(admin),     SECTION(mqtt),    SECTION(auth),
     SECTION(limits), SECTION(heartbeat), SECTION(history),
 };
 
 /* The file's top-level keys, in the contract's order (tb_config_to_json keeps it). */
-static const char *const top_keys[] = {"listen", "mqtt",      "auth",    "groups",
+static const char *const top_keys[] = {"listen", "admin",     "mqtt",    "auth",  "groups",
                                        "limits", "heartbeat", "history", "alerts"};
 
 static const char *const algorithm_names[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
@@ -780,9 +786,15 @@ fail:
     return -1;
 }
 
-/* Rules that tie two keys together, checked on the effective values. */
+/*
+ * Rules that tie two keys together, checked on the effective values (after the file and after
+ * --listen). The admin listener needs a port of its own: lws would otherwise share the public
+ * socket between both and pick one by the Host header, which any client sets.
+ */
 static int check_cross(const tb_config_t *cfg, char *err)
 {
+    if (cfg->admin.port != 0 && cfg->admin.port == cfg->listen.port)
+        return fail(err, "admin.port", "must differ from listen.port (%d)", cfg->listen.port);
     if (cfg->heartbeat.pong_timeout_s <= cfg->heartbeat.ping_interval_s)
         return fail(err, "heartbeat.pong_timeout_s",
                     "must be greater than heartbeat.ping_interval_s (%d)",
@@ -937,7 +949,9 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
 
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err)
 {
-    return set_hostport(&cfg->listen.host, &cfg->listen.port, "--listen", hostport, err);
+    if (set_hostport(&cfg->listen.host, &cfg->listen.port, "--listen", hostport, err) != 0)
+        return -1;
+    return check_cross(cfg, err);
 }
 
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err)

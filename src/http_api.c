@@ -175,8 +175,46 @@ int tb_http_metrics(const tb_http_ctx_t *ctx, char *buf, size_t cap, size_t *len
     return tb_metrics_render(&snap, buf, cap, len) == 0 ? TB_HTTP_OK : TB_HTTP_SERVER_ERROR;
 }
 
-int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body)
+/* The endpoints that show what the bridge carries (rooms, devices, counters). */
+static bool is_operator_path(const char *path)
 {
+    return strcmp(path, "/stats") == 0 || strcmp(path, "/api/v1/ws/stats") == 0 ||
+           strcmp(path, "/rooms") == 0 || strcmp(path, "/metrics") == 0;
+}
+
+static bool is_health_path(const char *path)
+{
+    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0;
+}
+
+int tb_http_gate(const tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
+{
+    tb_grant_t *grant = NULL;
+    if (req->admin) {
+        if (is_operator_path(req->path) || is_health_path(req->path))
+            return 0;
+        *body = tb_http_error("not_found");
+        return TB_HTTP_NOT_FOUND;
+    }
+    if (!is_operator_path(req->path))
+        return 0;
+    int status = tb_http_authenticate(ctx, req, &grant, body);
+    if (status)
+        return status;
+    if (!tb_grant_has_scope(grant, TB_HTTP_ADMIN_SCOPE)) {
+        *body = tb_http_error("forbidden");
+        status = TB_HTTP_FORBIDDEN;
+    }
+    tb_grant_free(grant);
+    return status;
+}
+
+int tb_http_get(const tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
+{
+    const char *path = req->path;
+    int status = tb_http_gate(ctx, req, body);
+    if (status)
+        return status;
     if (strcmp(path, "/healthz") == 0) {
         *body = json_pack("{s:s}", "status", "ok");
         return TB_HTTP_OK;

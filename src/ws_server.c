@@ -72,6 +72,7 @@ struct tb_server {
     void *reload_arg;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct lws_vhost *admin; /* the admin listener; NULL when admin.port is 0 */
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
@@ -312,26 +313,32 @@ static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
     return http_answer(wsi, status, body);
 }
 
+/* A GET on either listener: /metrics once tb_http_gate() lets it through, else tb_http_get(). */
+static int on_get(tb_server_t *s, struct lws *wsi, const char *path, bool admin)
+{
+    char auth[TB_AUTH_TOKEN_MAX + 1];
+    json_t *body = NULL;
+    tb_http_req_t req = {.path = path, .now_ms = tb_now_ms(), .admin = admin};
+    req.bearer = find_bearer(wsi, auth, sizeof(auth));
+    bool metrics = strcmp(path, "/metrics") == 0;
+    int status = metrics ? tb_http_gate(&s->http, &req, &body) : tb_http_get(&s->http, &req, &body);
+    tb_wipe(auth, sizeof(auth));
+    if (!metrics || status)
+        return http_answer(wsi, status, body);
+    if (http_send_metrics(s, wsi))
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int on_http(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *path)
 {
-    json_t *body = NULL;
-    int status;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
         return on_post_start(wsi, pss);
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        status = TB_HTTP_METHOD_NOT_ALLOWED;
-        body = tb_http_error("method_not_allowed");
-    } else if (is_ws_path(path)) {
-        status = TB_HTTP_BAD_REQUEST;
-        body = tb_http_error("websocket_upgrade_required");
-    } else if (strcmp(path, "/metrics") == 0) {
-        if (http_send_metrics(s, wsi))
-            return -1;
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
-    } else {
-        status = tb_http_get(&s->http, path, &body);
-    }
-    return http_answer(wsi, status, body);
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return http_answer(wsi, TB_HTTP_METHOD_NOT_ALLOWED, tb_http_error("method_not_allowed"));
+    if (is_ws_path(path))
+        return http_answer(wsi, TB_HTTP_BAD_REQUEST, tb_http_error("websocket_upgrade_required"));
+    return on_get(s, wsi, path, false);
 }
 
 /* ---- handshake ----------------------------------------------------------------------------- */
@@ -782,6 +789,32 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/*
+ * The admin listener (admin.port): GETs of the operator endpoints and health without a
+ * credential (tb_http_gate), 404 for any other path, 405 for any other method, and no
+ * WebSocket. It has no per-session data and ignores the service thread's wake-ups.
+ */
+static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    tb_server_t *s = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+            return http_refuse(wsi, TB_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed");
+        return on_get(s, wsi, in, true);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_send(wsi, TB_HTTP_NOT_FOUND, tb_http_error("not_found"), true) ? -1 : 1;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols admin_protocols[] = {
+    {"telebridge-admin", admin_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
 static const struct lws_extension extensions[] = {
     {"permessage-deflate", lws_extension_callback_pm_deflate,
      "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
@@ -917,6 +950,28 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
         info->mounts = &s->web;
 }
 
+/* The admin listener on admin.host:admin.port, when admin.port is not 0. 0, or -1 + err. */
+static int create_admin(tb_server_t *s, char *err, size_t errlen)
+{
+    const tb_config_admin_t *a = &s->cfg->admin;
+    struct lws_context_creation_info info = {
+        .port = a->port,
+        .iface = a->host,
+        .protocols = admin_protocols,
+        .vhost_name = "telebridge-admin",
+        .timeout_secs_ah_idle = (unsigned)s->cfg->limits.handshake_timeout_s,
+    };
+    if (!a->port)
+        return 0;
+    if (!(s->admin = lws_create_vhost(s->ctx, &info))) {
+        snprintf(err, errlen, "cannot listen on %s:%d (admin)", a->host, a->port);
+        return -1;
+    }
+    tb_log(TB_LOG_INFO, "admin listener", "host=%s port=%d", a->host,
+           lws_get_vhost_listen_port(s->admin));
+    return 0;
+}
+
 /* The per-IP handshake limiter, when limits.handshakes_per_ip_per_s is not 0. 0, or -1. */
 static int create_limiter(tb_server_t *s)
 {
@@ -980,6 +1035,8 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
         snprintf(err, errlen, "cannot listen on %s:%d", s->cfg->listen.host, s->cfg->listen.port);
         goto fail;
     }
+    if (create_admin(s, err, errlen))
+        goto fail;
     lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
     return s;
 fail:

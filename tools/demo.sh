@@ -142,17 +142,29 @@ start_bg simulator "$DEMO_DIR/simulate.log" "$PYTHON" tools/simulate.py --host 1
 
 TOKEN=$(build/bin/telebridge-token --sub demo --rooms 'device:*,group:*,global' --ttl 1h \
     --secret-file "$DEMO_DIR/secret.key") || fail "telebridge-token failed"
+# /stats, /rooms and /metrics answer only a token with the admin scope (docs/security.md).
+ADMIN_TOKEN=$(build/bin/telebridge-token --sub demo-operator --rooms '' --scope admin --ttl 1h \
+    --secret-file "$DEMO_DIR/secret.key") || fail "telebridge-token failed"
 
 # ---- smoke test or wait ------------------------------------------------------------------------
 
 if ((!WAIT)); then
     [[ "$(tb_http_status "http://127.0.0.1:$HTTP_PORT/")" == 200 ]] \
         || fail "the dashboard is not served at http://127.0.0.1:$HTTP_PORT/"
-    "$PYTHON" - "$HTTP_PORT" "$TOKEN" "$TELEMETRY_TIMEOUT" <<'EOF' || fail "no telemetry reached a WebSocket client"
-import asyncio, json, sys
+    "$PYTHON" - "$HTTP_PORT" "$TOKEN" "$TELEMETRY_TIMEOUT" "$ADMIN_TOKEN" <<'EOF' || fail "no telemetry reached a WebSocket client, or /stats failed"
+import asyncio, json, sys, urllib.error, urllib.request
 import websockets
 
-port, token, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+port, token, timeout, admin = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+
+def stats(bearer):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/stats",
+                                 headers={"Authorization": f"Bearer {bearer}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
 
 async def main():
     async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}",
@@ -167,6 +179,10 @@ async def main():
                 return
 
 asyncio.run(asyncio.wait_for(main(), timeout))
+assert stats(token) == (403, {"error": "forbidden"}), "/stats without the admin scope"
+status, body = stats(admin)
+assert status == 200 and body["messages_in"] > 0, (status, body)
+print(f"demo.sh: /stats with the admin token: {body['messages_in']} messages in")
 EOF
     tb_log "smoke test passed"
     exit 0
@@ -177,7 +193,8 @@ cat <<EOF
 telebridge is running (logs in $DEMO_DIR/).
 
   Dashboard:   http://127.0.0.1:$HTTP_PORT/#token=$TOKEN
-  Stats:       http://127.0.0.1:$HTTP_PORT/stats
+  Stats:       curl -H "Authorization: Bearer $ADMIN_TOKEN" \\
+                   http://127.0.0.1:$HTTP_PORT/stats
 
   Token (1 h, rooms device:*, group:*, global):
     $TOKEN

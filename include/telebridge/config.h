@@ -35,6 +35,12 @@ typedef struct {
     char *web_root; /* folder served at GET / (the dashboard); NULL: none. Resolved path */
 } tb_config_listen_t;
 
+/* The admin listener: the operator endpoints without a credential, for a private address. */
+typedef struct {
+    char *host;
+    int port; /* 0: no admin listener */
+} tb_config_admin_t;
+
 typedef struct {
     char *host;
     int port;
@@ -109,6 +115,7 @@ typedef struct {
 
 typedef struct {
     tb_config_listen_t listen;
+    tb_config_admin_t admin;
     tb_config_mqtt_t mqtt;
     tb_config_auth_t auth;
     tb_config_group_t *groups;

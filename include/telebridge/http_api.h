@@ -2,6 +2,12 @@
  * http_api — the JSON endpoints served beside the WebSocket: GET health, readiness, stats,
  * rooms; POST ticket (and whatever is added to the POST route table).
  *
+ * Who may read what (docs/security.md → Operator endpoints): /healthz and /readyz are open;
+ * the operator endpoints (/stats, /api/v1/ws/stats, /rooms, /metrics) need, on the public
+ * listener, a Bearer token whose scope has TB_HTTP_ADMIN_SCOPE (401 without a valid one, 403
+ * without the scope). The admin listener (admin.port) serves the operator endpoints and health
+ * without a credential, and nothing else (404).
+ *
  * Transport-free so it can be tested without sockets: ws_server.c maps a request to
  * tb_http_get() or tb_http_post() and writes the answer. Every answer is a JSON body; errors
  * are {"error": "<short_code>"} and say nothing more (which check failed is only logged).
@@ -20,6 +26,7 @@
 #define TELEBRIDGE_HTTP_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +41,9 @@
 
 /* Largest POST body accepted, in bytes. */
 #define TB_HTTP_BODY_MAX 65536
+
+/* The scope a token needs to read the operator endpoints on the public listener. */
+#define TB_HTTP_ADMIN_SCOPE "admin"
 
 /* Statuses the endpoints answer with. */
 #define TB_HTTP_OK 200
@@ -61,7 +71,7 @@ typedef struct {
     int64_t started_mono_ms;    /* tb_mono_ms() at start, for uptime_s */
 } tb_http_ctx_t;
 
-/* One POST request as the transport hands it over. */
+/* One request as the transport hands it over (a GET has no body). */
 typedef struct {
     const char *path;   /* without the query */
     const char *bearer; /* the credential of "Authorization: Bearer …", NULL when absent */
@@ -69,14 +79,24 @@ typedef struct {
     size_t body_len;    /* <= TB_HTTP_BODY_MAX */
     int64_t now_ms;     /* wall clock */
     const char *peer;   /* the client's address, "" when unknown */
+    bool admin;         /* it came in on the admin listener */
 } tb_http_req_t;
 
 /*
- * Answers GET path (without query). Returns the HTTP status and stores a new JSON body in
- * *body (caller owns it); an unknown path gives 404 {"error": "not_found"}, a POST-only path
- * 405 {"error": "method_not_allowed"}.
+ * Who may read GET req->path on the listener it came in on (see the top of this file). Returns
+ * 0 when it may be answered, else the status to answer with its body in *body (caller owns it):
+ * 401 {"error": missing_token | invalid_token | token_expired}, 403 {"error": "forbidden"},
+ * 404 {"error": "not_found"} on the admin listener, 500 when out of memory.
  */
-int tb_http_get(const tb_http_ctx_t *ctx, const char *path, json_t **body);
+int tb_http_gate(const tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
+
+/*
+ * Answers GET req->path (without query), after tb_http_gate(). Returns the HTTP status and
+ * stores a new JSON body in *body (caller owns it); an unknown path gives 404 {"error":
+ * "not_found"}, a POST-only path 405 {"error": "method_not_allowed"}. /metrics is not JSON:
+ * the transport answers it with tb_http_metrics() once tb_http_gate() let it through.
+ */
+int tb_http_get(const tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body);
 
 /* Copies every value /metrics exposes into *snap. */
 void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *snap);

@@ -155,11 +155,17 @@ def http_raw(port, request, timeout=5.0):
     return int(lines[0].split()[1]), headers, body
 
 
-def http_get(port, path, timeout=5.0):
-    """GET → (status, parsed JSON or text)."""
+# What only an operator may read (docs/security.md → Operator endpoints): an admin token on the
+# public listener, or the admin listener.
+OPERATOR_PATHS = ("/stats", "/api/v1/ws/stats", "/rooms", "/metrics")
+
+
+def http_get(port, path, timeout=5.0, token=None):
+    """GET (with "Authorization: Bearer token" when given) → (status, parsed JSON or text)."""
     url = f"http://127.0.0.1:{port}{path}"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             status, body = r.status, r.read()
     except urllib.error.HTTPError as e:
         status, body = e.code, e.read()
@@ -461,6 +467,7 @@ class Bridge:
         self.dir = Path(workdir)
         self.name = f"bridge{Bridge.count}"
         self.port = free_port()
+        self.admin_port = free_port()
         self.broker_port = broker_port
         self.secret = secret or secrets.token_hex(32)
         self.secret_file = self.dir / f"{self.name}.secret"
@@ -469,6 +476,7 @@ class Bridge:
             {
                 "listen": {"host": "127.0.0.1", "port": self.port,
                            "web_root": str(WEB_ROOT)},
+                "admin": {"host": "127.0.0.1", "port": self.admin_port},
                 "mqtt": {"host": "127.0.0.1", "port": broker_port,
                          "client_id": f"tb-test-{uuid.uuid4().hex[:12]}"},
                 "auth": {"algorithm": "HS256", "secret_file": str(self.secret_file)},
@@ -505,6 +513,9 @@ class Bridge:
                 raise AssertionError(f"bridge exited at start:\n{self.log_text()}")
             self.port = free_port()
             self.config["listen"]["port"] = self.port
+            if self.config["admin"]["port"]:
+                self.admin_port = free_port()
+                self.config["admin"]["port"] = self.admin_port
         else:
             raise AssertionError(f"bridge found no free port:\n{self.log_text()}")
         if wait_ready:
@@ -584,11 +595,18 @@ class Bridge:
         except OSError:
             return 0
 
-    def get(self, path):
-        return http_get(self.port, path)
+    def get(self, path, token=None):
+        """GET on the public listener. The operator endpoints without a token go to the admin
+        listener (every test bridge has one unless its config turns it off), or, without one,
+        get an admin token (for an HS256 bridge)."""
+        if token is None and path.partition("?")[0] in OPERATOR_PATHS:
+            if self.config["admin"]["port"]:
+                return http_get(self.admin_port, path)
+            token = self.mint(sub="operator", rooms=(), scope="admin")
+        return http_get(self.port, path, token=token)
 
     def stats(self):
-        status, body = http_get(self.port, "/stats")
+        status, body = self.get("/stats")
         assert status == 200, (status, body)
         return body
 

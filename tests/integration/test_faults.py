@@ -48,7 +48,7 @@ def test_broker_unreachable_at_start(make_bridge, broker, connect):
         base = min(1000 * 2 ** (attempt - 1), 30000)
         assert base // 2 <= delay <= base, (attempt, delay)
     assert bridge.get("/readyz")[0] == 503
-    assert tb.http_get(bridge.port, "/metrics")[1].count("telebridge_mqtt_connected 0\n") == 1
+    assert bridge.get("/metrics")[1].count("telebridge_mqtt_connected 0\n") == 1
 
     broker.start()
     bridge.wait_ready(timeout=20)  # the next attempt comes within 4 s (attempt 3's delay)

@@ -239,7 +239,7 @@ def test_mass_reconnect_after_restart(make_bridge, loop):
     bridge.start(wait_ready=False)
     wait_all_up(10 + 2 * n / rate)
     back_s = time.monotonic() - t0
-    refused = tb.http_get(bridge.port, "/stats")[1]["refused"]["handshake_rate_limited"]
+    refused = bridge.get("/stats")[1]["refused"]["handshake_rate_limited"]
     print(f"{n} clients back {back_s:.1f} s after the restart; {counts['failed'] - failed_before} "
           f"failed attempts, {refused} refused with 429 (rate {rate}/s, burst {burst})")
 

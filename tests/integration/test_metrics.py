@@ -86,7 +86,8 @@ def parse_exposition(text):
 
 
 def scrape(bridge):
-    url = f"http://127.0.0.1:{bridge.port}/metrics"
+    """/metrics from the admin listener (an operator endpoint: docs/security.md)."""
+    url = f"http://127.0.0.1:{bridge.admin_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
         assert r.status == 200
         assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"

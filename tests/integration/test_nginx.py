@@ -1,6 +1,7 @@
 """docs/operations.md's nginx examples, run as written in front of a real bridge: the reverse
-proxy (WebSocket upgrade on /ws and /api/v1/ws, the dashboard and tickets, /metrics kept to the
-monitoring network) and TLS termination (wss://, HSTS, the port-80 redirect).
+proxy (WebSocket upgrade on /ws and /api/v1/ws, the dashboard and tickets, the operator
+endpoints answering only an admin token: docs/security.md → Operator endpoints) and TLS
+termination (wss://, HSTS, the port-80 redirect).
 
 Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
 or nginx in PATH; skipped otherwise. The only edits to the documented text are the addresses,
@@ -44,7 +45,7 @@ def nginx_conf(d, bridge_port, ports, cert, key):
     inner = proxy[proxy.index("    # WebSocket"):proxy.rindex("}")]
     proxy = edit(proxy, "server 127.0.0.1:8080;", f"server 127.0.0.1:{bridge_port};")
     proxy = edit(proxy, "listen 80;", f"listen 127.0.0.1:{ports['http']};")
-    tls = edit(tls, "    # the three location blocks above, unchanged\n", inner)
+    tls = edit(tls, "    # the two location blocks above, unchanged\n", inner)
     tls = edit(tls, "listen 443 ssl;", f"listen 127.0.0.1:{ports['tls']} ssl;")
     tls = edit(tls, "listen 80;", f"listen 127.0.0.1:{ports['redirect']};")
     tls = edit(tls, f"/etc/letsencrypt/live/{HOST}/fullchain.pem", str(cert))
@@ -130,8 +131,17 @@ def test_websocket_dashboard_and_endpoints_through_the_proxy(bridge, proxy, loop
     status, headers, body = fetch(f"http://127.0.0.1:{port}/")
     assert status == 200 and body == (tb.WEB_ROOT / "index.html").read_bytes()
     assert fetch(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    assert fetch(f"http://127.0.0.1:{port}/metrics")[0] == 403, "metrics are for 10.0.0.0/8"
-    assert fetch(f"http://127.0.0.1:{bridge.port}/metrics")[0] == 200
+    admin = {"Authorization": f"Bearer {bridge.mint(sub='prometheus', rooms=(), scope='admin')}"}
+    user = {"Authorization": f"Bearer {bridge.mint()}"}
+    for path in ("/metrics", "/stats", "/rooms"):
+        status, headers, body = fetch(f"http://127.0.0.1:{port}{path}")
+        assert status == 401 and json.loads(body) == {"error": "missing_token"}, (path, body)
+        assert {k.lower(): v for k, v in headers.items()}["www-authenticate"] == "Bearer"
+        status, _, body = fetch(f"http://127.0.0.1:{port}{path}", headers=user)
+        assert status == 403 and json.loads(body) == {"error": "forbidden"}, (path, body)
+        assert fetch(f"http://127.0.0.1:{port}{path}", headers=admin)[0] == 200, path
+    # The scraper's way in: the admin listener, straight, not through the proxy.
+    assert fetch(f"http://127.0.0.1:{bridge.admin_port}/metrics")[0] == 200
     # A refused handshake keeps its status through the proxy.
     with pytest.raises(websockets.InvalidStatusCode) as e:
         loop.run(session(f"ws://127.0.0.1:{port}/ws?token=bad"), 10)

@@ -186,8 +186,13 @@ export class Bridge {
         }
     }
 
+    /* GET /stats, an operator endpoint: with a token whose scope has `admin` (docs/security.md
+     * → Operator endpoints), minted once. */
     async stats() {
-        const res = await fetch(`${this.httpUrl}/stats`);
+        this.adminToken = this.adminToken || (await this.mint({ sub: "operator", scope: "admin" }));
+        const res = await fetch(`${this.httpUrl}/stats`,
+            { headers: { Authorization: `Bearer ${this.adminToken}` } });
+        if (res.status !== 200) throw new Error(`/stats answered ${res.status}`);
         return res.json();
     }
 

@@ -20,6 +20,7 @@
 static const char *const contract_defaults =
     "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": [],"
     "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\"},"
+    " \"admin\": {\"host\": \"127.0.0.1\", \"port\": 0},"
     " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": 1883, \"client_id\": \"telebridge\","
     "  \"username\": null, \"password_file\": null, \"keepalive_s\": 30, \"qos\": 1,"
     "  \"telemetry_topic\": \"devices/{device}/telemetry\","
@@ -43,6 +44,7 @@ static const char *const full_config =
     "{\"listen\": {\"host\": \"::1\", \"port\": 9000,"
     "  \"allowed_origins\": [\"https://a.example\", \"http://localhost:3000\"],"
     "  \"web_root\": \"/srv/dashboard\"},"
+    " \"admin\": {\"host\": \"10.0.0.5\", \"port\": 9100},"
     " \"mqtt\": {\"host\": \"broker.local\", \"port\": 8883, \"client_id\": \"tb-1\","
     "  \"username\": \"bridge\", \"password_file\": \"/run/secrets/mqtt\", \"keepalive_s\": 45,"
     "  \"qos\": 2, \"telemetry_topic\": \"site/{group}/{device}/t\","
@@ -208,6 +210,12 @@ static const bad_case_t bad_cases[] = {
     {"{\"mqtt\": {\"port\": 1883.0}}", "mqtt.port: must be an integer"},
     {"{\"mqtt\": {\"qos\": true}}", "mqtt.qos: must be an integer"},
     {"{\"listen\": {\"port\": 0}}", "listen.port: must be between 1 and 65535"},
+    {"{\"admin\": {\"port\": -1}}", "admin.port: must be between 0 and 65535"},
+    {"{\"admin\": {\"port\": 65536}}", "admin.port: must be between 0 and 65535"},
+    {"{\"admin\": {\"host\": \"\"}}", "admin.host: must not be empty"},
+    {"{\"admin\": {\"token\": \"x\"}}", "admin.token: unknown key"},
+    {"{\"admin\": {\"port\": 8080}}", "admin.port: must differ from listen.port (8080)"},
+    {"{\"listen\": {\"port\": 9100}, \"admin\": {\"port\": 9100}}", "admin.port: must differ"},
     {"{\"mqtt\": {\"port\": 65536}}", "mqtt.port: must be between 1 and 65535"},
     {"{\"mqtt\": {\"qos\": 3}}", "mqtt.qos: must be between 0 and 2"},
     {"{\"mqtt\": {\"keepalive_s\": 4}}", "mqtt.keepalive_s: must be between 5 and 65535"},
@@ -640,6 +648,12 @@ static void test_cli_overrides_bad(void **state)
     assert_string_equal(err, "--mqtt: port must be between 1 and 65535");
     assert_int_equal(tb_config_set_mqtt(&cfg, "x", err), -1);
     assert_non_null(strstr(err, "--mqtt: expected HOST:PORT"));
+    /* --listen cannot move onto the admin listener's port either. */
+    cfg.admin.port = 9100;
+    assert_int_equal(tb_config_set_listen(&cfg, "127.0.0.1:9100", err), -1);
+    assert_string_equal(err, "admin.port: must differ from listen.port (9100)");
+    cfg.admin.port = 0;
+    assert_int_equal(tb_config_set_listen(&cfg, "127.0.0.1:8080", err), 0);
     /* Failures change nothing. */
     assert_string_equal(cfg.listen.host, "127.0.0.1");
     assert_int_equal(cfg.listen.port, 8080);

@@ -1,4 +1,5 @@
-/* Unit tests for http_api's POST side: routing, the Bearer and JSON helpers, the ticket route. */
+/* Unit tests for http_api: routing, who may read the operator endpoints (docs/security.md →
+ * Operator endpoints), the Bearer and JSON helpers, the ticket route. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,17 +24,29 @@ typedef struct {
     char *token;
 } fixture_t;
 
-static char *mint(const char *sub, long exp_in)
+/* A token for sub expiring exp_in seconds from now; scope_json, when not NULL, is the JSON
+ * value of its scope claim. */
+static char *mint_scoped(const char *sub, long exp_in, const char *scope_json)
 {
+    char claims[256];
     jwt_t *jwt = NULL;
     assert_int_equal(jwt_new(&jwt), 0);
     jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET));
     jwt_add_grant(jwt, "sub", sub);
     jwt_add_grant_int(jwt, "exp", (long)(tb_now_ms() / 1000) + exp_in);
+    if (scope_json) {
+        snprintf(claims, sizeof(claims), "{\"scope\": %s}", scope_json);
+        assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
+    }
     char *tok = jwt_encode_str(jwt);
     jwt_free(jwt);
     assert_non_null(tok);
     return tok;
+}
+
+static char *mint(const char *sub, long exp_in)
+{
+    return mint_scoped(sub, exp_in, NULL);
 }
 
 static int setup(void **state)
@@ -84,9 +97,72 @@ static void test_routing(void **state)
     json_t *body = NULL;
     assert_int_equal(post(f, "/api/v1/nothing", f->token, "not_found", NULL), 404);
     assert_int_equal(post(f, "/api/v1/ws/ticket/", f->token, "not_found", NULL), 404);
-    assert_int_equal(tb_http_get(&f->ctx, "/api/v1/ws/ticket", &body), 405);
+    tb_http_req_t req = {.path = "/api/v1/ws/ticket", .now_ms = tb_now_ms()};
+    assert_int_equal(tb_http_get(&f->ctx, &req, &body), 405);
     assert_string_equal(json_string_value(json_object_get(body, "error")), "method_not_allowed");
     json_decref(body);
+}
+
+/* tb_http_gate on path with bearer; returns the status and checks {"error": code} (or no body
+ * when code is NULL). */
+static int gate(fixture_t *f, const char *path, const char *bearer, bool admin, const char *code)
+{
+    json_t *body = NULL;
+    tb_http_req_t req = {.path = path, .bearer = bearer, .now_ms = tb_now_ms(), .admin = admin};
+    int status = tb_http_gate(&f->ctx, &req, &body);
+    if (code)
+        assert_string_equal(json_string_value(json_object_get(body, "error")), code);
+    else
+        assert_null(body);
+    json_decref(body);
+    return status;
+}
+
+static const char *const operator_paths[] = {"/stats", "/api/v1/ws/stats", "/rooms", "/metrics"};
+
+static void test_operator_endpoints_need_the_admin_scope(void **state)
+{
+    fixture_t *f = *state;
+    char *spaced = mint_scoped("ops", 3600, "\"read admin publish\"");
+    char *listed = mint_scoped("ops", 3600, "[\"publish\", \"admin\"]");
+    char *near = mint_scoped("ops", 3600, "\"administrator publish\"");
+    char *old = mint_scoped("ops", -3600, "\"admin\"");
+    for (size_t i = 0; i < sizeof(operator_paths) / sizeof(operator_paths[0]); i++) {
+        const char *p = operator_paths[i];
+        assert_int_equal(gate(f, p, NULL, false, "missing_token"), 401);
+        assert_int_equal(gate(f, p, "a.b.c", false, "invalid_token"), 401);
+        assert_int_equal(gate(f, p, old, false, "token_expired"), 401);
+        assert_int_equal(gate(f, p, f->token, false, "forbidden"), 403);
+        assert_int_equal(gate(f, p, near, false, "forbidden"), 403);
+        assert_int_equal(gate(f, p, spaced, false, NULL), 0);
+        assert_int_equal(gate(f, p, listed, false, NULL), 0);
+        /* The admin listener asks for nothing. */
+        assert_int_equal(gate(f, p, NULL, true, NULL), 0);
+    }
+    free(spaced);
+    free(listed);
+    free(near);
+    free(old);
+}
+
+static void test_health_is_open_and_admin_serves_nothing_else(void **state)
+{
+    fixture_t *f = *state;
+    json_t *body = NULL;
+    tb_http_req_t req = {.path = "/healthz", .now_ms = tb_now_ms()};
+    for (int admin = 0; admin < 2; admin++) {
+        assert_int_equal(gate(f, "/healthz", NULL, admin, NULL), 0);
+        assert_int_equal(gate(f, "/readyz", NULL, admin, NULL), 0);
+        req.admin = admin;
+        assert_int_equal(tb_http_get(&f->ctx, &req, &body), 200);
+        assert_string_equal(json_string_value(json_object_get(body, "status")), "ok");
+        json_decref(body);
+    }
+    assert_int_equal(gate(f, "/api/v1/ws/ticket", NULL, false, NULL), 0);
+    assert_int_equal(gate(f, "/api/v1/ws/ticket", NULL, true, "not_found"), 404);
+    assert_int_equal(gate(f, "/ws", NULL, true, "not_found"), 404);
+    assert_int_equal(gate(f, "/index.html", NULL, true, "not_found"), 404);
+    assert_int_equal(gate(f, "/stats/", NULL, true, "not_found"), 404);
 }
 
 static void test_ticket_route(void **state)
@@ -179,6 +255,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_endpoints_need_the_admin_scope, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_health_is_open_and_admin_serves_nothing_else, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ticket_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_route_spends_a_handshake_token, setup,
                                         teardown),
