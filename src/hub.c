@@ -38,15 +38,23 @@ typedef struct {
 } member_t;
 
 /*
- * One room a connection joined: the room, where the connection sits in its members, and the
- * seq after which the room's messages are owed to the connection (the bridge's last seq when
- * it joined, or the `since` it recovers from).
+ * One room a connection joined: the room, where the connection sits in its members, the seq
+ * after which the room's messages are owed to the connection (the bridge's last seq when it
+ * joined, or the `since` it recovers from), and the seq up to which the connection already
+ * had them (see struct tb_conn).
  */
 typedef struct {
     room_t *room;
     uint32_t pos;
     uint64_t from_seq;
+    uint64_t had_to;
 } joined_t;
+
+/* A pending snapshot frame: a reference to a stored frame and the joined room it is sent for. */
+typedef struct {
+    tb_frame_t *frame;
+    const room_t *room;
+} snap_t;
 
 struct room {
     room_t *next; /* hash chain */
@@ -62,18 +70,31 @@ struct tb_conn {
     void *io;
     tb_grant_t *grant;
     uint64_t id;
-    uint64_t last_seq; /* seq of the last device message queued: the at-most-once guard */
+    uint64_t last_seq; /* seq of the last device message queued: the live fan-out's guard */
     tb_frame_t **q;    /* ring of queued frames, allocated on first use */
     uint32_t q_cap, q_head, q_len;
     /*
      * Catching up (after a subscribe): live fan-out skips the connection; tb_hub_conn_sent()
-     * refills its queue first from snap[snap_i..snap_n) (references to the stored frames of
-     * its snapshot, marked as they are queued), then from the history after `cursor`, until
-     * the cursor reaches the bridge's last seq.
+     * refills its queue from snap[snap_i..snap_n) (references to the stored frames of its
+     * snapshots, marked as they are queued) and from the history after `cursor`, until the
+     * cursor reaches the bridge's last seq.
+     *
+     * What c has been sent, for each joined room j (H: the bridge's last seq):
+     * - live: every message of j.room with a seq in (j.from_seq, H], once; snap is empty.
+     * - catching up: every message of j.room with a seq in (j.from_seq, max(j.had_to, cursor)],
+     *   once; those after are queued as the cursor passes them, unless another joined room
+     *   already had them. cursor <= H and had_max <= H. j.had_to is had_max, the bridge's last
+     *   seq when catch-up began, for rooms joined before (everything up to then came live),
+     *   and j.from_seq for rooms joined since (nothing of theirs came yet). A message is thus
+     *   owed when some joined room owes it (seq > from_seq) and none had it (seq <= had_to).
+     * - a pending snapshot frame is the state as of its room's from_seq and is queued when the
+     *   cursor reaches that seq, before the messages after it; snap[snap_i..) is in
+     *   non-decreasing from_seq of its rooms.
      */
     bool catching_up;
     uint64_t cursor;
-    tb_frame_t **snap;
+    uint64_t had_max; /* the largest had_to (0 when no room was held): past it, none had anything */
+    snap_t *snap;
     uint32_t snap_n, snap_i, snap_cap;
     joined_t *rooms;
     uint32_t n_rooms, cap_rooms;
@@ -177,18 +198,19 @@ static int grow_for_one(void **arr, uint32_t *cap, uint32_t n, uint32_t min_cap,
     return 0;
 }
 
-static bool conn_in_room(const tb_conn_t *c, const room_t *r)
+/* The joined entry of room r in c, or NULL. */
+static const joined_t *conn_joined_room(const tb_conn_t *c, const room_t *r)
 {
     for (uint32_t i = 0; i < c->n_rooms; i++)
         if (c->rooms[i].room == r)
-            return true;
-    return false;
+            return &c->rooms[i];
+    return NULL;
 }
 
 static bool conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name)
 {
     const room_t *r = room_find(h, name, strlen(name));
-    return r && conn_in_room(c, r);
+    return r && conn_joined_room(c, r);
 }
 
 /*
@@ -198,7 +220,7 @@ static bool conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name)
 static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq)
 {
     room_t *r = room_find(h, name, strlen(name));
-    if (r && conn_in_room(c, r))
+    if (r && conn_joined_room(c, r))
         return 0;
     if (grow_for_one((void **)&c->rooms, &c->cap_rooms, c->n_rooms, CONN_MIN_ROOMS,
                      sizeof(joined_t)))
@@ -212,7 +234,8 @@ static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_
         return -1;
     }
     r->members[r->n_members] = (member_t){.conn = c, .slot = c->n_rooms};
-    c->rooms[c->n_rooms] = (joined_t){.room = r, .pos = r->n_members, .from_seq = from_seq};
+    c->rooms[c->n_rooms] =
+        (joined_t){.room = r, .pos = r->n_members, .from_seq = from_seq, .had_to = from_seq};
     r->n_members++;
     c->n_rooms++;
     return 0;
@@ -387,7 +410,7 @@ static void conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *
 static void snap_release(tb_conn_t *c)
 {
     for (uint32_t i = c->snap_i; i < c->snap_n; i++)
-        tb_frame_unref(c->snap[i]);
+        tb_frame_unref(c->snap[i].frame);
     free(c->snap);
     c->snap = NULL;
     c->snap_n = c->snap_i = c->snap_cap = 0;
@@ -395,38 +418,87 @@ static void snap_release(tb_conn_t *c)
 
 /*
  * Appends a reference to stored frame f (the last-value store's, as of now) to c's pending
- * snapshot; its marked copy is made only when it is queued, so a pending snapshot costs a
- * pointer per message and still shows the state of the moment of the subscribe (frames are
- * immutable: a later update replaces the store's frame, not this one).
+ * snapshot, sent for joined room r; its marked copy is made only when it is queued, so a
+ * pending snapshot costs two pointers per message and still shows the state of the moment of
+ * the subscribe (frames are immutable: a later update replaces the store's frame, not this one).
  */
-static void snap_push(tb_conn_t *c, tb_frame_t *f)
+static void snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r)
 {
     if (grow_for_one((void **)&c->snap, &c->snap_cap, c->snap_n, QUEUE_MIN_CAP, sizeof(*c->snap)))
         return; /* out of memory: the snapshot lacks this message */
     tb_frame_ref(f);
-    c->snap[c->snap_n++] = f;
+    c->snap[c->snap_n++] = (snap_t){.frame = f, .room = r};
+}
+
+#ifdef TB_CHECK_INVARIANTS
+/* Aborts when cond does not hold: the invariants of struct tb_conn (sanitizer builds). */
+#define CONN_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "hub invariant broken: %s (%s:%d)\n", #cond, __FILE__, __LINE__);      \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* The invariants of struct tb_conn that cost O(rooms) to check, not O(snapshot). */
+static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
+{
+    CONN_CHECK(c->last_seq <= h->seq);
+    CONN_CHECK(c->catching_up || c->snap_i == c->snap_n);
+    if (!c->catching_up)
+        return;
+    CONN_CHECK(c->cursor <= h->seq && c->had_max <= h->seq);
+    for (uint32_t i = 0; i < c->n_rooms; i++) {
+        const joined_t *j = &c->rooms[i];
+        CONN_CHECK(j->had_to == j->from_seq ||
+                   (j->from_seq <= j->had_to && j->had_to == c->had_max));
+    }
+}
+#else
+static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
+{
+    (void)h;
+    (void)c;
+}
+#endif
+
+/* True when c's next pending snapshot frame is due: the cursor reached its room's from_seq. */
+static bool snap_due(const tb_conn_t *c)
+{
+    if (c->snap_i == c->snap_n)
+        return false;
+    const joined_t *j = conn_joined_room(c, c->snap[c->snap_i].room);
+    return !j || j->from_seq <= c->cursor;
 }
 
 /* Queues the marked copy of c's next pending snapshot frame. */
 static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
 {
-    tb_frame_t *stored = c->snap[c->snap_i++];
+    tb_frame_t *stored = c->snap[c->snap_i++].frame;
     h->counters.snapshot_frames++;
     conn_send_owned(h, c, tb_proto_snapshot(stored));
     tb_frame_unref(stored);
 }
 
-/* True when a message with seq routed to rooms (n packed names) is owed to c. */
+/*
+ * True when a message with seq routed to rooms (n packed names) is owed to c: some joined room
+ * owes it and, while seq is not past had_max, none had it already.
+ */
 static bool conn_owed(const tb_hub_t *h, const tb_conn_t *c, const char *rooms, size_t n,
                       uint64_t seq)
 {
+    bool owed = false;
     for (size_t i = 0; i < n; i++, rooms += strlen(rooms) + 1) {
-        const room_t *r = room_find(h, rooms, strlen(rooms));
-        for (uint32_t k = 0; r && k < c->n_rooms; k++)
-            if (c->rooms[k].room == r && seq > c->rooms[k].from_seq)
-                return true;
+        const joined_t *j = conn_joined_room(c, room_find(h, rooms, strlen(rooms)));
+        if (!j || seq <= j->from_seq)
+            continue;
+        if (seq <= j->had_to)
+            return false;
+        if (seq > c->had_max)
+            return true;
+        owed = true;
     }
-    return false;
+    return owed;
 }
 
 /* Moves c's cursor one seq on, queueing that message when c is owed it. */
@@ -445,9 +517,9 @@ static void replay_next(tb_hub_t *h, tb_conn_t *c)
 }
 
 /*
- * Refills a catching-up connection's queue up to its fill mark: pending snapshot frames
- * first, then owed messages from the history. Once the cursor reaches the bridge's last seq
- * the connection is live again. A cursor the history no longer covers means c fell too far
+ * Refills a catching-up connection's queue up to its fill mark: the pending snapshot frames
+ * that are due, then owed messages from the history. Once the cursor reaches the bridge's last
+ * seq the connection is live again. A cursor the history no longer covers means c fell too far
  * behind to be caught up: a slow consumer, whatever the slow_consumer policy.
  */
 static void catch_up(tb_hub_t *h, tb_conn_t *c)
@@ -456,7 +528,7 @@ static void catch_up(tb_hub_t *h, tb_conn_t *c)
     if (fill < 1)
         fill = 1;
     while (c->catching_up && !c->close_code && c->q_len < fill) {
-        if (c->snap_i < c->snap_n) {
+        if (snap_due(c)) {
             snap_send_next(h, c);
         } else if (c->cursor == h->seq) {
             c->catching_up = false;
@@ -468,6 +540,7 @@ static void catch_up(tb_hub_t *h, tb_conn_t *c)
             replay_next(h, c);
         }
     }
+    conn_check(h, c);
 }
 
 tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c)
@@ -837,26 +910,30 @@ static bool names_have(const json_t *names, const char *name)
     return false;
 }
 
-/* Queues, as pending snapshot frames of c, device e's last status and merged telemetry. */
-static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e)
+/* Queues, as pending snapshot frames of c for room r, device e's last status and telemetry. */
+static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, const room_t *r)
 {
     if (tb_lv_status(e))
-        snap_push(c, tb_lv_status(e));
+        snap_push(c, tb_lv_status(e), r);
     if (tb_lv_telemetry(e))
-        snap_push(c, tb_lv_telemetry(e));
+        snap_push(c, tb_lv_telemetry(e), r);
 }
 
-/* True when e's device room is not in fresh but one of its group rooms or global is. */
-static bool snapshot_by_scan(const tb_hub_t *h, const tb_lv_entry_t *e, const json_t *fresh)
+/*
+ * The first of e's group rooms and global that is in fresh, or NULL when there is none or e's
+ * device room is in fresh too (that one brought e already).
+ */
+static const room_t *snapshot_by_scan(const tb_hub_t *h, const tb_lv_entry_t *e,
+                                      const json_t *fresh)
 {
     dev_rooms_t dr;
     device_rooms(h, tb_lv_device(e), tb_lv_group(e), &dr);
     if (names_have(fresh, dr.names[0]))
-        return false;
+        return NULL;
     for (size_t i = 1; i < dr.n; i++)
         if (names_have(fresh, dr.names[i]))
-            return true;
-    return false;
+            return room_find(h, dr.names[i], strlen(dr.names[i]));
+    return NULL;
 }
 
 /*
@@ -878,12 +955,14 @@ static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
         }
         const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
         if (e)
-            snapshot_device(c, e);
+            snapshot_device(c, e, room_find(h, name, strlen(name)));
     }
     for (const tb_lv_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
-         e = tb_lastvalue_newer(e))
-        if (snapshot_by_scan(h, e, fresh))
-            snapshot_device(c, e);
+         e = tb_lastvalue_newer(e)) {
+        const room_t *r = snapshot_by_scan(h, e, fresh);
+        if (r)
+            snapshot_device(c, e, r);
+    }
 }
 
 /* ---- client messages --------------------------------------------------------------------- */
@@ -928,16 +1007,17 @@ static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *
 }
 
 /*
- * Starts catching c up: rooms it was already in have had every message up to now live;
- * newly joined rooms are owed what follows from_seq. A connection already catching up keeps
- * its cursor.
+ * Starts catching c up from from_seq: rooms it was already in have had every message up to now
+ * live, so the replay skips those (also when a newly joined room owes them). A connection
+ * already catching up keeps its cursor.
  */
 static void catch_up_start(tb_hub_t *h, tb_conn_t *c, uint64_t from_seq)
 {
     if (c->catching_up)
         return;
     for (uint32_t k = 0; k < c->n_rooms; k++)
-        c->rooms[k].from_seq = h->seq;
+        c->rooms[k].had_to = h->seq;
+    c->had_max = c->n_rooms ? h->seq : 0; /* with no room held, nothing came live */
     c->catching_up = true;
     c->cursor = from_seq;
 }

@@ -18,8 +18,10 @@
  * connection in catch-up: live fan-out skips it while tb_hub_conn_sent() refills its queue
  * (never past the bound) with the snapshot of the rooms just joined, or the replay of the
  * history after an honoured `since`, then with the history up to the last seq, after which
- * it is live again. Each joined room records the seq after which its messages are owed, so
- * nothing is queued twice or skipped across the switch. Telemetry is checked against the
+ * it is live again. Each joined room records the seq after which its messages are owed, and
+ * rooms held before the subscribe the seq up to which they had theirs live, so nothing is
+ * queued twice (also through two rooms) or skipped across the switch. A subscribe's snapshot
+ * is queued once the replay reaches that subscribe's seq, never ahead of older messages. Telemetry is checked against the
  * alert rules (alerts.h); transitions are routed as `alert` messages with their own seq.
  *
  * Ownership: the hub owns every tb_conn_t between open and close, and the grant handed to

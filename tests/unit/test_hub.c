@@ -817,8 +817,122 @@ static void test_publish_routes_to_room(void **state)
     assert_int_equal(tb_hub_history_held(f->hub), 1);
 }
 
-/* A second subscribe while the first is still being replayed: its snapshot joins the queue,
- * the replay goes on, and the new room's messages after the subscribe follow, in seq order. */
+/* Subscribes c to rooms_json with since {this epoch, seq}; asserts the answer's `recovered`. */
+static void subscribe_since(fixture_t *f, tb_conn_t *c, const char *rooms_json, json_int_t seq,
+                            bool recovered)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf),
+             "{\"type\":\"subscribe\",\"payload\":{\"rooms\":%s,"
+             "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":%lld}}}",
+             rooms_json, (long long)seq);
+    send_text(f, c, buf);
+    json_t *j = next_json(f, c);
+    assert_string_equal(type_of(j), "subscribed");
+    assert_int_equal(json_is_true(json_object_get(json_object_get(j, "payload"), "recovered")),
+                     recovered);
+    json_decref(j);
+}
+
+/* docs/protocol.md, at most once: a replay skips what the connection already had through
+ * another room. In global, x's 20 messages came live; device:x since the first of them brings
+ * none of them again. */
+static void test_since_skips_what_another_room_brought(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    expect_type(f, c, "subscribed");
+    for (json_int_t i = 1; i <= 20; i++) {
+        ingest_fields(f, "x", "{\"n\": 1}");
+        json_t *j = next_json(f, c);
+        assert_int_equal(seq_of(j), i);
+        json_decref(j);
+    }
+    subscribe_since(f, c, "[\"device:x\"]", 1, true);
+    assert_null(next_json(f, c));
+    ingest_fields(f, "x", "{\"n\": 2}");
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), 21);
+    json_decref(j);
+    assert_null(next_json(f, c));
+    assert_int_equal(tb_hub_counters(f->hub)->replayed, 0);
+}
+
+/* The replay brings what the connection's other rooms did not: of global's messages since 0,
+ * only those of the device outside group:building-a, in seq order, each once. */
+static void test_since_replays_only_what_other_rooms_missed(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\"]");
+    expect_type(f, c, "subscribed");
+    for (int i = 0; i < 10; i++) {
+        ingest_fields(f, i % 2 ? "outside" : "sensor-hum-1", "{\"n\": 1}"); /* hum-1: odd */
+        if (i % 2 == 0) {
+            json_t *j = next_json(f, c);
+            assert_int_equal(seq_of(j), i + 1);
+            json_decref(j);
+        }
+    }
+    subscribe_since(f, c, "[\"global\"]", 0, true);
+    for (json_int_t want = 2; want <= 10; want += 2) {
+        json_t *j = next_json(f, c);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "room")), "device:outside");
+        assert_int_equal(seq_of(j), want);
+        json_decref(j);
+    }
+    assert_null(next_json(f, c));
+    ingest_fields(f, "sensor-hum-1", "{\"n\": 2}"); /* in both rooms: once */
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), 11);
+    json_decref(j);
+    assert_null(next_json(f, c));
+}
+
+/* docs/protocol.md: a subscribe while an earlier replay is still being sent gets its snapshot
+ * (the state as of that subscribe) after the replayed messages up to that subscribe's seq,
+ * never ahead of them. */
+static void test_snapshot_waits_for_older_replay(void **state)
+{
+    fixture_t *f = *state;
+    for (int i = 0; i < 40; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd seqs, b even, up to 40 */
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe_since(f, c, "[\"device:a\"]", 0, true);
+    subscribe(f, c, "[\"global\"]");     /* snapshot of a (39) and b (40), as of seq 40 */
+    ingest_fields(f, "b", "{\"n\": 2}"); /* 41 */
+    ingest_fields(f, "a", "{\"n\": 2}"); /* 42 */
+    json_int_t want[26];
+    size_t n_want = 0, got = 0;
+    for (json_int_t s = 1; s <= 39; s += 2)
+        want[n_want++] = s;
+    want[n_want++] = -39; /* snapshots, marked negative */
+    want[n_want++] = -40;
+    want[n_want++] = 41;
+    want[n_want++] = 42;
+    for (json_t *j; (j = next_json(f, c));) {
+        if (!json_object_get(j, "seq")) { /* the second `subscribed` */
+            assert_string_equal(type_of(j), "subscribed");
+            json_decref(j);
+            continue;
+        }
+        json_int_t s = json_is_true(json_object_get(j, "snapshot")) ? -seq_of(j) : seq_of(j);
+        assert_true(got < n_want);
+        assert_int_equal(s, want[got]);
+        got++;
+        json_decref(j);
+    }
+    assert_int_equal(got, n_want);
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+}
+
+/* A second subscribe while the first is still being replayed: the replay goes on, the new
+ * room's snapshot follows it up to the subscribe, then its messages after it, in seq order. */
 static void test_subscribe_while_catching_up(void **state)
 {
     fixture_t *f = *state;
@@ -918,6 +1032,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_replay_is_paced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_snapshot_then_arrivals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscribe_while_catching_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_since_skips_what_another_room_brought, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_since_replays_only_what_other_rooms_missed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_waits_for_older_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_rules_reload, setup, teardown),
