@@ -13,6 +13,10 @@ BENCH_PIDS=()
 BENCH_WRAP=() # a command telebridge runs under (valgrind …); empty: none
 BENCH_READY_TIMEOUT=20
 BENCH_STOP_WAIT=50 # tenths of a second
+BENCH_FLAGS=()
+# node-deflate compresses every message (bridge.js --deflate): ws's default threshold, 1024
+# bytes, would leave the bench's telemetry frames (200-400 bytes) uncompressed.
+BENCH_NODE_DEFLATE_THRESHOLD=${BENCH_NODE_DEFLATE_THRESHOLD:-0}
 
 # A scratch folder for configs and logs, removed by bench_stop_all.
 bench_workdir() {
@@ -43,7 +47,8 @@ bench_stop_all() {
     BENCH_PIDS=()
     if [[ -n "$BENCH_DIR" && -d "$BENCH_DIR" ]]; then
         if [[ -n "${BENCH_KEEP:-}" ]]; then
-            mkdir -p "$BENCH_KEEP" && cp "$BENCH_DIR"/*.log "$BENCH_KEEP"/ || tb_log "cannot keep the logs in $BENCH_KEEP"
+            { mkdir -p "$BENCH_KEEP" && cp "$BENCH_DIR"/*.log "$BENCH_KEEP"/; } \
+                || tb_log "cannot keep the logs in $BENCH_KEEP"
         fi
         rm -rf "$BENCH_DIR"
     fi
@@ -99,11 +104,12 @@ EOF
     tb_wait_http_ok "http://127.0.0.1:$SERVER_PORT/readyz" "$BENCH_READY_TIMEOUT"
 }
 
-# The Node reference bridge (tools/bench/node-bridge); sets SERVER_PORT, SERVER_PID, TOKEN.
+# The Node reference bridge (tools/bench/node-bridge), with arguments $@ (--deflate N); sets
+# SERVER_PORT, SERVER_PID, TOKEN.
 bench_start_node() {
     SERVER_PORT=$(tb_free_port) || return 1
     TOKEN=unused
-    bench_spawn node node tools/bench/node-bridge/bridge.js "$SERVER_PORT" "$BROKER_PORT"
+    bench_spawn node node tools/bench/node-bridge/bridge.js "$SERVER_PORT" "$BROKER_PORT" "$@"
     SERVER_PID=$BENCH_PID
     tb_wait_port "$SERVER_PORT" "$BENCH_READY_TIMEOUT"
 }
@@ -117,12 +123,19 @@ bench_start_raw() {
     tb_wait_port "$SERVER_PORT" "$BENCH_READY_TIMEOUT"
 }
 
-# Starts the server named $1 (telebridge | node | mosquitto | raw) for $2 connections, after
-# bench_start_broker. Sets SERVER_PORT, SERVER_PID, BENCH_TARGET (telebridge-bench --target).
+# Starts the server named $1 (telebridge | telebridge-deflate | node | node-deflate | mosquitto
+# | raw) for $2 connections, after bench_start_broker. Sets SERVER_PORT, SERVER_PID,
+# BENCH_TARGET (telebridge-bench --target) and BENCH_FLAGS (more bench arguments: the -deflate
+# servers are the same servers measured with compressing clients, --deflate).
 bench_start_server() {
+    BENCH_FLAGS=()
     case "$1" in
-    telebridge) BENCH_TARGET=telebridge; bench_start_telebridge "$2" ;;
+    *-deflate) BENCH_FLAGS=(--deflate) ;;
+    esac
+    case "$1" in
+    telebridge | telebridge-deflate) BENCH_TARGET=telebridge; bench_start_telebridge "$2" ;;
     node) BENCH_TARGET=node; bench_start_node ;;
+    node-deflate) BENCH_TARGET=node; bench_start_node --deflate "$BENCH_NODE_DEFLATE_THRESHOLD" ;;
     raw) BENCH_TARGET=raw; bench_start_raw ;;
     mosquitto)
         BENCH_TARGET=mqtt-ws
@@ -139,7 +152,8 @@ bench_measure() {
     local broker=()
     [[ "$SERVER_PID" != "$BROKER_PID" ]] && broker=(--broker-pid "$BROKER_PID")
     "$BENCH_BIN/telebridge-bench" --target "$BENCH_TARGET" --port "$SERVER_PORT" \
-        --mqtt-port "$BROKER_PORT" --token "$TOKEN" --server-pid "$SERVER_PID" "${broker[@]}" "$@"
+        --mqtt-port "$BROKER_PORT" --token "$TOKEN" --server-pid "$SERVER_PID" "${broker[@]}" \
+        "${BENCH_FLAGS[@]}" "$@"
 }
 
 # Raises this shell's open-file limit (inherited by everything it starts) to hold $1

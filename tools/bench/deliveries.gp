@@ -1,4 +1,4 @@
-# Deliveries/s against offered load, one line per server; run by compare.sh with dir=OUT.
+# Deliveries/s against offered load, one line per server; run by compare.sh with dir=OUT, servers='NAME …'.
 set terminal png size 900,540
 set output dir.'/deliveries.png'
 set title 'Deliveries/s against offered load (1,000 subscribers, room mix 60/30/10)'
@@ -7,4 +7,4 @@ set ylabel 'deliveries/s'
 set logscale x
 set key top left
 set grid
-plot for [s in 'telebridge node mosquitto raw'] dir.'/'.s.'.dat' using 1:2 with linespoints title s
+plot for [s in servers] dir.'/'.s.'.dat' using 1:2 with linespoints title s

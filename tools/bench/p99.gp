@@ -7,4 +7,4 @@ set ylabel 'p99 latency (ms)'
 set logscale xy
 set key top left
 set grid
-plot for [s in 'telebridge node mosquitto raw'] dir.'/'.s.'.dat' using 1:3 with linespoints title s
+plot for [s in servers] dir.'/'.s.'.dat' using 1:3 with linespoints title s

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # tools/bench/run.sh — one benchmark run: a broker, one server, telebridge-bench against it.
 #
-#   tools/bench/run.sh [--server telebridge|node|mosquitto|raw] [--bin DIR] [BENCH ARGS...]
+#   tools/bench/run.sh [--server S] [--bin DIR] [--subs N] [--idle N] [BENCH ARGS...]
+#
+# S: telebridge (default), node, mosquitto, raw; telebridge-deflate and node-deflate are the
+# bridges measured with compressing subscribers (the bench's --deflate; Node with ws's
+# perMessageDeflate).
 #
 # Starts mosquitto and the server on free loopback ports, runs build/bin/telebridge-bench with
 # the ports, pids and token filled in (other arguments go to it: --subs, --idle, --rate, --duration,
@@ -25,7 +29,7 @@ while (($#)); do
     --bin) BENCH_BIN=${2:?--bin needs a value}; shift 2 ;;
     --subs) SUBS=${2:?--subs needs a value}; shift 2 ;;
     --idle) IDLE=${2:?--idle needs a value}; shift 2 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) ARGS+=("$1"); shift ;;
     esac
 done

@@ -3,12 +3,24 @@
 // telebridge for the benchmark's workload (topics bench/{group}/{device}/telemetry): a
 // `connected` greeting, `subscribe` -> `subscribed`, telemetry encoded once per message and
 // sent to each connection of device:<id>, group:<name> and global at most once.
-// It verifies no token (that only makes it faster). usage: node bridge.js WS_PORT MQTT_PORT
+// It verifies no token (that only makes it faster).
+//
+// usage: node bridge.js WS_PORT MQTT_PORT [--deflate THRESHOLD]
+//
+// --deflate turns on ws's permessage-deflate as a team would (`perMessageDeflate` with ws's
+// defaults: context takeover both ways, zlib level and memory at zlib's defaults, one zlib
+// stream per connection and direction), except that messages of THRESHOLD bytes and more are
+// compressed (ws's default threshold, 1024, would leave every telemetry frame uncompressed).
 'use strict';
 const mqtt = require('mqtt');
 const { WebSocketServer } = require('ws');
 
-const [wsPort, mqttPort] = process.argv.slice(2).map(Number);
+const [wsPort, mqttPort] = process.argv.slice(2, 4).map(Number);
+const deflateAt = process.argv[4] === '--deflate' ? Number(process.argv[5]) : -1;
+if (process.argv.length > 4 && !(deflateAt >= 0)) {
+  console.error('usage: node bridge.js WS_PORT MQTT_PORT [--deflate THRESHOLD]');
+  process.exit(2);
+}
 const rooms = new Map(); // room name -> Set of sockets
 let seq = 0;
 let nextId = 1;
@@ -41,7 +53,12 @@ function onClientMessage(ws, data) {
   }
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port: wsPort, path: '/ws' });
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port: wsPort,
+  path: '/ws',
+  perMessageDeflate: deflateAt >= 0 ? { threshold: deflateAt } : false,
+});
 wss.on('connection', (ws) => {
   ws.rooms = new Set();
   const id = `c${nextId++}`;
