@@ -13,9 +13,13 @@
 
 /* First allocation of the entry array; it doubles up to max. */
 #define TICKETS_MIN_CAP 16
+/* Bytes of SHA-256(sub) that tell users apart: 128 bits, no collision among real subs. */
+#define SUB_ID_LEN 16
 
 typedef struct {
     unsigned char hash[SHA256_DIGEST_LENGTH];
+    unsigned char sub[SUB_ID_LEN]; /* whose ticket it is */
+    uint64_t serial;               /* issue order: the lowest of a sub is its oldest */
     int64_t expires_ms;
     tb_grant_t *grant; /* NULL once redeemed */
 } entry_t;
@@ -28,7 +32,8 @@ typedef struct {
 struct tb_tickets {
     entry_t *entries;
     uint64_t *tags;
-    size_t n, cap, max;
+    size_t n, cap, max, per_sub;
+    uint64_t next_serial;
 };
 
 static uint64_t tag_of(const unsigned char hash[SHA256_DIGEST_LENGTH])
@@ -38,11 +43,13 @@ static uint64_t tag_of(const unsigned char hash[SHA256_DIGEST_LENGTH])
     return t;
 }
 
-tb_tickets_t *tb_tickets_create(size_t max)
+tb_tickets_t *tb_tickets_create(size_t max, size_t per_sub)
 {
     tb_tickets_t *t = calloc(1, sizeof(*t));
-    if (t)
-        t->max = max ? max : 1;
+    if (!t)
+        return NULL;
+    t->max = max ? max : 1;
+    t->per_sub = per_sub ? per_sub : 1;
     return t;
 }
 
@@ -78,11 +85,38 @@ static void forget_expired(tb_tickets_t *t, int64_t now_ms)
             entry_remove(t, i);
 }
 
-/* Room for one more entry: 0, or a tb_ticket_err_t. */
-static int make_room(tb_tickets_t *t, int64_t now_ms)
+static void sub_id(const tb_grant_t *grant, unsigned char out[SUB_ID_LEN])
 {
+    unsigned char full[SHA256_DIGEST_LENGTH];
+    const char *sub = tb_grant_sub(grant);
+    SHA256((const unsigned char *)sub, strlen(sub), full);
+    memcpy(out, full, SUB_ID_LEN);
+}
+
+/* How many tickets sub holds; the index of its oldest in *oldest when it holds any. */
+static size_t sub_held(const tb_tickets_t *t, const unsigned char sub[SUB_ID_LEN], size_t *oldest)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (memcmp(t->entries[i].sub, sub, SUB_ID_LEN) != 0)
+            continue;
+        if (!held++ || t->entries[i].serial < t->entries[*oldest].serial)
+            *oldest = i;
+    }
+    return held;
+}
+
+/* Room for one more entry of sub, by the rules of "Bounds" (ticket.h): 0, or a tb_ticket_err_t. */
+static int make_room(tb_tickets_t *t, const unsigned char sub[SUB_ID_LEN], int64_t now_ms)
+{
+    size_t oldest = 0;
     if (t->n == t->max)
         forget_expired(t, now_ms);
+    size_t held = sub_held(t, sub, &oldest);
+    if (held >= t->per_sub || (held && t->n == t->max)) {
+        entry_remove(t, oldest);
+        return 0;
+    }
     if (t->n == t->max)
         return TB_TICKET_E_FULL;
     if (t->n < t->cap)
@@ -129,9 +163,10 @@ static void to_hex(const unsigned char *in, size_t len, char *out)
 int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
                      char out[TB_TICKET_LEN + 1], int64_t *expires_ms)
 {
-    unsigned char raw[TB_TICKET_BYTES];
+    unsigned char raw[TB_TICKET_BYTES], sub[SUB_ID_LEN];
     char text[TB_TICKET_LEN + 1];
-    int rc = make_room(t, now_ms);
+    sub_id(grant, sub);
+    int rc = make_room(t, sub, now_ms);
     if (rc)
         return rc;
     if (random_bytes(raw, sizeof(raw)))
@@ -145,6 +180,8 @@ int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, i
     entry_t *e = &t->entries[t->n];
     SHA256((const unsigned char *)text, TB_TICKET_LEN, e->hash);
     t->tags[t->n++] = tag_of(e->hash);
+    memcpy(e->sub, sub, SUB_ID_LEN);
+    e->serial = t->next_serial++;
     e->grant = copy;
     e->expires_ms = now_ms + ttl_ms;
     /* Compared in seconds first so that no claim value takes part in an overflowing product. */

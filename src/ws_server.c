@@ -1018,7 +1018,8 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     s->reload = opts->reload;
     s->reload_arg = opts->reload_arg;
     if (!scratch(s, WS_COALESCE_MAX) || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) ||
-        !(s->tickets = tb_tickets_create(TB_TICKETS_MAX)) || create_limiter(s) || create_hub(s)) {
+        !(s->tickets = tb_tickets_create(TB_TICKETS_MAX, TB_TICKETS_PER_SUB)) ||
+        create_limiter(s) || create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

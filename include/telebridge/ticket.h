@@ -12,10 +12,15 @@
  * grant is handed over at once and its hash stays, marked used, until the ticket would have
  * expired (so a replay is told apart from a guess in the counters).
  *
- * Bound: at most `max` tickets (used ones included) are held. Issuing into a full store first
- * forgets every expired ticket; if it is still full, issuing fails with TB_TICKET_E_FULL (the
- * HTTP layer answers 503) and nothing already issued is evicted, so a flood of requests can
- * never invalidate tickets other clients hold. The store drains by itself within the TTL.
+ * Bounds (docs/security.md → Ticket bounds): at most `max` tickets (used ones included) are held,
+ * and at most `per_sub` of them per token `sub` (tokens without one share the sub ""). A user's
+ * tickets are told apart by a SHA-256 prefix of its sub, so the store keeps no sub either.
+ * Issuing to a user who holds per_sub tickets replaces that user's oldest one (it can then no
+ * longer be redeemed). Issuing into a full store first forgets every expired ticket; if it is
+ * still full, a user who holds tickets replaces its oldest, and one who holds none is refused
+ * with TB_TICKET_E_FULL (the HTTP layer answers 503). Nothing another user holds is ever
+ * evicted, so one token holder asking in a loop can take at most per_sub places; filling the
+ * store takes max / per_sub distinct subs, and it drains by itself within the TTL.
  *
  * Single-threaded: the service thread only. Times are wall-clock Unix milliseconds.
  */
@@ -30,8 +35,9 @@
 /* Random bytes in a ticket, and the length of its text form (hex, without the NUL). */
 #define TB_TICKET_BYTES 32
 #define TB_TICKET_LEN (2 * TB_TICKET_BYTES)
-/* Tickets held at most by the bridge (see "Bound" above). */
+/* Tickets held at most by the bridge, and per sub (see "Bounds" above). */
 #define TB_TICKETS_MAX 4096
+#define TB_TICKETS_PER_SUB 8
 
 typedef enum {
     TB_TICKET_OK = 0,
@@ -45,8 +51,9 @@ typedef enum {
 
 typedef struct tb_tickets tb_tickets_t;
 
-/* An empty store for at most max tickets (max >= 1). NULL when out of memory. */
-tb_tickets_t *tb_tickets_create(size_t max);
+/* An empty store for at most max tickets, per_sub of them per sub (each >= 1; 0 counts as 1).
+ * NULL when out of memory. */
+tb_tickets_t *tb_tickets_create(size_t max, size_t per_sub);
 /* Frees the store and the grants of tickets never redeemed. NULL is a no-op. */
 void tb_tickets_destroy(tb_tickets_t *t);
 
@@ -54,7 +61,8 @@ void tb_tickets_destroy(tb_tickets_t *t);
  * Issues a ticket carrying a copy of grant (the caller keeps grant), valid until
  * min(now_ms + ttl_ms, the grant's exp). Writes the ticket's text to out (TB_TICKET_LEN chars
  * and a NUL) and its expiry to *expires_ms. Returns TB_TICKET_OK or a tb_ticket_err_t
- * (nothing issued, out untouched).
+ * (nothing issued, out untouched). May first evict one of the same sub's tickets (see
+ * "Bounds").
  */
 int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
                      char out[TB_TICKET_LEN + 1], int64_t *expires_ms);

@@ -1,6 +1,7 @@
 """POST plumbing and one-time tickets (CONTRACT §4, §5): POST /api/v1/ws/ticket with a Bearer
 token, then ?ticket= at the handshake."""
 
+import http.client
 import json
 import socket
 import time
@@ -136,4 +137,40 @@ def test_post_plumbing_errors(bridge, connect):
                                           "Content-Length: 5000"], b"y" * 5000)
     assert status == 200 and json.loads(text)["expires_in"] == 30
     tb.ISSUED_TICKETS.add(json.loads(text)["ticket"])
+    assert_still_serves(bridge, connect)
+
+
+# docs/security.md → Ticket bounds: 4096 held at most, 8 per sub.
+TICKETS_MAX = 4096
+TICKETS_PER_SUB = 8
+
+
+def test_one_user_asking_in_a_loop_takes_only_its_own_places(bridge, connect):
+    """Before the per-sub bound one token holder could take all 4096 places, and every other
+    user got 503 too_many_tickets for the ticket lifetime."""
+    hog = bridge.mint(sub="hog")
+    conn = http.client.HTTPConnection("127.0.0.1", bridge.port, timeout=5)
+    issued = []
+    try:
+        for _ in range(TICKETS_MAX + TICKETS_PER_SUB):
+            conn.request("POST", TICKET_PATH, headers={**bearer(hog), "Content-Length": "0"})
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            assert r.status == 200, (len(issued), r.status, body)
+            issued.append(body["ticket"])
+    finally:
+        conn.close()
+    tb.ISSUED_TICKETS.update(issued)
+    # Another user still gets a ticket, and it works.
+    ws = connect(bridge, headers={}, token=None,
+                 path=f"/ws?ticket={tb.get_ticket(bridge.port, bridge.mint(sub='bob'))}")
+    assert ws.connected["payload"]["user"] == "bob"
+    # hog's oldest were replaced by its newest; the newest still work.
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={issued[0]}") == (
+        401, {"error": "invalid_ticket"})
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={issued[-TICKETS_PER_SUB - 1]}") == (
+        401, {"error": "invalid_ticket"})
+    ws = connect(bridge, headers={}, token=None, path=f"/ws?ticket={issued[-TICKETS_PER_SUB]}")
+    assert ws.connected["payload"]["user"] == "hog"
+    assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 2
     assert_still_serves(bridge, connect)

@@ -57,8 +57,8 @@ static int setup(void **state)
     assert_int_equal(tb_config_defaults(&f->cfg), 0);
     f->auth = tb_auth_create(&f->cfg.auth, err);
     assert_non_null(f->auth);
-    f->ctx =
-        (tb_http_ctx_t){.cfg = &f->cfg, .auth = f->auth, .tickets = tb_tickets_create(TICKETS)};
+    f->ctx = (tb_http_ctx_t){
+        .cfg = &f->cfg, .auth = f->auth, .tickets = tb_tickets_create(TICKETS, TB_TICKETS_PER_SUB)};
     f->token = mint("webby", 3600);
     *state = f;
     return 0;
@@ -186,9 +186,13 @@ static void test_ticket_route(void **state)
     assert_string_equal(tb_grant_sub(g), "webby");
     tb_grant_free(g);
     json_decref(body);
-    /* The store holds TICKETS: the used one still counts until it would have expired. */
+    /* The store holds TICKETS: the used one still counts until it would have expired. Full,
+     * it refuses a user who holds none; one who holds some replaces its own oldest. */
     assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, NULL, NULL), 200);
-    assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, "too_many_tickets", NULL), 503);
+    char *other = mint("other", 3600);
+    assert_int_equal(post(f, "/api/v1/ws/ticket", other, "too_many_tickets", NULL), 503);
+    free(other);
+    assert_int_equal(post(f, "/api/v1/ws/ticket", f->token, NULL, NULL), 200);
 }
 
 static void test_ticket_route_spends_a_handshake_token(void **state)

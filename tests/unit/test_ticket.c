@@ -71,7 +71,7 @@ static void test_issue_and_redeem_once(void **state)
     char ticket[TB_TICKET_LEN + 1];
     int64_t expires = 0;
     tb_grant_t *g = grant_for("tina", "[\"device:pump-*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8);
+    tb_tickets_t *t = tb_tickets_create(8, 8);
     (void)state;
     assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
     assert_int_equal(expires, NOW_MS + TTL_MS);
@@ -96,7 +96,7 @@ static void test_unknown_and_malformed(void **state)
 {
     char ticket[TB_TICKET_LEN + 1], other[TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("u", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8);
+    tb_tickets_t *t = tb_tickets_create(8, 8);
     (void)state;
     issue_ok(t, g, NOW_MS, ticket);
     memcpy(other, ticket, sizeof(other));
@@ -123,7 +123,7 @@ static void test_expiry(void **state)
 {
     char ticket[TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("e", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8);
+    tb_tickets_t *t = tb_tickets_create(8, 8);
     (void)state;
     issue_ok(t, g, NOW_MS, ticket);
     assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
@@ -146,7 +146,7 @@ static void test_never_outlives_the_token(void **state)
     char ticket[TB_TICKET_LEN + 1];
     int64_t expires = 0;
     tb_grant_t *g = grant_for("s", "[\"*\"]", NOW_S + 5), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8);
+    tb_tickets_t *t = tb_tickets_create(8, 8);
     (void)state;
     assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
     assert_int_equal(expires, (NOW_S + 5) * 1000);
@@ -156,35 +156,113 @@ static void test_never_outlives_the_token(void **state)
     tb_tickets_destroy(t);
 }
 
+/* The global bound: a full store refuses a user who holds no ticket, evicts nobody else's. */
 static void test_bound(void **state)
 {
     enum { MAX = 3 };
+    static const char *const subs[MAX + 1] = {"a", "b", "c", "d"};
     char tickets[MAX + 1][TB_TICKET_LEN + 1], extra[TB_TICKET_LEN + 1] = "";
     int64_t expires;
-    tb_grant_t *g = grant_for("b", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(MAX);
+    tb_grant_t *g[MAX + 1], *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(MAX, 2);
     (void)state;
+    for (int i = 0; i <= MAX; i++)
+        g[i] = grant_for(subs[i], "[\"*\"]", NOW_S + 3600);
     for (int i = 0; i < MAX; i++)
-        issue_ok(t, g, NOW_MS + i, tickets[i]);
-    /* Full: nothing live is evicted, issuing fails. */
-    assert_int_equal(tb_tickets_issue(t, g, NOW_MS + 10, TTL_MS, extra, &expires),
+        issue_ok(t, g[i], NOW_MS + i, tickets[i]);
+    /* Full: d holds none and is refused; nothing live is evicted. */
+    assert_int_equal(tb_tickets_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
                      TB_TICKET_E_FULL);
     assert_string_equal(extra, "");
     /* A used ticket still counts until it would have expired. */
     assert_int_equal(tb_tickets_redeem(t, tickets[0], TB_TICKET_LEN, NOW_MS + 10, &got),
                      TB_TICKET_OK);
     tb_grant_free(got);
-    assert_int_equal(tb_tickets_issue(t, g, NOW_MS + 10, TTL_MS, extra, &expires),
+    assert_int_equal(tb_tickets_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
                      TB_TICKET_E_FULL);
     /* Once the first one's time is up it is forgotten and makes room. */
-    issue_ok(t, g, NOW_MS + TTL_MS, tickets[MAX]);
+    issue_ok(t, g[MAX], NOW_MS + TTL_MS, tickets[MAX]);
     assert_int_equal(tb_tickets_held(t), MAX);
     for (int i = 1; i <= MAX; i++) {
         assert_int_equal(tb_tickets_redeem(t, tickets[i], TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
                          TB_TICKET_OK);
         tb_grant_free(got);
     }
-    tb_grant_free(g);
+    for (int i = 0; i <= MAX; i++)
+        tb_grant_free(g[i]);
+    tb_tickets_destroy(t);
+}
+
+/*
+ * One user asking in a loop (issue 13, item 4): past per_sub its oldest ticket is replaced, so
+ * it never holds more than per_sub places and another user still gets a ticket. Used tickets
+ * count too (a connect loop would otherwise fill the store with them).
+ */
+static void test_per_sub_bound_evicts_that_users_oldest(void **state)
+{
+    enum { MAX = 16, PER_SUB = 3, LOOP = 40 };
+    char tickets[LOOP][TB_TICKET_LEN + 1], other[TB_TICKET_LEN + 1];
+    char twin_t[TB_TICKET_LEN + 1], n1[TB_TICKET_LEN + 1], n2[TB_TICKET_LEN + 1];
+    const char *s0 = tickets[LOOP - 3], *s1 = tickets[LOOP - 2], *s2 = tickets[LOOP - 1];
+    tb_grant_t *hog = grant_for("hog", "[\"*\"]", NOW_S + 3600);
+    tb_grant_t *twin = grant_for("hog", "[\"global\"]", NOW_S + 3600);
+    tb_grant_t *bob = grant_for("bob", "[\"*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(MAX, PER_SUB);
+    int64_t now = NOW_MS + LOOP;
+    (void)state;
+    for (int i = 0; i < LOOP; i++) {
+        issue_ok(t, hog, NOW_MS + i, tickets[i]);
+        assert_true(tb_tickets_held(t) <= PER_SUB);
+    }
+    issue_ok(t, bob, now, other);
+    assert_int_equal(tb_tickets_held(t), PER_SUB + 1);
+    /* Only hog's newest PER_SUB survive. */
+    for (int i = 0; i < LOOP - PER_SUB; i++)
+        assert_int_equal(tb_tickets_redeem(t, tickets[i], TB_TICKET_LEN, now, &got),
+                         TB_TICKET_E_UNKNOWN);
+    /* Another token of the same sub shares its budget: hog's oldest goes. */
+    issue_ok(t, twin, now, twin_t);
+    assert_int_equal(tb_tickets_redeem(t, s0, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_tickets_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_OK);
+    tb_grant_free(got);
+    /* Redeemed, s2 still takes one of hog's places: two more replace s1, then s2. */
+    issue_ok(t, hog, now + 1, n1);
+    issue_ok(t, hog, now + 2, n2);
+    assert_int_equal(tb_tickets_held(t), PER_SUB + 1);
+    assert_int_equal(tb_tickets_redeem(t, s1, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_tickets_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    const char *live[] = {twin_t, n1, n2, other};
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+        assert_int_equal(tb_tickets_redeem(t, live[i], TB_TICKET_LEN, now, &got), TB_TICKET_OK);
+        assert_string_equal(tb_grant_sub(got), i == 3 ? "bob" : "hog");
+        tb_grant_free(got);
+    }
+    tb_grant_free(hog);
+    tb_grant_free(twin);
+    tb_grant_free(bob);
+    tb_tickets_destroy(t);
+}
+
+/* In a full store a user who holds tickets replaces its own oldest rather than being refused. */
+static void test_full_store_replaces_the_askers_oldest(void **state)
+{
+    char a1[TB_TICKET_LEN + 1], a2[TB_TICKET_LEN + 1], b1[TB_TICKET_LEN + 1];
+    tb_grant_t *a = grant_for("a", "[\"*\"]", NOW_S + 3600);
+    tb_grant_t *b = grant_for("b", "[\"*\"]", NOW_S + 3600), *got = NULL;
+    tb_tickets_t *t = tb_tickets_create(2, 8);
+    (void)state;
+    issue_ok(t, a, NOW_MS, a1);
+    issue_ok(t, b, NOW_MS, b1);
+    issue_ok(t, a, NOW_MS + 1, a2);
+    assert_int_equal(tb_tickets_held(t), 2);
+    assert_int_equal(tb_tickets_redeem(t, a1, TB_TICKET_LEN, NOW_MS + 1, &got),
+                     TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_tickets_redeem(t, b1, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    tb_grant_free(got);
+    assert_int_equal(tb_tickets_redeem(t, a2, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    tb_grant_free(got);
+    tb_grant_free(a);
+    tb_grant_free(b);
     tb_tickets_destroy(t);
 }
 
@@ -193,7 +271,7 @@ static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
     enum { N = 64 };
     static char seen[N][TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("r", "[\"*\"]", NOW_S + 3600);
-    tb_tickets_t *t = tb_tickets_create(N);
+    tb_tickets_t *t = tb_tickets_create(N, N);
     (void)state;
     for (int i = 0; i < N; i++) {
         issue_ok(t, g, NOW_MS, seen[i]);
@@ -230,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_never_outlives_the_token),
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_per_sub_bound_evicts_that_users_oldest),
+        cmocka_unit_test(test_full_store_replaces_the_askers_oldest),
         cmocka_unit_test(test_tickets_differ_and_destroy_frees_unredeemed),
         cmocka_unit_test(test_grant_dup_is_independent),
     };
