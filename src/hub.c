@@ -241,9 +241,50 @@ static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_
     return 0;
 }
 
-/* Removes entry `slot` of c's joined list from its room (swap-remove on both sides). */
+static void snap_release(tb_conn_t *c)
+{
+    for (uint32_t i = c->snap_i; i < c->snap_n; i++)
+        tb_frame_unref(c->snap[i].frame);
+    free(c->snap);
+    c->snap = NULL;
+    c->snap_n = c->snap_i = c->snap_cap = 0;
+}
+
+/*
+ * Drops c's pending snapshot frames sent for the room of joined slot `slot`, which c leaves.
+ * They go to `global` instead when c joined it with the same from_seq (by the same subscribe:
+ * global holds every device). O(pending frames); nothing to do when none is pending.
+ */
+static void snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
+{
+    if (c->snap_i == c->snap_n)
+        return;
+    const joined_t *left = &c->rooms[slot];
+    const joined_t *g = conn_joined_room(c, room_find(h, "global", strlen("global")));
+    const room_t *heir = g && g != left && g->from_seq == left->from_seq ? g->room : NULL;
+    uint32_t kept = c->snap_i;
+    for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
+        snap_t e = c->snap[i];
+        if (e.room == left->room && !heir) {
+            tb_frame_unref(e.frame);
+            continue;
+        }
+        if (e.room == left->room)
+            e.room = heir;
+        c->snap[kept++] = e;
+    }
+    c->snap_n = kept;
+    if (kept == c->snap_i)
+        snap_release(c); /* frees the array too: nothing pending */
+}
+
+/*
+ * Removes entry `slot` of c's joined list from its room (swap-remove on both sides), dropping
+ * what c's pending snapshot holds for it.
+ */
 static void room_leave_slot(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
+    snap_drop_room(h, c, slot);
     room_t *r = c->rooms[slot].room;
     uint32_t pos = c->rooms[slot].pos;
     member_t last = r->members[--r->n_members];
@@ -407,15 +448,6 @@ static void conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *
 
 /* ---- catch-up: snapshot, then replay from the history, paced by the send queue -------- */
 
-static void snap_release(tb_conn_t *c)
-{
-    for (uint32_t i = c->snap_i; i < c->snap_n; i++)
-        tb_frame_unref(c->snap[i].frame);
-    free(c->snap);
-    c->snap = NULL;
-    c->snap_n = c->snap_i = c->snap_cap = 0;
-}
-
 /*
  * Appends a reference to stored frame f (the last-value store's, as of now) to c's pending
  * snapshot, sent for joined room r; its marked copy is made only when it is queued, so a
@@ -445,6 +477,7 @@ static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
 {
     CONN_CHECK(c->last_seq <= h->seq);
     CONN_CHECK(c->catching_up || c->snap_i == c->snap_n);
+    CONN_CHECK(c->snap_i == c->snap_n || conn_joined_room(c, c->snap[c->snap_i].room));
     if (!c->catching_up)
         return;
     CONN_CHECK(c->cursor <= h->seq && c->had_max <= h->seq);
@@ -465,10 +498,8 @@ static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
 /* True when c's next pending snapshot frame is due: the cursor reached its room's from_seq. */
 static bool snap_due(const tb_conn_t *c)
 {
-    if (c->snap_i == c->snap_n)
-        return false;
-    const joined_t *j = conn_joined_room(c, c->snap[c->snap_i].room);
-    return !j || j->from_seq <= c->cursor;
+    return c->snap_i < c->snap_n &&
+           conn_joined_room(c, c->snap[c->snap_i].room)->from_seq <= c->cursor;
 }
 
 /* Queues the marked copy of c's next pending snapshot frame. */
@@ -740,11 +771,11 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
 {
     if (!c)
         return;
+    snap_release(c); /* first: leaving the rooms then has no pending snapshot to sift */
     while (c->n_rooms)
         room_leave_slot(h, c, c->n_rooms - 1);
     free(c->rooms);
     queue_release(c);
-    snap_release(c);
     tb_grant_free(c->grant);
     if (c->prev)
         c->prev->next = c->next;
@@ -1074,6 +1105,7 @@ static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     }
     json_t *payload = json_pack("{s:o}", "rooms", left);
     conn_send_owned(h, c, tb_proto_control("unsubscribed", payload, m->request_id, tb_now_ms()));
+    conn_check(h, c);
 }
 
 /* Leaves the rooms the new grant no longer allows; returns them as a JSON array. */
@@ -1108,6 +1140,7 @@ static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     json_decref(left);
     json_t *payload = json_pack("{s:I}", "exp", (json_int_t)tb_grant_exp(g));
     conn_send_owned(h, c, tb_proto_control("refreshed", payload, m->request_id, tb_now_ms()));
+    conn_check(h, c);
 }
 
 /* Counts c's message against client_messages_per_s; false when over the limit. */

@@ -2,6 +2,9 @@
 each message at most once (docs/protocol.md: Recovery, At most once, unsubscribe, refresh)."""
 
 import json
+import time
+
+import paho.mqtt.client as mqtt
 
 import tb
 
@@ -29,3 +32,74 @@ def test_since_never_repeats_what_another_room_brought(bridge, broker, connect):
     live = ws.recv()
     assert live["payload"]["fields"]["i"] == 20 and live["seq"] > got[-1]["seq"]
     ws.expect_silence(0.3)
+
+
+def publish_devices(broker, prefix, n):
+    """One telemetry message for each of n devices <prefix><i>, as fast as paho sends them."""
+    client = mqtt.Client(client_id=f"tb-devices-{time.monotonic_ns()}")
+    client.max_inflight_messages_set(0)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        for i in range(n):
+            info = client.publish(f"devices/{prefix}{i}/telemetry", '{"v":1}', qos=0)
+        info.wait_for_publish(30)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def read_until_quiet(sock, data, quiet_s=1.0, limit_s=60.0):
+    """Reads server frames until nothing comes for quiet_s; returns the JSON messages."""
+    got = []
+    sock.settimeout(quiet_s)
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(1 << 16)
+        except TimeoutError:
+            return got
+        assert chunk, "the bridge closed the connection"
+        data += chunk
+        frames, data = tb.parse_frames(data)
+        got += [json.loads(body) for op, body in frames if op == 0x1]
+    raise AssertionError(f"still receiving after {limit_s} s")
+
+
+def test_narrowing_refresh_sends_nothing_of_rooms_left(make_bridge, broker):
+    """A slow reader joins global with 20,000 devices known, then refreshes with a token that
+    grants one device room: of the snapshot of global, only frames already queued arrive, all
+    before `refreshed`; none after it (docs/protocol.md, refresh)."""
+    devices = 20_000
+    bridge = make_bridge()
+    base = bridge.stats()["details"]["device_messages"]
+    publish_devices(broker, "nr", devices)
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + devices, 30,
+                  f"{devices} device messages routed")
+
+    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                             rcvbuf=4096)
+    assert status == 101
+    try:
+        sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
+        time.sleep(1.0)  # not reading: the socket fills, then the queue
+        queued = bridge.stats()["details"]["snapshot_frames"]
+        assert queued < devices, "the snapshot was not held back: the reader did not stall"
+        narrow = bridge.mint(rooms=["device:nr1"])
+        sock.sendall(tb.ws_frame(json.dumps({"type": "refresh", "request_id": "n1",
+                                             "payload": {"token": narrow}})))
+        got = read_until_quiet(sock, data)
+    finally:
+        sock.close()
+    types = [m["type"] for m in got]
+    assert "refreshed" in types, types[-5:]
+    answer = types.index("refreshed")
+    assert types.index("unsubscribed") < answer
+    snapshots = [m for m in got if m.get("snapshot") is True]
+    after = [m for m in got[answer:] if m.get("snapshot") is True]
+    print(f"snapshot frames: {queued} queued before the refresh, {len(snapshots)} received, "
+          f"{len(after)} after refreshed")
+    assert after == []
+    # Only what was queued before the refresh (in socket buffers and the send queue) arrived.
+    assert len(snapshots) == queued == bridge.stats()["details"]["snapshot_frames"]

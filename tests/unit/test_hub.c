@@ -975,6 +975,96 @@ static void test_subscribe_while_catching_up(void **state)
     assert_int_equal(tb_hub_conn_close_code(c), 0);
 }
 
+/* Ingests one telemetry sample for each of n devices sensor-hum-<i> (all in building-a). */
+static void ingest_hum_devices(fixture_t *f, int n)
+{
+    char id[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "sensor-hum-%d", i);
+        ingest_fields(f, id, "{\"h\": 1}");
+    }
+}
+
+/*
+ * Drains c; returns how many snapshot frames came before the first frame of type `answer`
+ * (in *before) and after it (returned). Fails when `answer` never comes.
+ */
+static int snapshots_after(fixture_t *f, tb_conn_t *c, const char *answer, int *before)
+{
+    int after = 0;
+    bool answered = false;
+    *before = 0;
+    for (json_t *j; (j = next_json(f, c));) {
+        if (json_is_true(json_object_get(j, "snapshot")))
+            *(answered ? &after : before) += 1;
+        else if (strcmp(type_of(j), answer) == 0)
+            answered = true;
+        json_decref(j);
+    }
+    assert_true(answered);
+    return after;
+}
+
+/* docs/protocol.md, unsubscribe: the pending snapshot of a room left is dropped; only frames
+ * already queued may arrive, before the answer. */
+static void test_unsubscribe_drops_pending_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    ingest_hum_devices(f, 30);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\"]");
+    expect_type(f, c, "subscribed");
+    assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
+    send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
+    int before;
+    assert_int_equal(snapshots_after(f, c, "unsubscribed", &before), 0);
+    assert_int_equal(before, 12);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 12);
+}
+
+/* docs/protocol.md, refresh: a narrowing refresh drops the pending snapshot of the rooms it
+ * leaves, nothing of them comes after `refreshed`; a room still held keeps its snapshot. */
+static void test_narrowing_refresh_drops_pending_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    ingest_hum_devices(f, 30);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    subscribe(f, c, "[\"device:sensor-hum-3\"]"); /* its snapshot waits behind global's */
+    char *tok = mint("alice", "{\"rooms\":[\"device:sensor-hum-3\"]}", 3600);
+    char msg[2048];
+    snprintf(msg, sizeof(msg), "{\"type\":\"refresh\",\"payload\":{\"token\":\"%s\"}}", tok);
+    free(tok);
+    send_text(f, c, msg);
+    int before;
+    assert_int_equal(snapshots_after(f, c, "refreshed", &before), 1); /* sensor-hum-3's */
+    assert_true(before <= 12);
+    ingest_fields(f, "sensor-hum-4", "{\"h\": 2}"); /* global is left */
+    ingest_fields(f, "sensor-hum-3", "{\"h\": 2}");
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), 32);
+    json_decref(j);
+    assert_null(next_json(f, c));
+}
+
+/* Leaving one room of a subscribe keeps the snapshot of the devices that another room of it,
+ * global, still holds: each once. */
+static void test_unsubscribe_keeps_snapshot_global_holds(void **state)
+{
+    fixture_t *f = *state;
+    ingest_hum_devices(f, 20);
+    ingest_fields(f, "outside", "{\"h\": 1}");
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\",\"global\"]");
+    send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
+    int before, after = snapshots_after(f, c, "unsubscribed", &before);
+    assert_int_equal(before + after, 21);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 21);
+}
+
 /* A snapshot larger than the queue is paced too; messages arriving meanwhile wait behind it
  * and follow in order, none lost, none twice. */
 static void test_large_snapshot_then_arrivals(void **state)
@@ -1037,6 +1127,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_since_replays_only_what_other_rooms_missed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_waits_for_older_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_drops_pending_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_narrowing_refresh_drops_pending_snapshot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_keeps_snapshot_global_holds, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_rules_reload, setup, teardown),
