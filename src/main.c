@@ -208,8 +208,7 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
     /* MQTT first: what arrives from now on stays with the broker for the persistent session,
      * and what was already acknowledged is still routed to the clients before they close. */
     tb_ingest_stop(ingest);
-    if (tb_server_drain(server))
-        rc = 1;
+    tb_server_drain(server);
 done:
     tb_signals_stop(sig);
     tb_ingest_stop(ingest);

@@ -2,6 +2,7 @@
 #include "telebridge/ws_server.h"
 
 #include <errno.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -73,6 +74,9 @@ struct tb_server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     struct lws_vhost *admin; /* the admin listener; NULL when admin.port is 0 */
+    struct ev_loop *loop; /* the service thread's loop, lws's "foreign" libev loop */
+    void *loops[1];       /* {loop}, as lws_create_context() takes it */
+    ev_timer deadline;    /* wakes tb_server_drain()'s last wait at its deadline */
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
@@ -774,6 +778,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s && atomic_load(&s->stop))
+            ev_break(s->loop, EVBREAK_ALL); /* tb_server_run() returns */
         if (s && s->hub && atomic_exchange(&s->reload_requested, 0))
             reload(s);
         if (s && s->hub)
@@ -945,7 +951,10 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
      * has begun, the whole request by timeout_secs_ah_idle: both are the handshake bound. */
     info->timeout_secs = (unsigned)s->cfg->limits.handshake_timeout_s;
     info->timeout_secs_ah_idle = (unsigned)s->cfg->limits.handshake_timeout_s;
-    info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    /* lws loads its libev plugin (libwebsockets-evlib-ev) and runs on s->loop: each wake-up
+     * costs what the ready sockets cost (epoll), not a poll() over every connection. */
+    info->options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_LIBEV;
+    info->foreign_loops = s->loops;
     if (s->web.origin)
         info->mounts = &s->web;
 }
@@ -1003,6 +1012,18 @@ static int create_hub(tb_server_t *s)
     return s->hub ? 0 : -1;
 }
 
+/* The service thread's libev loop (epoll on Linux), which lws runs on as a foreign loop.
+ * EVFLAG_NOSIGMASK: libev leaves the signal mask alone (signals.c's thread takes them). */
+static int create_loop(tb_server_t *s, char *err, size_t errlen)
+{
+    if (!(s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
+        snprintf(err, errlen, "cannot create the event loop (libev)");
+        return -1;
+    }
+    s->loops[0] = s->loop;
+    return 0;
+}
+
 tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t errlen)
 {
     struct lws_context_creation_info info;
@@ -1027,9 +1048,13 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
         goto fail;
     check_web_root(s->web.origin);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    if (create_loop(s, err, errlen))
+        goto fail;
     fill_context_info(s, &info);
     if (!(s->ctx = lws_create_context(&info))) {
-        snprintf(err, errlen, "cannot start the event loop");
+        snprintf(err, errlen,
+                 "cannot start the event loop: lws needs its libev plugin (Debian package "
+                 "libwebsockets-evlib-ev) in " LWS_INSTALL_LIBDIR);
         goto fail;
     }
     if (!(s->vhost = lws_create_vhost(s->ctx, &info))) {
@@ -1039,6 +1064,9 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     if (create_admin(s, err, errlen))
         goto fail;
     lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
+    /* lws arms its libev timer for its timer list (the tick's) only after an I/O event: the
+     * wake-up is the first one. */
+    lws_cancel_service(s->ctx);
     return s;
 fail:
     tb_server_destroy(s);
@@ -1075,27 +1103,38 @@ void tb_server_request_reload(tb_server_t *s)
 
 int tb_server_run(tb_server_t *s)
 {
+    /* ev_run() returns on the ev_break() of a stop request (seen when lws_cancel_service()'s
+     * wake-up arrives), or when no watcher is left: the listener and lws's wake-up pipe are
+     * always watched, so that means the loop failed. */
     while (!atomic_load(&s->stop))
-        if (lws_service(s->ctx, 0) < 0)
+        if (!ev_run(s->loop, 0) && !atomic_load(&s->stop))
             return -1;
     return 0;
 }
 
-int tb_server_drain(tb_server_t *s)
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* its firing is the point: ev_run(EVRUN_ONCE) returns */
+}
+
+void tb_server_drain(tb_server_t *s)
 {
     int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
     s->draining = true;
+    /* Each ev_run(EVRUN_ONCE) waits for one event; this timer bounds the last wait. */
+    ev_timer_init(&s->deadline, on_deadline, TB_SERVER_DRAIN_MS / 1000.0, 0.0);
+    ev_timer_start(s->loop, &s->deadline);
     /* Route what the MQTT thread left queued (drain_queue runs on each cancelled wait). */
     while (tb_queue_depth(s->queue) > 0 && tb_mono_ms() < deadline) {
         lws_cancel_service(s->ctx);
-        if (lws_service(s->ctx, 0) < 0)
-            return -1;
+        ev_run(s->loop, EVRUN_ONCE);
     }
     tb_hub_close_all(s->hub, TB_CLOSE_GOING_AWAY);
     while (tb_hub_connections(s->hub) > 0 && tb_mono_ms() < deadline)
-        if (lws_service(s->ctx, 0) < 0)
-            return -1;
-    return 0;
+        ev_run(s->loop, EVRUN_ONCE);
+    ev_timer_stop(s->loop, &s->deadline);
 }
 
 void tb_server_destroy(tb_server_t *s)
@@ -1105,7 +1144,9 @@ void tb_server_destroy(tb_server_t *s)
     /* Destroying the context closes every connection through the callback, which needs the
      * hub; the hub goes after. */
     if (s->ctx)
-        lws_context_destroy(s->ctx);
+        lws_context_destroy(s->ctx); /* stops its watchers on the loop, which goes after */
+    if (s->loop)
+        ev_loop_destroy(s->loop);
     tb_hub_destroy(s->hub);
     tb_tickets_destroy(s->tickets);
     tb_ratelimit_destroy(s->handshakes);

@@ -4,7 +4,8 @@
 # Debian 12 packages the build, the tests and the demo need.
 TB_PACKAGES=(
     build-essential cmake pkg-config
-    libwebsockets-dev libmosquitto-dev libjansson-dev libjwt-dev libcmocka-dev libssl-dev
+    libwebsockets-dev libwebsockets-evlib-ev libev-dev # lws runs on libev through its plugin
+    libmosquitto-dev libjansson-dev libjwt-dev libcmocka-dev libssl-dev
     zlib1g-dev # permessage-deflate (raw DEFLATE); the bench's inflater
     mosquitto mosquitto-clients
     python3-pytest python3-websockets python3-paho-mqtt python3-jwt

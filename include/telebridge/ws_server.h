@@ -5,6 +5,10 @@
  * and passes paths without a file on to the HTTP endpoints. tb_server_create() fails when
  * web_root is longer than lws's path buffer allows.
  *
+ * lws runs on a libev loop (epoll) that the server creates and the service thread runs in
+ * tb_server_run(); lws loads its libev plugin for it, and tb_server_create() fails with a message
+ * naming the package (libwebsockets-evlib-ev) when that plugin is missing.
+ *
  * It owns the hub and the MQTT→hub queue. The queue's producer side belongs to whoever the
  * caller hands it to (the MQTT ingest thread). tb_server_wake(), tb_server_request_stop() and
  * tb_server_request_reload() are the only functions here that may be called from another
@@ -73,9 +77,9 @@ int tb_server_run(tb_server_t *s);
  * The graceful stop, after run() returned and once the producer has stopped (so nothing it
  * acknowledged to the broker is lost): refuses new connections with 503, routes what is still
  * queued, then closes every WebSocket with 1001 after its queued frames; all within
- * TB_SERVER_DRAIN_MS. Returns 0, or -1 when the event loop failed.
+ * TB_SERVER_DRAIN_MS.
  */
-int tb_server_drain(tb_server_t *s);
+void tb_server_drain(tb_server_t *s);
 
 /* Frees everything, dropping messages still queued. Call after the producer has stopped. */
 void tb_server_destroy(tb_server_t *s);
