@@ -195,8 +195,9 @@ typedef struct {
     uint64_t pings;                       /* pings answered, on any connection */
     unsigned deflate_conns, window_conns; /* negotiated; of those, server context kept */
     uint64_t deflated_messages;
-    uint64_t wire_bytes, message_bytes; /* received from run_t0 on: all bytes; messages' */
-    uint64_t out_of_order;              /* a live message whose seq is not above the last */
+    uint64_t wire_bytes, message_bytes;      /* received from run_t0 on: all bytes; messages' */
+    uint64_t out_of_order;                   /* a live message whose seq is not above the last */
+    unsigned server_closes, last_close_code; /* Close frames received; the last one's code */
     uint64_t last_delivery_ns;
 } bench_t;
 
@@ -211,6 +212,9 @@ static double secs(uint64_t ns)
 {
     return (double)ns / (double)NS_PER_S;
 }
+
+/* What a frame handler returns when the server sent a Close frame (other failures: -1). */
+#define CONN_CLOSED (-2)
 
 /* ---- per-connection I/O --------------------------------------------------------------------- */
 
@@ -510,7 +514,9 @@ static int on_frame(bench_t *b, conn_t *c, const tb_bench_ws_frame_t *f)
     case TB_BENCH_WS_PONG:
         return 0;
     default:
-        return -1; /* close */
+        b->server_closes++;
+        b->last_close_code = f->len >= 2 ? (unsigned)(f->payload[0] << 8 | f->payload[1]) : 0;
+        return CONN_CLOSED;
     }
 }
 
@@ -527,8 +533,9 @@ static int on_ws_bytes(bench_t *b, conn_t *c, const uint8_t *data, size_t len)
     while (c->state != ST_DEAD) {
         tb_bench_ws_frame_t f;
         long n = tb_bench_ws_parse(buf + used, len - used, MAX_FRAME, c->deflate, &f);
-        if (n < 0 || (n > 0 && on_frame(b, c, &f) != 0))
-            return -1;
+        int rc = n > 0 ? on_frame(b, c, &f) : 0;
+        if (n < 0 || rc != 0)
+            return n < 0 ? -1 : rc;
         if (n == 0)
             break;
         used += (size_t)n;
@@ -605,7 +612,7 @@ static void on_readable(bench_t *b, conn_t *c)
         int rc = c->state == ST_HANDSHAKE ? on_handshake_bytes(b, c, b->rbuf, (size_t)n)
                                           : on_ws_bytes(b, c, b->rbuf, (size_t)n);
         if (rc != 0) {
-            b->protocol_errors++;
+            b->protocol_errors += rc != CONN_CLOSED;
             conn_kill(b, c);
             return;
         }
@@ -975,13 +982,14 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
         (int)(b->idle_ready + b->idle_closed), "idle_closed", (int)b->idle_closed, "idle_received",
         (json_int_t)b->idle_received, "pings", (json_int_t)b->pings, "server_cpu_s", cpu,
         "server_cpu_us_per_message", per_msg, "server_cpu_us_per_delivery", per_delivery);
-    json_t *z =
-        json_pack("{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:f, s:I}", "deflate", b->o->deflate,
-                  "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns", (int)b->deflate_conns,
-                  "context_takeover_conns", (int)b->window_conns, "deflated_messages",
-                  (json_int_t)b->deflated_messages, "wire_bytes", (json_int_t)b->wire_bytes,
-                  "message_bytes", (json_int_t)b->message_bytes, "wire_bytes_per_delivery",
-                  wire_per, "out_of_order", (json_int_t)b->out_of_order);
+    json_t *z = json_pack("{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:f, s:I, s:i, s:i}", "deflate",
+                          b->o->deflate, "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns",
+                          (int)b->deflate_conns, "context_takeover_conns", (int)b->window_conns,
+                          "deflated_messages", (json_int_t)b->deflated_messages, "wire_bytes",
+                          (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
+                          "wire_bytes_per_delivery", wire_per, "out_of_order",
+                          (json_int_t)b->out_of_order, "server_closes", (int)b->server_closes,
+                          "last_close_code", (int)b->last_close_code);
     int rc = x && z && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 ? 0 : -1;
     json_decref(x);
     json_decref(z);

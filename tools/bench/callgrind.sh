@@ -4,6 +4,7 @@
 # (start-up and connection set-up excluded; every thread of the bridge, libraries included).
 #
 #   tools/bench/callgrind.sh [--messages 2000] [--subs 100] [--top 25] [--rate 100]
+#                            [--deflate] [--payload minimal|demo] [--bin build/bin]
 #
 # Two runs of telebridge under callgrind (instrumentation switched on by the bench just before
 # it publishes and off after the last delivery):
@@ -12,8 +13,10 @@
 # Ir per ingested message = ingest Ir / messages;
 # Ir per delivery = (fan-out Ir - ingest Ir) / (fan-out deliveries - ingest deliveries).
 # Prints both, the whole fan-out run's Ir per delivery, and the top functions of the fan-out
-# run (callgrind_annotate, self cost). Keeps /tmp/telebridge-callgrind-{fanout,ingest}.out for
-# callgrind_annotate --inclusive=yes or kcachegrind. Needs valgrind.
+# run (callgrind_annotate, self cost). Keeps /tmp/telebridge-callgrind-{fanout,ingest}.out
+# (-deflate.out with --deflate) for callgrind_annotate --inclusive=yes or kcachegrind.
+# --deflate: the subscribers compress (telebridge-bench --deflate); --payload: what each message
+# carries; --bin: the binaries' folder. Needs valgrind.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 TB_SCRIPT=bench/callgrind.sh
@@ -31,6 +34,8 @@ TOP=25
 # share one write, fewer instructions per delivery but varying with timing (--rate).
 RATE=100
 READY_TIMEOUT_VALGRIND=60
+EXTRA=()
+TAG= # in the kept files' names: -deflate with --deflate
 
 while (($#)); do
     case "$1" in
@@ -38,7 +43,10 @@ while (($#)); do
     --subs) SUBS=${2:?}; shift 2 ;;
     --top) TOP=${2:?}; shift 2 ;;
     --rate) RATE=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    --deflate) EXTRA+=(--deflate); TAG=-deflate; shift ;;
+    --payload) EXTRA+=(--payload "${2:?}"); shift 2 ;;
+    --bin) BENCH_BIN=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) tb_log "unknown argument: $1 (try --help)"; exit 2 ;;
     esac
 done
@@ -57,13 +65,15 @@ profile_run() {
     bench_start_server telebridge 1000 || return 1
     out=$(bench_measure --rate "$RATE" --messages "$MESSAGES" --duration 600 --check \
         --exec-before "callgrind_control -i on $SERVER_PID >/dev/null" \
-        --exec-after "callgrind_control -i off $SERVER_PID >/dev/null" "$@" 2>/dev/null) \
+        --exec-after "callgrind_control -i off $SERVER_PID >/dev/null" "${EXTRA[@]}" "$@" \
+        2>/dev/null) \
         || { tb_log "$name run failed"; return 1; }
     bench_stop "$SERVER_PID"
-    cp "$BENCH_DIR/callgrind.out" "/tmp/telebridge-callgrind-$name.out"
-    callgrind_annotate --threshold=100 "$BENCH_DIR/callgrind.out" >"/tmp/telebridge-callgrind-$name.txt"
+    cp "$BENCH_DIR/callgrind.out" "/tmp/telebridge-callgrind-$name$TAG.out"
+    callgrind_annotate --threshold=100 "$BENCH_DIR/callgrind.out" \
+        >"/tmp/telebridge-callgrind-$name$TAG.txt"
     printf '%s %s\n' "$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' \
-        "/tmp/telebridge-callgrind-$name.txt")" \
+        "/tmp/telebridge-callgrind-$name$TAG.txt")" \
         "$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$out")"
     bench_stop_all
 }
@@ -82,4 +92,4 @@ print(f"Ir per delivery (marginal): {(fan_ir - ing_ir) / (fan_n - ing_n):,.0f}")
 print(f"Ir per delivery (whole fan-out run, ingest included): {fan_ir / fan_n:,.0f}")
 PY
 printf '\nTop functions of the fan-out run (self Ir):\n'
-sed -n '/^Ir/,$p' /tmp/telebridge-callgrind-fanout.txt | head -n "$((TOP + 2))"
+sed -n '/^Ir/,$p' /tmp/telebridge-callgrind-fanout$TAG.txt | head -n "$((TOP + 2))"
