@@ -38,14 +38,15 @@ typedef struct {
 } member_t;
 
 /*
- * One room a connection joined: the room, where the connection sits in its members, the seq
- * after which the room's messages are owed to the connection (the bridge's last seq when it
- * joined, or the `since` it recovers from), and the seq up to which the connection already
- * had them (see struct tb_conn).
+ * One room a connection joined: the room, where the connection sits in its members, the
+ * connection's number of the subscribe that joined it, the seq after which the room's messages
+ * are owed to the connection (the bridge's last seq when it joined, or the `since` it recovers
+ * from), and the seq up to which the connection already had them (see struct tb_conn).
  */
 typedef struct {
     room_t *room;
     uint32_t pos;
+    uint32_t sub;
     uint64_t from_seq;
     uint64_t had_to;
 } joined_t;
@@ -94,6 +95,7 @@ struct tb_conn {
     bool catching_up;
     uint64_t cursor;
     uint64_t had_max; /* the largest had_to (0 when no room was held): past it, none had anything */
+    uint32_t subs;    /* subscribes handled: joined_t.sub of the rooms the current one joins */
     snap_t *snap;
     uint32_t snap_n, snap_i, snap_cap;
     joined_t *rooms;
@@ -234,8 +236,8 @@ static int room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_
         return -1;
     }
     r->members[r->n_members] = (member_t){.conn = c, .slot = c->n_rooms};
-    c->rooms[c->n_rooms] =
-        (joined_t){.room = r, .pos = r->n_members, .from_seq = from_seq, .had_to = from_seq};
+    c->rooms[c->n_rooms] = (joined_t){
+        .room = r, .pos = r->n_members, .sub = c->subs, .from_seq = from_seq, .had_to = from_seq};
     r->n_members++;
     c->n_rooms++;
     return 0;
@@ -252,8 +254,8 @@ static void snap_release(tb_conn_t *c)
 
 /*
  * Drops c's pending snapshot frames sent for the room of joined slot `slot`, which c leaves.
- * They go to `global` instead when c joined it with the same from_seq (by the same subscribe:
- * global holds every device). O(pending frames); nothing to do when none is pending.
+ * They go to `global` instead when the same subscribe joined it (global holds every device,
+ * and that subscribe sent each device once). O(pending frames); nothing when none is pending.
  */
 static void snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
@@ -261,7 +263,7 @@ static void snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
         return;
     const joined_t *left = &c->rooms[slot];
     const joined_t *g = conn_joined_room(c, room_find(h, "global", strlen("global")));
-    const room_t *heir = g && g != left && g->from_seq == left->from_seq ? g->room : NULL;
+    const room_t *heir = g && g != left && g->sub == left->sub ? g->room : NULL;
     uint32_t kept = c->snap_i;
     for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
         snap_t e = c->snap[i];
@@ -1075,6 +1077,7 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     uint64_t from_seq = recover ? m->since_seq : h->seq;
     size_t i;
     json_t *r;
+    c->subs++;
     catch_up_start(h, c, from_seq);
     json_array_foreach(m->rooms, i, r) subscribe_one(h, c, json_string_value(r), from_seq, &res);
     json_t *payload = json_pack("{s:O, s:I}", "rooms", res.joined, "seq", (json_int_t)h->seq);

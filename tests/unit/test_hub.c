@@ -1065,6 +1065,55 @@ static void test_unsubscribe_keeps_snapshot_global_holds(void **state)
     assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 21);
 }
 
+/* Drains c; the number of snapshot frames that came. */
+static int drain_snapshots(fixture_t *f, tb_conn_t *c)
+{
+    int n = 0;
+    for (json_t *j; (j = next_json(f, c)); json_decref(j))
+        n += json_is_true(json_object_get(j, "snapshot"));
+    return n;
+}
+
+/* The pending snapshot is bounded by the rooms held: a reader that does not read and
+ * subscribes to and leaves global over and over holds no more than once, and after the last
+ * unsubscribe nothing but what was already queued comes. */
+static void test_resubscribe_cycles_do_not_grow_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.limits.send_queue_messages = 256; /* room for the answers: fill 192 */
+    rebuild_hub(f);
+    ingest_hum_devices(f, 300);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    for (int i = 0; i < 20; i++) {
+        subscribe(f, c, "[\"global\"]");
+        send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\"]}}");
+    }
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    assert_int_equal(drain_snapshots(f, c), 191); /* the first subscribe's queued share */
+}
+
+/* Leaving a room moves its pending snapshot to global only when the same subscribe joined
+ * global: on a quiet bridge (no seq between the subscribes), joining and leaving a group room
+ * over and over adds nothing to global's snapshot. */
+static void test_group_cycles_under_global_do_not_grow_snapshot(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.limits.send_queue_messages = 256;
+    rebuild_hub(f);
+    ingest_hum_devices(f, 300);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    for (int i = 0; i < 20; i++) {
+        subscribe(f, c, "[\"group:building-a\"]");
+        send_text(f, c,
+                  "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
+    }
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    assert_int_equal(drain_snapshots(f, c), 300); /* global's, each device once */
+}
+
 /* A snapshot larger than the queue is paced too; messages arriving meanwhile wait behind it
  * and follow in order, none lost, none twice. */
 static void test_large_snapshot_then_arrivals(void **state)
@@ -1131,6 +1180,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_narrowing_refresh_drops_pending_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_keeps_snapshot_global_holds, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_resubscribe_cycles_do_not_grow_snapshot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_group_cycles_under_global_do_not_grow_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
