@@ -509,8 +509,27 @@ static int on_established(tb_server_t *s, struct lws *wsi, pss_t *pss)
 
 /* ---- WebSocket traffic ----------------------------------------------------------------------- */
 
+/*
+ * A whole client message goes to the hub only when it is UTF-8 (RFC 6455 §8.1: else the
+ * connection fails with 1007). Checked here, on the complete message after any extension, and
+ * not by lws's LWS_SERVER_OPTION_VALIDATE_UTF8, whose check misses a message inflated by
+ * permessage-deflate that ends partway through a character.
+ */
+static int deliver(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *msg, size_t len)
+{
+    if (!lws_frame_is_binary(wsi) && !tb_utf8_valid(msg, len)) {
+        static const char why[] = "invalid utf-8";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)why,
+                         sizeof(why) - 1);
+        return -1;
+    }
+    tb_hub_conn_receive(s->hub, pss->conn, msg, len);
+    return 0;
+}
+
 static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *in, size_t len)
 {
+    int rc;
     size_t max = (size_t)s->cfg->limits.max_message_bytes;
     bool final = lws_is_final_fragment(wsi);
     if (!pss->conn)
@@ -523,21 +542,19 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
                          sizeof(why) - 1);
         return -1;
     }
-    if (final && pss->rx_len == 0) {
-        tb_hub_conn_receive(s->hub, pss->conn, in, len);
-        return 0;
-    }
+    if (final && pss->rx_len == 0)
+        return deliver(s, wsi, pss, in, len);
     if (!pss->rx && !(pss->rx = malloc(max)))
         return -1;
     memcpy(pss->rx + pss->rx_len, in, len);
     pss->rx_len += (uint32_t)len;
-    if (final) {
-        tb_hub_conn_receive(s->hub, pss->conn, pss->rx, pss->rx_len);
-        free(pss->rx);
-        pss->rx = NULL;
-        pss->rx_len = 0;
-    }
-    return 0;
+    if (!final)
+        return 0;
+    rc = deliver(s, wsi, pss, pss->rx, pss->rx_len);
+    free(pss->rx);
+    pss->rx = NULL;
+    pss->rx_len = 0;
+    return rc;
 }
 
 /* The scratch buffer with room for len bytes after LWS_PRE, grown when needed (it only grows

@@ -1,7 +1,6 @@
 """The client protocol: answers, request_id echo, errors that keep the connection (CONTRACT §3)."""
 
 import json
-import time
 
 import pytest
 
@@ -113,45 +112,3 @@ def test_too_many_rooms(make_bridge, broker, connect):
     ans = ws.subscribe(["device:c"])
     assert ans["payload"]["rooms"] == ["device:c"]
     still_works(ws, broker)
-
-
-class RawClient:
-    """Server text frames from a raw socket, as JSON, in order."""
-
-    def __init__(self, sock, first=b""):
-        self.sock, self.data, self.msgs = sock, first, []
-
-    def next(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            frames, self.data = tb.parse_frames(self.data)
-            self.msgs += [json.loads(p) for op, p in frames if op == 0x1]
-            if self.msgs:
-                return self.msgs.pop(0)
-            assert time.monotonic() < deadline, f"no message within {timeout} s"
-            self.data += self.sock.recv(65536)
-
-
-@pytest.mark.parametrize("payload", [b'{"type":"ping","x":"\xff\xfe"}', b"\xc0\xaf",
-                                     b'{"type":"ping","x":"\xed\xa0\x80"}'])
-def test_invalid_utf8_text_frame_is_bad_request(bridge, broker, payload):
-    """A text frame that is not UTF-8 (which client libraries refuse to send) answers
-    bad_request; the connection stays and keeps its rooms."""
-    sock, status, _, rest = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}")
-    try:
-        assert status == 101
-        client = RawClient(sock, rest)
-        assert client.next()["type"] == "connected"
-        sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe",
-                                             "payload": {"rooms": ["device:dev-ok"]}})))
-        assert client.next()["type"] == "subscribed"
-        sock.sendall(tb.ws_frame(payload))
-        err = client.next()
-        assert err["type"] == "error" and err["payload"]["code"] == "bad_request", err
-        sock.sendall(tb.ws_frame(json.dumps({"type": "ping", "request_id": 3})))
-        assert client.next()["type"] == "pong"
-        broker.publish("devices/dev-ok/telemetry", json.dumps({"v": 2}))
-        tb.assert_device_envelope(client.next(), "telemetry", "dev-ok")
-        assert bridge.stats()["details"]["client_errors"] >= 1
-    finally:
-        sock.close()

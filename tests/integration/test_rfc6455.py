@@ -1,0 +1,287 @@
+"""WebSocket framing violations fail the connection with the close code docs/protocol.md
+("Close codes", "Framing") gives, and well-formed neighbours of each case are served.
+
+Every case uses a raw socket, so the frames are exactly the ones written here (client
+libraries refuse to send most of them). After each failing case a good client still connects
+and is served.
+"""
+
+import json
+import os
+import socket
+import struct
+import time
+import zlib
+
+import pytest
+
+import tb
+
+FIN, RSV1, RSV2, RSV3 = 0x80, 0x40, 0x20, 0x10
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+PROTOCOL_ERROR, INVALID_PAYLOAD = 1002, 1007
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+def frame(payload, opcode=TEXT, fin=True, rsv=0, masked=True, length=None):
+    """One client frame with exactly these header bits; length overrides the length field's
+    form (126: 16-bit, 127: 64-bit) for payloads that would fit a shorter one."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    n = len(payload)
+    form = length if length is not None else (n if n < 126 else 126 if n < 65536 else 127)
+    head = bytes([(FIN if fin else 0) | rsv | opcode, (0x80 if masked else 0) | form])
+    if form == 126:
+        head += struct.pack("!H", n)
+    elif form == 127:
+        head += struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def deflate(text):
+    """text compressed as one permessage-deflate message (RFC 7692 §7.2.1)."""
+    c = zlib.compressobj(wbits=-15)
+    data = c.compress(text if isinstance(text, bytes) else text.encode()) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(b"\x00\x00\xff\xff")
+    return data[:-4]
+
+
+class Raw:
+    """A WebSocket connection made and read by hand: frames as (opcode, payload)."""
+
+    def __init__(self, bridge, deflate_offer=False):
+        headers = {"Sec-WebSocket-Extensions": DEFLATE_OFFER} if deflate_offer else None
+        self.sock, status, head, self.data = tb.raw_handshake(
+            bridge.port, f"/ws?token={bridge.mint()}", headers)
+        assert status == 101, head
+        self.deflate = "permessage-deflate" in head.lower()
+        assert self.deflate == deflate_offer, head
+        self.eof = False
+        # The server compresses with context takeover: one inflater for all its messages.
+        self.inflater = zlib.decompressobj(wbits=-15)
+        op, first = self.next_frame()
+        assert op == TEXT and json.loads(first)["type"] == "connected"
+
+    def send(self, *frames):
+        self.sock.sendall(b"".join(frames))
+
+    def _read(self, deadline):
+        self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+        self.data += chunk
+
+    def next_frame(self, timeout=tb.RECV_TIMEOUT):
+        """The next server frame, a compressed one inflated; None when the connection ended
+        first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frames, _ = tb.parse_frames(self.data)
+            if frames:
+                compressed = self.data[0] & RSV1
+                self.data = self.data[self._frame_size():]
+                op, payload = frames[0]
+                if compressed:
+                    assert self.deflate and op == TEXT
+                    payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
+                return op, payload
+            if self.eof:
+                return None
+            assert time.monotonic() < deadline, f"no frame within {timeout} s"
+            self._read(deadline)
+
+    def _frame_size(self):
+        n, j = self.data[1] & 0x7F, 2
+        if n >= 126:
+            width = 2 if n == 126 else 8
+            n, j = int.from_bytes(self.data[2:2 + width], "big"), 2 + width
+        return j + n
+
+    def next_text(self, timeout=tb.RECV_TIMEOUT):
+        """The next text message as JSON (skipping pongs and snapshots)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.next_frame(max(0.05, deadline - time.monotonic()))
+            assert got is not None, "connection closed"
+            op, payload = got
+            if op == TEXT:
+                msg = json.loads(payload)
+                if msg.get("snapshot") is not True:
+                    return msg
+
+    def close_code(self, timeout=tb.RECV_TIMEOUT):
+        """Reads until the server's close frame; its code (None: it sent none). Answers it
+        with a close, as RFC 6455 §5.5.1 asks, and checks that the server then ends the
+        connection."""
+        deadline = time.monotonic() + timeout
+        code = None
+        while True:
+            got = self.next_frame(max(0.05, deadline - time.monotonic()))
+            if got is None:
+                break
+            op, payload = got
+            if op == CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 0
+                try:
+                    self.send(frame(payload[:2], CLOSE))
+                except OSError:
+                    pass  # the server may have closed already
+                break
+        self.wait_eof(deadline)
+        return code
+
+    def wait_eof(self, deadline):
+        while not self.eof:
+            assert time.monotonic() < deadline, "the connection stayed open after the close"
+            self._read(deadline)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(bridge):
+    conns = []
+
+    def open_(deflate_offer=False):
+        r = Raw(bridge, deflate_offer)
+        conns.append(r)
+        return r
+
+    yield open_
+    for r in conns:
+        r.close()
+
+
+def served(bridge, broker, connect):
+    """A good client connects, subscribes and receives a device message."""
+    ws = connect(bridge, rooms=["device:dev-ok"])
+    broker.publish("devices/dev-ok/telemetry", json.dumps({"v": 7}))
+    tb.assert_device_envelope(ws.recv(), "telemetry", "dev-ok")
+    ws.close()
+
+
+def ping_msg(request_id):
+    return json.dumps({"type": "ping", "request_id": request_id}, ensure_ascii=False).encode()
+
+
+# ---- text must be UTF-8: 1007 (RFC 6455 §8.1) --------------------------------------------
+
+BAD_UTF8 = {
+    "bad bytes": [frame(b'{"type":"ping","request_id":"\xff\xfe"}')],
+    "overlong": [frame(b"\xc0\xaf")],
+    "surrogate": [frame(b'{"type":"ping","request_id":"\xed\xa0\x80"}')],
+    "cut at the end": [frame(b'{"type":"ping","request_id":"\xe2\x82')],
+    "bad across fragments": [frame(b'{"type":"ping","request_id":"\xe2\x82', fin=False),
+                             frame(b'("}', CONT)],
+    "cut across fragments": [frame(b'{"type":"ping","request_id":"', fin=False),
+                             frame(b"\xe2\x82", CONT)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_UTF8))
+def test_text_not_utf8_fails_with_1007(bridge, broker, connect, raw, case):
+    r = raw()
+    r.send(*BAD_UTF8[case])
+    assert r.close_code() == INVALID_PAYLOAD
+    served(bridge, broker, connect)
+
+
+def test_inflated_text_not_utf8_fails_with_1007(bridge, broker, connect, raw):
+    """The check applies to the text after permessage-deflate, whole or cut at the end."""
+    for text in (b'{"type":"ping","request_id":"\xff"}', b'{"type":"ping","request_id":"\xe2\x82'):
+        r = raw(deflate_offer=True)
+        r.send(frame(deflate(text), rsv=RSV1))
+        assert r.close_code() == INVALID_PAYLOAD
+    served(bridge, broker, connect)
+
+
+def test_utf8_split_across_fragments_is_served(bridge, raw):
+    """A character may be split between fragments, and pings may come between them."""
+    r = raw()
+    text = ping_msg("é€")
+    cut = text.index("€".encode()) + 1
+    r.send(frame(text[:cut], fin=False), frame(b"between", PING), frame(text[cut:], CONT))
+    assert r.next_frame() == (PONG, b"between")
+    assert r.next_text()["request_id"] == "é€"
+
+
+def test_inflated_utf8_is_served(bridge, raw):
+    r = raw(deflate_offer=True)
+    r.send(frame(deflate(ping_msg("€ü")), rsv=RSV1))
+    assert r.next_text()["request_id"] == "€ü"
+
+
+# ---- framing errors: 1002 (RFC 6455 §5.2, §5.4, §5.5) -------------------------------------
+
+BAD_FRAMING = {
+    **{f"reserved opcode {op:#x}": [frame(b"x", op)] for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD,
+                                                                0xE, 0xF)},
+    "rsv1 without an extension": [frame(ping_msg(1), rsv=RSV1)],
+    "rsv2 without an extension": [frame(ping_msg(1), rsv=RSV2)],
+    "rsv3 without an extension": [frame(ping_msg(1), rsv=RSV3)],
+    "fragmented ping": [frame(b"a", PING, fin=False), frame(b"b", CONT)],
+    "fragmented close": [frame(b"\x03\xe8", CLOSE, fin=False)],
+    "continuation first": [frame(b"x", CONT)],
+    "text inside a fragmented text": [frame(b'{"type":', fin=False), frame(ping_msg(1))],
+    "close code 999": [frame(b"\x03\xe7", CLOSE)],
+    "close code 1005": [frame(b"\x03\xed", CLOSE)],
+    "close code 2999": [frame(b"\x0b\xb7", CLOSE)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FRAMING))
+def test_framing_error_fails_with_1002(bridge, broker, connect, raw, case):
+    r = raw()
+    r.send(*BAD_FRAMING[case])
+    assert r.close_code() == PROTOCOL_ERROR
+    served(bridge, broker, connect)
+
+
+def test_rsv2_with_deflate_fails_with_1002(bridge, broker, connect, raw):
+    r = raw(deflate_offer=True)
+    r.send(frame(deflate(ping_msg(1)), rsv=RSV1 | RSV2))
+    assert r.close_code() == PROTOCOL_ERROR
+    served(bridge, broker, connect)
+
+
+# ---- control frames that are fine --------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 125])
+def test_ping_payload_is_echoed(bridge, raw, size):
+    r = raw()
+    payload = os.urandom(size)
+    r.send(frame(payload, PING))
+    assert r.next_frame() == (PONG, payload)
+    r.send(frame(ping_msg(2)))
+    assert r.next_text()["type"] == "pong"
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x03\xe8", b"\x03\xe8bye", b"\x0f\xa0app"])
+def test_close_is_echoed(bridge, raw, payload):
+    """A client close (none, 1000, with a reason, an application code) is answered with the
+    same code, and the bridge ends the connection."""
+    r = raw()
+    r.send(frame(payload, CLOSE))
+    got = r.next_frame()
+    assert got is not None and got[0] == CLOSE
+    assert got[1][:2] == payload[:2]
+    r.wait_eof(time.monotonic() + tb.RECV_TIMEOUT)
+
+
+def test_fragmented_text_is_served(bridge, raw):
+    r = raw()
+    text = ping_msg("frag")
+    r.send(frame(text[:3], fin=False), frame(text[3:9], CONT, fin=False), frame(text[9:], CONT))
+    msg = r.next_text()
+    assert msg["type"] == "pong" and msg["request_id"] == "frag"
