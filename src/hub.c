@@ -104,6 +104,8 @@ struct tb_conn {
     uint32_t rl_count;
     int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
     bool warned;        /* token_expiring was sent for the current grant */
+    bool pinged;        /* io.ping was called since seen_ms */
+    int64_t seen_ms;    /* tb_mono_ms() of the last sign of life (or of the open) */
     int close_code;
 };
 
@@ -757,6 +759,7 @@ tb_conn_t *tb_hub_conn_open(tb_hub_t *h, void *io, tb_grant_t *grant)
         return NULL;
     }
     c->io = io;
+    c->seen_ms = tb_mono_ms();
     conn_set_grant(h, c, grant);
     c->id = ++h->next_conn_id;
     c->next = h->conns;
@@ -896,6 +899,27 @@ void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
     for (tb_conn_t *c = h->conns; c; c = c->next)
         if (c->deadline_s <= now_s && !c->close_code)
             conn_deadline(h, c, now_s);
+}
+
+void tb_hub_conn_alive(tb_conn_t *c, int64_t mono_ms)
+{
+    c->seen_ms = mono_ms;
+    c->pinged = false;
+}
+
+void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
+{
+    int64_t ping_ms = (int64_t)h->cfg->heartbeat.ping_interval_s * 1000;
+    int64_t drop_ms = (int64_t)h->cfg->heartbeat.pong_timeout_s * 1000;
+    for (tb_conn_t *c = h->conns; c; c = c->next) {
+        int64_t quiet = mono_ms - c->seen_ms;
+        if (quiet >= drop_ms) {
+            h->io.drop(h->transport, c->io);
+        } else if (quiet >= ping_ms && !c->pinged) {
+            c->pinged = true;
+            h->io.ping(h->transport, c->io);
+        }
+    }
 }
 
 /* ---- device rooms and snapshots ---------------------------------------------------------- */

@@ -44,6 +44,8 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define HTTP_HEADERS_OUT_MAX 512
 /* Seconds a connection asked to close may take to take its close frame. */
 #define CLOSE_GRACE_S 2
+/* The payload of the bridge's pings (a client's pong echoes it). */
+#define PING_PAYLOAD "tb"
 /* Most queue messages routed per wake-up before the loop services sockets again. */
 #define DRAIN_BATCH_MAX 4096
 /* First size of the array of connections a batch gave frames to (doubled as needed). */
@@ -74,9 +76,9 @@ struct tb_server {
     struct lws_context *ctx;
     struct lws_vhost *vhost;
     struct lws_vhost *admin; /* the admin listener; NULL when admin.port is 0 */
-    struct ev_loop *loop; /* the service thread's loop, lws's "foreign" libev loop */
-    void *loops[1];       /* {loop}, as lws_create_context() takes it */
-    ev_timer deadline;    /* wakes tb_server_drain()'s last wait at its deadline */
+    struct ev_loop *loop;    /* the service thread's loop, lws's "foreign" libev loop */
+    void *loops[1];          /* {loop}, as lws_create_context() takes it */
+    ev_timer deadline;       /* wakes tb_server_drain()'s last wait at its deadline */
     tb_queue_t *queue;
     tb_hub_t *hub;
     tb_http_ctx_t http;
@@ -85,7 +87,6 @@ struct tb_server {
     unsigned char *scratch;     /* LWS_PRE + scratch_cap bytes for gathered and deflate writes */
     size_t scratch_cap;         /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
-    lws_retry_bo_t idle_policy;
     struct lws_http_mount web; /* the file mount at "/", unused without listen.web_root */
     atomic_int stop;
     atomic_int reload_requested;
@@ -103,6 +104,7 @@ typedef struct {
     uint32_t rx_len;
     uint32_t rx_cap; /* a POST body's declared length */
     bool deflate;    /* permessage-deflate negotiated */
+    bool ping_due;   /* the hub asked for a ping: the next WRITEABLE sends it */
 } pss_t;
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
@@ -534,7 +536,7 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
     bool final = lws_is_final_fragment(wsi);
     if (!pss->conn)
         return -1;
-    lws_validity_confirmed(wsi);
+    tb_hub_conn_alive(pss->conn, tb_mono_ms());
     if (pss->rx_len + len > max) {
         static const char why[] = "message too big";
         atomic_fetch_add(&s->stats->client_too_big, 1);
@@ -632,6 +634,25 @@ static int write_raw(tb_server_t *s, struct lws *wsi, const tb_conn_t *c)
 }
 
 /*
+ * A ping, before any queued frame: lws frames it (it goes through no extension) and keeps what
+ * the kernel does not take. It carries PING_PAYLOAD because lws 4.1.6 does not pass a pong with
+ * an empty payload to the callback (LWS_CALLBACK_RECEIVE_PONG), and the pong is the sign of
+ * life. One write per callback, so the queue waits for the next one.
+ */
+static int write_ping(struct lws *wsi, pss_t *pss)
+{
+    unsigned char buf[LWS_PRE + sizeof(PING_PAYLOAD)];
+    size_t len = sizeof(PING_PAYLOAD) - 1;
+    pss->ping_due = false;
+    memcpy(buf + LWS_PRE, PING_PAYLOAD, len);
+    if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_PING) < (int)len)
+        return -1;
+    if (tb_hub_conn_queued(pss->conn) || tb_hub_conn_close_code(pss->conn))
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/*
  * One lws_write per WRITEABLE callback, carrying as many queued frames as fit: a reader that
  * keeps up drains its queue every loop iteration, so only a socket that stays full lets the
  * queue reach its bound.
@@ -640,6 +661,8 @@ static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
     if (!pss->conn)
         return 0;
+    if (pss->ping_due)
+        return write_ping(wsi, pss);
     if (tb_hub_conn_queued(pss->conn)) {
         int n = pss->deflate ? write_deflate(s, wsi, tb_hub_conn_peek(pss->conn))
                              : write_raw(s, wsi, pss->conn);
@@ -785,6 +808,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_established(s, wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         return on_receive(s, wsi, pss, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (pss->conn)
+            tb_hub_conn_alive(pss->conn, tb_mono_ms());
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s, wsi, pss);
     case LWS_CALLBACK_CLOSED:
@@ -869,6 +896,21 @@ static void io_want_write(void *transport, void *io)
     lws_callback_on_writable(io);
 }
 
+static void io_ping(void *transport, void *io)
+{
+    (void)transport;
+    pss_t *pss = lws_wsi_user(io);
+    pss->ping_due = true;
+    lws_callback_on_writable(io);
+}
+
+/* lws closes it when its timers next run, after the hub's walk (that is what ASYNC is for). */
+static void io_drop(void *transport, void *io)
+{
+    (void)transport;
+    lws_set_timeout(io, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
 static void io_close(void *transport, void *io, int code)
 {
     (void)transport;
@@ -934,6 +976,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 {
     tb_server_t *s = lws_container_of(sul, tb_server_t, tick);
     tb_hub_tick(s->hub, tb_now_ms());
+    tb_hub_heartbeat(s->hub, tb_mono_ms());
     lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
 }
 
@@ -950,18 +993,24 @@ static void lws_log_emit(int level, const char *line)
     tb_log(level == LLL_ERR ? TB_LOG_ERROR : TB_LOG_WARN, "libwebsockets", "detail=\"%s\"", clean);
 }
 
+/*
+ * lws gives every WebSocket a validity timer in its sorted timer list (re-sorted on each message
+ * received) unless the vhost's policy has no hangup time; without a policy it uses its default
+ * (300 s). Heartbeats come from the tick instead (tb_hub_heartbeat()): one timestamp per
+ * connection.
+ */
+static const lws_retry_bo_t no_validity_timers = {.secs_since_valid_hangup = 0};
+
 static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *info)
 {
     memset(info, 0, sizeof(*info));
-    s->idle_policy.secs_since_valid_ping = (uint16_t)s->cfg->heartbeat.ping_interval_s;
-    s->idle_policy.secs_since_valid_hangup = (uint16_t)s->cfg->heartbeat.pong_timeout_s;
     info->port = s->cfg->listen.port;
     info->iface = s->cfg->listen.host;
     info->protocols = protocols;
     info->extensions = extensions;
     info->user = s;
     info->vhost_name = "telebridge";
-    info->retry_and_idle_policy = &s->idle_policy;
+    info->retry_and_idle_policy = &no_validity_timers;
     info->max_http_header_data = HTTP_HEADER_DATA_MAX;
     info->max_http_header_pool = HTTP_HEADER_POOL;
     /* lws bounds an accepted connection's first bytes by timeout_secs and, once its request
@@ -1014,7 +1063,7 @@ static int create_hub(tb_server_t *s)
     tb_hub_opts_t ho = {
         .cfg = s->cfg,
         .auth = s->auth,
-        .io = {.want_write = io_want_write, .close = io_close},
+        .io = {.want_write = io_want_write, .close = io_close, .ping = io_ping, .drop = io_drop},
         .transport = s,
     };
     s->hub = tb_hub_create(&ho);

@@ -63,6 +63,14 @@ typedef struct {
      * that may take, since a slow consumer may never become writable.
      */
     void (*close)(void *transport, void *io, int code);
+    /* The connection was quiet for heartbeat.ping_interval_s: send it a WebSocket ping. */
+    void (*ping)(void *transport, void *io);
+    /*
+     * No sign of life for heartbeat.pong_timeout_s: drop the connection without a close frame.
+     * Called while the hub walks its connections, so the transport must not close it (and
+     * call tb_hub_conn_close()) before returning.
+     */
+    void (*drop)(void *transport, void *io);
 } tb_hub_io_t;
 
 typedef struct {
@@ -118,6 +126,8 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c);
 
 /* Handles one complete client message (any bytes; the hub validates). */
 void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len);
+/* A sign of life at mono_ms (tb_mono_ms()): any frame received, a pong included. */
+void tb_hub_conn_alive(tb_conn_t *c, int64_t mono_ms);
 
 /* The next frame to write, or NULL. */
 tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c);
@@ -153,6 +163,14 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
  * comparison per connection when nothing is due.
  */
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
+
+/*
+ * Heartbeats (once a second, mono_ms from tb_mono_ms()): a connection quiet since its open or
+ * its last tb_hub_conn_alive() for heartbeat.ping_interval_s gets one io.ping, and after
+ * heartbeat.pong_timeout_s an io.drop (again each call until the transport closes it). One
+ * comparison per connection; no timer per connection.
+ */
+void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms);
 
 /*
  * Reload (SIGHUP): replaces the group map, taking ownership of groups (the old map is freed),

@@ -21,6 +21,7 @@
 typedef struct {
     int want_writes;
     int close_code;
+    int pings, drops;
 } fake_io_t;
 
 typedef struct {
@@ -41,6 +42,18 @@ static void do_close(void *transport, void *io, int code)
 {
     (void)transport;
     ((fake_io_t *)io)->close_code = code;
+}
+
+static void do_ping(void *transport, void *io)
+{
+    (void)transport;
+    ((fake_io_t *)io)->pings++;
+}
+
+static void do_drop(void *transport, void *io)
+{
+    (void)transport;
+    ((fake_io_t *)io)->drops++;
 }
 
 static char *mint(const char *sub, const char *rooms_json, long exp_in)
@@ -84,8 +97,10 @@ static int setup(void **state)
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
     f->auth = tb_auth_create(&f->cfg.auth, err);
     assert_non_null(f->auth);
-    tb_hub_opts_t o = {
-        .cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close}, .epoch = "00000000000000e1"};
+    tb_hub_opts_t o = {.cfg = &f->cfg,
+                       .auth = f->auth,
+                       .io = {want_write, do_close, do_ping, do_drop},
+                       .epoch = "00000000000000e1"};
     f->hub = tb_hub_create(&o);
     assert_non_null(f->hub);
     *state = f;
@@ -451,6 +466,37 @@ static void test_expiry_closes_4001(void **state)
     assert_int_equal(f->io[0].close_code, 0);
     tb_hub_tick(f->hub, tb_now_ms() + 10000);
     assert_int_equal(f->io[0].close_code, TB_CLOSE_TOKEN_EXPIRED);
+}
+
+/* heartbeat.*: one ping after ping_interval_s of quiet, drops from pong_timeout_s; a sign of
+ * life starts the quiet over and re-arms the ping. */
+static void test_heartbeat_ping_then_drop(void **state)
+{
+    fixture_t *f = *state;
+    int64_t t = tb_mono_ms();
+    f->cfg.heartbeat.ping_interval_s = 30;
+    f->cfg.heartbeat.pong_timeout_s = 60;
+    open_conn(f, 0, NULL);
+    open_conn(f, 1, NULL);
+    tb_hub_conn_alive(f->conn[0], t);
+    tb_hub_conn_alive(f->conn[1], t);
+    tb_hub_heartbeat(f->hub, t + 29999);
+    assert_int_equal(f->io[0].pings + f->io[1].pings, 0);
+    tb_hub_heartbeat(f->hub, t + 30000);
+    tb_hub_heartbeat(f->hub, t + 31000);
+    assert_int_equal(f->io[0].pings, 1);
+    assert_int_equal(f->io[1].pings, 1);
+    tb_hub_conn_alive(f->conn[1], t + 40000); /* its pong */
+    tb_hub_heartbeat(f->hub, t + 59999);
+    assert_int_equal(f->io[0].drops, 0);
+    tb_hub_heartbeat(f->hub, t + 60000);
+    assert_int_equal(f->io[0].drops, 1);
+    assert_int_equal(f->io[1].drops, 0);
+    assert_int_equal(f->io[1].pings, 1);
+    tb_hub_heartbeat(f->hub, t + 70000);
+    assert_int_equal(f->io[1].pings, 2);
+    assert_int_equal(f->io[1].drops, 0);
+    assert_int_equal(f->io[0].close_code + f->io[1].close_code, 0); /* dropped, not closed */
 }
 
 /* Skips the frames queued on c, returning the next whose type is `type` (NULL: none). */
@@ -1187,6 +1233,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_ping_then_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_rules_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_routes_to_room, setup, teardown),
     };
