@@ -625,6 +625,20 @@ static void random_epoch(char out[TB_EPOCH_LEN])
     snprintf(out, TB_EPOCH_LEN, "%016" PRIx64, r);
 }
 
+/*
+ * The history ring holds history.messages for `since`, and never fewer than
+ * limits.send_queue_messages: a catch-up (a snapshot draining at the reader's pace) may then
+ * fall as far behind as a live connection's queue allows before it is a slow consumer, even
+ * when history.messages is 0.
+ */
+static size_t history_capacity(const tb_config_t *cfg)
+{
+    int n = cfg->history.messages > cfg->limits.send_queue_messages
+                ? cfg->history.messages
+                : cfg->limits.send_queue_messages;
+    return (size_t)n;
+}
+
 tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
 {
     tb_hub_t *h = calloc(1, sizeof(*h));
@@ -638,7 +652,7 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
     h->buckets = calloc(h->n_buckets, sizeof(*h->buckets));
     h->groups = tb_groups_create(opts->cfg->groups, opts->cfg->n_groups);
     h->lv = tb_lastvalue_create((size_t)opts->cfg->history.devices, opts->cfg->n_alerts);
-    h->hist = tb_history_create((size_t)opts->cfg->history.messages);
+    h->hist = tb_history_create(history_capacity(opts->cfg));
     h->events = calloc(opts->cfg->n_alerts ? opts->cfg->n_alerts : 1, sizeof(*h->events));
     h->alerts = opts->cfg->alerts;
     h->n_alerts = opts->cfg->n_alerts;
@@ -1051,14 +1065,16 @@ static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t 
 }
 
 /*
- * A `since` can be honoured when it names this epoch and the history still holds everything
- * after it, and, while c is already catching up, when it is not behind c's cursor (what lies
- * behind was already sent or skipped).
+ * A `since` can be honoured when it names this epoch, is at most history.messages behind (the
+ * ring may hold more, for catch-ups) and the history still holds everything after it, and,
+ * while c is already catching up, when it is not behind c's cursor (what lies behind was
+ * already sent or skipped).
  */
 static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *m)
 {
     if (!m->has_since || strcmp(m->since_epoch, h->epoch) != 0 ||
-        !tb_history_covers(h->hist, m->since_seq, h->seq))
+        !tb_history_covers(h->hist, m->since_seq, h->seq) ||
+        h->seq - m->since_seq > (uint64_t)h->cfg->history.messages)
         return false;
     return !c->catching_up || m->since_seq >= c->cursor;
 }

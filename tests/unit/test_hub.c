@@ -1160,6 +1160,33 @@ static void test_group_cycles_under_global_do_not_grow_snapshot(void **state)
     assert_int_equal(drain_snapshots(f, c), 300); /* global's, each device once */
 }
 
+/* docs/configuration.md, history.messages 0: no recovery, but a snapshot still drains at the
+ * reader's pace while messages arrive, without a slow-consumer close. */
+static void test_no_history_catch_up_keeps_the_subscriber(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.history.messages = 0;
+    rebuild_hub(f);
+    ingest_hum_devices(f, 30);
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"group:building-a\"]");
+    expect_type(f, c, "subscribed");
+    assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, "sensor-hum-5", "{\"h\": 2}"); /* 31..33, behind the snapshot */
+    for (json_int_t want = 1; want <= 33; want++) {
+        json_t *j = next_json(f, c);
+        assert_non_null(j);
+        assert_int_equal(seq_of(j), want);
+        assert_int_equal(json_is_true(json_object_get(j, "snapshot")), want <= 30);
+        json_decref(j);
+    }
+    assert_null(next_json(f, c));
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    subscribe_since(f, c, "[\"device:other\"]", 32, false); /* still no recovery */
+}
+
 /* A snapshot larger than the queue is paced too; messages arriving meanwhile wait behind it
  * and follow in order, none lost, none twice. */
 static void test_large_snapshot_then_arrivals(void **state)
@@ -1230,6 +1257,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resubscribe_cycles_do_not_grow_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_group_cycles_under_global_do_not_grow_snapshot, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_history_catch_up_keeps_the_subscriber, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_past_history_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_hysteresis, setup, teardown),
