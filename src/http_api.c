@@ -43,11 +43,13 @@ static json_t *refused_by_reason(const tb_stats_t *s)
 
 static json_t *refused_json(const tb_stats_t *s)
 {
-    json_t *o = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I}", "handshake_unauthorized", load(&s->handshakes_unauthorized),
-        "handshake_over_capacity", load(&s->handshakes_over_capacity), "handshake_origin",
-        load(&s->handshakes_forbidden_origin), "handshake_rate_limited",
-        load(&s->handshakes_rate_limited), "client_message_too_big", load(&s->client_too_big));
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "handshake_unauthorized",
+                          load(&s->handshakes_unauthorized), "handshake_over_capacity",
+                          load(&s->handshakes_over_capacity), "handshake_origin",
+                          load(&s->handshakes_forbidden_origin), "handshake_rate_limited",
+                          load(&s->handshakes_rate_limited), "handshake_too_large",
+                          load(&s->handshakes_too_large), "client_message_too_big",
+                          load(&s->client_too_big));
     if (o)
         json_object_set_new(o, "handshake_by_reason", refused_by_reason(s));
     return o;
@@ -113,6 +115,7 @@ static void snapshot_handshakes(const tb_stats_t *s, tb_metrics_snapshot_t *m)
     m->handshake_failures[TB_METRICS_HS_FORBIDDEN_ORIGIN] = load(&s->handshakes_forbidden_origin);
     m->handshake_failures[TB_METRICS_HS_OVER_CAPACITY] = load(&s->handshakes_over_capacity);
     m->handshake_failures[TB_METRICS_HS_RATE_LIMITED] = load(&s->handshakes_rate_limited);
+    m->handshake_failures[TB_METRICS_HS_TOO_LARGE] = load(&s->handshakes_too_large);
     for (int r = 0; r < TB_REFUSE_N; r++)
         m->handshake_refusals[r] = load(&s->handshakes_refused[r]);
 }

@@ -15,10 +15,7 @@ typedef struct {
 } writer_t;
 
 static const char *const hs_reason_names[TB_METRICS_HS_N] = {
-    "unauthorized",
-    "forbidden_origin",
-    "over_capacity",
-    "rate_limited",
+    "unauthorized", "forbidden_origin", "over_capacity", "rate_limited", "too_large",
 };
 
 const char *tb_metrics_hs_reason_name(tb_metrics_hs_reason_t reason)

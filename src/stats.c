@@ -20,10 +20,10 @@ void tb_stats_invalid(tb_stats_t *s, tb_invalid_reason_t reason)
 }
 
 static const char *const refuse_names[TB_REFUSE_N] = {
-    "missing",       "malformed",      "alg",         "signature",      "no_exp",
-    "expired",       "not_yet_valid",  "issuer",      "audience",       "claims",
-    "nomem",         "ticket_unknown", "ticket_used", "ticket_expired", "origin",
-    "over_capacity", "rate_limited",
+    "missing",       "malformed",      "alg",          "signature",         "no_exp",
+    "expired",       "not_yet_valid",  "issuer",       "audience",          "claims",
+    "nomem",         "ticket_unknown", "ticket_used",  "ticket_expired",    "origin",
+    "over_capacity", "rate_limited",   "uri_too_long", "headers_too_large",
 };
 
 const char *tb_refuse_reason_name(tb_refuse_reason_t reason)
@@ -44,6 +44,9 @@ static atomic_ullong *refuse_total(tb_stats_t *s, tb_refuse_reason_t reason)
         return &s->handshakes_over_capacity;
     case TB_REFUSE_RATE_LIMITED:
         return &s->handshakes_rate_limited;
+    case TB_REFUSE_URI_TOO_LONG:
+    case TB_REFUSE_HEADERS_LARGE:
+        return &s->handshakes_too_large;
     default:
         return &s->handshakes_unauthorized;
     }

@@ -38,8 +38,17 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 #define WS_TX_PACKET_MAX (1u << 20)
 /* Bytes of queued frames gathered into one write (the service thread's one scratch buffer). */
 #define WS_COALESCE_MAX (64 * 1024)
-/* Handshake headers may carry a token of TB_AUTH_TOKEN_MAX bytes in the query. */
-#define HTTP_HEADER_DATA_MAX (TB_AUTH_TOKEN_MAX + 4096)
+/*
+ * What a request may carry (docs/security.md → Abuse): a URI with its query of HTTP_URI_MAX
+ * bytes (room for a token of TB_AUTH_TOKEN_MAX in ?token=), HTTP_HEADERS_MAX in all; past them
+ * the answer is 414 or 431. lws closes a request that overflows its own header store without a
+ * word, so that store (HTTP_HEADER_DATA_MAX, the most its 16-bit setting holds) is kept well
+ * above both: only a request of more than 64 KiB is still dropped unanswered. Each store exists
+ * only while a request is parsed (at most HTTP_HEADER_POOL at once), never per connection.
+ */
+#define HTTP_URI_MAX (TB_AUTH_TOKEN_MAX + 1024)
+#define HTTP_HEADERS_MAX (TB_AUTH_TOKEN_MAX + 4096)
+#define HTTP_HEADER_DATA_MAX 65535
 #define HTTP_HEADER_POOL 64
 #define HTTP_HEADERS_OUT_MAX 512
 /* Seconds a connection asked to close may take to take its close frame. */
@@ -120,6 +129,10 @@ static const char *reason_phrase(int status)
         return "Not Found";
     case TB_HTTP_TOO_MANY:
         return "Too Many Requests";
+    case TB_HTTP_URI_TOO_LONG:
+        return "URI Too Long";
+    case TB_HTTP_HEADERS_TOO_LARGE:
+        return "Request Header Fields Too Large";
     case TB_HTTP_SERVER_ERROR:
         return "Internal Server Error";
     default:
@@ -227,6 +240,13 @@ static int http_answer(struct lws *wsi, int status, json_t *body)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+static void log_refusal(struct lws *wsi, const char *code, const char *reason)
+{
+    char peer[PEER_MAX];
+    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    tb_log(TB_LOG_INFO, "handshake refused", "why=%s reason=%s peer=%s", code, reason, peer);
+}
+
 /* Answers and closes the connection, leaving a body it did not want unread. */
 static int http_refuse(struct lws *wsi, int status, const char *code)
 {
@@ -319,6 +339,46 @@ static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
     return http_answer(wsi, status, body);
 }
 
+/*
+ * The request against HTTP_URI_MAX and HTTP_HEADERS_MAX: TB_REFUSE_N when it fits, else why.
+ * lws holds the path and the query apart (its "&" counted, not its "?"), both decoded.
+ */
+static tb_refuse_reason_t oversize(struct lws *wsi)
+{
+    char *uri = NULL;
+    int path = 0;
+    size_t all = 0;
+    if (lws_http_get_uri_and_method(wsi, &uri, &path) < 0 || path < 0)
+        path = 0;
+    int args = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if ((size_t)path + (args > 0 ? 1 + (size_t)args : 0) > HTTP_URI_MAX)
+        return TB_REFUSE_URI_TOO_LONG;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        all += n > 0 ? (size_t)n : 0;
+    }
+    return all > HTTP_HEADERS_MAX ? TB_REFUSE_HEADERS_LARGE : TB_REFUSE_N;
+}
+
+/*
+ * Refuses a request over the size limits, upgrade or not, with 414 or 431 and a JSON body,
+ * counting and logging it. 0 when it fits; else what the callback returns (an upgrade's
+ * refusal ends the transaction, a plain request's closes the connection).
+ */
+static int refuse_oversize(tb_server_t *s, struct lws *wsi, bool upgrade)
+{
+    tb_refuse_reason_t why = oversize(wsi);
+    if (why == TB_REFUSE_N)
+        return 0;
+    bool uri = why == TB_REFUSE_URI_TOO_LONG;
+    const char *code = uri ? "uri_too_long" : "headers_too_large";
+    tb_stats_refused(s->stats, why);
+    log_refusal(wsi, code, tb_refuse_reason_name(why));
+    int rc = http_send(wsi, uri ? TB_HTTP_URI_TOO_LONG : TB_HTTP_HEADERS_TOO_LARGE,
+                       tb_http_error(code), true);
+    return upgrade && !rc ? 1 : -1;
+}
+
 /* A GET on either listener: /metrics once tb_http_gate() lets it through, else tb_http_get(). */
 static int on_get(tb_server_t *s, struct lws *wsi, const char *path, bool admin)
 {
@@ -354,13 +414,6 @@ static const char *query_arg(struct lws *wsi, const char *name, char *buf, size_
 {
     const char *v = lws_get_urlarg_by_name(wsi, name, buf, (int)len);
     return v && *v ? v : NULL;
-}
-
-static void log_refusal(struct lws *wsi, const char *code, const char *reason)
-{
-    char peer[PEER_MAX];
-    lws_get_peer_simple(wsi, peer, sizeof(peer));
-    tb_log(TB_LOG_INFO, "handshake refused", "why=%s reason=%s peer=%s", code, reason, peer);
 }
 
 /* Rejects an upgrade with an HTTP answer, counting it; the value to return from the callback. */
@@ -419,7 +472,9 @@ static tb_refuse_reason_t ticket_refusal(int ticket_err)
  */
 static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
 {
-    char buf[TB_AUTH_TOKEN_MAX + 1];
+    /* Any one query argument fits (refuse_oversize bounded the URI first): a token too long to
+     * accept is refused as malformed by tb_auth_verify, not mistaken for a missing one. */
+    char buf[HTTP_URI_MAX + 1];
     int rc;
     const char *ticket = query_arg(wsi, "ticket=", buf, sizeof(buf));
     if (ticket) {
@@ -485,6 +540,9 @@ static bool origin_allowed(const tb_server_t *s, struct lws *wsi)
 static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
 {
     char uri[URI_MAX];
+    int rc = refuse_oversize(s, wsi, true);
+    if (rc)
+        return rc;
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || !is_ws_path(uri)) {
         log_refusal(wsi, "not_found", "path");
         return http_send(wsi, TB_HTTP_NOT_FOUND, tb_http_error("not_found"), true) ? -1 : 1;
@@ -786,6 +844,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     tb_server_t *s = lws_context_user(lws_get_context(wsi));
     pss_t *pss = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        return refuse_oversize(s, wsi, false);
     case LWS_CALLBACK_HTTP:
         return on_http(s, wsi, pss, in);
     case LWS_CALLBACK_HTTP_BODY:
@@ -848,12 +908,17 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                           size_t len)
 {
     tb_server_t *s = lws_context_user(lws_get_context(wsi));
+    int rc;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        return refuse_oversize(s, wsi, false);
     case LWS_CALLBACK_HTTP:
         if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
             return http_refuse(wsi, TB_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed");
         return on_get(s, wsi, in, true);
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        if ((rc = refuse_oversize(s, wsi, true)))
+            return rc;
         return http_send(wsi, TB_HTTP_NOT_FOUND, tb_http_error("not_found"), true) ? -1 : 1;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);

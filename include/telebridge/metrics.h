@@ -33,6 +33,7 @@ typedef enum {
     TB_METRICS_HS_FORBIDDEN_ORIGIN, /* 403 */
     TB_METRICS_HS_OVER_CAPACITY,    /* 503 */
     TB_METRICS_HS_RATE_LIMITED,     /* 429 */
+    TB_METRICS_HS_TOO_LARGE,        /* 414, 431: any request */
     TB_METRICS_HS_N
 } tb_metrics_hs_reason_t;
 

@@ -30,7 +30,8 @@ const char *tb_invalid_reason_name(tb_invalid_reason_t reason);
 
 /*
  * Why a WebSocket handshake was refused; indexes tb_stats_t.handshakes_refused. The first
- * eleven mirror tb_auth_err_t (a bad or missing JWT), then tickets, then the other checks.
+ * eleven mirror tb_auth_err_t (a bad or missing JWT), then tickets, then the other checks; the
+ * last two count every over-long request, whether it asked for an upgrade or not.
  */
 typedef enum {
     TB_REFUSE_MISSING = 0,    /* 401: no credential */
@@ -50,6 +51,8 @@ typedef enum {
     TB_REFUSE_ORIGIN,         /* 403: Origin not in listen.allowed_origins */
     TB_REFUSE_OVER_CAPACITY,  /* 503: limits.max_connections, or shutting down */
     TB_REFUSE_RATE_LIMITED,   /* 429: limits.handshakes_per_ip_per_s */
+    TB_REFUSE_URI_TOO_LONG,   /* 414: any request, upgrade or not (docs/security.md) */
+    TB_REFUSE_HEADERS_LARGE,  /* 431: any request, upgrade or not */
     TB_REFUSE_N
 } tb_refuse_reason_t;
 
@@ -72,6 +75,7 @@ typedef struct {
     atomic_ullong handshakes_over_capacity;        /* upgrades refused with 503 */
     atomic_ullong handshakes_forbidden_origin;     /* upgrades refused with 403 */
     atomic_ullong handshakes_rate_limited;         /* upgrades refused with 429 */
+    atomic_ullong handshakes_too_large;            /* requests refused with 414 or 431 */
     atomic_ullong handshakes_refused[TB_REFUSE_N]; /* every refused upgrade, by reason */
     atomic_ullong client_too_big; /* connections closed 1009 for an oversized message */
 } tb_stats_t;

@@ -2,6 +2,7 @@
 (CONTRACT §2, §3)."""
 
 import json
+import socket
 
 import tb
 
@@ -96,3 +97,89 @@ def test_bad_status_input(make_bridge, broker, connect):
     broker.publish("devices/dev-1/status", "online")
     m = ws.recv()
     tb.assert_device_envelope(m, "device_status", "dev-1")
+
+
+# docs/security.md → Abuse and denial of service: URI with its query at most 9 KiB (414),
+# request headers at most 12 KiB (431); past 64 KiB the connection is closed unanswered.
+URI_MAX = 8192 + 1024
+HEADERS_MAX = 8192 + 4096
+
+
+def read_answer(sock):
+    """Reads one HTTP answer (until Content-Length is met or the server closes)."""
+    buf = b""
+    while True:
+        head, sep, body = buf.partition(b"\r\n\r\n")
+        if sep:
+            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")]
+            if length and len(body) >= length[0]:
+                return head.decode("latin-1"), body[:length[0]]
+        chunk = sock.recv(65536)
+        if not chunk:
+            return head.decode("latin-1"), body
+        buf += chunk
+
+
+def too_long(bridge, path, headers=None, upgrade=True):
+    """Sends a request by hand → (status line, JSON body)."""
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1"]
+    if upgrade:
+        lines += ["Upgrade: websocket", "Connection: Upgrade",
+                  f"Sec-WebSocket-Key: {tb.ws_key()}", "Sec-WebSocket-Version: 13"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", bridge.port), timeout=5) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head, body = read_answer(sock)
+    assert head, f"no answer at all to a {len(path)}-byte URI"
+    return head.split("\r\n", 1)[0], json.loads(body)
+
+
+def test_a_long_url_gets_414_and_long_headers_431(bridge, connect):
+    """Before: a 20 KB token in ?token= got the connection dropped without a status line."""
+    token = "e" * 20000
+    cases = [
+        # (path, headers, upgrade, status line, body, reason)
+        (f"/ws?token={token}", {}, True, "HTTP/1.1 414 URI Too Long", "uri_too_long",
+         "uri_too_long"),
+        (f"/ws?token={'e' * (URI_MAX + 1 - len('/ws?token='))}", {}, True,
+         "HTTP/1.1 414 URI Too Long", "uri_too_long", "uri_too_long"),
+        (f"/stats?token={token}", {}, False, "HTTP/1.1 414 URI Too Long", "uri_too_long",
+         "uri_too_long"),
+        (f"/index.html?x={token}", {}, False, "HTTP/1.1 414 URI Too Long", "uri_too_long",
+         "uri_too_long"),
+        ("/ws", {"Authorization": f"Bearer {token}"}, True,
+         "HTTP/1.1 431 Request Header Fields Too Large", "headers_too_large",
+         "headers_too_large"),
+        ("/healthz", {"Cookie": "c" * HEADERS_MAX}, False,
+         "HTTP/1.1 431 Request Header Fields Too Large", "headers_too_large",
+         "headers_too_large"),
+    ]
+    for path, headers, upgrade, line, code, reason in cases:
+        before = bridge.stats()["refused"]
+        assert too_long(bridge, path, headers, upgrade) == (line, {"error": code}), path[:40]
+        after = bridge.stats()["refused"]
+        assert after["handshake_by_reason"][reason] == before["handshake_by_reason"][reason] + 1
+        assert after["handshake_too_large"] == before["handshake_too_large"] + 1
+        # The next good client is served.
+        assert connect(bridge, rooms=["global"]).connected["type"] == "connected"
+    metrics = bridge.get("/metrics")[1]
+    assert 'telebridge_handshake_refusals_total{reason="uri_too_long"} 4\n' in metrics
+    assert 'telebridge_handshake_refusals_total{reason="headers_too_large"} 2\n' in metrics
+    assert 'telebridge_handshake_failures_total{reason="too_large"} 6\n' in metrics
+    # Just under the URI bound is not refused for its length: a token of the longest accepted
+    # size is looked at (and refused as a bad token).
+    assert tb.handshake_status(bridge.port, f"/ws?token={'e' * 8192}") == (
+        401, {"error": "invalid_token"})
+    assert connect(bridge, rooms=["global"]).connected["type"] == "connected"
+
+
+def test_a_request_past_64k_is_closed_and_the_bridge_serves_on(bridge, connect):
+    with socket.create_connection(("127.0.0.1", bridge.port), timeout=5) as sock:
+        sock.sendall(f"GET /ws?token={'e' * 70000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        try:
+            head, _ = read_answer(sock)
+        except ConnectionResetError:
+            head = ""
+    assert head == ""
+    assert connect(bridge, rooms=["global"]).connected["type"] == "connected"

@@ -192,6 +192,7 @@ static void test_names(void **state)
     assert_string_equal(tb_metrics_hs_reason_name(TB_METRICS_HS_FORBIDDEN_ORIGIN),
                         "forbidden_origin");
     assert_string_equal(tb_metrics_hs_reason_name(TB_METRICS_HS_RATE_LIMITED), "rate_limited");
+    assert_string_equal(tb_metrics_hs_reason_name(TB_METRICS_HS_TOO_LARGE), "too_large");
     assert_string_equal(tb_metrics_hs_reason_name(TB_METRICS_HS_N), "unknown");
     assert_string_equal(tb_msg_kind_name(TB_MSG_STATUS), "status");
     assert_string_equal(tb_msg_kind_name(TB_MSG_KIND_N), "unknown");

@@ -26,6 +26,8 @@ static void test_refuse_names(void **state)
                             tb_auth_err_reason(-(r + 1)));
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_TICKET_USED), "ticket_used");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_RATE_LIMITED), "rate_limited");
+    assert_string_equal(tb_refuse_reason_name(TB_REFUSE_URI_TOO_LONG), "uri_too_long");
+    assert_string_equal(tb_refuse_reason_name(TB_REFUSE_HEADERS_LARGE), "headers_too_large");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_N), "unknown");
     assert_string_equal(tb_refuse_reason_name((tb_refuse_reason_t)-1), "unknown");
 }
@@ -45,6 +47,7 @@ static void test_refusals_feed_their_totals(void **state)
     assert_int_equal(s.handshakes_forbidden_origin, 1);
     assert_int_equal(s.handshakes_over_capacity, 1);
     assert_int_equal(s.handshakes_rate_limited, 1);
+    assert_int_equal(s.handshakes_too_large, 2); /* 414 and 431 */
 }
 
 int main(void)
