@@ -80,6 +80,12 @@ def test_the_admin_listener_serves_operators_only(bridge, connect):
     assert {"room": "device:sensor-temp-001", "subscribers": 1} in tb.http_get(port, "/rooms")[1]
     assert tb.http_get(port, "/stats")[1]["connections"] == 1
     assert public(bridge, "/rooms") == (401, {"error": "missing_token"})
+    # lws picks a vhost by the Host header only among those on the same port: naming the admin
+    # vhost on the public port reaches nothing more.
+    for host in ("telebridge-admin", f"127.0.0.1:{port}"):
+        status, _, body = tb.http_raw(bridge.port, f"GET /stats HTTP/1.1\r\nHost: {host}\r\n"
+                                      "Connection: close\r\n\r\n".encode())
+        assert (status, json.loads(body)) == (401, {"error": "missing_token"}), host
 
 
 def test_admin_port_must_differ_from_listen_port(tmp_path):
