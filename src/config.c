@@ -947,11 +947,21 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
     return 0;
 }
 
+/* Checked against the rest of the configuration before it replaces anything. */
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err)
 {
-    if (set_hostport(&cfg->listen.host, &cfg->listen.port, "--listen", hostport, err) != 0)
+    tb_config_t next = *cfg; /* shallow: only next.listen.host is its own */
+    next.listen.host = NULL;
+    if (set_hostport(&next.listen.host, &next.listen.port, "--listen", hostport, err) != 0)
         return -1;
-    return check_cross(cfg, err);
+    if (check_cross(&next, err) != 0) {
+        free(next.listen.host);
+        return -1;
+    }
+    free(cfg->listen.host);
+    cfg->listen.host = next.listen.host;
+    cfg->listen.port = next.listen.port;
+    return 0;
 }
 
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err)

@@ -304,7 +304,11 @@ static int on_post_body(pss_t *pss, const void *in, size_t len)
     return 0;
 }
 
-/* The credential of "Authorization: Bearer …" copied into buf, or NULL. */
+/*
+ * The credential of "Authorization: Bearer …" copied into buf, or NULL. A buf of
+ * HTTP_HEADERS_MAX + 1 holds any header refuse_oversize let through, so a credential too long
+ * to accept reaches tb_auth_verify (malformed) instead of reading as none.
+ */
 static const char *find_bearer(struct lws *wsi, char *buf, size_t len)
 {
     static const char bearer[] = "Bearer ";
@@ -320,7 +324,7 @@ static const char *find_bearer(struct lws *wsi, char *buf, size_t len)
 
 static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
-    char path[URI_MAX], auth[TB_AUTH_TOKEN_MAX + 1], peer[PEER_MAX];
+    char path[URI_MAX], auth[HTTP_HEADERS_MAX + 1], peer[PEER_MAX];
     json_t *body = NULL;
     int status = TB_HTTP_NOT_FOUND;
     tb_http_req_t req = {.path = path, .body = pss->rx, .body_len = pss->rx_len, .peer = peer};
@@ -373,7 +377,13 @@ static int refuse_oversize(tb_server_t *s, struct lws *wsi, bool upgrade)
     bool uri = why == TB_REFUSE_URI_TOO_LONG;
     const char *code = uri ? "uri_too_long" : "headers_too_large";
     tb_stats_refused(s->stats, why);
-    log_refusal(wsi, code, tb_refuse_reason_name(why));
+    if (upgrade) {
+        log_refusal(wsi, code, tb_refuse_reason_name(why));
+    } else {
+        char peer[PEER_MAX];
+        lws_get_peer_simple(wsi, peer, sizeof(peer));
+        tb_log(TB_LOG_INFO, "request refused", "why=%s peer=%s", code, peer);
+    }
     int rc = http_send(wsi, uri ? TB_HTTP_URI_TOO_LONG : TB_HTTP_HEADERS_TOO_LARGE,
                        tb_http_error(code), true);
     return upgrade && !rc ? 1 : -1;
@@ -382,7 +392,7 @@ static int refuse_oversize(tb_server_t *s, struct lws *wsi, bool upgrade)
 /* A GET on either listener: /metrics once tb_http_gate() lets it through, else tb_http_get(). */
 static int on_get(tb_server_t *s, struct lws *wsi, const char *path, bool admin)
 {
-    char auth[TB_AUTH_TOKEN_MAX + 1];
+    char auth[HTTP_HEADERS_MAX + 1];
     json_t *body = NULL;
     tb_http_req_t req = {.path = path, .now_ms = tb_now_ms(), .admin = admin};
     req.bearer = find_bearer(wsi, auth, sizeof(auth));

@@ -35,6 +35,8 @@ def test_operator_endpoints_need_an_admin_token(make_bridge):
         assert public(bridge, path, user) == (403, {"error": "forbidden"}), path
         assert public(bridge, path, admin)[0] == 200, path
         assert public(bridge, path, near) == (403, {"error": "forbidden"}), path
+        # Longer than any token accepted, but inside the header bound: a bad token, not none.
+        assert public(bridge, path, "x" * 9000) == (401, {"error": "invalid_token"}), path
         assert public(bridge, path, listed)[0] == 200, path
     status, headers, _ = tb.http_raw(bridge.port, b"GET /rooms HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 401 and headers["www-authenticate"] == "Bearer"
