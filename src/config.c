@@ -32,6 +32,7 @@
 
 typedef enum {
     K_INT,       /* integer in [lo, hi] */
+    K_BOOL,      /* true or false, stored as bool */
     K_STR,       /* string of 1..hi bytes */
     K_HOST,      /* K_STR of visible ASCII (a host name or address) */
     K_STR_NULL,  /* K_STR, or null for unset */
@@ -49,12 +50,13 @@ typedef struct {
     size_t off;          /* the value inside its section struct */
     size_t n_off;        /* arrays: their element count */
     long long lo, hi;    /* K_INT: the value's range; string kinds: hi is the longest length */
-    int def_int;         /* K_INT and K_SLOW default */
+    int def_int;         /* K_INT, K_BOOL and K_SLOW default */
     const char *def_str; /* string kinds default; NULL is unset. Arrays default to empty. */
 } field_t;
 
 /* clang-format off */
 #define F_INT(T, k, lo, hi, def) {#k, K_INT, offsetof(T, k), 0, lo, hi, def, NULL}
+#define F_BOOL(T, k, def) {#k, K_BOOL, offsetof(T, k), 0, 0, 1, def, NULL}
 #define F_STR(T, k, kind, maxlen, def) {#k, kind, offsetof(T, k), 0, 1, maxlen, 0, def}
 #define F_ARR(T, k, kind) {#k, kind, offsetof(T, k), offsetof(T, n_##k), 0, 0, 0, NULL}
 /* clang-format on */
@@ -120,6 +122,13 @@ static const field_t heartbeat_fields[] = {
     F_INT(tb_config_heartbeat_t, pong_timeout_s, 1, 7200, 60),
 };
 
+/* permessage-deflate (docs/performance.md has the figures behind the defaults). */
+static const field_t compression_fields[] = {
+    F_BOOL(tb_config_compression_t, enabled, 1),
+    F_INT(tb_config_compression_t, level, 1, 9, 6),
+    F_INT(tb_config_compression_t, min_bytes, 0, 16777216, 128),
+};
+
 static const field_t history_fields[] = {
     F_INT(tb_config_history_t, messages, 0, 16777216, 65536),
     F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
@@ -141,13 +150,13 @@ typedef struct {
 /* clang-format on */
 
 static const section_t sections[] = {
-    SECTION(listen), SECTION(admin),     SECTION(mqtt),    SECTION(auth),
-    SECTION(limits), SECTION(heartbeat), SECTION(history),
+    SECTION(listen), SECTION(admin),     SECTION(mqtt),        SECTION(auth),
+    SECTION(limits), SECTION(heartbeat), SECTION(compression), SECTION(history),
 };
 
 /* The file's top-level keys, in the contract's order (tb_config_to_json keeps it). */
-static const char *const top_keys[] = {"listen", "admin",     "mqtt",    "auth",  "groups",
-                                       "limits", "heartbeat", "history", "alerts"};
+static const char *const top_keys[] = {"listen", "admin",     "mqtt",        "auth",    "groups",
+                                       "limits", "heartbeat", "compression", "history", "alerts"};
 
 static const char *const algorithm_names[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
 /* Indexed by tb_slow_policy_t and tb_alert_op_t. */
@@ -276,7 +285,7 @@ static bool is_array_kind(kind_t kind)
 
 static bool is_string_kind(kind_t kind)
 {
-    return kind != K_INT && kind != K_SLOW && !is_array_kind(kind);
+    return kind != K_INT && kind != K_BOOL && kind != K_SLOW && !is_array_kind(kind);
 }
 
 /* Replaces a NULL-terminated string array and its count, freeing the old one. */
@@ -300,6 +309,8 @@ static int set_field_default(void *sect, const field_t *f)
     void *p = (char *)sect + f->off;
     if (f->kind == K_INT) {
         *(int *)p = f->def_int;
+    } else if (f->kind == K_BOOL) {
+        *(bool *)p = f->def_int != 0;
     } else if (f->kind == K_SLOW) {
         *(tb_slow_policy_t *)p = (tb_slow_policy_t)f->def_int;
     } else if (is_array_kind(f->kind)) {
@@ -484,6 +495,14 @@ static int apply_int(void *sect, const field_t *f, json_t *v, const char *key, c
     return 0;
 }
 
+static int apply_bool(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+{
+    if (!json_is_boolean(v))
+        return fail(err, key, "must be true or false");
+    *(bool *)(void *)((char *)sect + f->off) = json_is_true(v);
+    return 0;
+}
+
 static int apply_slow(void *sect, const field_t *f, json_t *v, const char *key, char *err)
 {
     int i =
@@ -542,6 +561,8 @@ static int apply_field(void *sect, const field_t *f, json_t *v, const char *key,
     switch (f->kind) {
     case K_INT:
         return apply_int(sect, f, v, key, ctx->err);
+    case K_BOOL:
+        return apply_bool(sect, f, v, key, ctx->err);
     case K_SLOW:
         return apply_slow(sect, f, v, key, ctx->err);
     case K_ORIGINS:
@@ -1003,6 +1024,8 @@ static json_t *field_to_json(const char *sect, const field_t *f)
     switch (f->kind) {
     case K_INT:
         return json_integer(*(const int *)p);
+    case K_BOOL:
+        return json_boolean(*(const bool *)p);
     case K_SLOW:
         return json_string(slow_name(*(const tb_slow_policy_t *)p));
     case K_ORIGINS:

@@ -20,6 +20,7 @@
 #include "telebridge/ratelimit.h"
 #include "telebridge/ticket.h"
 #include "telebridge/util.h"
+#include "telebridge/wsdeflate.h"
 
 _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of headroom");
 
@@ -93,7 +94,8 @@ struct tb_server {
     tb_http_ctx_t http;
     tb_tickets_t *tickets;
     tb_ratelimit_t *handshakes; /* per-IP handshake limiter; NULL when off */
-    unsigned char *scratch;     /* LWS_PRE + scratch_cap bytes for gathered and deflate writes */
+    tb_wsdeflate_t *z;          /* the one deflater and inflater; NULL: compression off */
+    unsigned char *scratch;     /* LWS_PRE + scratch_cap bytes for gathered writes */
     size_t scratch_cap;         /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
     struct lws_http_mount web; /* the file mount at "/", unused without listen.web_root */
@@ -111,9 +113,12 @@ typedef struct {
     tb_conn_t *conn;
     char *rx; /* assembly buffer of a multi-chunk message or of a POST body, else NULL */
     uint32_t rx_len;
-    uint32_t rx_cap; /* a POST body's declared length */
-    bool deflate;    /* permessage-deflate negotiated */
-    bool ping_due;   /* the hub asked for a ping: the next WRITEABLE sends it */
+    uint32_t rx_cap;     /* a POST body's declared length */
+    bool deflate;        /* permessage-deflate negotiated: RSV1 allowed on client messages */
+    bool rx_deflated;    /* the client message being received is compressed (RSV1) */
+    bool closing;        /* a Close frame was sent or answered: nothing more is written */
+    bool ping_due;       /* the hub asked for a ping: the next WRITEABLE sends it */
+    uint8_t window_bits; /* deflate: the client's server_max_window_bits (else 15) */
 } pss_t;
 
 /* ---- HTTP answers ------------------------------------------------------------------------ */
@@ -577,26 +582,134 @@ static int on_established(tb_server_t *s, struct lws *wsi, pss_t *pss)
     return pss->conn ? 0 : -1;
 }
 
+/* ---- permessage-deflate negotiation ------------------------------------------------------- */
+
+/* RFC 7692 §6: RSV1 marks the first frame of a compressed message. */
+#define WS_RSV1 0x40
+/* The Sec-WebSocket-Extensions value read (lws itself parses at most 255 bytes of it). */
+#define EXT_HEADER_MAX 512
+#define PMD_ANSWER_MAX 128
+#define PMD_NAME "permessage-deflate"
+
+/*
+ * LWS_CALLBACK_CONFIRM_EXTENSION_OKAY: 0 accepts the client's first permessage-deflate offer
+ * (tb_wsdeflate_offer() checks its parameters), 1 declines it and any later one, leaving the
+ * connection uncompressed.
+ */
+static int on_confirm_extension(const tb_server_t *s, struct lws *wsi, pss_t *pss, const char *name)
+{
+    char hdr[EXT_HEADER_MAX];
+    unsigned bits;
+    if (!s->z || !pss || strcmp(name, PMD_NAME) != 0 ||
+        lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_EXTENSIONS) <= 0 ||
+        tb_wsdeflate_offer(hdr, &bits) != 0)
+        return 1;
+    pss->deflate = true;
+    pss->window_bits = (uint8_t)bits;
+    return 0;
+}
+
+/*
+ * LWS_CALLBACK_ADD_HEADERS of an accepted upgrade. lws 4.1.6 (server-ws.c, handshake_0405)
+ * has just ended the answer's "Sec-WebSocket-Extensions: permessage-deflate" line (it adds no
+ * parameters: the extension declares no lws options); the answer's parameters
+ * (server_no_context_takeover, client_no_context_takeover, server_max_window_bits) go in
+ * before that line's CRLF. Anything else there fails the handshake rather than answer wrongly.
+ */
+static int on_add_headers(const pss_t *pss, struct lws_process_html_args *args)
+{
+    static const char line_end[] = PMD_NAME "\r\n";
+    const size_t n = sizeof(line_end) - 1;
+    char params[PMD_ANSWER_MAX];
+    if (!pss || !pss->deflate)
+        return 0;
+    int len = tb_wsdeflate_answer(pss->window_bits, params, sizeof(params));
+    if (len < 0 || args->max_len < len || memcmp(args->p - n, line_end, n) != 0)
+        return -1;
+    memcpy(args->p - 2, params, (size_t)len);
+    memcpy(args->p - 2 + len, "\r\n", 2);
+    args->p += len;
+    args->max_len -= len;
+    return 0;
+}
+
+static const struct lws_ext_options pmd_no_options[] = {{NULL, EXTARG_NONE}};
+
+/*
+ * permessage-deflate as lws sees it: an active extension, so lws accepts RSV1 on the
+ * connection (ops-ws.c refuses RSV bits without one), and nothing more. It keeps no state
+ * (lws's per-connection extension pointer stays NULL) and returns 0 for every payload callback,
+ * which lws treats as no extension: client frames reach LWS_CALLBACK_RECEIVE as they came
+ * (on_receive inflates compressed messages with the shared inflater) and lws's own frames
+ * (close, pong) leave as they are. Data frames never go through lws_write (write_raw).
+ */
+static int pmd_callback(struct lws_context *ctx, const struct lws_extension *ext, struct lws *wsi,
+                        enum lws_extension_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    (void)ctx;
+    (void)ext;
+    (void)wsi;
+    (void)user;
+    (void)len;
+    if (reason == LWS_EXT_CB_CONSTRUCT)
+        *(const struct lws_ext_options **)in = pmd_no_options;
+    return 0;
+}
+
+static const struct lws_extension extensions[] = {
+    {PMD_NAME, pmd_callback, PMD_NAME "; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
 /* ---- WebSocket traffic ----------------------------------------------------------------------- */
 
 /*
- * A whole client message goes to the hub only when it is UTF-8 (RFC 6455 §8.1: else the
- * connection fails with 1007). Checked here, on the complete message after any extension, and
- * not by lws's LWS_SERVER_OPTION_VALIDATE_UTF8, whose check misses a message inflated by
- * permessage-deflate that ends partway through a character.
+ * Asks lws to close with code (it sends the Close frame when the callback returns -1, then
+ * waits for the client's); from here on nothing else is written to the connection.
+ */
+static int close_with(struct lws *wsi, pss_t *pss, int code, const char *why)
+{
+    pss->closing = true;
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
+    return -1;
+}
+
+static int close_too_big(tb_server_t *s, struct lws *wsi, pss_t *pss)
+{
+    atomic_fetch_add(&s->stats->client_too_big, 1);
+    return close_with(wsi, pss, TB_CLOSE_TOO_BIG, "message too big");
+}
+
+/*
+ * A complete client message, inflated first when compressed: past limits.max_message_bytes
+ * inflated it closes with 1009 as a plain one would; DEFLATE data that does not inflate fails
+ * the connection (1002). It goes to the hub only when it is UTF-8 (RFC 6455 §8.1: else the
+ * connection fails with 1007). Checked here, on the complete message after inflating, and not by
+ * lws's LWS_SERVER_OPTION_VALIDATE_UTF8, which would see the compressed bytes.
  */
 static int deliver(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *msg, size_t len)
 {
-    if (!lws_frame_is_binary(wsi) && !tb_utf8_valid(msg, len)) {
-        static const char why[] = "invalid utf-8";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, (unsigned char *)why,
-                         sizeof(why) - 1);
-        return -1;
+    if (pss->rx_deflated) {
+        int rc = s->z ? tb_wsdeflate_inflate(s->z, msg, len, &msg, &len) : -EINVAL;
+        if (rc == -E2BIG)
+            return close_too_big(s, wsi, pss);
+        if (rc == -EINVAL)
+            return close_with(wsi, pss, LWS_CLOSE_STATUS_PROTOCOL_ERR, "bad deflate data");
+        if (rc)
+            return -1;
     }
+    if (!lws_frame_is_binary(wsi) && !tb_utf8_valid(msg, len))
+        return close_with(wsi, pss, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid utf-8");
     tb_hub_conn_receive(s->hub, pss->conn, msg, len);
     return 0;
 }
 
+/*
+ * Client data, in chunks of at most WS_RX_CHUNK bytes. A message in one chunk is handled in
+ * place; a longer one is assembled in pss->rx (at most limits.max_message_bytes, compressed or
+ * not: over it closes with 1009).
+ */
 static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *in, size_t len)
 {
     int rc;
@@ -605,13 +718,10 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
     if (!pss->conn)
         return -1;
     tb_hub_conn_alive(pss->conn, tb_mono_ms());
-    if (pss->rx_len + len > max) {
-        static const char why[] = "message too big";
-        atomic_fetch_add(&s->stats->client_too_big, 1);
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-                         sizeof(why) - 1);
-        return -1;
-    }
+    if (lws_is_first_fragment(wsi))
+        pss->rx_deflated = (lws_get_reserved_bits(wsi) & WS_RSV1) != 0;
+    if (pss->rx_len + len > max)
+        return close_too_big(s, wsi, pss);
     if (final && pss->rx_len == 0)
         return deliver(s, wsi, pss, in, len);
     if (!pss->rx && !(pss->rx = malloc(max)))
@@ -642,20 +752,6 @@ static unsigned char *scratch(tb_server_t *s, size_t len)
 }
 
 /*
- * permessage-deflate needs lws's own framing: the payload is copied into the scratch buffer
- * (lws may write into the LWS_PRE bytes before it, which in a shared frame hold its prebuilt
- * header) and written as text, one frame per callback since the compressor may need more.
- */
-static int write_deflate(tb_server_t *s, struct lws *wsi, tb_frame_t *f)
-{
-    unsigned char *buf = scratch(s, f->len);
-    if (!buf)
-        return -1;
-    memcpy(buf, tb_frame_payload(f), f->len);
-    return lws_write(wsi, buf, f->len, LWS_WRITE_TEXT) < (int)f->len ? -1 : 1;
-}
-
-/*
  * Sends len raw bytes: straight to the socket while lws holds nothing for it, since lws_write
  * runs the extension chain even for LWS_WRITE_RAW (callgrind: ~250 instructions per call, more
  * than the rest of a delivery). What the kernel does not take goes through lws_write, which
@@ -678,20 +774,33 @@ static int send_raw(struct lws *wsi, unsigned char *buf, size_t len)
 }
 
 /*
- * Plain connections: the frames carry their own WebSocket headers, so the queued ones leave in
- * one raw write — straight from the shared frame when only one fits, else gathered into the
- * scratch buffer (a copy, no allocation) up to WS_COALESCE_MAX bytes. Returns the frames
- * written, or -1.
+ * The bytes of f for this connection: its compressed copy on a permessage-deflate connection
+ * (made by the first such recipient, shared by the rest), else — and for frames that stay
+ * plain — the frame as built.
  */
-static int write_raw(tb_server_t *s, struct lws *wsi, const tb_conn_t *c)
+static const unsigned char *conn_wire(tb_server_t *s, const pss_t *pss, tb_frame_t *f, size_t *len)
 {
+    const unsigned char *wire =
+        pss->deflate ? tb_frame_wire_deflate(f, s->z, pss->window_bits, len) : NULL;
+    return wire ? wire : tb_frame_wire(f, len);
+}
+
+/*
+ * Every connection, compressing or not: the frames carry their own WebSocket headers, so the
+ * queued ones leave in one raw write — straight from the shared frame when only one fits, else
+ * gathered into the scratch buffer (a copy, no allocation) up to WS_COALESCE_MAX bytes.
+ * Returns the frames written, or -1.
+ */
+static int write_raw(tb_server_t *s, struct lws *wsi, const pss_t *pss)
+{
+    const tb_conn_t *c = pss->conn;
     size_t len, used = 0;
     int n = 0;
-    const unsigned char *wire = tb_frame_wire(tb_hub_conn_at(c, 0), &len);
+    const unsigned char *wire = conn_wire(s, pss, tb_hub_conn_at(c, 0), &len);
     if (tb_hub_conn_queued(c) == 1 || len > WS_COALESCE_MAX / 2)
         return send_raw(wsi, (unsigned char *)wire, len) ? -1 : 1;
     for (size_t i = 0; i < tb_hub_conn_queued(c); i++) {
-        wire = tb_frame_wire(tb_hub_conn_at(c, i), &len);
+        wire = conn_wire(s, pss, tb_hub_conn_at(c, i), &len);
         if (used + len > WS_COALESCE_MAX)
             break;
         memcpy(s->scratch + LWS_PRE + used, wire, len); /* scratch_cap >= WS_COALESCE_MAX */
@@ -727,13 +836,12 @@ static int write_ping(struct lws *wsi, pss_t *pss)
  */
 static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
-    if (!pss->conn)
+    if (!pss->conn || pss->closing)
         return 0;
     if (pss->ping_due)
         return write_ping(wsi, pss);
     if (tb_hub_conn_queued(pss->conn)) {
-        int n = pss->deflate ? write_deflate(s, wsi, tb_hub_conn_peek(pss->conn))
-                             : write_raw(s, wsi, pss->conn);
+        int n = write_raw(s, wsi, pss);
         if (n < 0)
             return -1;
         while (n-- > 0)
@@ -743,11 +851,7 @@ static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
         return 0;
     }
     int code = tb_hub_conn_close_code(pss->conn);
-    if (!code)
-        return 0;
-    const char *why = tb_hub_close_reason(code);
-    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
-    return -1;
+    return code ? close_with(wsi, pss, code, tb_hub_close_reason(code)) : 0;
 }
 
 static void on_closed(tb_server_t *s, pss_t *pss)
@@ -785,9 +889,9 @@ static void reload(tb_server_t *s)
 /*
  * Writes what each connection got from the batch just routed, at once: one raw write each,
  * not a poll round later from WRITEABLE (a reader that keeps up has room in its socket). lws
- * keeps whatever the kernel does not take and sends it first; deflate connections, those with
- * such bytes still held, those closing, and any frames left after the write go through
- * WRITEABLE as before.
+ * keeps whatever the kernel does not take and sends it first; connections with such bytes
+ * still held, those closing, and any frames left after the write go through WRITEABLE as
+ * before. Nothing is written once a Close frame has been sent or answered.
  */
 static void flush_pending(tb_server_t *s)
 {
@@ -795,9 +899,9 @@ static void flush_pending(tb_server_t *s)
         struct lws *wsi = s->pending[i];
         pss_t *pss = lws_wsi_user(wsi);
         tb_conn_t *c = pss->conn;
-        if (c && !pss->deflate && !lws_partial_buffered(wsi) && !tb_hub_conn_close_code(c) &&
+        if (c && !pss->closing && !lws_partial_buffered(wsi) && !tb_hub_conn_close_code(c) &&
             tb_hub_conn_queued(c)) {
-            int n = write_raw(s, wsi, c);
+            int n = write_raw(s, wsi, pss);
             if (n < 0) {
                 lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
                 continue;
@@ -872,7 +976,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return on_confirm_upgrade(s, wsi);
     case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
-        pss->deflate = true; /* the only extension offered */
+        return on_confirm_extension(s, wsi, pss, in);
+    case LWS_CALLBACK_ADD_HEADERS:
+        return on_add_headers(pss, in);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        pss->closing = true; /* lws answers with Close */
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         return on_established(s, wsi, pss);
@@ -938,12 +1046,6 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 static const struct lws_protocols admin_protocols[] = {
     {"telebridge-admin", admin_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
-};
-
-static const struct lws_extension extensions[] = {
-    {"permessage-deflate", lws_extension_callback_pm_deflate,
-     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
-    {NULL, NULL, NULL},
 };
 
 /* ---- hub I/O ------------------------------------------------------------------------------- */
@@ -1082,7 +1184,7 @@ static void fill_context_info(tb_server_t *s, struct lws_context_creation_info *
     info->port = s->cfg->listen.port;
     info->iface = s->cfg->listen.host;
     info->protocols = protocols;
-    info->extensions = extensions;
+    info->extensions = s->z ? extensions : NULL;
     info->user = s;
     info->vhost_name = "telebridge";
     info->retry_and_idle_policy = &no_validity_timers;
@@ -1120,6 +1222,17 @@ static int create_admin(tb_server_t *s, char *err, size_t errlen)
     tb_log(TB_LOG_INFO, "admin listener", "host=%s port=%d", a->host,
            lws_get_vhost_listen_port(s->admin));
     return 0;
+}
+
+/* The deflater and inflater, unless compression.enabled is false. 0, or -1. */
+static int create_deflate(tb_server_t *s)
+{
+    const tb_config_compression_t *c = &s->cfg->compression;
+    if (!c->enabled)
+        return 0;
+    s->z = tb_wsdeflate_create(c->level, (size_t)c->min_bytes,
+                               (size_t)s->cfg->limits.max_message_bytes);
+    return s->z ? 0 : -1;
 }
 
 /* The per-IP handshake limiter, when limits.handshakes_per_ip_per_s is not 0. 0, or -1. */
@@ -1181,7 +1294,7 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     s->reload_arg = opts->reload_arg;
     if (!scratch(s, WS_COALESCE_MAX) || !(s->queue = tb_queue_create(TB_SERVER_QUEUE_CAP)) ||
         !(s->tickets = tb_tickets_create(TB_TICKETS_MAX, TB_TICKETS_PER_SUB)) ||
-        create_limiter(s) || create_hub(s)) {
+        create_limiter(s) || create_deflate(s) || create_hub(s)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -1291,6 +1404,7 @@ void tb_server_destroy(tb_server_t *s)
     tb_hub_destroy(s->hub);
     tb_tickets_destroy(s->tickets);
     tb_ratelimit_destroy(s->handshakes);
+    tb_wsdeflate_destroy(s->z);
     tb_auth_destroy(s->auth);
     free(s->scratch);
     free(s->pending);

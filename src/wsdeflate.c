@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 /*
@@ -150,4 +152,127 @@ int tb_wsdeflate_inflate(tb_wsdeflate_t *z, const void *in, size_t len, const ch
     *out = z->inflated;
     *outlen = n;
     return 0;
+}
+
+/* ---- negotiation -------------------------------------------------------------------------- */
+
+#define PMD_NAME "permessage-deflate"
+
+/* The parameters an offer may carry, RFC 7692 §7.1. */
+enum { P_SERVER_NCT, P_CLIENT_NCT, P_SERVER_BITS, P_CLIENT_BITS, P_N };
+static const char *const param_names[P_N] = {"server_no_context_takeover",
+                                             "client_no_context_takeover", "server_max_window_bits",
+                                             "client_max_window_bits"};
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* [*b, *e) with blanks and one pair of double quotes trimmed. */
+static void trim(const char **b, const char **e)
+{
+    while (*b < *e && is_space(**b))
+        (*b)++;
+    while (*e > *b && is_space((*e)[-1]))
+        (*e)--;
+    if (*e - *b >= 2 && **b == '"' && (*e)[-1] == '"') {
+        (*b)++;
+        (*e)--;
+    }
+}
+
+static bool span_is(const char *b, const char *e, const char *word)
+{
+    size_t n = strlen(word);
+    return (size_t)(e - b) == n && strncasecmp(b, word, n) == 0;
+}
+
+/* A window size 8..15 in [b, e); -1 otherwise. */
+static int window_value(const char *b, const char *e)
+{
+    int v = 0;
+    if (b == e || e - b > 2)
+        return -1;
+    for (; b < e; b++) {
+        if (*b < '0' || *b > '9')
+            return -1;
+        v = v * 10 + (*b - '0');
+    }
+    return v >= TB_WSDEFLATE_WINDOW_MIN && v <= TB_WSDEFLATE_WINDOW_MAX ? v : -1;
+}
+
+/* One "name[=value]" parameter in [b, e); 0, or -1 when it is not acceptable. */
+static int offer_param(const char *b, const char *e, bool seen[P_N], unsigned *window_bits)
+{
+    const char *eq = memchr(b, '=', (size_t)(e - b));
+    const char *ne = eq ? eq : e, *vb = eq ? eq + 1 : e, *ve = e;
+    trim(&b, &ne);
+    trim(&vb, &ve);
+    int p = 0;
+    while (p < P_N && !span_is(b, ne, param_names[p]))
+        p++;
+    if (p == P_N || seen[p])
+        return -1;
+    seen[p] = true;
+    switch (p) {
+    case P_SERVER_NCT:
+    case P_CLIENT_NCT:
+        return eq ? -1 : 0;
+    case P_SERVER_BITS: {
+        int v = eq ? window_value(vb, ve) : -1;
+        if (v < 0)
+            return -1;
+        *window_bits = (unsigned)v;
+        return 0;
+    }
+    default: /* client_max_window_bits: a hint, with or without a value */
+        return !eq || window_value(vb, ve) >= 0 ? 0 : -1;
+    }
+}
+
+/* One offer "name; p; p=v" in [b, e): 1 when it is not permessage-deflate, else 0 or -1. */
+static int offer_element(const char *b, const char *e, unsigned *window_bits)
+{
+    bool seen[P_N] = {false};
+    const char *semi = memchr(b, ';', (size_t)(e - b));
+    const char *nb = b, *ne = semi ? semi : e;
+    trim(&nb, &ne);
+    if (!span_is(nb, ne, PMD_NAME))
+        return 1;
+    *window_bits = TB_WSDEFLATE_WINDOW_MAX;
+    while (semi) {
+        const char *pb = semi + 1;
+        semi = memchr(pb, ';', (size_t)(e - pb));
+        if (offer_param(pb, semi ? semi : e, seen, window_bits))
+            return -1;
+    }
+    return 0;
+}
+
+int tb_wsdeflate_offer(const char *header, unsigned *window_bits)
+{
+    const char *b = header, *end = header + strlen(header);
+    while (b < end) {
+        const char *comma = memchr(b, ',', (size_t)(end - b));
+        const char *e = comma ? comma : end;
+        int rc = offer_element(b, e, window_bits);
+        if (rc <= 0)
+            return rc;
+        b = e + 1;
+    }
+    return -1;
+}
+
+int tb_wsdeflate_answer(unsigned window_bits, char *buf, size_t len)
+{
+    int n;
+    if (window_bits < TB_WSDEFLATE_WINDOW_MAX)
+        n = snprintf(buf, len,
+                     "; server_no_context_takeover; client_no_context_takeover; "
+                     "server_max_window_bits=%u",
+                     window_bits);
+    else
+        n = snprintf(buf, len, "; server_no_context_takeover; client_no_context_takeover");
+    return n < 0 || (size_t)n >= len ? -1 : n;
 }

@@ -92,6 +92,13 @@ typedef struct {
     int pong_timeout_s;
 } tb_config_heartbeat_t;
 
+/* permessage-deflate: offered at all, zlib level, the smallest frame worth compressing. */
+typedef struct {
+    bool enabled;
+    int level;
+    int min_bytes;
+} tb_config_compression_t;
+
 typedef struct {
     int messages;
     int devices;
@@ -122,6 +129,7 @@ typedef struct {
     size_t n_groups;
     tb_config_limits_t limits;
     tb_config_heartbeat_t heartbeat;
+    tb_config_compression_t compression;
     tb_config_history_t history;
     tb_config_alert_t *alerts;
     size_t n_alerts;

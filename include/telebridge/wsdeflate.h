@@ -51,4 +51,22 @@ int tb_wsdeflate_compress(tb_wsdeflate_t *z, const void *in, size_t len, const u
 int tb_wsdeflate_inflate(tb_wsdeflate_t *z, const void *in, size_t len, const char **out,
                          size_t *outlen);
 
+/*
+ * Negotiation (RFC 7692 §7.1). Reads the first permessage-deflate offer in a
+ * Sec-WebSocket-Extensions value (NUL-terminated). Returns 0 with *window_bits set to the
+ * offer's server_max_window_bits (TB_WSDEFLATE_WINDOW_MAX when absent), or -1 when there is no
+ * such offer or it cannot be accepted as offered: an unknown or repeated parameter, a value
+ * where none belongs, none where one is required, or one out of 8..15. Later offers are not
+ * considered (declining is always allowed; the connection then works uncompressed).
+ */
+int tb_wsdeflate_offer(const char *header, unsigned *window_bits);
+
+/*
+ * The parameters of the answer to an accepted offer, "; server_no_context_takeover;
+ * client_no_context_takeover" and, when window_bits < TB_WSDEFLATE_WINDOW_MAX,
+ * "; server_max_window_bits=N", into buf (len bytes, NUL included). Returns the length
+ * written, or -1 when buf is too small.
+ */
+int tb_wsdeflate_answer(unsigned window_bits, char *buf, size_t len);
+
 #endif

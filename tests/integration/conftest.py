@@ -5,7 +5,11 @@
   secret file and log; at teardown it gets SIGTERM and must exit 0 within 8 s, and its log must
   hold no sanitizer report, no token minted in the session and not the secret;
 - bridge: make_bridge() with the defaults;
-- connect(bridge, token=None, ...): a WebSocket client (tb.WS) closed at teardown.
+- connect(bridge, token=None, ...): a WebSocket client (tb.WS) closed at teardown;
+- wire: runs a test twice, with clients that compress ("deflate": Python websockets as it comes,
+  offering permessage-deflate as browsers do) and with clients that do not ("plain"). connect's
+  default follows it (compression= still overrides), and tb.raw_handshake takes
+  deflate=(wire == "deflate"). Without it connect's clients do not compress.
 
 Binaries: TELEBRIDGE_BIN and TELEBRIDGE_TOKEN_BIN (default build/bin/…).
 """
@@ -63,12 +67,22 @@ def loop():
     lp.close()
 
 
-@pytest.fixture
-def connect(loop):
-    clients = []
+@pytest.fixture(params=["deflate", "plain"])
+def wire(request):
+    return request.param
 
-    def open_(bridge, token=None, headers=None, path="/ws", compression=None,
+
+@pytest.fixture
+def connect(loop, request):
+    clients = []
+    default = None
+    if "wire" in request.fixturenames and request.getfixturevalue("wire") == "deflate":
+        default = "deflate"
+
+    def open_(bridge, token=None, headers=None, path="/ws", compression="wire",
               expect_connected=True, rooms=None):
+        if compression == "wire":
+            compression = default
         if token is None and headers is None:
             token = bridge.mint()
         ws = tb.WS.open(loop, bridge.url(path, token), headers=headers, compression=compression,

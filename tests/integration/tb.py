@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from pathlib import Path
 
 import jwt
@@ -210,13 +211,20 @@ def ws_key():
     return base64.b64encode(os.urandom(16)).decode()
 
 
-def raw_handshake(port, path="/ws", headers=None, rcvbuf=None, timeout=5.0):
+# What Chromium offers (RFC 7692); the bridge's answer adds both no_context_takeover params.
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+def raw_handshake(port, path="/ws", headers=None, rcvbuf=None, timeout=5.0, deflate=False):
     """Opens a TCP connection and sends a WebSocket upgrade by hand.
 
     Returns (sock, status, response_headers_text, rest) where rest holds the bytes read after
     the header block (a body or the first frames). rcvbuf is set before connect, so the kernel
-    window stays that small.
+    window stays that small. deflate: offer permessage-deflate as Chromium does (parse_frames
+    inflates the compressed frames).
     """
+    if deflate:
+        headers = dict(headers or {}, **{"Sec-WebSocket-Extensions": DEFLATE_OFFER})
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -286,12 +294,19 @@ def ws_frame(payload, opcode=0x1):
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def parse_frames(data):
+def inflate_message(payload):
+    """A permessage-deflate message without context takeover (RFC 7692 §7.2.2)."""
+    return zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+
+
+def parse_frames(data, rsv1=None):
     """Unmasked server frames in data → ([(opcode, payload bytes)], leftover bytes of an
-    incomplete last frame)."""
+    incomplete last frame). Compressed frames (RSV1) are inflated; rsv1, a list, gets each
+    frame's RSV1 bit."""
     frames, i = [], 0
     while i + 2 <= len(data):
         op, n, j = data[i] & 0x0F, data[i + 1] & 0x7F, i + 2
+        compressed = bool(data[i] & 0x40)
         if n >= 126:
             width = 2 if n == 126 else 8
             if j + width > len(data):
@@ -299,7 +314,10 @@ def parse_frames(data):
             n, j = int.from_bytes(data[j:j + width], "big"), j + width
         if j + n > len(data):
             break
-        frames.append((op, data[j:j + n]))
+        body = data[j:j + n]
+        frames.append((op, inflate_message(body) if compressed else body))
+        if rsv1 is not None:
+            rsv1.append(compressed)
         i = j + n
     return frames, data[i:]
 

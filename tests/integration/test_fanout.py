@@ -28,7 +28,7 @@ def test_connected_is_first_message(bridge, connect):
     assert a.connected["payload"]["epoch"] == b.connected["payload"]["epoch"]
 
 
-def test_fanout_device_group_global_exactly_once(bridge, broker, connect):
+def test_fanout_device_group_global_exactly_once(bridge, broker, connect, wire):
     everything = connect(bridge, rooms=[f"device:{DEVICE}", "group:building-a", "global"])
     device_only = connect(bridge, rooms=[f"device:{DEVICE}"])
     group_only = connect(bridge, rooms=["group:building-a"])
@@ -55,7 +55,7 @@ def test_fanout_device_group_global_exactly_once(bridge, broker, connect):
     elsewhere.expect_silence(0.1)
 
 
-def test_seq_counts_every_device_message(bridge, broker, connect):
+def test_seq_counts_every_device_message(bridge, broker, connect, wire):
     ws = connect(bridge, rooms=["global"])
     telemetry(broker, "dev-a", x=1)
     broker.publish("devices/dev-b/status", "online")
@@ -66,7 +66,7 @@ def test_seq_counts_every_device_message(bridge, broker, connect):
     assert [m["seq"] for m in msgs] == [msgs[0]["seq"], msgs[0]["seq"] + 1, msgs[0]["seq"] + 2]
 
 
-def test_rooms_of_other_devices_get_nothing(bridge, broker, connect):
+def test_rooms_of_other_devices_get_nothing(bridge, broker, connect, wire):
     mine = connect(bridge, rooms=["device:dev-1"])
     other = connect(bridge, rooms=["device:dev-2", "group:building-a"])
     telemetry(broker, "dev-1", v=1)
@@ -75,7 +75,7 @@ def test_rooms_of_other_devices_get_nothing(bridge, broker, connect):
     other.expect_silence(0.5)
 
 
-def test_status_envelope(bridge, broker, connect):
+def test_status_envelope(bridge, broker, connect, wire):
     ws = connect(bridge, rooms=["device:dev-s"])
     broker.publish("devices/dev-s/status", "online")
     m = ws.recv()

@@ -7,7 +7,7 @@ import socket
 import tb
 
 
-def test_oversized_client_message_closes_1009(make_bridge, broker, connect):
+def test_oversized_client_message_closes_1009(make_bridge, broker, connect, wire):
     bridge = make_bridge({"limits": {"max_message_bytes": 1024}})
     ws = connect(bridge, rooms=["global"])
     # Just under the bound is fine: a 1024-byte message with an unknown type.
@@ -25,7 +25,7 @@ def test_oversized_client_message_closes_1009(make_bridge, broker, connect):
     tb.wait_until(lambda: bridge.stats()["connections"] == 1, 5, "one connection left")
 
 
-def test_oversized_fragmented_client_message_closes_1009(make_bridge, connect):
+def test_oversized_fragmented_client_message_closes_1009(make_bridge, connect, wire):
     bridge = make_bridge({"limits": {"max_message_bytes": 1024}})
     ws = connect(bridge)
     # websockets fragments an iterable into one message of several frames.
@@ -53,7 +53,7 @@ def invalid(bridge):
     return s["invalid_mqtt"], s["invalid_mqtt_by_reason"]
 
 
-def test_bad_mqtt_input_is_dropped_and_counted(make_bridge, broker, connect):
+def test_bad_mqtt_input_is_dropped_and_counted(make_bridge, broker, connect, wire):
     bridge = make_bridge({"limits": {"max_mqtt_payload_bytes": 512}})
     ws = connect(bridge, rooms=["global"])
     total0, by0 = invalid(bridge)

@@ -60,8 +60,6 @@ class Raw:
         self.deflate = "permessage-deflate" in head.lower()
         assert self.deflate == deflate_offer, head
         self.eof = False
-        # The server compresses with context takeover: one inflater for all its messages.
-        self.inflater = zlib.decompressobj(wbits=-15)
         op, first = self.next_frame()
         assert op == TEXT and json.loads(first)["type"] == "connected"
 
@@ -90,9 +88,8 @@ class Raw:
                 compressed = self.data[0] & RSV1
                 self.data = self.data[self._frame_size():]
                 op, payload = frames[0]
-                if compressed:
+                if compressed:  # tb.parse_frames has inflated it
                     assert self.deflate and op == TEXT
-                    payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
                 return op, payload
             if self.eof:
                 return None

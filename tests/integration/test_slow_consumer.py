@@ -2,6 +2,8 @@
 memory without bound (CONTRACT §3, limits.send_queue_messages)."""
 
 import json
+import os
+import secrets
 import socket
 import time
 
@@ -9,11 +11,23 @@ import tb
 
 QUEUE_BOUND = 64
 MESSAGES = 3000
-FIELD_BYTES = 1000
+# Random hex (blob()): even compressed, the burst (~3.5 MB; 6 MB plain) is more than the
+# kernel buffers of a reader that never reads hold.
+FIELD_BYTES = 2000
 # Memory the bridge may gain over the burst, in KiB. The queues are bounded (64 frames per
 # connection, 16384 messages between the threads), so the real growth is a few MB; the bound
-# leaves room for allocator slack and ASan's quarantine.
+# leaves room for allocator slack and ASan's quarantine, which ASAN_ENV keeps small (by
+# default it holds up to 256 MB of freed memory, which the burst's ~6 MB of frames and JSON
+# would fill by more than the bound).
 RSS_GROWTH_MAX_KB = 64 * 1024
+ASAN_ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                   "quarantine_size_mb=16"]))}
+
+
+def blob():
+    """FIELD_BYTES of random hex, which deflate takes to about half: compressed frames fill
+    the sockets too."""
+    return secrets.token_hex(FIELD_BYTES // 2)
 
 
 def texts_and_close(data):
@@ -42,22 +56,21 @@ def drain_until_closed(sock, timeout):
     raise AssertionError(f"the slow consumer's socket was not closed within {timeout} s")
 
 
-def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, connect):
-    bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND}})
+def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, connect, wire):
+    bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND}}, env=ASAN_ENV)
     reader = connect(bridge, rooms=["global"])
 
     # The slow consumer: a tiny receive window, subscribed to global, never reading.
     sock, status, _, first = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                              rcvbuf=4096)
+                                              rcvbuf=4096, deflate=wire == "deflate")
     assert status == 101
     sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
     tb.wait_until(lambda: {"room": "global", "subscribers": 2} in bridge.get("/rooms")[1], 5,
                   "both clients in global")
     rss_before = bridge.rss_kb()
 
-    blob = "x" * FIELD_BYTES
     tb.mqtt_publish_lines(broker.port, "devices/dev-burst/telemetry",
-                          [json.dumps({"fields": {"i": i, "blob": blob}})
+                          [json.dumps({"fields": {"i": i, "blob": blob()}})
                            for i in range(MESSAGES)])
 
     msgs = reader.recv_n(MESSAGES, timeout=60)
@@ -113,17 +126,16 @@ def read_until_field(sock, last_i, timeout):
     raise AssertionError(f"message {last_i} not received within {timeout} s")
 
 
-def test_drop_oldest_keeps_the_connection(make_bridge, broker):
+def test_drop_oldest_keeps_the_connection(make_bridge, broker, wire):
     bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND,
                                      "slow_consumer": "drop_oldest"}})
     sock, status, _, _ = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                          rcvbuf=4096)
+                                          rcvbuf=4096, deflate=wire == "deflate")
     assert status == 101
     sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
     tb.wait_until(lambda: bridge.stats()["rooms"] == 1, 5, "the subscription")
-    blob = "x" * FIELD_BYTES
     tb.mqtt_publish_lines(broker.port, "devices/dev-burst/telemetry",
-                          [json.dumps({"fields": {"i": i, "blob": blob}})
+                          [json.dumps({"fields": {"i": i, "blob": blob()}})
                            for i in range(MESSAGES)])
     tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= MESSAGES + 1, 10,
                   "the burst to be routed")

@@ -1,6 +1,7 @@
 """Last-value snapshot, `since` recovery, alerts and the publish API (CONTRACT §3, §5, §6)."""
 
 import json
+import secrets
 import signal
 import time
 
@@ -38,7 +39,7 @@ def subscribe_since(ws, rooms, epoch, seq):
                        "payload": {"rooms": rooms, "since": {"epoch": epoch, "seq": seq}}})
 
 
-def test_snapshot_first_then_live(bridge, broker, connect):
+def test_snapshot_first_then_live(bridge, broker, connect, wire):
     base = routed(bridge)
     broker.publish("devices/sensor-hum-1/telemetry", json.dumps({"temperature": 21.5}))
     broker.publish("devices/sensor-hum-1/telemetry", json.dumps({"humidity": 40}))
@@ -68,7 +69,7 @@ def test_snapshot_first_then_live(bridge, broker, connect):
     assert bridge.stats()["details"]["snapshot_frames"] >= 2
 
 
-def test_since_recovers_exactly_what_was_missed(bridge, connect):
+def test_since_recovers_exactly_what_was_missed(bridge, connect, wire):
     epoch = None
     token = bridge.mint(scope="publish")
     ws = connect(bridge, rooms=["device:r1", "group:ops"])
@@ -220,7 +221,7 @@ def test_many_devices_stay_bounded(make_bridge, broker):
         assert growth < RSS_GROWTH_MAX_KB, f"RSS grew by {growth} KiB"
 
 
-def test_large_gap_replay_to_a_reader_that_stalls(make_bridge, broker, connect):
+def test_large_gap_replay_to_a_reader_that_stalls(make_bridge, broker, connect, wire):
     """5000 missed messages replayed to a client that does not read: paced from the history,
     the queue never passes its bound (no slow-consumer close), and all arrive once it reads."""
     bound, missed = 64, 5000
@@ -231,13 +232,15 @@ def test_large_gap_replay_to_a_reader_that_stalls(make_bridge, broker, connect):
     last = ws.recv()["seq"]
     ws.close()
     base = routed(bridge)
-    blob = "y" * 2000  # 10 MB in all: more than the kernel's socket buffers take
+    # ~2 KB each, barely compressible: ~7.5 MB even compressed, more than the kernel's
+    # socket buffers take.
+    blob = secrets.token_urlsafe(1500)
     tb.mqtt_publish_lines(broker.port, "devices/gap-1/telemetry",
                           [json.dumps({"i": i, "blob": blob}) for i in range(missed)])
     wait_ingested(bridge, base + missed)
 
     sock, status, _, first = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                              rcvbuf=4096)
+                                              rcvbuf=4096, deflate=wire == "deflate")
     assert status == 101
     sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {
         "rooms": ["device:gap-1"], "since": {"epoch": epoch, "seq": last}}})))

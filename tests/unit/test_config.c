@@ -35,6 +35,7 @@ static const char *const contract_defaults =
     "  \"client_messages_per_s\": 200, \"handshakes_per_ip_per_s\": 0, \"handshake_burst\": 0,"
     "  \"handshake_timeout_s\": 10},"
     " \"heartbeat\": {\"ping_interval_s\": 30, \"pong_timeout_s\": 60},"
+    " \"compression\": {\"enabled\": true, \"level\": 6, \"min_bytes\": 128},"
     " \"history\": {\"messages\": 65536, \"devices\": 100000},"
     " \"alerts\": [],"
     " \"log_level\": \"info\"}";
@@ -61,6 +62,7 @@ static const char *const full_config =
     "  \"client_messages_per_s\": 7, \"handshakes_per_ip_per_s\": 4, \"handshake_burst\": 9,"
     "  \"handshake_timeout_s\": 3},"
     " \"heartbeat\": {\"ping_interval_s\": 10, \"pong_timeout_s\": 25},"
+    " \"compression\": {\"enabled\": false, \"level\": 9, \"min_bytes\": 0},"
     " \"history\": {\"messages\": 0, \"devices\": 5},"
     " \"alerts\": [{\"name\": \"high-temp\", \"field\": \"temperature\", \"op\": \">\","
     "   \"threshold\": 30.5, \"clear_below\": 29, \"severity\": \"critical\","
@@ -121,6 +123,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.limits.slow_consumer, TB_SLOW_DISCONNECT);
     assert_int_equal(cfg.limits.max_message_bytes, 8192);
     assert_int_equal(cfg.heartbeat.pong_timeout_s, 60);
+    assert_true(cfg.compression.enabled);
     assert_int_equal(cfg.history.devices, 100000);
     assert_int_equal(cfg.n_groups, 0);
     assert_int_equal(cfg.n_alerts, 0);
@@ -262,6 +265,8 @@ static const bad_case_t bad_cases[] = {
     {"{\"limits\": {\"max_connections\": 4294967296}}",
      "limits.max_connections: must be between 1 and 2147483647"},
     {"{\"heartbeat\": {\"ping_interval_s\": 0}}", "heartbeat.ping_interval_s: "},
+    {"{\"compression\": {\"enabled\": 1}}", "compression.enabled: must be true or false"},
+    {"{\"compression\": {\"level\": 0}}", "compression.level: must be between"},
     {"{\"heartbeat\": {\"pong_timeout_s\": 7201}}", "heartbeat.pong_timeout_s: must be between"},
     {"{\"heartbeat\": {\"ping_interval_s\": 20, \"pong_timeout_s\": 20}}",
      "heartbeat.pong_timeout_s: must be greater than heartbeat.ping_interval_s"},

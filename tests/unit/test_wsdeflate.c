@@ -136,6 +136,57 @@ static void test_worth_is_the_minimum_size(void **state)
     tb_wsdeflate_destroy(z);
 }
 
+static void test_offers(void **state)
+{
+    (void)state;
+    unsigned bits = 0;
+    /* What browsers, Node's ws and Python's websockets send. */
+    assert_int_equal(tb_wsdeflate_offer("permessage-deflate", &bits), 0);
+    assert_int_equal(bits, TB_WSDEFLATE_WINDOW_MAX);
+    assert_int_equal(tb_wsdeflate_offer("permessage-deflate; client_max_window_bits", &bits), 0);
+    assert_int_equal(bits, TB_WSDEFLATE_WINDOW_MAX);
+    assert_int_equal(tb_wsdeflate_offer("x-webkit-deflate-frame, permessage-deflate;"
+                                        " client_max_window_bits=12; server_max_window_bits=\"10\"",
+                                        &bits),
+                     0);
+    assert_int_equal(bits, 10);
+    assert_int_equal(tb_wsdeflate_offer("permessage-deflate; server_no_context_takeover;"
+                                        "client_no_context_takeover ; server_max_window_bits=8",
+                                        &bits),
+                     0);
+    assert_int_equal(bits, 8);
+    /* Only the first offer counts. */
+    assert_int_equal(tb_wsdeflate_offer("permessage-deflate; foo, permessage-deflate", &bits), -1);
+    /* Declined: unknown, repeated, missing or stray values, out of range, no offer. */
+    static const char *const bad[] = {
+        "permessage-deflate; foo",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=1a",
+        "permessage-deflate; client_max_window_bits=100",
+        "permessage-deflate; client_no_context_takeover=1",
+        "x-webkit-deflate-frame",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(tb_wsdeflate_offer(bad[i], &bits), -1);
+}
+
+static void test_answers(void **state)
+{
+    (void)state;
+    char buf[128];
+    int n = tb_wsdeflate_answer(TB_WSDEFLATE_WINDOW_MAX, buf, sizeof(buf));
+    assert_string_equal(buf, "; server_no_context_takeover; client_no_context_takeover");
+    assert_int_equal(n, strlen(buf));
+    tb_wsdeflate_answer(10, buf, sizeof(buf));
+    assert_string_equal(buf, "; server_no_context_takeover; client_no_context_takeover;"
+                             " server_max_window_bits=10");
+    assert_int_equal(tb_wsdeflate_answer(10, buf, 20), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +196,8 @@ int main(void)
         cmocka_unit_test(test_inflate_is_bounded_by_the_message_limit),
         cmocka_unit_test(test_corrupt_input_is_refused),
         cmocka_unit_test(test_worth_is_the_minimum_size),
+        cmocka_unit_test(test_offers),
+        cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
