@@ -10,7 +10,7 @@ TB_PACKAGES=(
     mosquitto mosquitto-clients
     python3-pytest python3-websockets python3-paho-mqtt python3-jwt
     python3-cryptography # python3-jwt only recommends it; the RS256/ES256 tests sign with it
-    clang libclang-rt-14-dev openssl procps curl man-db
+    clang libclang-rt-14-dev openssl procps curl man-db groff-base
     file # CPack's dpkg-shlibdeps step needs it to build the .deb
 )
 

@@ -4,7 +4,7 @@ endpoints answering only an admin token: docs/security.md → Operator endpoints
 termination (wss://, HSTS, the port-80 redirect).
 
 Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
-or nginx in PATH; skipped otherwise. The only edits to the documented text are the addresses,
+or nginx in PATH; without one every test here fails (a missing tool is a failure, not a skip). The only edits to the documented text are the addresses,
 ports and certificate paths, and each must apply, so a changed example fails here."""
 
 import asyncio
@@ -24,7 +24,11 @@ import websockets
 import tb
 
 NGINX = os.environ.get("TB_NGINX") or shutil.which("nginx")
-pytestmark = pytest.mark.skipif(not NGINX, reason="no nginx binary (TB_NGINX or PATH)")
+
+
+@pytest.fixture(autouse=True)
+def nginx_present():
+    assert NGINX, "no nginx binary: set TB_NGINX or put nginx in PATH (tools/test.sh does)"
 HOST = "telemetry.example.com"
 
 
