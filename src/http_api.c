@@ -128,6 +128,7 @@ static void snapshot_ingest(const tb_stats_t *s, tb_metrics_snapshot_t *m)
         m->invalid_mqtt[r] = load(&s->invalid_by_reason[r]);
     m->dropped_ingest_queue_full = load(&s->dropped_queue_full);
     m->client_too_big = load(&s->client_too_big);
+    m->connections_deflate = load(&s->deflate_connections);
     m->queue_depth_max = load(&s->queue_depth_max);
     m->mqtt_connected = atomic_load(&s->mqtt_connected) != 0;
     m->mqtt_connects = load(&s->mqtt_connects);

@@ -72,7 +72,12 @@ static void counter(writer_t *w, const char *name, const char *help, uint64_t v)
 
 static void render_connections(writer_t *w, const tb_metrics_snapshot_t *s)
 {
-    gauge(w, "connections", "Open WebSocket connections.", s->connections);
+    uint64_t deflate =
+        s->connections_deflate < s->connections ? s->connections_deflate : s->connections;
+    family(w, "connections", "gauge",
+           "Open WebSocket connections, by compression (permessage-deflate or none).");
+    labelled(w, "connections", "compression", "deflate", deflate);
+    labelled(w, "connections", "compression", "none", s->connections - deflate);
     counter(w, "connections_total", "WebSocket connections opened since start.",
             s->connections_total);
     gauge(w, "rooms", "Rooms with at least one subscriber.", s->rooms);

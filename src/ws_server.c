@@ -579,6 +579,8 @@ static int on_established(tb_server_t *s, struct lws *wsi, pss_t *pss)
     if (!grant)
         return -1;
     pss->conn = tb_hub_conn_open(s->hub, wsi, grant);
+    if (pss->conn && pss->deflate)
+        atomic_fetch_add(&s->stats->deflate_connections, 1);
     return pss->conn ? 0 : -1;
 }
 
@@ -856,6 +858,8 @@ static int on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
 
 static void on_closed(tb_server_t *s, pss_t *pss)
 {
+    if (pss->conn && pss->deflate)
+        atomic_fetch_sub(&s->stats->deflate_connections, 1);
     tb_hub_conn_close(s->hub, pss->conn);
     pss->conn = NULL;
     free(pss->rx);

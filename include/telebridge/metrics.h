@@ -39,8 +39,9 @@ typedef enum {
 
 /* A consistent-enough copy of every value exposed (plain numbers, no pointers). */
 typedef struct {
-    uint64_t connections;       /* open WebSockets */
-    uint64_t connections_total; /* opened since start */
+    uint64_t connections;         /* open WebSockets */
+    uint64_t connections_deflate; /* of which permessage-deflate (at most connections) */
+    uint64_t connections_total;   /* opened since start */
     uint64_t rooms;
     uint64_t messages_in[TB_MSG_KIND_N];    /* MQTT messages queued for the hub, by kind */
     uint64_t messages_out[TB_FRAME_KIND_N]; /* frames written to clients, by kind */

@@ -77,7 +77,8 @@ typedef struct {
     atomic_ullong handshakes_rate_limited;         /* upgrades refused with 429 */
     atomic_ullong handshakes_too_large;            /* requests refused with 414 or 431 */
     atomic_ullong handshakes_refused[TB_REFUSE_N]; /* every refused upgrade, by reason */
-    atomic_ullong client_too_big; /* connections closed 1009 for an oversized message */
+    atomic_ullong client_too_big;      /* connections closed 1009 for an oversized message */
+    atomic_ullong deflate_connections; /* open WebSockets with permessage-deflate (a gauge) */
 } tb_stats_t;
 
 /* Counts one refused MQTT message under `reason`. */

@@ -131,11 +131,13 @@ def test_metrics_follow_traffic(bridge, broker, connect):
                 "telebridge_mqtt_reconnects_total", "telebridge_rate_limited_total"):
         assert fam in before, fam
     assert value(before, "telebridge_mqtt_connected") == 1
-    assert value(before, "telebridge_connections") == 0
+    assert value(before, "telebridge_connections", compression="deflate") == 0
+    assert value(before, "telebridge_connections", compression="none") == 0
     assert {dict(k)["reason"] for k in before["telebridge_mqtt_invalid_total"]["samples"]} == {
         "not_json", "not_object", "too_large", "bad_utf8", "bad_topic", "bad_value"}
 
     ws = connect(bridge, rooms=["device:m-1"])
+    zipped = connect(bridge, compression="deflate")
     status, _ = tb.handshake_status(bridge.port, "/ws?token=not-a-token")
     assert status == 401
     broker.publish("devices/m-1/telemetry", json.dumps({"t": 1}))
@@ -151,14 +153,15 @@ def test_metrics_follow_traffic(bridge, broker, connect):
     after = tb.wait_until(
         lambda: (lambda m: m if delta(m, "telebridge_mqtt_invalid_total", reason="not_json")
                  else None)(scrape(bridge)), 5, "the invalid message to be counted")
-    assert value(after, "telebridge_connections") == 1
-    assert delta(after, "telebridge_connections_total") == 1
+    assert value(after, "telebridge_connections", compression="none") == 1
+    assert value(after, "telebridge_connections", compression="deflate") == 1
+    assert delta(after, "telebridge_connections_total") == 2
     assert delta(after, "telebridge_messages_in_total", type="telemetry") == 2
     assert delta(after, "telebridge_messages_in_total", type="status") == 1
     assert delta(after, "telebridge_messages_out_total", type="telemetry") == 2
     assert delta(after, "telebridge_messages_out_total", type="status") == 1
-    # connected + subscribed
-    assert delta(after, "telebridge_messages_out_total", type="control") == 2
+    # connected twice + subscribed
+    assert delta(after, "telebridge_messages_out_total", type="control") == 3
     assert delta(after, "telebridge_handshake_failures_total", reason="unauthorized") == 1
     assert delta(after, "telebridge_handshake_failures_total", reason="over_capacity") == 0
     assert delta(after, "telebridge_handshake_failures_total", reason="rate_limited") == 0
@@ -176,6 +179,11 @@ def test_metrics_follow_traffic(bridge, broker, connect):
     # The bridge still serves after the refused handshake and the invalid message.
     broker.publish("devices/m-1/telemetry", json.dumps({"t": 3}))
     assert ws.recv()["payload"]["fields"] == {"t": 3}
+    # The compressing connection leaves its gauge.
+    zipped.close()
+    tb.wait_until(lambda: value(scrape(bridge), "telebridge_connections",
+                                compression="deflate") == 0, 5, "the deflate gauge to fall")
+    assert value(scrape(bridge), "telebridge_connections", compression="none") == 1
 
 
 def test_mqtt_state_and_reconnects(bridge, broker):

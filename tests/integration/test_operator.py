@@ -42,7 +42,7 @@ def test_operator_endpoints_need_an_admin_token(make_bridge):
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     # What an admin token reads is the real document.
     status, text = public(bridge, "/metrics", admin)
-    assert status == 200 and "telebridge_connections 0\n" in text
+    assert status == 200 and 'telebridge_connections{compression="none"} 0\n' in text
     assert public(bridge, "/stats", admin)[1]["connections"] == 0
     # Health stays open; the default bridge has no admin listener.
     assert public(bridge, "/healthz") == (200, {"status": "ok"})

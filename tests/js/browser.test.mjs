@@ -95,6 +95,9 @@ describe("dashboard in headless chromium", () => {
             await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
             assert.ok(!page.url().includes(token), "the token leaves the address bar");
             assert.equal(await textOf(page, "#user"), "user dashboard");
+            // Chromium offers permessage-deflate: the page's connection compresses.
+            assert.equal(await stack.bridge.metric('telebridge_connections{compression="deflate"}'), 1);
+            assert.equal(await stack.bridge.metric('telebridge_connections{compression="none"}'), 0);
             if (snapshots) {
                 for (const d of DEVICES) await page.waitForSelector(tile(d), { timeout: UI_TIMEOUT });
                 assert.equal(await textOf(page, `${tile("sensor-press-003")} .status`), "offline");

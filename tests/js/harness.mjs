@@ -196,6 +196,18 @@ export class Bridge {
         return res.json();
     }
 
+    /* One sample of GET /metrics (an operator endpoint, like /stats): the value of the line
+     * `name` exactly (labels included, e.g. 'telebridge_connections{compression="deflate"}'). */
+    async metric(name) {
+        this.adminToken = this.adminToken || (await this.mint({ sub: "operator", scope: "admin" }));
+        const res = await fetch(`${this.httpUrl}/metrics`,
+            { headers: { Authorization: `Bearer ${this.adminToken}` } });
+        if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+        const line = (await res.text()).split("\n").find((l) => l.startsWith(`${name} `));
+        if (!line) throw new Error(`no ${name} in /metrics`);
+        return Number(line.slice(name.length + 1));
+    }
+
     /* A token from telebridge-token: {sub, rooms (comma list), ttl ("1h", "5s"), scope}. */
     async mint({ sub = "alice", rooms = "*", ttl = "1h", scope = null } = {}) {
         const args = ["--sub", sub, "--rooms", rooms, "--ttl", ttl, "--secret-file", this.secretFile];

@@ -17,6 +17,7 @@ static tb_metrics_snapshot_t sample_snapshot(void)
 {
     tb_metrics_snapshot_t s = {0};
     s.connections = 3;
+    s.connections_deflate = 2;
     s.connections_total = 17;
     s.messages_in[TB_MSG_TELEMETRY] = 101;
     s.messages_in[TB_MSG_STATUS] = 102;
@@ -52,7 +53,8 @@ static void test_samples(void **state)
     size_t len;
     char *t = render(&s, &len);
     static const char *const want[] = {
-        "\ntelebridge_connections 3\n",
+        "\ntelebridge_connections{compression=\"deflate\"} 2\n",
+        "\ntelebridge_connections{compression=\"none\"} 1\n",
         "\ntelebridge_connections_total 17\n",
         "\ntelebridge_messages_in_total{type=\"telemetry\"} 101\n",
         "\ntelebridge_messages_in_total{type=\"status\"} 102\n",
@@ -95,7 +97,8 @@ static void test_zero_snapshot(void **state)
         "\ntelebridge_mqtt_connects_total 0\n",
         "\ntelebridge_mqtt_reconnects_total 0\n",
         "\ntelebridge_mqtt_connected 0\n",
-        "\ntelebridge_connections 0\n",
+        "\ntelebridge_connections{compression=\"deflate\"} 0\n",
+        "\ntelebridge_connections{compression=\"none\"} 0\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (!strstr(t, want[i]))
