@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <jwt.h>
-#include <libwebsockets.h>
 #include <math.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -36,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/b64url.h"
 #include "telebridge/log.h"
 #include "telebridge/room.h"
 #include "telebridge/util.h"
@@ -300,28 +300,19 @@ void tb_auth_destroy(tb_auth_t *a)
     free(a);
 }
 
-static bool b64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
 /* Three dot-separated unpadded base64url segments (RFC 7515 compact form); header and payload
  * non-empty, the signature may be empty so that alg "none" is reported as an alg error. */
 static bool token_shape_ok(const char *token, size_t len)
 {
-    size_t dots = 0, seg_start = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (token[i] == '.') {
-            if (i == seg_start || dots == 2)
-                return false;
-            dots++;
-            seg_start = i + 1;
-        } else if (!b64url_char(token[i])) {
+    const char *seg = token, *end = token + len;
+    for (int i = 0; i < 2; i++) {
+        const char *dot = memchr(seg, '.', (size_t)(end - seg));
+        if (!dot || dot == seg || !tb_b64url_chars_ok(seg, (size_t)(dot - seg)))
             return false;
-        }
+        seg = dot + 1;
     }
-    return dots == 2;
+    /* The signature; a third dot fails here, '.' is not in the alphabet. */
+    return tb_b64url_chars_ok(seg, (size_t)(end - seg));
 }
 
 /* Parses without a key only to read the header's alg: libjwt verifies nothing in this mode,
@@ -345,8 +336,8 @@ static int check_header(const tb_auth_t *a, const char *text)
     return rc;
 }
 
-/* Longest base64url HMAC we compute, with padding and NUL (4/3 of EVP_MAX_MD_SIZE, rounded up). */
-#define TB_AUTH_MAC_B64_MAX (EVP_MAX_MD_SIZE / 3 * 4 + 8)
+/* Longest base64url HMAC we compute, with its NUL. */
+#define TB_AUTH_MAC_B64_MAX (TB_B64URL_LEN(EVP_MAX_MD_SIZE) + 1)
 
 static const EVP_MD *hmac_md(jwt_alg_t alg)
 {
@@ -369,9 +360,10 @@ static int check_hmac(const tb_auth_t *a, const char *text, size_t len)
     if (!HMAC(hmac_md(a->alg->alg), a->key, (int)a->key_len, (const unsigned char *)text,
               signed_len, mac, &mac_len))
         goto done;
-    if (lws_b64_encode_string_url((const char *)mac, (int)mac_len, want, sizeof(want)) < 0)
+    int n = tb_b64url_encode(mac, mac_len, want, sizeof(want));
+    if (n < 0)
         goto done;
-    size_t want_len = strcspn(want, "="); /* JWS drops the padding */
+    size_t want_len = (size_t)n;
     rc = sig_len == want_len && CRYPTO_memcmp(want, sig, want_len) == 0 ? TB_AUTH_OK
                                                                         : TB_AUTH_E_SIGNATURE;
 done:

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <jwt.h>
-#include <libwebsockets.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/b64url.h"
 
 #define NOW 1700000000LL
 #define LEEWAY 30
@@ -211,8 +211,7 @@ static char *pemf(jwt_alg_t alg, const char *pem_name, const char *fmt, ...)
 
 static void b64url(const void *in, size_t len, char *out, size_t outsz)
 {
-    assert_true(lws_b64_encode_string_url(in, (int)len, out, (int)outsz) >= 0);
-    out[strcspn(out, "=")] = '\0';
+    assert_true(tb_b64url_encode(in, len, out, outsz) >= 0);
 }
 
 /* "b64url(header).b64url(payload).sig"; caller frees. */
