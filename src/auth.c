@@ -74,16 +74,6 @@ struct tb_auth {
     size_t n_default_rooms;
 };
 
-/* One allocation: the struct, then n_rooms + n_scopes pointers, then their characters and sub. */
-struct tb_grant {
-    size_t size; /* bytes of the whole allocation, for tb_grant_dup() */
-    int64_t exp;
-    const char *sub;
-    size_t n_rooms;
-    size_t n_scopes;
-    const char *strs[]; /* room patterns first, then scopes */
-};
-
 /* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
 static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
                         char *err)
@@ -503,52 +493,37 @@ static int check_claims(const tb_auth_t *a, const json_t *claims, int64_t now_s,
     return shapes_ok(claims) ? TB_AUTH_OK : TB_AUTH_E_CLAIMS;
 }
 
-/* Lays strings out in a grant: with strs/chars NULL it only measures, so the same code sizes the
- * allocation and fills it. */
+/* Gathers the grant's strings: with strs NULL it only counts them, so the same code sizes the
+ * array and fills it. */
 typedef struct {
-    const char **strs;
-    char *chars;
-    size_t n;     /* strings placed in strs */
-    size_t bytes; /* characters placed in chars, NULs included */
-} grant_fill_t;
+    tb_grant_str_t *strs;
+    size_t n;
+} grant_strs_t;
 
-static const char *fill_chars(grant_fill_t *f, const char *s, size_t len)
+static void add_str(grant_strs_t *g, const char *s, size_t len)
 {
-    char *dst = NULL;
-    if (f->chars) {
-        dst = f->chars + f->bytes;
-        memcpy(dst, s, len);
-        dst[len] = '\0';
-    }
-    f->bytes += len + 1;
-    return dst;
+    if (g->strs)
+        g->strs[g->n] = (tb_grant_str_t){s, len};
+    g->n++;
 }
 
-static void fill_str(grant_fill_t *f, const char *s, size_t len)
-{
-    const char *dst = fill_chars(f, s, len);
-    if (f->strs)
-        f->strs[f->n] = dst;
-    f->n++;
-}
-
-static void fill_rooms(grant_fill_t *f, const tb_auth_t *a, const json_t *rooms)
+static void add_rooms(grant_strs_t *g, const tb_auth_t *a, const json_t *rooms)
 {
     size_t i;
     json_t *v;
     if (!rooms) {
         for (i = 0; i < a->n_default_rooms; i++)
-            fill_str(f, a->default_rooms[i], strlen(a->default_rooms[i]));
+            add_str(g, a->default_rooms[i], strlen(a->default_rooms[i]));
         return;
     }
     json_array_foreach(rooms, i, v)
     {
-        fill_str(f, json_string_value(v), json_string_length(v));
+        add_str(g, json_string_value(v), json_string_length(v));
     }
 }
 
 /* Scopes are non-empty: a string splits on spaces, empty array members are skipped. */
-static void fill_scopes(grant_fill_t *f, const json_t *scope)
+static void add_scopes(grant_strs_t *g, const json_t *scope)
 {
     size_t i;
     json_t *v;
@@ -560,7 +535,7 @@ static void fill_scopes(grant_fill_t *f, const json_t *scope)
             s += strspn(s, " ");
             len = strcspn(s, " ");
             if (len > 0)
-                fill_str(f, s, len);
+                add_str(g, s, len);
             s += len;
         }
         return;
@@ -568,40 +543,34 @@ static void fill_scopes(grant_fill_t *f, const json_t *scope)
     json_array_foreach(scope, i, v)
     {
         if (json_string_length(v) > 0)
-            fill_str(f, json_string_value(v), json_string_length(v));
+            add_str(g, json_string_value(v), json_string_length(v));
     }
 }
 
-/* Places sub, rooms and scopes; returns where sub went. claims passed shapes_ok(). */
-static const char *grant_fill(grant_fill_t *f, const tb_auth_t *a, const json_t *claims,
-                              size_t *n_rooms)
+/* Rooms, then scopes; *n_rooms tells where the scopes start. claims passed shapes_ok(). */
+static void add_all(grant_strs_t *g, const tb_auth_t *a, const json_t *claims, size_t *n_rooms)
 {
-    const json_t *sub = json_object_get(claims, "sub");
-    const char *s = sub ? json_string_value(sub) : "";
-    const char *dst = fill_chars(f, s, strlen(s));
-    fill_rooms(f, a, json_object_get(claims, "rooms"));
-    *n_rooms = f->n;
-    fill_scopes(f, json_object_get(claims, "scope"));
-    return dst;
+    add_rooms(g, a, json_object_get(claims, "rooms"));
+    *n_rooms = g->n;
+    add_scopes(g, json_object_get(claims, "scope"));
 }
 
 static int grant_build(const tb_auth_t *a, const json_t *claims, int64_t exp, tb_grant_t **out)
 {
-    grant_fill_t size = {0}, fill = {0};
+    const json_t *sub = json_object_get(claims, "sub");
+    const char *s = sub ? json_string_value(sub) : "";
+    grant_strs_t count = {0}, fill = {0};
     size_t n_rooms;
     tb_grant_t *g;
-    grant_fill(&size, a, claims, &n_rooms);
-    size_t total = sizeof(*g) + size.n * sizeof(g->strs[0]) + size.bytes;
-    g = malloc(total);
+    add_all(&count, a, claims, &n_rooms);
+    fill.strs = malloc((count.n ? count.n : 1) * sizeof(*fill.strs));
+    if (!fill.strs)
+        return TB_AUTH_E_NOMEM;
+    add_all(&fill, a, claims, &n_rooms);
+    g = tb_grant_new(s, strlen(s), exp, fill.strs, n_rooms, fill.n - n_rooms);
+    free(fill.strs);
     if (!g)
         return TB_AUTH_E_NOMEM;
-    g->size = total;
-    fill.strs = g->strs;
-    fill.chars = (char *)(g->strs + size.n);
-    g->sub = grant_fill(&fill, a, claims, &n_rooms);
-    g->exp = exp;
-    g->n_rooms = n_rooms;
-    g->n_scopes = fill.n - n_rooms;
     *out = g;
     return TB_AUTH_OK;
 }
@@ -668,48 +637,4 @@ const char *tb_auth_err_reason(int err)
     if (err > 0 || -err >= (int)(sizeof(reasons) / sizeof(reasons[0])))
         return "unknown";
     return reasons[-err];
-}
-
-const char *tb_grant_sub(const tb_grant_t *g)
-{
-    return g->sub;
-}
-
-int64_t tb_grant_exp(const tb_grant_t *g)
-{
-    return g->exp;
-}
-
-bool tb_grant_has_scope(const tb_grant_t *g, const char *scope)
-{
-    for (size_t i = 0; i < g->n_scopes; i++)
-        if (strcmp(g->strs[g->n_rooms + i], scope) == 0)
-            return true;
-    return false;
-}
-
-bool tb_grant_allows_room(const tb_grant_t *g, const char *room)
-{
-    for (size_t i = 0; i < g->n_rooms; i++)
-        if (tb_room_pattern_match(g->strs[i], room))
-            return true;
-    return false;
-}
-
-tb_grant_t *tb_grant_dup(const tb_grant_t *g)
-{
-    tb_grant_t *d = malloc(g->size);
-    if (!d)
-        return NULL;
-    memcpy(d, g, g->size);
-    /* The strings live inside the allocation: rebase every pointer onto the copy. */
-    d->sub = (const char *)d + (g->sub - (const char *)g);
-    for (size_t i = 0; i < g->n_rooms + g->n_scopes; i++)
-        d->strs[i] = (const char *)d + (g->strs[i] - (const char *)g);
-    return d;
-}
-
-void tb_grant_free(tb_grant_t *g)
-{
-    free(g);
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "telebridge/config.h"
+#include "telebridge/grant.h"
 
 /* Longest token accepted, in bytes; a longer one is refused as malformed before parsing. */
 #define TB_AUTH_TOKEN_MAX 8192
@@ -43,7 +44,6 @@ typedef enum {
 } tb_auth_err_t;
 
 typedef struct tb_auth tb_auth_t;
-typedef struct tb_grant tb_grant_t;
 
 /* Loads the key for cfg->algorithm. NULL with a message in err (TB_CONFIG_ERR_LEN bytes) when
  * the algorithm is unsupported or no key can be read. cfg need not outlive the result. */
@@ -81,15 +81,5 @@ const char *tb_auth_err_code(int err);
 /* Longer reason for counting by reason: "missing", "malformed", "alg", "signature", "no_exp",
  * "expired", "not_yet_valid", "issuer", "audience", "claims", "nomem"; "unknown" otherwise. */
 const char *tb_auth_err_reason(int err);
-
-/* Grant accessors. A grant is immutable once made. */
-const char *tb_grant_sub(const tb_grant_t *g); /* "" when the token had no sub */
-int64_t tb_grant_exp(const tb_grant_t *g);
-bool tb_grant_has_scope(const tb_grant_t *g, const char *scope);
-/* True when one of the grant's room patterns matches room (tb_room_pattern_match). */
-bool tb_grant_allows_room(const tb_grant_t *g, const char *room);
-/* An independent copy of g (caller frees it), or NULL when out of memory. */
-tb_grant_t *tb_grant_dup(const tb_grant_t *g);
-void tb_grant_free(tb_grant_t *g);
 
 #endif

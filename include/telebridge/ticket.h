@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "telebridge/auth.h"
+#include "telebridge/grant.h"
 
 /* Random bytes in a ticket, and the length of its text form (hex, without the NUL). */
 #define TB_TICKET_BYTES 32

@@ -1,7 +1,7 @@
 /*
  * Exhaustive tests of grant matching: every room pattern over a small alphabet against every
  * room over it, through real verified tokens (the `rooms` claim) and auth.default_rooms,
- * compared with the rule written down independently here.
+ * compared with the rule written down independently here; and tb_grant_new()'s copies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <jwt.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/grant.h"
 #include "telebridge/room.h"
 
 #define SECRET "grant-test-secret-0123456789abcdef"
@@ -210,6 +211,37 @@ static void test_invalid_patterns_refuse_the_token(void **state)
     tb_auth_destroy(a);
 }
 
+/* tb_grant_new() copies strings that need not end in a NUL, and keeps rooms and scopes apart. */
+static void test_new_copies_and_keeps_rooms_apart_from_scopes(void **state)
+{
+    char text[] = "carol|device:a-*|global|read|device:b";
+    const tb_grant_str_t strs[] = {{text + 6, 10}, {text + 17, 6}, {text + 24, 4}, {text + 29, 8}};
+    tb_grant_t *g = tb_grant_new(text, 5, NOW_S, strs, 2, 2), *d;
+    (void)state;
+    assert_non_null(g);
+    memset(text, 'x', sizeof(text) - 1); /* the grant holds its own copies */
+    d = tb_grant_dup(g);
+    assert_non_null(d);
+    tb_grant_free(g);
+    assert_string_equal(tb_grant_sub(d), "carol");
+    assert_int_equal(tb_grant_exp(d), NOW_S);
+    assert_true(tb_grant_allows_room(d, "device:a-1"));
+    assert_true(tb_grant_allows_room(d, "global"));
+    assert_false(tb_grant_allows_room(d, "device:b")); /* a scope, not a room */
+    assert_true(tb_grant_has_scope(d, "read"));
+    assert_true(tb_grant_has_scope(d, "device:b"));
+    assert_false(tb_grant_has_scope(d, "global")); /* a room, not a scope */
+    assert_false(tb_grant_has_scope(d, "rea"));
+    tb_grant_free(d);
+    g = tb_grant_new("", 0, 0, NULL, 0, 0);
+    assert_non_null(g);
+    assert_string_equal(tb_grant_sub(g), "");
+    assert_false(tb_grant_allows_room(g, "global"));
+    assert_false(tb_grant_has_scope(g, ""));
+    tb_grant_free(g);
+    tb_grant_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_pairs_and_default_rooms),
         cmocka_unit_test(test_empty_grants_allow_nothing),
         cmocka_unit_test(test_invalid_patterns_refuse_the_token),
+        cmocka_unit_test(test_new_copies_and_keeps_rooms_apart_from_scopes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
