@@ -26,25 +26,18 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <math.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "telebridge/b64url.h"
+#include "telebridge/keys.h"
 #include "telebridge/log.h"
 #include "telebridge/room.h"
 #include "telebridge/util.h"
 
-/* Longest public key PEM file accepted; an 8192-bit RSA key is about 1.5 KiB. */
-#define TB_AUTH_PUBKEY_MAX 16384
-#define TB_AUTH_PEM_PUBLIC_MARKER "-----BEGIN PUBLIC KEY-----"
-/* OpenSSL's name of the only curve ES256 uses (P-256). */
-#define TB_AUTH_ES256_CURVE "prime256v1"
 /* NumericDates beyond this magnitude (about 31 million years) are refused as not a date. */
 #define TB_AUTH_DATE_LIMIT 1e15
 
@@ -74,138 +67,12 @@ struct tb_auth {
     size_t n_default_rooms;
 };
 
-/* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
-static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
-                        char *err)
-{
-    int rc = tb_read_file(path, max, out, len);
-    if (rc == -EFBIG)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: '%s' is larger than %zu bytes", what, path, max);
-    else if (rc == -ENOMEM)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", what);
-    else if (rc)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot open '%s': %s", what, path, strerror(-rc));
-    return rc ? -1 : 0;
-}
-
-static int secret_from_env(char **out, size_t *len, char *err)
-{
-    const char *env = getenv(TB_AUTH_SECRET_ENV);
-    size_t n;
-    if (!env) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.secret_file or %s",
-                 TB_AUTH_SECRET_ENV);
-        return -1;
-    }
-    n = strlen(env);
-    if (n > TB_AUTH_SECRET_MAX) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: longer than %d bytes", TB_AUTH_SECRET_ENV,
-                 TB_AUTH_SECRET_MAX);
-        return -1;
-    }
-    *out = malloc(n + 1);
-    if (!*out) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", TB_AUTH_SECRET_ENV);
-        return -1;
-    }
-    memcpy(*out, env, n + 1);
-    *len = n;
-    return 0;
-}
-
-int tb_auth_load_secret(const char *path, unsigned char **key, size_t *len, char *err)
-{
-    const char *source = path ? "auth.secret_file" : TB_AUTH_SECRET_ENV;
-    char *buf;
-    size_t n;
-    if (path) {
-        if (read_bounded(path, TB_AUTH_SECRET_MAX, &buf, &n, source, err) != 0)
-            return -1;
-        /* Editors and `echo` end files with a newline that is not part of the secret. */
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-            buf[--n] = '\0';
-    } else if (secret_from_env(&buf, &n, err) != 0) {
-        return -1;
-    }
-    if (n == 0) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: the secret is empty", source);
-        free(buf);
-        return -1;
-    }
-    *key = (unsigned char *)buf;
-    *len = n;
-    return 0;
-}
-
-void tb_auth_secret_free(unsigned char *key, size_t len)
-{
-    if (!key)
-        return;
-    tb_wipe(key, len);
-    free(key);
-}
-
 static const struct tb_auth_alg *find_alg(const char *name)
 {
     for (size_t i = 0; name && i < sizeof(k_algs) / sizeof(k_algs[0]); i++)
         if (strcmp(k_algs[i].name, name) == 0)
             return &k_algs[i];
     return NULL;
-}
-
-/*
- * The PEM parses as a public key of the algorithm's type: RSA for RS256, EC on P-256 for ES256.
- * Checked here so that a broken key is refused at start or reload (the old key then stays)
- * instead of failing every verification later.
- */
-static bool public_key_fits(const char *pem, size_t len, const struct tb_auth_alg *alg)
-{
-    char curve[32];
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY *key = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    bool ok = false;
-    if (key && alg->alg == JWT_ALG_RS256)
-        ok =
-            EVP_PKEY_base_id(key) == EVP_PKEY_RSA && (size_t)EVP_PKEY_get_bits(key) >= alg->min_key;
-    else if (key && alg->alg == JWT_ALG_ES256)
-        ok = EVP_PKEY_base_id(key) == EVP_PKEY_EC &&
-             EVP_PKEY_get_group_name(key, curve, sizeof(curve), NULL) == 1 &&
-             strcmp(curve, TB_AUTH_ES256_CURVE) == 0;
-    EVP_PKEY_free(key);
-    BIO_free(bio);
-    ERR_clear_error(); /* leave no error queued for libjwt's later calls on this thread */
-    return ok;
-}
-
-static int load_public_key(tb_auth_t *a, const char *path, char *err)
-{
-    char *pem;
-    size_t n;
-    if (!path) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.public_key_file for %s",
-                 a->alg->name);
-        return -1;
-    }
-    if (read_bounded(path, TB_AUTH_PUBKEY_MAX, &pem, &n, "auth.public_key_file", err) != 0)
-        return -1;
-    /* libjwt only reads SubjectPublicKeyInfo PEM; a private key or certificate here is a
-     * mistake worth stopping for, and the only check possible without parsing the key. */
-    if (!strstr(pem, TB_AUTH_PEM_PUBLIC_MARKER)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' is not a PEM public key (%s)",
-                 path, TB_AUTH_PEM_PUBLIC_MARKER);
-        free(pem);
-        return -1;
-    }
-    if (!public_key_fits(pem, n, a->alg)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' holds no usable %s key%s",
-                 path, a->alg->name,
-                 a->alg->alg == JWT_ALG_ES256 ? " (EC P-256)" : " (RSA, at least 2048 bits)");
-        free(pem);
-        return -1;
-    }
-    a->key = (unsigned char *)pem;
-    a->key_len = n;
-    return 0;
 }
 
 static int copy_optional(char **dst, const char *src, char *err)
@@ -262,8 +129,10 @@ tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err)
     }
     a->alg = alg;
     a->leeway_s = cfg->leeway_s;
-    rc = alg->hmac ? tb_auth_load_secret(cfg->secret_file, &a->key, &a->key_len, err)
-                   : load_public_key(a, cfg->public_key_file, err);
+    rc = alg->hmac ? tb_keys_load_secret(cfg->secret_file, &a->key, &a->key_len, err)
+                   : tb_keys_load_public(cfg->public_key_file, alg->name,
+                                         alg->alg == JWT_ALG_ES256 ? TB_KEYS_EC_P256 : TB_KEYS_RSA,
+                                         alg->min_key, &a->key, &a->key_len, err);
     if (rc == 0 && alg->hmac && a->key_len < alg->min_key)
         tb_log(TB_LOG_WARN, "auth secret shorter than its hash, RFC 7518 asks for more",
                "algorithm=%s bytes=%zu minimum=%zu", alg->name, a->key_len, alg->min_key);
@@ -281,7 +150,7 @@ void tb_auth_destroy(tb_auth_t *a)
 {
     if (!a)
         return;
-    tb_auth_secret_free(a->key, a->key_len);
+    tb_keys_free(a->key, a->key_len);
     free(a->issuer);
     free(a->audience);
     for (size_t i = 0; i < a->n_default_rooms; i++)

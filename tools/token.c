@@ -1,7 +1,7 @@
 /*
  * telebridge-token — mints an HS256/384/512 JWT the bridge accepts, for demos, scripts and tests.
  *
- * The secret is read by tb_auth_load_secret(), the bridge's own reader, so a secret file works
+ * The secret is read by tb_keys_load_secret(), the bridge's own reader, so a secret file works
  * the same for both. Prints the token and a newline on stdout. Exit status: 0 done, 1 failure
  * (secret unreadable, signing failed), 2 usage error.
  */
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/room.h"
 
 #define EXIT_USAGE 2
@@ -55,7 +55,7 @@ static void usage(FILE *out)
         "  --iss, --aud        issuer and audience claims\n"
         "  --nbf-in DURATION   not valid before now + DURATION\n"
         "  --secret-file FILE  HMAC secret (trailing newline ignored); default: the\n"
-        "                      " TB_AUTH_SECRET_ENV " environment variable\n",
+        "                      " TB_KEYS_SECRET_ENV " environment variable\n",
         out);
 }
 
@@ -272,7 +272,7 @@ int main(int argc, char **argv)
         goto done;
     }
     rc = EXIT_FAILURE;
-    if (tb_auth_load_secret(o.secret_file, &key, &key_len, err) != 0) {
+    if (tb_keys_load_secret(o.secret_file, &key, &key_len, err) != 0) {
         fprintf(stderr, "telebridge-token: %s\n", err);
         goto done;
     }
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
     if (token && printf("%s\n", token) > 0)
         rc = EXIT_SUCCESS;
 done:
-    tb_auth_secret_free(key, key_len);
+    tb_keys_free(key, key_len);
     free(token);
     json_decref(o.rooms);
     return rc;

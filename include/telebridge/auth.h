@@ -1,10 +1,10 @@
 /*
- * auth — JWT verification (libjwt) and the grants a verified token carries.
+ * auth — JWT verification (libjwt): a token in, a grant (grant.h) out.
  *
  * A tb_auth_t holds the configured algorithm (pinned: a token whose header `alg` differs is
- * refused, `none` always) and its key, read at creation from auth.secret_file or, when unset,
- * the TELEBRIDGE_JWT_SECRET environment variable (HS*), or auth.public_key_file (RS256/ES256).
- * A secret file's trailing newline characters are not part of the secret.
+ * refused, `none` always) and its key, read at creation by keys.h from auth.secret_file or, when
+ * unset, the TELEBRIDGE_JWT_SECRET environment variable (HS*), or auth.public_key_file
+ * (RS256/ES256). A secret file's trailing newline characters are not part of the secret.
  *
  * Checks: signature, alg, `exp` required and in the future (with leeway_s), `nbf` and `iat`
  * not in the future (with leeway; reported as TB_AUTH_E_NOT_YET), `iss`/`aud` equal to the
@@ -57,22 +57,6 @@ void tb_auth_destroy(tb_auth_t *a);
  */
 int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
                    tb_grant_t **out);
-
-/* Longest HMAC secret read from a file or the environment, in bytes. */
-#define TB_AUTH_SECRET_MAX 4096
-/* Environment variable holding the HMAC secret when auth.secret_file is unset. */
-#define TB_AUTH_SECRET_ENV "TELEBRIDGE_JWT_SECRET"
-
-/*
- * Reads an HMAC secret exactly as tb_auth_create() does for HS*, so tools that sign tokens agree
- * with the bridge: from path (at most TB_AUTH_SECRET_MAX bytes, trailing CR/LF stripped) or, when
- * path is NULL, from TB_AUTH_SECRET_ENV (taken as is). The secret must not be empty; no minimum
- * length is enforced. Returns 0 and a new buffer in *key (release with tb_auth_secret_free());
- * -1 with a message in err (TB_CONFIG_ERR_LEN bytes), *key untouched.
- */
-int tb_auth_load_secret(const char *path, unsigned char **key, size_t *len, char *err);
-/* Wipes and frees a secret from tb_auth_load_secret(). NULL is a no-op. */
-void tb_auth_secret_free(unsigned char *key, size_t len);
 
 /* Short, non-revealing code for an error, for HTTP bodies: "missing_token", "token_expired",
  * "server_error" (NOMEM), "invalid_token" for every other failure (which check failed is not

@@ -13,6 +13,7 @@
 
 #include "fuzz_check.h"
 #include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/room.h"
 
 #define SECRET "fuzz-secret-0123456789abcdef0123456789abcdef"
@@ -29,7 +30,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static char *defaults[] = {global, NULL};
     tb_config_auth_t cfg = {.algorithm = alg, .default_rooms = defaults, .n_default_rooms = 1};
     char err[TB_CONFIG_ERR_LEN];
-    setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
+    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
     auth = tb_auth_create(&cfg, err);
     FUZZ_CHECK(auth);
     return 0;

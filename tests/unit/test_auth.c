@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/b64url.h"
 
 #define NOW 1700000000LL
@@ -816,15 +817,15 @@ static void test_secret_from_env(void **state)
     tb_auth_t *a;
     (void)state;
     snprintf(claims, sizeof(claims), "{\"exp\":%lld}", NOW + 60);
-    assert_int_equal(setenv(TB_AUTH_SECRET_ENV, env_secret, 1), 0);
+    assert_int_equal(setenv(TB_KEYS_SECRET_ENV, env_secret, 1), 0);
     a = create_ok(&cfg);
     tb_grant_free(expect_ok(a, sign(JWT_ALG_HS256, env_secret, strlen(env_secret), claims)));
     expect_err(a, hsf(JWT_ALG_HS256, "%s", claims), TB_AUTH_E_SIGNATURE);
     tb_auth_destroy(a);
-    assert_int_equal(setenv(TB_AUTH_SECRET_ENV, "", 1), 0);
+    assert_int_equal(setenv(TB_KEYS_SECRET_ENV, "", 1), 0);
     assert_null(tb_auth_create(&cfg, err));
     assert_string_equal(err, "TELEBRIDGE_JWT_SECRET: the secret is empty");
-    assert_int_equal(unsetenv(TB_AUTH_SECRET_ENV), 0);
+    assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
 }
 
 static void test_secret_file_newline(void **state)
@@ -838,7 +839,7 @@ static void test_secret_file_newline(void **state)
     char err[TB_CONFIG_ERR_LEN];
     (void)state;
     /* Set: a file is used even when the environment has a secret too. */
-    assert_int_equal(setenv(TB_AUTH_SECRET_ENV, "ignored-env-secret", 1), 0);
+    assert_int_equal(setenv(TB_KEYS_SECRET_ENV, "ignored-env-secret", 1), 0);
     snprintf(file, sizeof(file), "%s\r\n\n", k_secret);
     write_file("secret-nl", file, strlen(file));
     fx_path(path, "secret-nl");
@@ -846,16 +847,16 @@ static void test_secret_file_newline(void **state)
     a = create_ok(&cfg);
     tb_grant_free(expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld}", NOW + 60)));
     tb_auth_destroy(a);
-    assert_int_equal(tb_auth_load_secret(path, &key, &len, err), 0);
+    assert_int_equal(tb_keys_load_secret(path, &key, &len, err), 0);
     assert_int_equal(len, strlen(k_secret));
     assert_memory_equal(key, k_secret, len);
-    tb_auth_secret_free(key, len);
-    assert_int_equal(unsetenv(TB_AUTH_SECRET_ENV), 0);
+    tb_keys_free(key, len);
+    assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
 }
 
 static void test_secret_file_errors(void **state)
 {
-    char big[TB_AUTH_SECRET_MAX + 1];
+    char big[TB_KEYS_SECRET_MAX + 1];
     char path[PATH_LEN];
     char err[TB_CONFIG_ERR_LEN];
     tb_config_auth_t cfg;
@@ -866,9 +867,9 @@ static void test_secret_file_errors(void **state)
     assert_null(tb_auth_create(&cfg, err));
     assert_string_equal(err, "auth.secret_file: the secret is empty");
     memset(big, 'k', sizeof(big));
-    write_file("secret-bad", big, TB_AUTH_SECRET_MAX);
+    write_file("secret-bad", big, TB_KEYS_SECRET_MAX);
     tb_auth_destroy(create_ok(&cfg));
-    write_file("secret-bad", big, TB_AUTH_SECRET_MAX + 1);
+    write_file("secret-bad", big, TB_KEYS_SECRET_MAX + 1);
     assert_null(tb_auth_create(&cfg, err));
     assert_non_null(strstr(err, "larger than 4096 bytes"));
     fx_path(path, "no-such-file");
@@ -881,7 +882,7 @@ static void test_no_key(void **state)
     tb_config_auth_t cfg = cfg_for("HS256", NULL, NULL);
     char err[TB_CONFIG_ERR_LEN] = "";
     (void)state;
-    assert_int_equal(unsetenv(TB_AUTH_SECRET_ENV), 0);
+    assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
     assert_null(tb_auth_create(&cfg, err));
     assert_string_equal(err, "auth: no key: set auth.secret_file or TELEBRIDGE_JWT_SECRET");
     cfg = cfg_for("RS256", NULL, NULL);

@@ -15,6 +15,7 @@
 #include <jwt.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/grant.h"
 #include "telebridge/room.h"
 
@@ -87,7 +88,7 @@ static tb_auth_t *auth_with_defaults(char **defaults, size_t n)
 {
     char err[TB_CONFIG_ERR_LEN];
     tb_config_auth_t cfg = {.algorithm = "HS256", .default_rooms = defaults, .n_default_rooms = n};
-    setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
+    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
     tb_auth_t *a = tb_auth_create(&cfg, err);
     if (!a)
         fail_msg("tb_auth_create: %s", err);

@@ -12,6 +12,7 @@
 #include <jwt.h>
 
 #include "telebridge/http_api.h"
+#include "telebridge/keys.h"
 #include "telebridge/util.h"
 
 #define SECRET "http-api-test-secret-0123456789abcdef"
@@ -53,7 +54,7 @@ static int setup(void **state)
 {
     char err[TB_CONFIG_ERR_LEN];
     fixture_t *f = calloc(1, sizeof(*f));
-    setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
+    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
     assert_int_equal(tb_config_defaults(&f->cfg), 0);
     f->auth = tb_auth_create(&f->cfg.auth, err);
     assert_non_null(f->auth);

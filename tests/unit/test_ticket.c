@@ -11,6 +11,7 @@
 #include <jwt.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/ticket.h"
 
 #define SECRET "ticket-test-secret-0123456789abcdef"
@@ -26,7 +27,7 @@ static int group_setup(void **state)
     char err[TB_CONFIG_ERR_LEN];
     tb_config_auth_t cfg = {.algorithm = "HS256", .leeway_s = 0};
     (void)state;
-    setenv(TB_AUTH_SECRET_ENV, SECRET, 1);
+    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
     g_auth = tb_auth_create(&cfg, err);
     return g_auth ? 0 : -1;
 }
