@@ -63,6 +63,9 @@ struct room {
     uint32_t n_members;
     uint32_t cap_members;
     member_t *members;
+    /* For one pass over a connection's queue or snapshot (rooms_mark()): mark is that pass's
+     * stamp exactly when the connection holds the room, mark_from its from_seq then. */
+    uint64_t mark, mark_from;
     char name[];
 };
 
@@ -128,6 +131,7 @@ struct tb_hub {
     tb_conn_t *conns;
     size_t n_conns;
     uint64_t seq;
+    uint64_t marks; /* the stamp of the last rooms_mark() */
     uint64_t next_conn_id;
     char epoch[TB_EPOCH_LEN];
     tb_hub_counters_t counters;
@@ -186,6 +190,102 @@ static void room_destroy(tb_hub_t *h, room_t *r)
     h->n_rooms--;
     free(r->members);
     free(r);
+}
+
+/* ---- the rooms of a message ------------------------------------------------------------- */
+
+/* Room names of one device's messages, with pointers to them in ptrs. */
+typedef struct {
+    char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
+    const char *ptrs[ROOMS_PER_MESSAGE];
+    size_t n;
+} dev_rooms_t;
+
+/* out = prefix + name, cut at TB_ROOM_MAX bytes. No stdio: this runs per device message. */
+static void room_name(char out[TB_ROOM_MAX + 1], const char *prefix, const char *name)
+{
+    size_t plen = strlen(prefix), n = strlen(name);
+    if (n > TB_ROOM_MAX - plen)
+        n = TB_ROOM_MAX - plen;
+    memcpy(out, prefix, plen);
+    memcpy(out + plen, name, n);
+    out[plen + n] = '\0';
+}
+
+/* The rooms of a device message: its device room first, its topic group, its groups, global. */
+static void device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out)
+{
+    const char *groups[TB_GROUPS_PER_DEVICE_MAX];
+    size_t n = 0;
+    size_t ng = tb_groups_of(h->groups, device, groups, TB_GROUPS_PER_DEVICE_MAX);
+    room_name(out->names[n++], "device:", device);
+    if (group[0])
+        room_name(out->names[n++], "group:", group);
+    for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
+        room_name(out->names[n++], "group:", groups[i]);
+    room_name(out->names[n++], "", "global");
+    for (size_t i = 0; i < n; i++)
+        out->ptrs[i] = out->names[i];
+    out->n = n;
+}
+
+/*
+ * Marks the rooms c holds for one pass over its queue or pending snapshot: all of them, or,
+ * with `like`, the others that like's subscribe joined. Returns how many; h->marks is the
+ * pass's stamp. O(rooms held).
+ */
+static uint32_t rooms_mark(tb_hub_t *h, const tb_conn_t *c, const joined_t *like)
+{
+    uint32_t n = 0;
+    h->marks++;
+    for (uint32_t i = 0; i < c->n_rooms; i++) {
+        const joined_t *j = &c->rooms[i];
+        if (like && (j->room == like->room || j->sub != like->sub))
+            continue;
+        j->room->mark = h->marks;
+        j->room->mark_from = j->from_seq;
+        n++;
+    }
+    return n;
+}
+
+/*
+ * The rooms frame f (a device message or its snapshot copy) matches, in routing order: while
+ * the history holds f, the rooms it was routed to; else those of its envelope `room`: for
+ * device:<id>, that device's rooms as they are now (with the topic group of its last message),
+ * for a room published to, that room alone. None for a control frame.
+ */
+static void frame_rooms(const tb_hub_t *h, const tb_frame_t *f, dev_rooms_t *out)
+{
+    const char *packed, *id;
+    char room[TB_ROOM_MAX + 1];
+    size_t n, len;
+    out->n = 0;
+    if (f->seq && tb_history_get(h->hist, f->seq, &packed, &n) == f) {
+        for (; out->n < n && out->n < ROOMS_PER_MESSAGE; packed += strlen(packed) + 1)
+            room_name(out->names[out->n++], "", packed);
+    } else if ((len = tb_proto_device_room(f, room)) == 0) {
+        return;
+    } else if (tb_room_parse(room, len, &id, NULL) == TB_ROOM_DEVICE) {
+        const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
+        device_rooms(h, id, e ? tb_lv_group(e) : "", out);
+    } else {
+        room_name(out->names[out->n++], "", room);
+    }
+}
+
+/* The first of f's rooms (frame_rooms()) marked by the last rooms_mark() with a from_seq
+ * below `after`, or NULL. */
+static room_t *frame_match(const tb_hub_t *h, const tb_frame_t *f, uint64_t after)
+{
+    dev_rooms_t dr;
+    frame_rooms(h, f, &dr);
+    for (size_t i = 0; i < dr.n; i++) {
+        room_t *r = room_find(h, dr.names[i], strlen(dr.names[i]));
+        if (r && r->mark == h->marks && r->mark_from < after)
+            return r;
+    }
+    return NULL;
 }
 
 /* Grows an array of elem-sized items to hold one more; 0, or -1 when out of memory. */
@@ -254,37 +354,49 @@ static void snap_release(tb_conn_t *c)
     c->snap_n = c->snap_i = c->snap_cap = 0;
 }
 
+static void snap_check(tb_hub_t *h, const tb_conn_t *c);
+
 /*
- * Drops c's pending snapshot frames sent for the room of joined slot `slot`, which c leaves.
- * They go to `global` instead when the same subscribe joined it (global holds every device,
- * and that subscribe sent each device once). O(pending frames); nothing when none is pending.
+ * c leaves the room of joined slot `slot`: each of its pending snapshot frames sent for that
+ * room goes to another room of the same subscribe that holds the frame's device (global when
+ * that subscribe joined it, else the first in routing order, frame_match()), or is dropped
+ * when there is none. That subscribe sent each device once and joined all its rooms with one
+ * from_seq, so each device stays once and the order of the pending frames holds. A room of
+ * another subscribe needs none: its own subscribe brought, or brings, the device's state.
+ * O(pending frames), plus, for each frame of the room left, its device's rooms when its
+ * subscribe holds others but not global; nothing when none is pending.
  */
 static void snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
     if (c->snap_i == c->snap_n)
         return;
     const joined_t *left = &c->rooms[slot];
-    const joined_t *g = conn_joined_room(c, room_find(h, "global", strlen("global")));
-    const room_t *heir = g && g != left && g->sub == left->sub ? g->room : NULL;
+    bool heirs = rooms_mark(h, c, left) > 0;
+    room_t *global = heirs ? room_find(h, "global", strlen("global")) : NULL;
+    if (global && global->mark != h->marks)
+        global = NULL; /* else it holds every device: no need to look further */
     uint32_t kept = c->snap_i;
     for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
         snap_t e = c->snap[i];
-        if (e.room == left->room && !heir) {
-            tb_frame_unref(e.frame);
-            continue;
+        if (e.room == left->room) {
+            e.room = global ? global : heirs ? frame_match(h, e.frame, UINT64_MAX) : NULL;
+            if (!e.room) {
+                tb_frame_unref(e.frame);
+                continue;
+            }
         }
-        if (e.room == left->room)
-            e.room = heir;
         c->snap[kept++] = e;
     }
     c->snap_n = kept;
     if (kept == c->snap_i)
         snap_release(c); /* frees the array too: nothing pending */
+    else
+        snap_check(h, c);
 }
 
 /*
- * Removes entry `slot` of c's joined list from its room (swap-remove on both sides), dropping
- * what c's pending snapshot holds for it.
+ * Removes entry `slot` of c's joined list from its room (swap-remove on both sides), handing
+ * on or dropping what c's pending snapshot holds for it (snap_drop_room()).
  */
 static void room_leave_slot(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
@@ -491,8 +603,26 @@ static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
                    (j->from_seq <= j->had_to && j->had_to == c->had_max));
     }
 }
+/* The invariants of the pending snapshot (struct tb_conn), O(pending frames): each is sent for
+ * a room c holds, in non-decreasing from_seq of those rooms. */
+static void snap_check(tb_hub_t *h, const tb_conn_t *c)
+{
+    uint64_t from = 0;
+    rooms_mark(h, c, NULL);
+    for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
+        const room_t *r = c->snap[i].room;
+        CONN_CHECK(r->mark == h->marks && r->mark_from >= from);
+        from = r->mark_from;
+    }
+}
 #else
 static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
+{
+    (void)h;
+    (void)c;
+}
+
+static void snap_check(tb_hub_t *h, const tb_conn_t *c)
 {
     (void)h;
     (void)c;
@@ -937,41 +1067,6 @@ void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
 }
 
 /* ---- device rooms and snapshots ---------------------------------------------------------- */
-
-/* Room names of one device's messages, with pointers to them in ptrs. */
-typedef struct {
-    char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
-    const char *ptrs[ROOMS_PER_MESSAGE];
-    size_t n;
-} dev_rooms_t;
-
-/* out = prefix + name, cut at TB_ROOM_MAX bytes. No stdio: this runs per device message. */
-static void room_name(char out[TB_ROOM_MAX + 1], const char *prefix, const char *name)
-{
-    size_t plen = strlen(prefix), n = strlen(name);
-    if (n > TB_ROOM_MAX - plen)
-        n = TB_ROOM_MAX - plen;
-    memcpy(out, prefix, plen);
-    memcpy(out + plen, name, n);
-    out[plen + n] = '\0';
-}
-
-/* The rooms of a device message: its device room first, its topic group, its groups, global. */
-static void device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out)
-{
-    const char *groups[TB_GROUPS_PER_DEVICE_MAX];
-    size_t n = 0;
-    size_t ng = tb_groups_of(h->groups, device, groups, TB_GROUPS_PER_DEVICE_MAX);
-    room_name(out->names[n++], "device:", device);
-    if (group[0])
-        room_name(out->names[n++], "group:", group);
-    for (size_t i = 0; i < ng && n < ROOMS_PER_MESSAGE - 1; i++)
-        room_name(out->names[n++], "group:", groups[i]);
-    room_name(out->names[n++], "", "global");
-    for (size_t i = 0; i < n; i++)
-        out->ptrs[i] = out->names[i];
-    out->n = n;
-}
 
 static bool names_have(const json_t *names, const char *name)
 {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/room.h"
 #include "telebridge/util.h"
 
 static const struct {
@@ -235,17 +236,39 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
     return f;
 }
 
+/* The member tb_proto_snapshot() puts in place of a device envelope's closing brace. */
+static const char snapshot_mark[] = ",\"snapshot\":true}";
+
 tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
 {
     /* f holds one compact JSON object: the member goes in place of its closing brace. */
-    static const char mark[] = ",\"snapshot\":true}";
-    size_t keep = f->len - 1, len = keep + sizeof(mark) - 1;
+    size_t keep = f->len - 1, len = keep + sizeof(snapshot_mark) - 1;
     char *buf = malloc(len);
     if (!buf)
         return NULL;
     memcpy(buf, f->data + TB_FRAME_HEADROOM, keep);
-    memcpy(buf + keep, mark, sizeof(mark) - 1);
+    memcpy(buf + keep, snapshot_mark, sizeof(snapshot_mark) - 1);
     tb_frame_t *s = tb_frame_new(buf, len, (tb_frame_kind_t)f->kind, f->seq);
     free(buf);
     return s;
+}
+
+size_t tb_proto_device_room(const tb_frame_t *f, char *out)
+{
+    /* tb_proto_device()'s members in order, compact; type and room need no escaping. */
+    static const char k_type[] = "{\"type\":\"", k_room[] = "\",\"room\":\"";
+    const char *p = (const char *)f->data + TB_FRAME_HEADROOM, *end = p + f->len;
+    if (!f->seq || f->len < sizeof(k_type) - 1 || memcmp(p, k_type, sizeof(k_type) - 1) != 0)
+        return 0;
+    p += sizeof(k_type) - 1;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q || (size_t)(end - q) < sizeof(k_room) - 1 || memcmp(q, k_room, sizeof(k_room) - 1))
+        return 0;
+    p = q + sizeof(k_room) - 1;
+    q = memchr(p, '"', (size_t)(end - p));
+    if (!q || q == p || (size_t)(q - p) > TB_ROOM_MAX)
+        return 0;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return (size_t)(q - p);
 }

@@ -22,8 +22,9 @@
  * rooms held before the subscribe the seq up to which they had theirs live, so nothing is
  * queued twice (also through two rooms) or skipped across the switch. A subscribe's snapshot
  * is queued once the replay reaches that subscribe's seq, never ahead of older messages;
- * leaving a room (unsubscribe, refresh) drops what the pending snapshot holds for it. Telemetry is checked against the
- * alert rules (alerts.h); transitions are routed as `alert` messages with their own seq.
+ * leaving a room (unsubscribe, refresh) hands a pending snapshot frame to another room of its
+ * subscribe that holds its device, or drops it. Telemetry is checked against the alert rules
+ * (alerts.h); transitions are routed as `alert` messages with their own seq.
  *
  * Ownership: the hub owns every tb_conn_t between open and close, and the grant handed to
  * open. Frames returned by peek are borrowed until sent() or close.

@@ -98,4 +98,11 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
  */
 tb_frame_t *tb_proto_snapshot(const tb_frame_t *f);
 
+/*
+ * The `room` of a frame made by tb_proto_device(), tb_proto_device_spliced() or
+ * tb_proto_snapshot(), copied with its NUL into out (TB_ROOM_MAX + 1 bytes); its length, or 0
+ * when f is not such a frame (a control frame). Reads only the envelope's first two members.
+ */
+size_t tb_proto_device_room(const tb_frame_t *f, char *out);
+
 #endif

@@ -1111,6 +1111,113 @@ static void test_unsubscribe_keeps_snapshot_global_holds(void **state)
     assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 21);
 }
 
+/* Drains c; the device ids of the snapshot frames, in order, into ids (at most max); returns
+ * how many came and in *answered at which of them the first `answer` came (-1: never). */
+static int snapshot_ids(fixture_t *f, tb_conn_t *c, const char *answer, char ids[][32], int max,
+                        int *answered)
+{
+    int n = 0;
+    *answered = -1;
+    for (json_t *j; (j = next_json(f, c)); json_decref(j)) {
+        if (strcmp(type_of(j), answer) == 0 && *answered < 0)
+            *answered = n;
+        if (!json_is_true(json_object_get(j, "snapshot")))
+            continue;
+        assert_true(n < max);
+        snprintf(ids[n++], 32, "%s", json_string_value(json_object_get(j, "room")) + 7);
+    }
+    return n;
+}
+
+/*
+ * docs/protocol.md, unsubscribe: a device's snapshot still comes while another room of the same
+ * subscribe holds the device. sensor-hum-3's goes with its device room, the others' with their
+ * topic group floor-1; leaving both hands all of them to group:building-a, each device once,
+ * the queued share before the answer and the rest after it. On main before this change only
+ * the 12 queued frames came: the rest was dropped with the rooms.
+ */
+static void test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe(void **state)
+{
+    fixture_t *f = *state;
+    char id[32], ids[40][32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "sensor-hum-%d", i);
+        ingest(f, TB_MSG_TELEMETRY, id, "floor-1"); /* seqs 1..30 */
+    }
+    ingest(f, TB_MSG_TELEMETRY, "outside", "floor-1"); /* 31: not in building-a */
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"device:sensor-hum-3\",\"group:floor-1\",\"group:building-a\"]");
+    expect_type(f, c, "subscribed");
+    assert_int_equal(tb_hub_conn_queued(c), 12); /* 19 snapshot frames still wait */
+    send_text(f, c,
+              "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":"
+              "[\"device:sensor-hum-3\",\"group:floor-1\"]}}");
+    int answered, n = snapshot_ids(f, c, "unsubscribed", ids, 40, &answered);
+    assert_int_equal(n, 30);
+    assert_int_equal(answered, 12);
+    assert_string_equal(ids[0], "sensor-hum-3"); /* request order held */
+    for (int i = 0; i < 30; i++) {
+        snprintf(id, sizeof(id), "sensor-hum-%d", i);
+        int seen = 0;
+        for (int k = 0; k < n; k++)
+            seen += strcmp(ids[k], id) == 0;
+        assert_int_equal(seen, 1);
+    }
+    ingest_fields(f, "sensor-hum-4", "{\"h\": 2}"); /* building-a is still held */
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), 32);
+    json_decref(j);
+    assert_null(next_json(f, c));
+}
+
+/*
+ * A snapshot handed on keeps its place behind an older replay: while device:a is still being
+ * replayed from `since` 0, a second subscribe joins group:floor-1 and group:building-a (its
+ * snapshot, the state as of seq 24, goes with floor-1); leaving floor-1 hands it to
+ * building-a, and it still comes after a's replay up to seq 24, each device once. On main
+ * before this change it was dropped. The sanitizer build's invariant checks watch the order of
+ * the pending frames.
+ */
+static void test_handed_snapshot_keeps_its_place(void **state)
+{
+    fixture_t *f = *state;
+    char id[32];
+    for (int i = 0; i < 20; i++)
+        ingest_fields(f, "a", "{\"n\": 1}"); /* 1..20 */
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "sensor-hum-%d", i);
+        ingest(f, TB_MSG_TELEMETRY, id, "floor-1"); /* 21..24 */
+    }
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe_since(f, c, "[\"device:a\"]", 0, true);
+    subscribe(f, c, "[\"group:floor-1\",\"group:building-a\"]");
+    send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:floor-1\"]}}");
+    ingest_fields(f, "sensor-hum-2", "{\"h\": 2}"); /* 25, after the snapshot */
+    json_int_t last = 0;
+    int replayed = 0, snaps = 0, live = 0;
+    for (json_t *j; (j = next_json(f, c)); json_decref(j)) {
+        if (!json_object_get(j, "seq"))
+            continue;
+        if (json_is_true(json_object_get(j, "snapshot"))) {
+            assert_int_equal(replayed, 20); /* never ahead of the replay up to seq 24 */
+            assert_int_equal(live, 0);
+            snaps++;
+        } else if (seq_of(j) == 25) {
+            live++;
+        } else {
+            assert_true(seq_of(j) > last && seq_of(j) <= 20);
+            last = seq_of(j);
+            replayed++;
+        }
+    }
+    assert_int_equal(replayed, 20);
+    assert_int_equal(snaps, 4);
+    assert_int_equal(live, 1);
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+}
+
 /* Drains c; the number of snapshot frames that came. */
 static int drain_snapshots(fixture_t *f, tb_conn_t *c)
 {
@@ -1254,6 +1361,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_keeps_snapshot_global_holds, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handed_snapshot_keeps_its_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resubscribe_cycles_do_not_grow_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_group_cycles_under_global_do_not_grow_snapshot, setup,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "telebridge/protocol.h"
+#include "telebridge/room.h"
 
 typedef struct {
     const char *text;
@@ -343,10 +344,40 @@ static void test_snapshot_copy(void **state)
     tb_frame_unref(s);
 }
 
+/* The room of a device envelope (built either way, or its snapshot copy) is read back from the
+ * frame; a control frame has none. */
+static void test_device_room(void **state)
+{
+    (void)state;
+    char room[TB_ROOM_MAX + 1];
+    json_t *payload = json_pack("{s:s, s:{s:f}}", "device_id", "d-1.x", "fields", "t", 21.5);
+    char *enc = json_dumps(payload, TB_FRAME_JSON_FLAGS);
+    tb_frame_t *packed =
+        tb_proto_device("notice", "group:ops", payload, 7, 1700000000000, TB_FRAME_STATUS);
+    tb_frame_t *spliced = tb_proto_device_spliced("telemetry", "device:d-1.x", enc, strlen(enc), 8,
+                                                  1700000000000, TB_FRAME_TELEMETRY);
+    tb_frame_t *snap = tb_proto_snapshot(spliced);
+    tb_frame_t *ctl = tb_proto_control("pong", NULL, NULL, 1700000000000);
+    assert_int_equal(tb_proto_device_room(packed, room), strlen("group:ops"));
+    assert_string_equal(room, "group:ops");
+    assert_int_equal(tb_proto_device_room(spliced, room), strlen("device:d-1.x"));
+    assert_string_equal(room, "device:d-1.x");
+    assert_int_equal(tb_proto_device_room(snap, room), strlen("device:d-1.x"));
+    assert_string_equal(room, "device:d-1.x");
+    assert_int_equal(tb_proto_device_room(ctl, room), 0);
+    tb_frame_unref(packed);
+    tb_frame_unref(spliced);
+    tb_frame_unref(snap);
+    tb_frame_unref(ctl);
+    free(enc);
+    json_decref(payload);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_copy),
+        cmocka_unit_test(test_device_room),
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_invalid_utf8_and_embedded_nul),
