@@ -25,6 +25,8 @@
 #include "telebridge/keys.h"
 #include "telebridge/b64url.h"
 
+#include "fixtures.h"
+
 #define NOW 1700000000LL
 #define LEEWAY 30
 #define PATH_LEN 256
@@ -164,34 +166,13 @@ static tb_auth_t *pem_auth(const char *alg, const char *pub_name)
     return create_ok(&cfg);
 }
 
-static char *sign(jwt_alg_t alg, const void *key, size_t key_len, const char *claims)
-{
-    jwt_t *jwt = NULL;
-    char *token;
-    assert_int_equal(jwt_new(&jwt), 0);
-    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    assert_int_equal(jwt_set_alg(jwt, alg, key, (int)key_len), 0);
-    token = jwt_encode_str(jwt);
-    assert_non_null(token);
-    jwt_free(jwt);
-    return token;
-}
-
-static char *vsignf(jwt_alg_t alg, const void *key, size_t key_len, const char *fmt, va_list ap)
-{
-    char claims[CLAIMS_BUF];
-    int n = vsnprintf(claims, sizeof(claims), fmt, ap);
-    assert_true(n > 0 && (size_t)n < sizeof(claims));
-    return sign(alg, key, key_len, claims);
-}
-
 /* A token over printf-formatted claims, signed with k_secret. */
 static char *hsf(jwt_alg_t alg, const char *fmt, ...)
 {
     va_list ap;
     char *token;
     va_start(ap, fmt);
-    token = vsignf(alg, k_secret, strlen(k_secret), fmt, ap);
+    token = fixtures_vsignf(alg, k_secret, strlen(k_secret), fmt, ap);
     va_end(ap);
     return token;
 }
@@ -204,7 +185,7 @@ static char *pemf(jwt_alg_t alg, const char *pem_name, const char *fmt, ...)
     va_list ap;
     char *token;
     va_start(ap, fmt);
-    token = vsignf(alg, pem, len, fmt, ap);
+    token = fixtures_vsignf(alg, pem, len, fmt, ap);
     va_end(ap);
     free(pem);
     return token;
@@ -382,7 +363,7 @@ static void test_wrong_secret(void **state)
     char claims[64];
     (void)state;
     snprintf(claims, sizeof(claims), "{\"exp\":%lld}", NOW + 60);
-    expect_err(a, sign(JWT_ALG_HS256, other, strlen(other), claims), TB_AUTH_E_SIGNATURE);
+    expect_err(a, fixtures_sign(JWT_ALG_HS256, other, strlen(other), claims), TB_AUTH_E_SIGNATURE);
     tb_auth_destroy(a);
 }
 
@@ -394,7 +375,7 @@ static void test_alg_none_refused_by_our_check(void **state)
     jwt_t *jwt = NULL;
     (void)state;
     snprintf(claims, sizeof(claims), "{\"exp\":%lld}", NOW + 60);
-    none = sign(JWT_ALG_NONE, NULL, 0, claims);
+    none = fixtures_sign(JWT_ALG_NONE, NULL, 0, claims);
     assert_non_null(strstr(none, "eyJhbGciOiJub25lIn0.")); /* {"alg":"none"} */
     /* libjwt alone refuses none when given a key, but as EINVAL like any bad token; the
      * reason "alg" shows our header check refused it first. */
@@ -574,7 +555,7 @@ static void test_key_confusion(void **state)
         jwt_t *jwt = NULL;
         snprintf(claims, sizeof(claims), "{\"sub\":\"mallory\",\"exp\":%lld}", NOW + 60);
         /* HMAC keyed with the public key, which an attacker knows. */
-        token = sign(JWT_ALG_HS256, pem, len, claims);
+        token = fixtures_sign(JWT_ALG_HS256, pem, len, claims);
         assert_int_equal(jwt_decode(&jwt, token, (const unsigned char *)pem, (int)len), 0);
         jwt_free(jwt);
         expect_err(a, token, TB_AUTH_E_ALG);
@@ -819,7 +800,8 @@ static void test_secret_from_env(void **state)
     snprintf(claims, sizeof(claims), "{\"exp\":%lld}", NOW + 60);
     assert_int_equal(setenv(TB_KEYS_SECRET_ENV, env_secret, 1), 0);
     a = create_ok(&cfg);
-    tb_grant_free(expect_ok(a, sign(JWT_ALG_HS256, env_secret, strlen(env_secret), claims)));
+    tb_grant_free(
+        expect_ok(a, fixtures_sign(JWT_ALG_HS256, env_secret, strlen(env_secret), claims)));
     expect_err(a, hsf(JWT_ALG_HS256, "%s", claims), TB_AUTH_E_SIGNATURE);
     tb_auth_destroy(a);
     assert_int_equal(setenv(TB_KEYS_SECRET_ENV, "", 1), 0);

@@ -12,12 +12,12 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <jwt.h>
 
 #include "telebridge/auth.h"
-#include "telebridge/keys.h"
 #include "telebridge/grant.h"
 #include "telebridge/room.h"
+
+#include "fixtures.h"
 
 #define SECRET "grant-test-secret-0123456789abcdef"
 #define NOW_S 1800000000LL
@@ -86,29 +86,14 @@ static bool model(const char *pattern, const char *room)
 
 static tb_auth_t *auth_with_defaults(char **defaults, size_t n)
 {
-    char err[TB_CONFIG_ERR_LEN];
     tb_config_auth_t cfg = {.algorithm = "HS256", .default_rooms = defaults, .n_default_rooms = n};
-    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
-    tb_auth_t *a = tb_auth_create(&cfg, err);
-    if (!a)
-        fail_msg("tb_auth_create: %s", err);
-    return a;
+    return fixtures_auth(&cfg, SECRET);
 }
 
 /* Verifies a token with the given claims JSON; returns the tb_auth_verify() result. */
 static int verify_claims(const tb_auth_t *a, const char *claims, tb_grant_t **g)
 {
-    jwt_t *jwt = NULL;
-    assert_int_equal(jwt_new(&jwt), 0);
-    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET)),
-                     0);
-    char *token = jwt_encode_str(jwt);
-    assert_non_null(token);
-    int rc = tb_auth_verify(a, token, strlen(token), NOW_S, g);
-    free(token);
-    jwt_free(jwt);
-    return rc;
+    return fixtures_verify_claims(a, SECRET, claims, NOW_S, g);
 }
 
 /* A grant from a token whose rooms claim is the JSON array rooms (NULL: no claim). */

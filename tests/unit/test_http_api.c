@@ -9,11 +9,11 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <jwt.h>
 
 #include "telebridge/http_api.h"
-#include "telebridge/keys.h"
 #include "telebridge/util.h"
+
+#include "fixtures.h"
 
 #define SECRET "http-api-test-secret-0123456789abcdef"
 #define TICKETS 2
@@ -30,19 +30,9 @@ typedef struct {
 static char *mint_scoped(const char *sub, long exp_in, const char *scope_json)
 {
     char claims[256];
-    jwt_t *jwt = NULL;
-    assert_int_equal(jwt_new(&jwt), 0);
-    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET));
-    jwt_add_grant(jwt, "sub", sub);
-    jwt_add_grant_int(jwt, "exp", (long)(tb_now_ms() / 1000) + exp_in);
-    if (scope_json) {
+    if (scope_json)
         snprintf(claims, sizeof(claims), "{\"scope\": %s}", scope_json);
-        assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    }
-    char *tok = jwt_encode_str(jwt);
-    jwt_free(jwt);
-    assert_non_null(tok);
-    return tok;
+    return fixtures_mint(SECRET, sub, tb_now_ms() / 1000 + exp_in, scope_json ? claims : NULL);
 }
 
 static char *mint(const char *sub, long exp_in)
@@ -52,12 +42,9 @@ static char *mint(const char *sub, long exp_in)
 
 static int setup(void **state)
 {
-    char err[TB_CONFIG_ERR_LEN];
     fixture_t *f = calloc(1, sizeof(*f));
-    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
     assert_int_equal(tb_config_defaults(&f->cfg), 0);
-    f->auth = tb_auth_create(&f->cfg.auth, err);
-    assert_non_null(f->auth);
+    f->auth = fixtures_auth(&f->cfg.auth, SECRET);
     f->ctx = (tb_http_ctx_t){
         .cfg = &f->cfg, .auth = f->auth, .tickets = tb_tickets_create(TICKETS, TB_TICKETS_PER_SUB)};
     f->token = mint("webby", 3600);

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <jwt.h>
 
 #include "telebridge/auth.h"
-#include "telebridge/keys.h"
 #include "telebridge/ticket.h"
+
+#include "fixtures.h"
 
 #define SECRET "ticket-test-secret-0123456789abcdef"
 #define NOW_S 1800000000LL
@@ -24,12 +24,10 @@ static tb_auth_t *g_auth;
 
 static int group_setup(void **state)
 {
-    char err[TB_CONFIG_ERR_LEN];
     tb_config_auth_t cfg = {.algorithm = "HS256", .leeway_s = 0};
     (void)state;
-    setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
-    g_auth = tb_auth_create(&cfg, err);
-    return g_auth ? 0 : -1;
+    g_auth = fixtures_auth(&cfg, SECRET);
+    return 0;
 }
 
 static int group_teardown(void **state)
@@ -43,20 +41,11 @@ static int group_teardown(void **state)
 static tb_grant_t *grant_for(const char *sub, const char *rooms, int64_t exp)
 {
     char claims[CLAIMS_BUF];
-    jwt_t *jwt = NULL;
     tb_grant_t *g = NULL;
     snprintf(claims, sizeof(claims),
              "{\"sub\":\"%s\",\"rooms\":%s,\"exp\":%lld,\"scope\":\"read\"}", sub, rooms,
              (long long)exp);
-    assert_int_equal(jwt_new(&jwt), 0);
-    assert_int_equal(jwt_add_grants_json(jwt, claims), 0);
-    assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, strlen(SECRET)),
-                     0);
-    char *token = jwt_encode_str(jwt);
-    assert_non_null(token);
-    assert_int_equal(tb_auth_verify(g_auth, token, strlen(token), NOW_S, &g), TB_AUTH_OK);
-    free(token);
-    jwt_free(jwt);
+    assert_int_equal(fixtures_verify_claims(g_auth, SECRET, claims, NOW_S, &g), TB_AUTH_OK);
     return g;
 }
 

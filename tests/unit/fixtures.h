@@ -1,0 +1,38 @@
+/*
+ * fixtures — what several unit tests need alike: HS*, RS* and ES* tokens minted with libjwt, and a
+ * verifier keyed with a known HMAC secret.
+ *
+ * Only for tests run by cmocka: a helper that cannot do its part fails the running test (cmocka
+ * asserts), so none returns an error. Returned tokens are the caller's (free()), as are
+ * verifiers (tb_auth_destroy()) and grants (tb_grant_free()). Not thread-safe: fixtures_auth()
+ * sets an environment variable.
+ */
+#ifndef TELEBRIDGE_TEST_FIXTURES_H
+#define TELEBRIDGE_TEST_FIXTURES_H
+
+#include <jwt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "telebridge/auth.h"
+
+/* A JWT of claims (a JSON object's text) signed by alg with key[0..key_len). */
+char *fixtures_sign(jwt_alg_t alg, const void *key, size_t key_len, const char *claims);
+/* fixtures_sign() of the claims printf-formatted from fmt (at most 12 KiB). */
+char *fixtures_vsignf(jwt_alg_t alg, const void *key, size_t key_len, const char *fmt, va_list ap);
+
+/*
+ * An HS256 JWT by secret with the claims `sub` (left out when sub is NULL) and `exp` (Unix
+ * seconds), and every member of extra (a JSON object's text, for rooms or scope), or NULL.
+ */
+char *fixtures_mint(const char *secret, const char *sub, int64_t exp, const char *extra);
+
+/* A verifier for cfg whose HMAC secret comes from the environment, set to secret first. */
+tb_auth_t *fixtures_auth(const tb_config_auth_t *cfg, const char *secret);
+
+/* tb_auth_verify() at now_s of an HS256 token over claims (a JSON object's text) by secret. */
+int fixtures_verify_claims(const tb_auth_t *a, const char *secret, const char *claims,
+                           int64_t now_s, tb_grant_t **out);
+
+#endif
