@@ -62,8 +62,9 @@ typedef struct {
 /* clang-format on */
 
 /*
- * Every key of the file with its rule and its default (CONTRACT §6): the one place defaults
- * live. groups and alerts default to empty; log_level (not in the file) to info.
+ * Every key of the file with its rule and its default (docs/configuration.md → Keys and
+ * defaults): the one place defaults live. groups and alerts default to empty; log_level (not
+ * in the file) to info.
  */
 static const field_t listen_fields[] = {
     F_STR(tb_config_listen_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
@@ -154,7 +155,7 @@ static const section_t sections[] = {
     SECTION(limits), SECTION(heartbeat), SECTION(compression), SECTION(history),
 };
 
-/* The file's top-level keys, in the contract's order (tb_config_to_json keeps it). */
+/* The file's top-level keys, in docs/configuration.md's order (tb_config_to_json keeps it). */
 static const char *const top_keys[] = {"listen", "admin",     "mqtt",        "auth",    "groups",
                                        "limits", "heartbeat", "compression", "history", "alerts"};
 

@@ -66,7 +66,7 @@ cleanup() {
         pid=${PIDS[i]}
         if kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
-            # Bounded wait: the bridge exits within 5 s of SIGTERM by contract.
+            # Bounded wait: the bridge exits within 5 s of SIGTERM (docs/operations.md → systemd).
             for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
             kill -KILL "$pid" 2>/dev/null || true
             wait "$pid" 2>/dev/null || true

@@ -3,8 +3,8 @@
  *
  * Thread-safe: each call writes its line with a single locked stdio write, so lines from the
  * MQTT thread and the service thread never interleave. Callers must never pass a token, ticket
- * or secret as a value (CONTRACT: logs never hold credentials); use tb_log_redact_query() on
- * anything that may carry `?token=`.
+ * or secret as a value (docs/security.md → Logs and counters: no log line holds a
+ * credential); use tb_log_redact_query() on anything that may carry `?token=`.
  */
 #ifndef TELEBRIDGE_LOG_H
 #define TELEBRIDGE_LOG_H

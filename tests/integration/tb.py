@@ -779,7 +779,7 @@ class WS:
 
 
 def assert_device_envelope(env, type_, device, seq=None):
-    """Checks a device message envelope exactly (CONTRACT §3)."""
+    """Checks a device message envelope exactly (docs/protocol.md → Server → client envelope)."""
     assert set(env) == {"type", "room", "payload", "timestamp", "seq"}, env
     assert env["type"] == type_
     assert env["room"] == f"device:{device}"

@@ -1,4 +1,5 @@
-"""Handshake authentication and room authorisation (CONTRACT §3, §4)."""
+"""Handshake authentication and room authorisation (docs/protocol.md → Connecting,
+subscribe; docs/security.md → Tokens, Grants)."""
 
 import json
 import subprocess

@@ -1,4 +1,5 @@
-"""Broker down and back: readiness follows the session, clients stay connected (CONTRACT §2)."""
+"""Broker down and back: readiness follows the session, clients stay connected 
+(docs/operations.md → Failure modes, Health and monitoring)."""
 
 import json
 import time

@@ -1,4 +1,5 @@
-"""Bad credentials, table-driven (CONTRACT §4; RFC 8725): every one is refused at the handshake
+"""Bad credentials, table-driven (docs/security.md → Tokens, What a
+refused client learns; RFC 8725): every one is refused at the handshake
 with the right status, body code and counted reason, the bridge does not crash, and a good
 connection works right after each. RS256 and ES256 bridges use keys made by openssl here."""
 

@@ -1,5 +1,5 @@
-"""Fan-out and envelopes: CONTRACT §2 (telemetry, status, retained) and §3 (rooms, seq, at most
-once, the `connected` message)."""
+"""Fan-out and envelopes: docs/protocol.md → MQTT input (telemetry, status, retained) and
+→ Messages, Rooms (rooms, seq, at most once, the `connected` message)."""
 
 import json
 import time

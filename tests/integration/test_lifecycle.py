@@ -1,4 +1,6 @@
-"""Process life: signals, --check-config, --version, HTTP basics (CONTRACT §1, §5, §6)."""
+"""Process life: signals, --check-config, --version, HTTP basics 
+(docs/architecture.md → Shutdown; docs/configuration.md; docs/operations.md → Health and
+monitoring; docs/telebridge.1)."""
 
 import json
 import os

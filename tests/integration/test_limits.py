@@ -1,5 +1,5 @@
 """Limits and bad input: oversized client messages, max_connections, bad MQTT payloads
-(CONTRACT §2, §3)."""
+(docs/protocol.md → Limits and closing, MQTT input; docs/operations.md → Failure modes)."""
 
 import json
 import socket

@@ -1,4 +1,4 @@
-"""Telemetry normalisation as seen by a client (CONTRACT §2)."""
+"""Telemetry normalisation as seen by a client (docs/protocol.md → MQTT input)."""
 
 import datetime
 import json

@@ -1,4 +1,5 @@
-"""The client protocol: answers, request_id echo, errors that keep the connection (CONTRACT §3)."""
+"""The client protocol: answers, request_id echo, errors that keep the connection 
+(docs/protocol.md → Client → server, Error codes)."""
 
 import json
 

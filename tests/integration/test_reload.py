@@ -1,5 +1,5 @@
-"""SIGHUP (CONTRACT §1): the group map and the auth keys are re-read without dropping
-connections; a bad new config is refused and the running one stays."""
+"""SIGHUP (docs/configuration.md → Reloading): the group map and the auth keys are re-read
+without dropping connections; a bad new config is refused and the running one stays."""
 
 import json
 import signal

@@ -1,5 +1,6 @@
 """Connection life: token expiry and refresh, heartbeat, Origin check, client rate limit
-(CONTRACT §3, §4)."""
+(docs/protocol.md → refresh, Limits and closing; docs/security.md → Browsers, Abuse and denial
+of service)."""
 
 import socket
 import time

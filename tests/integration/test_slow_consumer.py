@@ -1,5 +1,6 @@
 """A client that never reads is disconnected; it neither slows the others nor grows the bridge's
-memory without bound (CONTRACT §3, limits.send_queue_messages)."""
+memory without bound (docs/protocol.md → Limits and closing; docs/architecture.md → The hub;
+limits.send_queue_messages)."""
 
 import json
 import os

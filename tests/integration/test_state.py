@@ -1,4 +1,5 @@
-"""Last-value snapshot, `since` recovery, alerts and the publish API (CONTRACT §3, §5, §6)."""
+"""Last-value snapshot, `since` recovery, alerts and the publish API 
+(docs/protocol.md → subscribe, Alerts, Publishing from a server; docs/configuration.md)."""
 
 import json
 import secrets

@@ -1,4 +1,5 @@
-"""POST plumbing and one-time tickets (CONTRACT §4, §5): POST /api/v1/ws/ticket with a Bearer
+"""POST plumbing and one-time tickets (docs/protocol.md → Tickets; docs/security.md
+→ Browsers): POST /api/v1/ws/ticket with a Bearer
 token, then ?ticket= at the handshake."""
 
 import http.client

@@ -16,8 +16,9 @@
 #define SECRET_ENV "TELEBRIDGE_JWT_SECRET"
 #define PATH_LEN 4096
 
-/* The contract's §6 defaults, groups and alerts empty, plus log_level and web_root. */
-static const char *const contract_defaults =
+/* The defaults of docs/configuration.md → Keys and defaults, groups and alerts empty, plus
+ * log_level and web_root. */
+static const char *const documented_defaults =
     "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": [],"
     "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\"},"
     " \"admin\": {\"host\": \"127.0.0.1\", \"port\": 0},"
@@ -132,11 +133,11 @@ static void test_defaults(void **state)
     tb_config_free(&cfg);
 }
 
-/* Every key's default, through to_json, against the contract's text. */
-static void test_defaults_match_contract(void **state)
+/* Every key's default, through to_json, against the documented ones. */
+static void test_defaults_match_the_docs(void **state)
 {
     tb_config_t cfg;
-    json_t *want = parse(contract_defaults);
+    json_t *want = parse(documented_defaults);
     json_t *got;
     (void)state;
     unsetenv(SECRET_ENV);
@@ -729,7 +730,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_defaults_match_contract),
+        cmocka_unit_test(test_defaults_match_the_docs),
         cmocka_unit_test(test_full_round_trip),
         cmocka_unit_test(test_alert_optional_defaults),
         cmocka_unit_test(test_bad_values),
