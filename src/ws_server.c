@@ -21,6 +21,7 @@
 #include "telebridge/ticket.h"
 #include "telebridge/util.h"
 #include "telebridge/wsdeflate.h"
+#include "telebridge/wsguard.h"
 
 _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of headroom");
 
@@ -102,6 +103,7 @@ struct tb_server {
     atomic_int stop;
     atomic_int reload_requested;
     bool draining;
+    bool guarded;         /* this server started the frame guard (wsguard.h) */
     bool routing;         /* inside drain_queue: want_write defers to flush_pending */
     struct lws **pending; /* connections given frames by the batch being routed */
     size_t n_pending;
@@ -574,14 +576,34 @@ static int on_confirm_upgrade(tb_server_t *s, struct lws *wsi)
 
 static int on_established(tb_server_t *s, struct lws *wsi, pss_t *pss)
 {
+    static const char early[] = "frames before the handshake answer";
     tb_grant_t *grant = lws_get_opaque_user_data(wsi);
+    int rc;
     lws_set_opaque_user_data(wsi, NULL);
     if (!grant)
         return -1;
+    /* First: a connection the guard cannot check is refused before the hub knows it. */
+    if ((rc = tb_wsguard_attach(lws_get_socket_fd(wsi), wsi))) {
+        tb_grant_free(grant);
+        if (rc == TB_WSGUARD_E_EARLY)
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)early,
+                             sizeof(early) - 1);
+        return -1;
+    }
     pss->conn = tb_hub_conn_open(s->hub, wsi, grant);
     if (pss->conn && pss->deflate)
         atomic_fetch_add(&s->stats->deflate_connections, 1);
     return pss->conn ? 0 : -1;
+}
+
+/* The frame guard's verdict (wsguard.h): lws closes with this reason once recv() returned 0,
+ * and nothing else is written to the connection. */
+static void on_guard_fail(void *arg, int code, const char *reason)
+{
+    pss_t *pss = lws_wsi_user(arg);
+    if (pss)
+        pss->closing = true;
+    lws_close_reason(arg, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
 }
 
 /* ---- permessage-deflate negotiation ------------------------------------------------------- */
@@ -997,9 +1019,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s, wsi, pss);
     case LWS_CALLBACK_CLOSED:
+        tb_wsguard_detach(lws_get_socket_fd(wsi), wsi);
         on_closed(s, pss);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
+        tb_wsguard_detach(lws_get_socket_fd(wsi), wsi);
         tb_grant_free(lws_get_opaque_user_data(wsi));
         lws_set_opaque_user_data(wsi, NULL);
         return 0;
@@ -1302,6 +1326,11 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (tb_wsguard_start(on_guard_fail)) {
+        snprintf(err, errlen, "cannot start the frame guard (out of memory, or a second server)");
+        goto fail;
+    }
+    s->guarded = true;
     if (mount_web(s, err, errlen))
         goto fail;
     check_web_root(s->web.origin);
@@ -1403,6 +1432,8 @@ void tb_server_destroy(tb_server_t *s)
      * hub; the hub goes after. */
     if (s->ctx)
         lws_context_destroy(s->ctx); /* stops its watchers on the loop, which goes after */
+    if (s->guarded)
+        tb_wsguard_stop();
     if (s->loop)
         ev_loop_destroy(s->loop);
     tb_hub_destroy(s->hub);
