@@ -12,8 +12,13 @@
  * `rooms` an array of valid patterns (tb_room_pattern_valid) when present, `scope` a
  * space-separated string or an array.
  *
+ * Ownership: the caller owns the tb_auth_t (tb_auth_destroy()) and every grant verify() hands
+ * out (tb_grant_free()); the tb_auth_t owns a copy of everything it needs from the config, its
+ * key included (wiped when destroyed). A reload makes a new tb_auth_t and swaps it in whole.
+ *
  * Thread use: verify() only reads the tb_auth_t and may run on any thread; the service thread
- * is the only user in practice.
+ * is the only user in practice. destroy() must not run while a verify() of the same object
+ * does.
  */
 #ifndef TELEBRIDGE_AUTH_H
 #define TELEBRIDGE_AUTH_H
@@ -45,9 +50,12 @@ typedef enum {
 
 typedef struct tb_auth tb_auth_t;
 
-/* Loads the key for cfg->algorithm. NULL with a message in err (TB_CONFIG_ERR_LEN bytes) when
- * the algorithm is unsupported or no key can be read. cfg need not outlive the result. */
+/* Loads the key for cfg->algorithm (keys.h). NULL with a message in err (TB_CONFIG_ERR_LEN
+ * bytes) when the algorithm is unsupported, leeway_s is negative, a default room is not a valid
+ * pattern, no key can be read, or memory runs out. cfg need not outlive the result. A secret
+ * shorter than its hash (RFC 7518 §3.2) is accepted with a warning logged. */
 tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err);
+/* Frees a and wipes its key. NULL is a no-op. */
 void tb_auth_destroy(tb_auth_t *a);
 
 /*
@@ -58,7 +66,8 @@ void tb_auth_destroy(tb_auth_t *a);
 int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
                    tb_grant_t **out);
 
-/* Short, non-revealing code for an error, for HTTP bodies: "missing_token", "token_expired",
+/* Both return static strings; any thread. Short, non-revealing code for an error, for HTTP
+ * bodies: "missing_token", "token_expired",
  * "server_error" (NOMEM), "invalid_token" for every other failure (which check failed is not
  * told), "ok" for TB_AUTH_OK. */
 const char *tb_auth_err_code(int err);

@@ -15,24 +15,33 @@
 
 typedef enum { TB_LOG_DEBUG = 0, TB_LOG_INFO, TB_LOG_WARN, TB_LOG_ERROR } tb_log_level_t;
 
-/* Parses "debug", "info", "warn"/"warning" or "error". Returns 0, or -1 (out untouched). */
+/* Parses "debug", "info", "warn"/"warning" or "error", in any case. Returns 0, or -1 (out
+ * untouched). */
 int tb_log_level_parse(const char *name, tb_log_level_t *out);
+/* The level's name as tb_log_level_parse() reads it (a static string); "info" for a value that
+ * is not a level. */
 const char *tb_log_level_name(tb_log_level_t level);
+/* The lowest level written from now on, for every thread (atomic; info until set). */
 void tb_log_set_level(tb_log_level_t level);
+/* True when a line of this level would be written: lets a caller skip building its values. */
 bool tb_log_enabled(tb_log_level_t level);
 
 /*
  * Writes `level=… msg="msg" ` followed by `kv_fmt` formatted printf-style (for example
- * "host=%s port=%d"), then a newline. kv_fmt may be NULL. Values containing spaces should be
- * quoted by the caller's format ("reason=\"%s\""); quotes and control characters inside
- * strings passed through tb_log_str() are escaped.
+ * "host=%s port=%d"), then ` ts=<RFC 3339>` and a newline, when level is enabled. kv_fmt may be
+ * NULL. Nothing is escaped: values are written as formatted, so the caller quotes those that may
+ * hold spaces ("reason=\"%s\"") and must not pass text that may hold a quote or a control
+ * character (a newline would start a forged line) unless it has cleaned it first. A line
+ * longer than 2 KiB is cut there. Writing never fails visibly: a stderr that cannot be written
+ * loses the line.
  */
 void tb_log(tb_log_level_t level, const char *msg, const char *kv_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Copies `in` into `out` (size outlen, always NUL-terminated) with every value of the query
- * parameters `token` and `ticket` replaced by "REDACTED". Returns out.
+ * Copies `in` into `out` (size outlen, always NUL-terminated when outlen > 0, truncated when
+ * short) with every value of the query parameters `token` and `ticket` replaced by "REDACTED".
+ * Returns out. Any thread.
  */
 char *tb_log_redact_query(const char *in, char *out, size_t outlen);
 

@@ -11,7 +11,11 @@
  * with more addresses than max_keys can therefore reset the buckets of his own oldest
  * addresses, never make anyone else's bucket emptier.
  *
- * Single-threaded: the service thread only. Times are monotonic milliseconds.
+ * Ownership: the caller owns the limiter; keys are copied into it (cut to TB_RATELIMIT_KEY_MAX
+ * bytes), never kept by pointer. Nothing allocates after creation, so allow() cannot fail.
+ *
+ * Single-threaded: the service thread only. Times are monotonic milliseconds; a clock that goes
+ * backwards refills nothing.
  */
 #ifndef TELEBRIDGE_RATELIMIT_H
 #define TELEBRIDGE_RATELIMIT_H
@@ -29,9 +33,11 @@ typedef struct tb_ratelimit tb_ratelimit_t;
 
 /*
  * A limiter of rate tokens per second (>= 1) with bursts of burst tokens (0: burst = rate),
- * holding at most max_keys (>= 1) buckets. NULL when out of memory.
+ * holding at most max_keys (>= 1) buckets. NULL when out of memory or an argument is out of
+ * range (rate < 1, burst < 0, max_keys 0).
  */
 tb_ratelimit_t *tb_ratelimit_create(int rate, int burst, size_t max_keys);
+/* Frees the limiter. NULL is a no-op. */
 void tb_ratelimit_destroy(tb_ratelimit_t *rl);
 
 /* Takes one token from key's bucket at time now_ms: true when there was one. */

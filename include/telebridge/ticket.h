@@ -22,6 +22,10 @@
  * evicted, so one token holder asking in a loop can take at most per_sub places; filling the
  * store takes max / per_sub distinct subs, and it drains by itself within the TTL.
  *
+ * Ownership: the caller owns the store. The store owns a copy of each issued ticket's grant
+ * until it is redeemed (then the redeemer owns it) or the store is destroyed. It keeps no
+ * pointer to anything passed in.
+ *
  * Single-threaded: the service thread only. Times are wall-clock Unix milliseconds.
  */
 #ifndef TELEBRIDGE_TICKET_H
@@ -75,7 +79,7 @@ int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, i
 int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t now_ms,
                       tb_grant_t **grant);
 
-/* Tickets currently held, used and expired ones not yet forgotten included. */
+/* Tickets currently held, used and expired ones not yet forgotten included (for /stats). */
 size_t tb_tickets_held(const tb_tickets_t *t);
 
 #endif
