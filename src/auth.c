@@ -470,40 +470,19 @@ int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t no
     return rc;
 }
 
+#define AUTH_CODE(name, reason, code) [TB_AUTH_R_##name] = code,
+#define AUTH_REASON(name, reason, code) [TB_AUTH_R_##name] = reason,
+
 const char *tb_auth_err_code(int err)
 {
-    switch (err) {
-    case TB_AUTH_OK:
-        return "ok";
-    case TB_AUTH_E_MISSING:
-        return "missing_token";
-    case TB_AUTH_E_EXPIRED:
-        return "token_expired";
-    case TB_AUTH_E_NOMEM:
-        return "server_error";
-    default:
-        /* Which check failed is not told to the client: it would help forge a token. */
-        return "invalid_token";
-    }
+    static const char *const codes[TB_AUTH_R_END] = {[TB_AUTH_R_NONE] = "ok",
+                                                     TB_AUTH_ERRORS(AUTH_CODE)};
+    return err <= 0 && -err < TB_AUTH_R_END ? codes[-err] : "invalid_token";
 }
 
 const char *tb_auth_err_reason(int err)
 {
-    static const char *const reasons[] = {
-        [-TB_AUTH_OK] = "ok",
-        [-TB_AUTH_E_MISSING] = "missing",
-        [-TB_AUTH_E_MALFORMED] = "malformed",
-        [-TB_AUTH_E_ALG] = "alg",
-        [-TB_AUTH_E_SIGNATURE] = "signature",
-        [-TB_AUTH_E_NO_EXP] = "no_exp",
-        [-TB_AUTH_E_EXPIRED] = "expired",
-        [-TB_AUTH_E_NOT_YET] = "not_yet_valid",
-        [-TB_AUTH_E_ISSUER] = "issuer",
-        [-TB_AUTH_E_AUDIENCE] = "audience",
-        [-TB_AUTH_E_CLAIMS] = "claims",
-        [-TB_AUTH_E_NOMEM] = "nomem",
-    };
-    if (err > 0 || -err >= (int)(sizeof(reasons) / sizeof(reasons[0])))
-        return "unknown";
-    return reasons[-err];
+    static const char *const reasons[TB_AUTH_R_END] = {[TB_AUTH_R_NONE] = "ok",
+                                                       TB_AUTH_ERRORS(AUTH_REASON)};
+    return err <= 0 && -err < TB_AUTH_R_END ? reasons[-err] : "unknown";
 }

@@ -22,154 +22,61 @@ static const struct {
 
 #define N_POST_ROUTES (sizeof(post_routes) / sizeof(post_routes[0]))
 
-static json_int_t load(const atomic_ullong *v)
-{
-    return (json_int_t)atomic_load_explicit(v, memory_order_relaxed);
-}
-
 json_t *tb_http_error(const char *code)
 {
     return json_pack("{s:s}", "error", code);
 }
 
-static json_t *refused_by_reason(const tb_stats_t *s)
+/* The DERIVED entries of TB_COUNTERS. */
+static void snapshot_derived(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *m)
 {
-    json_t *o = json_object();
-    for (int r = 0; r < TB_REFUSE_N; r++)
-        json_object_set_new(o, tb_refuse_reason_name((tb_refuse_reason_t)r),
-                            json_integer(load(&s->handshakes_refused[r])));
-    return o;
-}
-
-static json_t *refused_json(const tb_stats_t *s)
-{
-    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "handshake_unauthorized",
-                          load(&s->handshakes_unauthorized), "handshake_over_capacity",
-                          load(&s->handshakes_over_capacity), "handshake_origin",
-                          load(&s->handshakes_forbidden_origin), "handshake_rate_limited",
-                          load(&s->handshakes_rate_limited), "handshake_too_large",
-                          load(&s->handshakes_too_large), "client_message_too_big",
-                          load(&s->client_too_big));
-    if (o)
-        json_object_set_new(o, "handshake_by_reason", refused_by_reason(s));
-    return o;
-}
-
-static json_t *invalid_by_reason(const tb_stats_t *s)
-{
-    json_t *o = json_object();
-    for (int r = 0; r < TB_INVALID_N; r++)
-        json_object_set_new(o, tb_invalid_reason_name((tb_invalid_reason_t)r),
-                            json_integer(load(&s->invalid_by_reason[r])));
-    return o;
-}
-
-/* The last-value store, the history, and what subscribes and alerts made of them. */
-static json_t *state_json(const tb_hub_t *hub)
-{
-    const tb_hub_counters_t *hc = tb_hub_counters(hub);
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "devices",
-                     (json_int_t)tb_hub_devices(hub), "device_evictions",
-                     (json_int_t)hc->lastvalue_evictions, "history_messages",
-                     (json_int_t)tb_hub_history_held(hub), "snapshot_frames",
-                     (json_int_t)hc->snapshot_frames, "replayed", (json_int_t)hc->replayed,
-                     "alerts", (json_int_t)hc->alerts, "published", (json_int_t)hc->published);
-}
-
-json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
-{
-    const tb_hub_counters_t *hc = tb_hub_counters(ctx->hub);
-    const tb_stats_t *s = ctx->stats;
-    json_int_t dropped = (json_int_t)hc->dropped + load(&s->dropped_queue_full);
-    json_t *o = json_pack("{s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
-                          (json_int_t)tb_hub_connections(ctx->hub), "rooms",
-                          (json_int_t)tb_hub_rooms(ctx->hub), "mqtt_connected",
-                          atomic_load(&s->mqtt_connected) != 0, "messages_in",
-                          load(&s->messages_in), "messages_out", (json_int_t)hc->messages_out,
-                          "dropped", dropped, "invalid_mqtt", load(&s->invalid_mqtt),
-                          "slow_consumer_disconnects", (json_int_t)hc->slow_consumer_disconnects,
-                          "uptime_s", (json_int_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000));
-    if (!o)
-        return NULL;
-    json_object_set_new(o, "invalid_mqtt_by_reason", invalid_by_reason(s));
-    json_object_set_new(o, "refused", refused_json(s));
-    json_object_set_new(
-        o, "details",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "device_messages",
-                  (json_int_t)hc->device_messages, "deliveries", (json_int_t)hc->deliveries,
-                  "dropped_queue_full", load(&s->dropped_queue_full), "client_messages",
-                  (json_int_t)hc->client_messages, "client_errors", (json_int_t)hc->client_errors,
-                  "rate_limited", (json_int_t)hc->rate_limited, "connections_total",
-                  (json_int_t)hc->connections_total, "expired_closes",
-                  (json_int_t)hc->expired_closes, "mqtt_connects", load(&s->mqtt_connects), "epoch",
-                  tb_hub_epoch(ctx->hub)));
-    json_t *state = state_json(ctx->hub);
-    json_object_update(json_object_get(o, "details"), state);
-    json_decref(state);
-    return o;
-}
-
-static void snapshot_handshakes(const tb_stats_t *s, tb_metrics_snapshot_t *m)
-{
-    m->handshake_failures[TB_METRICS_HS_UNAUTHORIZED] = load(&s->handshakes_unauthorized);
-    m->handshake_failures[TB_METRICS_HS_FORBIDDEN_ORIGIN] = load(&s->handshakes_forbidden_origin);
-    m->handshake_failures[TB_METRICS_HS_OVER_CAPACITY] = load(&s->handshakes_over_capacity);
-    m->handshake_failures[TB_METRICS_HS_RATE_LIMITED] = load(&s->handshakes_rate_limited);
-    m->handshake_failures[TB_METRICS_HS_TOO_LARGE] = load(&s->handshakes_too_large);
-    for (int r = 0; r < TB_REFUSE_N; r++)
-        m->handshake_refusals[r] = load(&s->handshakes_refused[r]);
-}
-
-static void snapshot_ingest(const tb_stats_t *s, tb_metrics_snapshot_t *m)
-{
-    for (int k = 0; k < TB_MSG_KIND_N; k++)
-        m->messages_in[k] = load(&s->messages_in_by_kind[k]);
-    for (int r = 0; r < TB_INVALID_N; r++)
-        m->invalid_mqtt[r] = load(&s->invalid_by_reason[r]);
-    m->dropped_ingest_queue_full = load(&s->dropped_queue_full);
-    m->client_too_big = load(&s->client_too_big);
-    m->connections_deflate = load(&s->deflate_connections);
-    m->queue_depth_max = load(&s->queue_depth_max);
-    m->mqtt_connected = atomic_load(&s->mqtt_connected) != 0;
-    m->mqtt_connects = load(&s->mqtt_connects);
-    m->mqtt_connect_failures = load(&s->mqtt_connect_failures);
-}
-
-static void snapshot_hub(const tb_hub_t *hub, tb_metrics_snapshot_t *m)
-{
-    const tb_hub_counters_t *hc = tb_hub_counters(hub);
-    m->connections = tb_hub_connections(hub);
-    m->connections_total = hc->connections_total;
-    m->rooms = tb_hub_rooms(hub);
-    for (int k = 0; k < TB_FRAME_KIND_N; k++)
-        m->messages_out[k] = hc->messages_out_by_kind[k];
-    m->deliveries = hc->deliveries;
-    m->dropped_send_queue_full = hc->dropped;
-    m->slow_consumer_disconnects = hc->slow_consumer_disconnects;
-    m->client_messages = hc->client_messages;
-    m->client_errors = hc->client_errors;
-    m->rate_limited = hc->rate_limited;
-    m->token_expired = hc->expired_closes;
-    m->history_messages = tb_hub_history_held(hub);
-    m->devices = tb_hub_devices(hub);
-    m->device_evictions = hc->lastvalue_evictions;
-    m->snapshot_frames = hc->snapshot_frames;
-    m->replayed = hc->replayed;
-    m->alerts = hc->alerts;
-    m->published = hc->published;
+    uint64_t open = tb_hub_connections(ctx->hub);
+    uint64_t deflate = atomic_load_explicit(&ctx->stats->deflate_connections, memory_order_relaxed);
+    m->connections[TB_COMPRESSION_DEFLATE] = deflate < open ? deflate : open;
+    m->connections[TB_COMPRESSION_NONE] = open - m->connections[TB_COMPRESSION_DEFLATE];
+    m->rooms = tb_hub_rooms(ctx->hub);
+    m->dropped[TB_DROP_INGEST_QUEUE_FULL] =
+        atomic_load_explicit(&ctx->stats->dropped_queue_full, memory_order_relaxed);
+    m->dropped[TB_DROP_SEND_QUEUE_FULL] = tb_hub_counters(ctx->hub)->dropped;
+    if (ctx->queue) {
+        m->queue_depth = tb_queue_depth(ctx->queue);
+        m->queue_capacity = tb_queue_capacity(ctx->queue);
+    }
+    m->mqtt_reconnects = m->mqtt_connects ? m->mqtt_connects - 1 : 0;
+    m->uptime_seconds = (uint64_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000);
+    m->history_messages = tb_hub_history_held(ctx->hub);
+    m->devices = tb_hub_devices(ctx->hub);
 }
 
 void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *snap)
 {
+    const tb_stats_t *s = ctx->stats;
+    const tb_hub_counters_t *hc = tb_hub_counters(ctx->hub);
     *snap = (tb_metrics_snapshot_t){0};
-    snapshot_hub(ctx->hub, snap);
-    snapshot_ingest(ctx->stats, snap);
-    snapshot_handshakes(ctx->stats, snap);
-    if (ctx->queue) {
-        snap->queue_depth = tb_queue_depth(ctx->queue);
-        snap->queue_capacity = tb_queue_capacity(ctx->queue);
-    }
-    snap->uptime_s = (uint64_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000);
+#define COPY_C_INGEST(name) snap->name = atomic_load_explicit(&s->name, memory_order_relaxed);
+#define COPY_C_HUB(name) snap->name = hc->name;
+#define COPY_C_DERIVED(name)
+#define COPY_V_INGEST(name, end)                                                                   \
+    for (int i = 0; i < (end); i++)                                                                \
+        snap->name[i] = atomic_load_explicit(&s->name[i], memory_order_relaxed);
+#define COPY_V_HUB(name, end) memcpy(snap->name, hc->name, sizeof(snap->name));
+#define COPY_V_DERIVED(name, end)
+#define COPY_C(name, type, owner, section, help) COPY_C_##owner(name)
+#define COPY_V(name, type, owner, section, label, first, end, label_name, help)                    \
+    COPY_V_##owner(name, end)
+    TB_COUNTERS(COPY_C, COPY_V)
+    snapshot_derived(ctx, snap);
+}
+
+json_t *tb_http_stats_json(const tb_http_ctx_t *ctx)
+{
+    tb_metrics_snapshot_t snap;
+    tb_http_metrics_snapshot(ctx, &snap);
+    json_t *o = tb_metrics_stats_json(&snap);
+    if (o)
+        json_object_set_new(json_object_get(o, "details"), "epoch",
+                            json_string(tb_hub_epoch(ctx->hub)));
+    return o;
 }
 
 int tb_http_metrics(const tb_http_ctx_t *ctx, char *buf, size_t cap, size_t *len)

@@ -640,7 +640,7 @@ static bool snap_due(const tb_conn_t *c)
 static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
 {
     tb_frame_t *stored = c->snap[c->snap_i++].frame;
-    h->counters.snapshot_frames++;
+    h->counters.snapshot_messages++;
     conn_send_owned(h, c, tb_proto_snapshot(stored));
     tb_frame_unref(stored);
 }
@@ -723,11 +723,10 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
     if (!c->q_len)
         return;
     tb_frame_t *f = *queue_at(c, 0);
-    h->counters.messages_out_by_kind[f->kind < TB_FRAME_KIND_N ? f->kind : TB_FRAME_CONTROL]++;
+    h->counters.messages_out[f->kind < TB_FRAME_KIND_N ? f->kind : TB_FRAME_CONTROL]++;
     tb_frame_unref(f);
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
-    h->counters.messages_out++;
     if (c->catching_up)
         catch_up(h, c);
 }
@@ -1029,7 +1028,7 @@ static void send_expiring(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
 static void conn_deadline(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
 {
     if (tb_grant_exp(c->grant) <= now_s) {
-        h->counters.expired_closes++;
+        h->counters.token_expired++;
         conn_request_close(h, c, TB_CLOSE_TOKEN_EXPIRED);
     } else if (!c->warned) {
         send_expiring(h, c, now_s);
@@ -1415,7 +1414,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
                                             telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
     tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, f);
-    h->counters.lastvalue_evictions = tb_lastvalue_evictions(h->lv);
+    h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
         route(h, f, dr.ptrs, dr.n);
         tb_frame_unref(f);

@@ -1,11 +1,18 @@
-/* metrics — Prometheus text exposition; see include/telebridge/metrics.h. */
+/* metrics — Prometheus text exposition and the /stats document; see
+ * include/telebridge/metrics.h. */
 #include "telebridge/metrics.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #define PREFIX "telebridge_"
+
+/* The TYPE of each TB_COUNTERS type. */
+#define TYPE_COUNTER "counter"
+#define TYPE_GAUGE "gauge"
+#define TYPE_FLAG "gauge"
 
 typedef struct {
     char *buf;
@@ -13,15 +20,6 @@ typedef struct {
     size_t len;
     bool overflow; /* sticky: once set, nothing more is written */
 } writer_t;
-
-static const char *const hs_reason_names[TB_METRICS_HS_N] = {
-    "unauthorized", "forbidden_origin", "over_capacity", "rate_limited", "too_large",
-};
-
-const char *tb_metrics_hs_reason_name(tb_metrics_hs_reason_t reason)
-{
-    return (reason >= 0 && reason < TB_METRICS_HS_N) ? hs_reason_names[reason] : "unknown";
-}
 
 static void put(writer_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -40,128 +38,131 @@ static void put(writer_t *w, const char *fmt, ...)
     w->len += (size_t)n;
 }
 
+/* The suffix a family name takes: "_total" for a counter not already named so. */
+static const char *suffix(const char *name, const char *type)
+{
+    size_t n = strlen(name);
+    bool total = n > 6 && strcmp(name + n - 6, "_total") == 0;
+    return strcmp(type, TYPE_COUNTER) == 0 && !total ? "_total" : "";
+}
+
 /* The HELP and TYPE lines of family name (without the prefix). */
 static void family(writer_t *w, const char *name, const char *type, const char *help)
 {
-    put(w, "# HELP " PREFIX "%s %s\n# TYPE " PREFIX "%s %s\n", name, help, name, type);
+    const char *sfx = suffix(name, type);
+    put(w, "# HELP " PREFIX "%s%s %s\n# TYPE " PREFIX "%s%s %s\n", name, sfx, help, name, sfx,
+        type);
 }
 
-static void sample(writer_t *w, const char *name, uint64_t value)
+static void scalar(writer_t *w, const char *name, const char *type, const char *help, uint64_t v)
 {
-    put(w, PREFIX "%s %" PRIu64 "\n", name, value);
+    family(w, name, type, help);
+    put(w, PREFIX "%s%s %" PRIu64 "\n", name, suffix(name, type), v);
 }
 
 /* value comes from a fixed name table ([a-z0-9_]+), so it needs no escaping. */
-static void labelled(writer_t *w, const char *name, const char *label, const char *value,
-                     uint64_t v)
+static void labelled(writer_t *w, const char *name, const char *type, const char *label,
+                     const char *value, uint64_t v)
 {
-    put(w, PREFIX "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, value, v);
-}
-
-static void gauge(writer_t *w, const char *name, const char *help, uint64_t v)
-{
-    family(w, name, "gauge", help);
-    sample(w, name, v);
-}
-
-static void counter(writer_t *w, const char *name, const char *help, uint64_t v)
-{
-    family(w, name, "counter", help);
-    sample(w, name, v);
-}
-
-static void render_connections(writer_t *w, const tb_metrics_snapshot_t *s)
-{
-    uint64_t deflate =
-        s->connections_deflate < s->connections ? s->connections_deflate : s->connections;
-    family(w, "connections", "gauge",
-           "Open WebSocket connections, by compression (permessage-deflate or none).");
-    labelled(w, "connections", "compression", "deflate", deflate);
-    labelled(w, "connections", "compression", "none", s->connections - deflate);
-    counter(w, "connections_total", "WebSocket connections opened since start.",
-            s->connections_total);
-    gauge(w, "rooms", "Rooms with at least one subscriber.", s->rooms);
-    family(w, "handshake_failures_total", "counter", "WebSocket upgrades refused, by reason.");
-    for (int r = 0; r < TB_METRICS_HS_N; r++)
-        labelled(w, "handshake_failures_total", "reason",
-                 tb_metrics_hs_reason_name((tb_metrics_hs_reason_t)r), s->handshake_failures[r]);
-    family(w, "handshake_refusals_total", "counter",
-           "WebSocket upgrades refused, by exact reason (which credential check failed).");
-    for (int r = 0; r < TB_REFUSE_N; r++)
-        labelled(w, "handshake_refusals_total", "reason",
-                 tb_refuse_reason_name((tb_refuse_reason_t)r), s->handshake_refusals[r]);
-}
-
-static void render_messages(writer_t *w, const tb_metrics_snapshot_t *s)
-{
-    family(w, "messages_in_total", "counter", "Device messages received from MQTT, by type.");
-    for (int k = 0; k < TB_MSG_KIND_N; k++)
-        labelled(w, "messages_in_total", "type", tb_msg_kind_name((tb_msg_kind_t)k),
-                 s->messages_in[k]);
-    family(w, "messages_out_total", "counter", "Frames written to WebSocket clients, by type.");
-    for (int k = 0; k < TB_FRAME_KIND_N; k++)
-        labelled(w, "messages_out_total", "type", tb_frame_kind_name((tb_frame_kind_t)k),
-                 s->messages_out[k]);
-    counter(w, "deliveries_total", "Device-message frames queued to clients.", s->deliveries);
-    family(w, "mqtt_invalid_total", "counter", "MQTT messages refused, by reason.");
-    for (int r = 0; r < TB_INVALID_N; r++)
-        labelled(w, "mqtt_invalid_total", "reason", tb_invalid_reason_name((tb_invalid_reason_t)r),
-                 s->invalid_mqtt[r]);
-    family(w, "dropped_total", "counter", "Device messages lost, by reason.");
-    labelled(w, "dropped_total", "reason", "ingest_queue_full", s->dropped_ingest_queue_full);
-    labelled(w, "dropped_total", "reason", "send_queue_full", s->dropped_send_queue_full);
-}
-
-static void render_clients(writer_t *w, const tb_metrics_snapshot_t *s)
-{
-    counter(w, "slow_consumer_disconnects_total", "Clients closed with 1008 as slow consumers.",
-            s->slow_consumer_disconnects);
-    counter(w, "client_messages_total", "Client messages received.", s->client_messages);
-    counter(w, "client_errors_total", "Error answers sent to clients.", s->client_errors);
-    counter(w, "rate_limited_total", "Client messages refused by the rate limit.", s->rate_limited);
-    counter(w, "client_too_big_total", "Clients closed with 1009 for an oversized message.",
-            s->client_too_big);
-    counter(w, "token_expired_total", "Clients closed with 4001 when their token expired.",
-            s->token_expired);
-}
-
-static void render_ingest(writer_t *w, const tb_metrics_snapshot_t *s)
-{
-    gauge(w, "queue_depth", "Messages waiting in the MQTT-to-hub queue.", s->queue_depth);
-    gauge(w, "queue_depth_max", "Highest MQTT-to-hub queue depth seen.", s->queue_depth_max);
-    gauge(w, "queue_capacity", "Capacity of the MQTT-to-hub queue.", s->queue_capacity);
-    gauge(w, "mqtt_connected", "1 while the MQTT broker session is up.", s->mqtt_connected);
-    counter(w, "mqtt_connects_total", "MQTT broker sessions established, the first included.",
-            s->mqtt_connects);
-    counter(w, "mqtt_reconnects_total", "MQTT broker sessions established after the first.",
-            s->mqtt_connects ? s->mqtt_connects - 1 : 0);
-    counter(w, "mqtt_connect_failures_total", "MQTT connection attempts that failed.",
-            s->mqtt_connect_failures);
-    gauge(w, "uptime_seconds", "Seconds since the bridge started.", s->uptime_s);
-}
-
-static void render_state(writer_t *w, const tb_metrics_snapshot_t *s)
-{
-    gauge(w, "history_messages", "Device messages held for since recovery.", s->history_messages);
-    gauge(w, "devices", "Devices in the last-value store.", s->devices);
-    counter(w, "device_evictions_total", "Devices evicted from the full last-value store.",
-            s->device_evictions);
-    counter(w, "snapshot_messages_total", "Snapshot messages queued after subscribes.",
-            s->snapshot_frames);
-    counter(w, "replayed_total", "History messages queued by since recovery and catch-up.",
-            s->replayed);
-    counter(w, "alerts_total", "Alert messages routed, firing and resolved.", s->alerts);
-    counter(w, "published_total", "Messages accepted by POST /api/v1/publish.", s->published);
+    put(w, PREFIX "%s%s{%s=\"%s\"} %" PRIu64 "\n", name, suffix(name, type), label, value, v);
 }
 
 int tb_metrics_render(const tb_metrics_snapshot_t *snap, char *buf, size_t cap, size_t *len)
 {
     writer_t w = {.buf = buf, .cap = cap, .len = 0, .overflow = cap == 0};
-    render_connections(&w, snap);
-    render_messages(&w, snap);
-    render_clients(&w, snap);
-    render_ingest(&w, snap);
-    render_state(&w, snap);
+#define RENDER_C(name, type, owner, section, help) scalar(&w, #name, TYPE_##type, help, snap->name);
+#define RENDER_V(name, type, owner, section, label, first, end, label_name, help)                  \
+    family(&w, #name, TYPE_##type, help);                                                          \
+    for (int i = first; i < end; i++)                                                              \
+        labelled(&w, #name, TYPE_##type, #label, label_name(i), snap->name[i]);
+    TB_COUNTERS(RENDER_C, RENDER_V)
+#undef RENDER_C
+#undef RENDER_V
     *len = w.len;
     return w.overflow ? TB_METRICS_E_SPACE : 0;
+}
+
+static json_t *number(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+#define JSON_COUNTER number
+#define JSON_GAUGE number
+#define JSON_FLAG(v) json_boolean((v) != 0)
+
+/* {label value: n} of a V's samples; its sum in *sum. */
+#define BY_LABEL(snap, name, first, end, label_name, sum)                                          \
+    do {                                                                                           \
+        json_t *o_ = json_object();                                                                \
+        for (int i = first; i < end; i++) {                                                        \
+            json_object_set_new(o_, label_name(i), number((snap)->name[i]));                       \
+            sum += (snap)->name[i];                                                                \
+        }                                                                                          \
+        by_label = o_;                                                                             \
+    } while (0)
+
+/*
+ * Keys /stats had before TB_COUNTERS, kept because tests and docs/ read them (the table's names
+ * are the /metrics ones; docs/operations.md → Stats lists both). Each is one table entry under
+ * its old name, or the sum of a V.
+ */
+static void add_legacy(json_t *doc, json_t *refused, json_t *details,
+                       const tb_metrics_snapshot_t *s, const uint64_t sums[5])
+{
+    json_object_set_new(doc, "connections", number(sums[4]));
+    json_object_set_new(doc, "messages_in", number(sums[0]));
+    json_object_set_new(doc, "messages_out", number(sums[1]));
+    json_object_set_new(doc, "dropped", number(sums[2]));
+    json_object_set_new(doc, "invalid_mqtt", number(sums[3]));
+    json_object_set_new(doc, "uptime_s", number(s->uptime_seconds));
+    json_object_set(doc, "invalid_mqtt_by_reason", json_object_get(doc, "mqtt_invalid_by_reason"));
+    const uint64_t *hs = s->handshake_failures;
+    json_object_set_new(refused, "handshake_unauthorized",
+                        number(hs[TB_REFUSE_CLASS_UNAUTHORIZED]));
+    json_object_set_new(refused, "handshake_over_capacity",
+                        number(hs[TB_REFUSE_CLASS_OVER_CAPACITY]));
+    json_object_set_new(refused, "handshake_rate_limited",
+                        number(hs[TB_REFUSE_CLASS_RATE_LIMITED]));
+    json_object_set_new(refused, "handshake_too_large", number(hs[TB_REFUSE_CLASS_TOO_LARGE]));
+    json_object_set_new(refused, "client_message_too_big", number(s->client_too_big));
+    json_object_set(refused, "handshake_by_reason",
+                    json_object_get(refused, "handshake_refusals_by_reason"));
+    json_object_set_new(details, "expired_closes", number(s->token_expired));
+    json_object_set_new(details, "snapshot_frames", number(s->snapshot_messages));
+}
+
+json_t *tb_metrics_stats_json(const tb_metrics_snapshot_t *snap)
+{
+    json_t *doc = json_object(), *refused = json_object(), *details = json_object();
+    json_t *section[] = {doc, details, refused}, *by_label = NULL;
+    enum { TOP, DETAILS, REFUSED };
+    /* The sums of messages_in, messages_out, dropped, mqtt_invalid, connections (add_legacy()). */
+    uint64_t sums[5] = {0}, ignored = 0;
+    if (!doc || !refused || !details) {
+        json_decref(doc);
+        json_decref(refused);
+        json_decref(details);
+        return NULL;
+    }
+#define SUM_messages_in sums[0]
+#define SUM_messages_out sums[1]
+#define SUM_dropped sums[2]
+#define SUM_mqtt_invalid sums[3]
+#define SUM_connections sums[4]
+#define SUM_handshake_failures ignored
+#define SUM_handshake_refusals ignored
+#define STATS_C(name, type, owner, sec, help)                                                      \
+    json_object_set_new(section[sec], #name, JSON_##type(snap->name));
+#define STATS_V(name, type, owner, sec, label, first, end, label_name, help)                       \
+    BY_LABEL(snap, name, first, end, label_name, SUM_##name);                                      \
+    json_object_set_new(section[sec], #name "_by_" #label, by_label);
+    TB_COUNTERS(STATS_C, STATS_V)
+#undef STATS_C
+#undef STATS_V
+    (void)ignored;
+    add_legacy(doc, refused, details, snap, sums);
+    json_object_set_new(doc, "refused", refused);
+    json_object_set_new(doc, "details", details);
+    return doc;
 }

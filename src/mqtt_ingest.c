@@ -85,7 +85,7 @@ static int refuse(tb_ingest_t *in, int rc, const char *topic)
     tb_invalid_reason_t reason = TB_NORMALIZE_REASON(rc);
     unsigned suppressed;
     char shown[LOG_TOPIC_BUF];
-    if (reason == TB_INVALID_N) {
+    if (reason == TB_INVALID_END) {
         if (tb_log_ratelimit(&in->drop_rl, &suppressed))
             tb_log(TB_LOG_ERROR, "mqtt message dropped", "reason=out_of_memory suppressed=%u",
                    suppressed);
@@ -130,8 +130,7 @@ static int enqueue(tb_ingest_t *in, tb_msg_t *m)
         tb_msg_free(m);
         return TB_INGEST_DROPPED;
     }
-    atomic_fetch_add_explicit(&in->stats->messages_in, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&in->stats->messages_in_by_kind[kind], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->stats->messages_in[kind], 1, memory_order_relaxed);
     unsigned long long depth = tb_queue_depth(in->queue);
     if (depth > atomic_load_explicit(&in->stats->queue_depth_max, memory_order_relaxed))
         atomic_store_explicit(&in->stats->queue_depth_max, depth, memory_order_relaxed);

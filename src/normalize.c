@@ -89,7 +89,7 @@ static int timestamp_of(const json_t *v, int64_t now_ms, json_t **out)
     } else {
         return fail(TB_INVALID_BAD_VALUE);
     }
-    return *out ? 0 : fail(TB_INVALID_N);
+    return *out ? 0 : fail(TB_INVALID_END);
 }
 
 /* Copies src's scalar members (number, string, boolean) into dst; their count, or -1. */
@@ -119,13 +119,13 @@ static int fields_of(json_t *doc, json_t **out)
         return fail(TB_INVALID_BAD_VALUE);
     *out = json_object();
     if (!*out)
-        return fail(TB_INVALID_N);
+        return fail(TB_INVALID_END);
     int n = copy_scalars(src ? src : doc, src == NULL, *out);
     if (n > 0)
         return 0;
     json_decref(*out);
     *out = NULL;
-    return n < 0 ? fail(TB_INVALID_N) : fail(TB_INVALID_BAD_VALUE);
+    return n < 0 ? fail(TB_INVALID_END) : fail(TB_INVALID_BAD_VALUE);
 }
 
 /* String members of "tags" (others dropped), {} when absent; on error *out is left NULL. */
@@ -136,7 +136,7 @@ static int tags_of(json_t *doc, json_t **out)
         return fail(TB_INVALID_BAD_VALUE);
     *out = json_object();
     if (!*out)
-        return fail(TB_INVALID_N);
+        return fail(TB_INVALID_END);
     const char *key;
     json_t *v;
     json_object_foreach(src, key, v)
@@ -144,7 +144,7 @@ static int tags_of(json_t *doc, json_t **out)
         if (json_is_string(v) && json_object_set(*out, key, v) != 0) {
             json_decref(*out);
             *out = NULL;
-            return fail(TB_INVALID_N);
+            return fail(TB_INVALID_END);
         }
     }
     return 0;
@@ -183,7 +183,7 @@ static int telemetry_from(const char *device_id, json_t *doc, int64_t now_ms, js
     static const char *const keys[] = {"device_id", "timestamp", "fields", "tags"};
     json_t *const values[] = {json_string(device_id), ts, fields, tags};
     *out = assemble(keys, values, 4);
-    return *out ? 0 : fail(TB_INVALID_N);
+    return *out ? 0 : fail(TB_INVALID_END);
 }
 
 int tb_normalize_telemetry(const char *device_id, const char *payload, size_t len, size_t max_len,
@@ -258,7 +258,7 @@ static int status_make(const char *device_id, const char *s, size_t slen, const 
     static const char *const keys[] = {"device_id", "status", "timestamp"};
     json_t *const values[] = {json_string(device_id), json_stringn(s, slen), ts};
     *out = assemble(keys, values, 3);
-    return *out ? 0 : fail(TB_INVALID_N);
+    return *out ? 0 : fail(TB_INVALID_END);
 }
 
 /* A parsed status payload: a JSON string, or an object with a string "status". */

@@ -351,7 +351,7 @@ static int on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
 }
 
 /*
- * The request against HTTP_URI_MAX and HTTP_HEADERS_MAX: TB_REFUSE_N when it fits, else why.
+ * The request against HTTP_URI_MAX and HTTP_HEADERS_MAX: TB_REFUSE_NONE when it fits, else why.
  * lws holds the path and the query apart (its "&" counted, not its "?"), both decoded.
  */
 static tb_refuse_reason_t oversize(struct lws *wsi)
@@ -368,7 +368,7 @@ static tb_refuse_reason_t oversize(struct lws *wsi)
         int n = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
         all += n > 0 ? (size_t)n : 0;
     }
-    return all > HTTP_HEADERS_MAX ? TB_REFUSE_HEADERS_LARGE : TB_REFUSE_N;
+    return all > HTTP_HEADERS_MAX ? TB_REFUSE_HEADERS_LARGE : TB_REFUSE_NONE;
 }
 
 /*
@@ -379,7 +379,7 @@ static tb_refuse_reason_t oversize(struct lws *wsi)
 static int refuse_oversize(tb_server_t *s, struct lws *wsi, bool upgrade)
 {
     tb_refuse_reason_t why = oversize(wsi);
-    if (why == TB_REFUSE_N)
+    if (why == TB_REFUSE_NONE)
         return 0;
     bool uri = why == TB_REFUSE_URI_TOO_LONG;
     const char *code = uri ? "uri_too_long" : "headers_too_large";
@@ -442,46 +442,6 @@ static int refuse(tb_server_t *s, struct lws *wsi, int status, const char *code,
     return http_send(wsi, status, tb_http_error(code), true) ? -1 : 1;
 }
 
-static tb_refuse_reason_t auth_refusal(int auth_err)
-{
-    switch (auth_err) {
-    case TB_AUTH_E_MISSING:
-        return TB_REFUSE_MISSING;
-    case TB_AUTH_E_ALG:
-        return TB_REFUSE_ALG;
-    case TB_AUTH_E_SIGNATURE:
-        return TB_REFUSE_SIGNATURE;
-    case TB_AUTH_E_NO_EXP:
-        return TB_REFUSE_NO_EXP;
-    case TB_AUTH_E_EXPIRED:
-        return TB_REFUSE_EXPIRED;
-    case TB_AUTH_E_NOT_YET:
-        return TB_REFUSE_NOT_YET_VALID;
-    case TB_AUTH_E_ISSUER:
-        return TB_REFUSE_ISSUER;
-    case TB_AUTH_E_AUDIENCE:
-        return TB_REFUSE_AUDIENCE;
-    case TB_AUTH_E_CLAIMS:
-        return TB_REFUSE_CLAIMS;
-    case TB_AUTH_E_NOMEM:
-        return TB_REFUSE_NOMEM;
-    default:
-        return TB_REFUSE_MALFORMED;
-    }
-}
-
-static tb_refuse_reason_t ticket_refusal(int ticket_err)
-{
-    switch (ticket_err) {
-    case TB_TICKET_E_USED:
-        return TB_REFUSE_TICKET_USED;
-    case TB_TICKET_E_EXPIRED:
-        return TB_REFUSE_TICKET_EXPIRED;
-    default:
-        return TB_REFUSE_TICKET_UNKNOWN;
-    }
-}
-
 /*
  * Finds and checks the credential: ?ticket=… (redeemed: one use), else ?token=…, else
  * "Authorization: Bearer …". 0 with a new grant in *grant, or the callback's return value
@@ -497,9 +457,9 @@ static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
     if (ticket) {
         rc = tb_tickets_redeem(s->tickets, ticket, strlen(ticket), tb_now_ms(), grant);
         tb_wipe(buf, sizeof(buf));
-        return rc == TB_TICKET_OK
-                   ? 0
-                   : refuse(s, wsi, TB_HTTP_UNAUTHORIZED, "invalid_ticket", ticket_refusal(rc));
+        return rc == TB_TICKET_OK ? 0
+                                  : refuse(s, wsi, TB_HTTP_UNAUTHORIZED, "invalid_ticket",
+                                           tb_refuse_from_ticket(rc));
     }
     const char *token = query_arg(wsi, "token=", buf, sizeof(buf));
     if (!token)
@@ -514,7 +474,7 @@ static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
     if (rc == TB_AUTH_OK)
         return 0;
     return refuse(s, wsi, rc == TB_AUTH_E_NOMEM ? TB_HTTP_SERVER_ERROR : TB_HTTP_UNAUTHORIZED,
-                  tb_auth_err_code(rc), auth_refusal(rc));
+                  tb_auth_err_code(rc), tb_refuse_from_auth(rc));
 }
 
 static int authenticate(tb_server_t *s, struct lws *wsi)

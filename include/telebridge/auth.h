@@ -33,19 +33,39 @@
 /* Longest token accepted, in bytes; a longer one is refused as malformed before parsing. */
 #define TB_AUTH_TOKEN_MAX 8192
 
+/*
+ * Why a token was refused: X(NAME, reason, code). tb_auth_err_t gets TB_AUTH_E_NAME (-1, -2, …
+ * in this order), tb_auth_err_reason() the reason (for logs, /stats and /metrics, where the
+ * handshake refusal reasons of stats.h take these names) and tb_auth_err_code() the code told
+ * to the client (which check failed is not told: it would help forge a token).
+ */
+#define TB_AUTH_ERRORS(X)                                                                          \
+    X(MISSING, "missing", "missing_token")     /* no credential presented */                       \
+    X(MALFORMED, "malformed", "invalid_token") /* not a JWT, bad base64/JSON, too long */          \
+    X(ALG, "alg", "invalid_token")             /* alg none or not the configured one */            \
+    X(SIGNATURE, "signature", "invalid_token") /* signature does not verify */                     \
+    X(NO_EXP, "no_exp", "invalid_token")       /* exp missing or not a number */                   \
+    X(EXPIRED, "expired", "token_expired")                                                         \
+    X(NOT_YET, "not_yet_valid", "invalid_token") /* nbf in the future */                           \
+    X(ISSUER, "issuer", "invalid_token")                                                           \
+    X(AUDIENCE, "audience", "invalid_token")                                                       \
+    X(CLAIMS, "claims", "invalid_token") /* rooms/scope/sub of the wrong shape */                  \
+    X(NOMEM, "nomem", "server_error")
+
+/* The position of each error in TB_AUTH_ERRORS, from 1. */
+enum {
+    TB_AUTH_R_NONE = 0,
+#define TB_AUTH_R_ENUM(name, reason, code) TB_AUTH_R_##name,
+    TB_AUTH_ERRORS(TB_AUTH_R_ENUM)
+#undef TB_AUTH_R_ENUM
+        TB_AUTH_R_END
+};
+
 typedef enum {
     TB_AUTH_OK = 0,
-    TB_AUTH_E_MISSING = -1,   /* no credential presented */
-    TB_AUTH_E_MALFORMED = -2, /* not a JWT, bad base64/JSON, too long */
-    TB_AUTH_E_ALG = -3,       /* alg none or not the configured one */
-    TB_AUTH_E_SIGNATURE = -4, /* signature does not verify */
-    TB_AUTH_E_NO_EXP = -5,    /* exp missing or not a number */
-    TB_AUTH_E_EXPIRED = -6,
-    TB_AUTH_E_NOT_YET = -7, /* nbf in the future */
-    TB_AUTH_E_ISSUER = -8,
-    TB_AUTH_E_AUDIENCE = -9,
-    TB_AUTH_E_CLAIMS = -10, /* rooms/scope/sub of the wrong shape */
-    TB_AUTH_E_NOMEM = -11,
+#define TB_AUTH_E_ENUM(name, reason, code) TB_AUTH_E_##name = -TB_AUTH_R_##name,
+    TB_AUTH_ERRORS(TB_AUTH_E_ENUM)
+#undef TB_AUTH_E_ENUM
 } tb_auth_err_t;
 
 typedef struct tb_auth tb_auth_t;
@@ -66,13 +86,11 @@ void tb_auth_destroy(tb_auth_t *a);
 int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
                    tb_grant_t **out);
 
-/* Both return static strings; any thread. Short, non-revealing code for an error, for HTTP
- * bodies: "missing_token", "token_expired",
- * "server_error" (NOMEM), "invalid_token" for every other failure (which check failed is not
- * told), "ok" for TB_AUTH_OK. */
+/* Both return static strings; any thread. The code (TB_AUTH_ERRORS) of an error for HTTP
+ * bodies: "missing_token", "token_expired", "server_error" (NOMEM), "invalid_token"; "ok" for
+ * TB_AUTH_OK, "invalid_token" otherwise. */
 const char *tb_auth_err_code(int err);
-/* Longer reason for counting by reason: "missing", "malformed", "alg", "signature", "no_exp",
- * "expired", "not_yet_valid", "issuer", "audience", "claims", "nomem"; "unknown" otherwise. */
+/* The reason (TB_AUTH_ERRORS) of an error, for counting by reason; "unknown" otherwise. */
 const char *tb_auth_err_reason(int err);
 
 #endif

@@ -42,6 +42,7 @@
 #include "telebridge/frame.h"
 #include "telebridge/groups.h"
 #include "telebridge/msg.h"
+#include "telebridge/stats.h"
 
 /* WebSocket close codes the hub asks for. */
 #define TB_CLOSE_GOING_AWAY 1001
@@ -82,24 +83,21 @@ typedef struct {
     const char *epoch; /* NULL: a random one */
 } tb_hub_opts_t;
 
-/* Counters of the service thread, read for /stats and /metrics. */
+/* Counters of the service thread, read for /stats and /metrics: the HUB entries of
+ * TB_COUNTERS (stats.h), and one part of its DERIVED `dropped`. */
+#define TB_HUB_C_INGEST(name, type)
+#define TB_HUB_C_HUB(name, type) uint64_t name;
+#define TB_HUB_C_DERIVED(name, type)
+#define TB_HUB_V_INGEST(name, end)
+#define TB_HUB_V_HUB(name, end) uint64_t name[end];
+#define TB_HUB_V_DERIVED(name, end)
+#define TB_HUB_FIELD_C(name, type, owner, section, help) TB_HUB_C_##owner(name, type)
+#define TB_HUB_FIELD_V(name, type, owner, section, label, first, end, label_name, help)            \
+    TB_HUB_V_##owner(name, end)
+
 typedef struct {
-    uint64_t device_messages; /* device messages routed (each got a seq) */
-    uint64_t messages_out;    /* frames written to clients, control frames included */
-    uint64_t messages_out_by_kind[TB_FRAME_KIND_N]; /* messages_out split by tb_frame_kind_t */
-    uint64_t deliveries; /* device-message frames queued to connections */
-    uint64_t dropped;    /* device-message frames a connection lost to its queue bound */
-    uint64_t slow_consumer_disconnects;
-    uint64_t client_messages;     /* client messages received */
-    uint64_t client_errors;       /* `error` answers sent */
-    uint64_t rate_limited;        /* client messages refused by client_messages_per_s */
-    uint64_t connections_total;   /* connections opened since start */
-    uint64_t expired_closes;      /* connections closed with 4001 */
-    uint64_t snapshot_frames;     /* snapshot frames queued after subscribes */
-    uint64_t replayed;            /* history messages queued by `since` recovery or catch-up */
-    uint64_t alerts;              /* alert messages routed (firing and resolved) */
-    uint64_t published;           /* messages accepted from POST /api/v1/publish */
-    uint64_t lastvalue_evictions; /* devices dropped from the last-value store when full */
+    TB_COUNTERS(TB_HUB_FIELD_C, TB_HUB_FIELD_V)
+    uint64_t dropped; /* device-message frames a connection lost to its queue bound */
 } tb_hub_counters_t;
 
 /* NULL when out of memory. */

@@ -32,7 +32,7 @@
 /* How long a valid message waits for room in a full hub queue before it is dropped. */
 #define TB_INGEST_BACKPRESSURE_MS 1000
 /* tb_ingest_handle(): a valid message dropped (queue still full, or out of memory). */
-#define TB_INGEST_DROPPED TB_NORMALIZE_ERR(TB_INVALID_N)
+#define TB_INGEST_DROPPED TB_NORMALIZE_ERR(TB_INVALID_END)
 
 typedef struct tb_ingest tb_ingest_t;
 
@@ -61,9 +61,9 @@ void tb_ingest_destroy(tb_ingest_t *in);
 /*
  * Handles one received message as the thread would (match, normalise, count, queue). Exposed
  * for unit tests and fuzzing; call only from the producer thread. Returns 0 when queued,
- * TB_NORMALIZE_ERR(reason) when refused (counted in stats->invalid_*), or TB_INGEST_DROPPED
- * when the queue stayed full (counted in stats->dropped_queue_full) or memory ran out. (The
- * reason is not simply negated: TB_INVALID_NOT_JSON is 0.)
+ * TB_NORMALIZE_ERR(reason) (-reason) when refused (counted in stats->mqtt_invalid), or
+ * TB_INGEST_DROPPED when the queue stayed full (counted in stats->dropped_queue_full) or memory
+ * ran out.
  */
 int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, size_t len,
                      bool retained);

@@ -11,7 +11,7 @@
  * (or milliseconds when above 1e11) and formatted the same way; a string timestamp is kept.
  *
  * Both functions return 0 and store a new object in *out (caller owns it), or return
- * TB_NORMALIZE_ERR(reason) (*out untouched), TB_NORMALIZE_ERR(TB_INVALID_N) when out of
+ * TB_NORMALIZE_ERR(reason) (*out untouched), TB_NORMALIZE_ERR(TB_INVALID_END) when out of
  * memory. They check, in order: size (> max_len → TOO_LARGE), UTF-8, JSON, object-ness,
  * content. A NUL byte (raw or as \u0000) is well-formed UTF-8 but never accepted: NOT_JSON.
  *
@@ -42,10 +42,10 @@
 
 #include "telebridge/stats.h"
 
-/* The error return for a reason: -1 - reason, as TB_INVALID_NOT_JSON (0) cannot be negated. */
-#define TB_NORMALIZE_ERR(reason) (-1 - (int)(reason))
-/* The reason of an error return rc < 0 (TB_INVALID_N: out of memory). */
-#define TB_NORMALIZE_REASON(rc) ((tb_invalid_reason_t)(-1 - (rc)))
+/* The error return for a reason: -reason (reasons start at 1). */
+#define TB_NORMALIZE_ERR(reason) (-(int)(reason))
+/* The reason of an error return rc < 0 (TB_INVALID_END: out of memory). */
+#define TB_NORMALIZE_REASON(rc) ((tb_invalid_reason_t)(-(rc)))
 
 int tb_normalize_telemetry(const char *device_id, const char *payload, size_t len, size_t max_len,
                            int64_t now_ms, json_t **out);

@@ -43,14 +43,33 @@
 #define TB_TICKETS_MAX 4096
 #define TB_TICKETS_PER_SUB 8
 
+/*
+ * Why a ticket was not redeemed: X(NAME, reason). tb_ticket_err_t gets TB_TICKET_E_NAME (-1, -2,
+ * -3 in this order); the reason names the handshake refusal in stats.h (/stats, /metrics).
+ */
+#define TB_TICKET_REDEEM_ERRORS(X)                                                                 \
+    X(UNKNOWN, "ticket_unknown") /* never issued, malformed, or forgotten after expiry */          \
+    X(USED, "ticket_used")       /* already redeemed */                                            \
+    X(EXPIRED, "ticket_expired")
+
+/* The position of each error in TB_TICKET_REDEEM_ERRORS, from 1. */
+enum {
+    TB_TICKET_R_NONE = 0,
+#define TB_TICKET_R_ENUM(name, reason) TB_TICKET_R_##name,
+    TB_TICKET_REDEEM_ERRORS(TB_TICKET_R_ENUM)
+#undef TB_TICKET_R_ENUM
+        TB_TICKET_R_END
+};
+
 typedef enum {
     TB_TICKET_OK = 0,
-    TB_TICKET_E_UNKNOWN = -1, /* never issued, malformed, or forgotten after expiry */
-    TB_TICKET_E_USED = -2,    /* already redeemed */
-    TB_TICKET_E_EXPIRED = -3,
-    TB_TICKET_E_FULL = -4,   /* the store holds max live tickets */
-    TB_TICKET_E_RANDOM = -5, /* the OS CSPRNG failed */
-    TB_TICKET_E_NOMEM = -6,
+#define TB_TICKET_E_ENUM(name, reason) TB_TICKET_E_##name = -TB_TICKET_R_##name,
+    TB_TICKET_REDEEM_ERRORS(TB_TICKET_E_ENUM)
+#undef TB_TICKET_E_ENUM
+    /* Only from tb_tickets_issue(): */
+    TB_TICKET_E_FULL = -TB_TICKET_R_END,       /* the store holds max live tickets */
+    TB_TICKET_E_RANDOM = -TB_TICKET_R_END - 1, /* the OS CSPRNG failed */
+    TB_TICKET_E_NOMEM = -TB_TICKET_R_END - 2,
 } tb_ticket_err_t;
 
 typedef struct tb_tickets tb_tickets_t;

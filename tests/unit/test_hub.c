@@ -1066,7 +1066,7 @@ static void test_unsubscribe_drops_pending_snapshot(void **state)
     int before;
     assert_int_equal(snapshots_after(f, c, "unsubscribed", &before), 0);
     assert_int_equal(before, 12);
-    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 12);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 12);
 }
 
 /* docs/protocol.md, refresh: a narrowing refresh drops the pending snapshot of the rooms it
@@ -1108,7 +1108,7 @@ static void test_unsubscribe_keeps_snapshot_global_holds(void **state)
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
     int before, after = snapshots_after(f, c, "unsubscribed", &before);
     assert_int_equal(before + after, 21);
-    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 21);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 21);
 }
 
 /* Drains c; the device ids of the snapshot frames, in order, into ids (at most max); returns
@@ -1325,7 +1325,7 @@ static void test_large_snapshot_then_arrivals(void **state)
     json_t *j = next_json(f, c);
     assert_int_equal(seq_of(j), 36); /* live again */
     json_decref(j);
-    assert_int_equal(tb_hub_counters(f->hub)->snapshot_frames, 30);
+    assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 30);
 }
 
 int main(void)
