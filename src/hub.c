@@ -19,6 +19,8 @@
 #define QUEUE_MIN_CAP 8
 #define ROOM_MIN_MEMBERS 4
 #define CONN_MIN_ROOMS 4
+/* First size of the hub's array of connection slots (doubled as needed). */
+#define SLOTS_MIN 64
 /* Initial hash buckets for the room index; it doubles when rooms outnumber buckets. */
 #define ROOM_BUCKETS_MIN 64
 /* Room names of a device message: its device room, its groups, global. */
@@ -70,7 +72,7 @@ struct room {
 };
 
 struct tb_conn {
-    tb_conn_t *prev, *next; /* the hub's list of open connections */
+    uint32_t slot; /* its index in the hub's slots */
     void *io;
     tb_grant_t *grant;
     uint64_t id;
@@ -105,12 +107,23 @@ struct tb_conn {
     uint32_t n_rooms, cap_rooms;
     int64_t rl_window; /* the second the rate-limit count belongs to */
     uint32_t rl_count;
-    int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
-    bool warned;        /* token_expiring was sent for the current grant */
-    bool pinged;        /* io.ping was called since seen_ms */
-    int64_t seen_ms;    /* tb_mono_ms() of the last sign of life (or of the open) */
+    bool warned; /* token_expiring was sent for the current grant */
     int close_code;
 };
+
+/*
+ * The open connections, one slot each in a dense array with what the once-a-second walks of
+ * tb_hub_tick() and tb_hub_heartbeat() compare, so that they read memory in order and touch a
+ * connection only when something is due (a walk of a linked list of connections missed the
+ * cache at every one: docs/performance.md). A closed connection's
+ * slot is filled with the last one.
+ */
+typedef struct {
+    tb_conn_t *c;
+    int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
+    int64_t seen_ms;    /* tb_mono_ms() of c's last sign of life (or of its open) */
+    bool pinged;        /* io.ping was called since seen_ms */
+} slot_t;
 
 struct tb_hub {
     const tb_config_t *cfg;
@@ -128,8 +141,8 @@ struct tb_hub {
     bool alerts_owned;
     room_t **buckets;
     uint32_t n_buckets, n_rooms;
-    tb_conn_t *conns;
-    size_t n_conns;
+    slot_t *slots;
+    size_t n_conns, cap_slots;
     uint64_t seq;
     uint64_t marks; /* the stamp of the last rooms_mark() */
     uint64_t next_conn_id;
@@ -801,8 +814,9 @@ void tb_hub_destroy(tb_hub_t *h)
 {
     if (!h)
         return;
-    while (h->conns)
-        tb_hub_conn_close(h, h->conns);
+    while (h->n_conns)
+        tb_hub_conn_close(h, h->slots[h->n_conns - 1].c);
+    free(h->slots);
     tb_groups_destroy(h->groups);
     tb_lastvalue_destroy(h->lv);
     tb_history_destroy(h->hist);
@@ -880,7 +894,7 @@ static void conn_set_grant(tb_hub_t *h, tb_conn_t *c, tb_grant_t *g)
     c->grant = g;
     c->warned = warn == 0;
     /* exp may be any claim value: only a past one is left without the subtraction. */
-    c->deadline_s = (warn == 0 || exp < INT64_MIN + warn) ? exp : exp - warn;
+    h->slots[c->slot].deadline_s = (warn == 0 || exp < INT64_MIN + warn) ? exp : exp - warn;
 }
 
 static void send_connected(tb_hub_t *h, tb_conn_t *c)
@@ -894,22 +908,32 @@ static void send_connected(tb_hub_t *h, tb_conn_t *c)
     conn_send_owned(h, c, tb_proto_control("connected", payload, NULL, ms));
 }
 
+/* Room for one more slot; -1 when out of memory. */
+static int slots_reserve(tb_hub_t *h)
+{
+    if (h->n_conns < h->cap_slots)
+        return 0;
+    size_t cap = h->cap_slots ? 2 * h->cap_slots : SLOTS_MIN;
+    slot_t *s = realloc(h->slots, cap * sizeof(*s));
+    if (!s)
+        return -1;
+    h->slots = s;
+    h->cap_slots = cap;
+    return 0;
+}
+
 tb_conn_t *tb_hub_conn_open(tb_hub_t *h, void *io, tb_grant_t *grant)
 {
-    tb_conn_t *c = calloc(1, sizeof(*c));
+    tb_conn_t *c = slots_reserve(h) ? NULL : calloc(1, sizeof(*c));
     if (!c) {
         tb_grant_free(grant);
         return NULL;
     }
     c->io = io;
-    c->seen_ms = tb_mono_ms();
+    c->slot = (uint32_t)h->n_conns++;
+    h->slots[c->slot] = (slot_t){.c = c, .seen_ms = tb_mono_ms()};
     conn_set_grant(h, c, grant);
     c->id = ++h->next_conn_id;
-    c->next = h->conns;
-    if (h->conns)
-        h->conns->prev = c;
-    h->conns = c;
-    h->n_conns++;
     h->counters.connections_total++;
     send_connected(h, c);
     return c;
@@ -925,13 +949,8 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
     free(c->rooms);
     queue_release(c);
     tb_grant_free(c->grant);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    h->n_conns--;
+    h->slots[c->slot] = h->slots[--h->n_conns];
+    h->slots[c->slot].c->slot = c->slot;
     free(c);
 }
 
@@ -1009,8 +1028,8 @@ done:
 
 void tb_hub_close_all(tb_hub_t *h, int code)
 {
-    for (tb_conn_t *c = h->conns; c; c = c->next)
-        conn_request_close(h, c, code);
+    for (size_t i = 0; i < h->n_conns; i++)
+        conn_request_close(h, h->slots[i].c, code);
 }
 
 /* token_expiring: {exp, expires_in}, once per grant. */
@@ -1021,7 +1040,7 @@ static void send_expiring(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
         json_pack("{s:I, s:I}", "exp", (json_int_t)exp, "expires_in", (json_int_t)(exp - now_s));
     conn_send_owned(h, c, tb_proto_control("token_expiring", payload, NULL, tb_now_ms()));
     c->warned = true;
-    c->deadline_s = exp;
+    h->slots[c->slot].deadline_s = exp;
 }
 
 /* One tick's work for c, whose deadline has come. */
@@ -1038,29 +1057,32 @@ static void conn_deadline(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
 {
     int64_t now_s = now_ms / 1000;
-    /* One comparison per connection when nothing is due. */
-    for (tb_conn_t *c = h->conns; c; c = c->next)
-        if (c->deadline_s <= now_s && !c->close_code)
-            conn_deadline(h, c, now_s);
+    /* One comparison per connection when nothing is due. The walk changes no slot: closes
+     * asked for here happen later, in the transport. */
+    for (size_t i = 0; i < h->n_conns; i++)
+        if (h->slots[i].deadline_s <= now_s && !h->slots[i].c->close_code)
+            conn_deadline(h, h->slots[i].c, now_s);
 }
 
-void tb_hub_conn_alive(tb_conn_t *c, int64_t mono_ms)
+void tb_hub_conn_alive(tb_hub_t *h, tb_conn_t *c, int64_t mono_ms)
 {
-    c->seen_ms = mono_ms;
-    c->pinged = false;
+    slot_t *s = &h->slots[c->slot];
+    s->seen_ms = mono_ms;
+    s->pinged = false;
 }
 
 void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
 {
     int64_t ping_ms = (int64_t)h->cfg->heartbeat.ping_interval_s * 1000;
     int64_t drop_ms = (int64_t)h->cfg->heartbeat.pong_timeout_s * 1000;
-    for (tb_conn_t *c = h->conns; c; c = c->next) {
-        int64_t quiet = mono_ms - c->seen_ms;
+    for (size_t i = 0; i < h->n_conns; i++) {
+        slot_t *s = &h->slots[i];
+        int64_t quiet = mono_ms - s->seen_ms;
         if (quiet >= drop_ms) {
-            h->io.drop(h->transport, c->io);
-        } else if (quiet >= ping_ms && !c->pinged) {
-            c->pinged = true;
-            h->io.ping(h->transport, c->io);
+            h->io.drop(h->transport, s->c->io);
+        } else if (quiet >= ping_ms && !s->pinged) {
+            s->pinged = true;
+            h->io.ping(h->transport, s->c->io);
         }
     }
 }

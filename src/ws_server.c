@@ -701,7 +701,7 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
     bool final = lws_is_final_fragment(wsi);
     if (!pss->conn)
         return -1;
-    tb_hub_conn_alive(pss->conn, tb_mono_ms());
+    tb_hub_conn_alive(s->hub, pss->conn, tb_mono_ms());
     if (lws_is_first_fragment(wsi))
         pss->rx_deflated = (lws_get_reserved_bits(wsi) & WS_RSV1) != 0;
     if (pss->rx_len + len > max)
@@ -974,7 +974,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_receive(s, wsi, pss, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (pss->conn)
-            tb_hub_conn_alive(pss->conn, tb_mono_ms());
+            tb_hub_conn_alive(s->hub, pss->conn, tb_mono_ms());
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return on_writeable(s, wsi, pss);

@@ -126,7 +126,7 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c);
 /* Handles one complete client message (any bytes; the hub validates). */
 void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len);
 /* A sign of life at mono_ms (tb_mono_ms()): any frame received, a pong included. */
-void tb_hub_conn_alive(tb_conn_t *c, int64_t mono_ms);
+void tb_hub_conn_alive(tb_hub_t *h, tb_conn_t *c, int64_t mono_ms);
 
 /* The next frame to write, or NULL. */
 tb_frame_t *tb_hub_conn_peek(const tb_conn_t *c);

@@ -478,15 +478,15 @@ static void test_heartbeat_ping_then_drop(void **state)
     f->cfg.heartbeat.pong_timeout_s = 60;
     open_conn(f, 0, NULL);
     open_conn(f, 1, NULL);
-    tb_hub_conn_alive(f->conn[0], t);
-    tb_hub_conn_alive(f->conn[1], t);
+    tb_hub_conn_alive(f->hub, f->conn[0], t);
+    tb_hub_conn_alive(f->hub, f->conn[1], t);
     tb_hub_heartbeat(f->hub, t + 29999);
     assert_int_equal(f->io[0].pings + f->io[1].pings, 0);
     tb_hub_heartbeat(f->hub, t + 30000);
     tb_hub_heartbeat(f->hub, t + 31000);
     assert_int_equal(f->io[0].pings, 1);
     assert_int_equal(f->io[1].pings, 1);
-    tb_hub_conn_alive(f->conn[1], t + 40000); /* its pong */
+    tb_hub_conn_alive(f->hub, f->conn[1], t + 40000); /* its pong */
     tb_hub_heartbeat(f->hub, t + 59999);
     assert_int_equal(f->io[0].drops, 0);
     tb_hub_heartbeat(f->hub, t + 60000);
