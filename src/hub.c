@@ -474,6 +474,29 @@ static int queue_grow(tb_conn_t *c)
     return 0;
 }
 
+/*
+ * After c left rooms: drops from its send queue, keeping the order of the rest, each device
+ * frame that no room c still holds matches (frame_match(): a message through a room that owed
+ * it, i.e. joined before its seq; a snapshot copy through any room holding its device).
+ * Control frames stay. The whole queue is c's to change: the transport takes each frame off
+ * it (tb_hub_conn_sent()) as it hands it to the socket. O(queued frames × a message's rooms).
+ */
+static void queue_drop_left(tb_hub_t *h, tb_conn_t *c)
+{
+    uint32_t kept = 0;
+    bool none = rooms_mark(h, c, NULL) == 0;
+    for (uint32_t i = 0; i < c->q_len; i++) {
+        tb_frame_t *f = *queue_at(c, i);
+        uint64_t after = tb_proto_is_snapshot(f) ? UINT64_MAX : f->seq;
+        if (f->seq && (none || !frame_match(h, f, after))) {
+            tb_frame_unref(f);
+            continue;
+        }
+        *queue_at(c, kept++) = f;
+    }
+    c->q_len = kept;
+}
+
 const char *tb_hub_close_reason(int code)
 {
     switch (code) {
@@ -605,6 +628,8 @@ static void snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r)
 static void conn_check(const tb_hub_t *h, const tb_conn_t *c)
 {
     CONN_CHECK(c->last_seq <= h->seq);
+    CONN_CHECK(c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages &&
+               (c->q_len == 0 || c->q_len <= c->q_cap));
     CONN_CHECK(c->catching_up || c->snap_i == c->snap_n);
     CONN_CHECK(c->snap_i == c->snap_n || conn_joined_room(c, c->snap[c->snap_i].room));
     if (!c->catching_up)
@@ -1262,21 +1287,28 @@ static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
         if (room_leave(h, c, json_string_value(r)))
             json_array_append(left, r);
     }
+    if (json_array_size(left))
+        queue_drop_left(h, c);
     json_t *payload = json_pack("{s:o}", "rooms", left);
     conn_send_owned(h, c, tb_proto_control("unsubscribed", payload, m->request_id, tb_now_ms()));
     conn_check(h, c);
 }
 
-/* Leaves the rooms the new grant no longer allows; returns them as a JSON array. */
+/* Leaves the rooms the new grant no longer allows, and what is queued for them alone; returns
+ * them as a JSON array. */
 static json_t *leave_ungranted(tb_hub_t *h, tb_conn_t *c)
 {
     json_t *left = json_array();
+    bool any = false;
     for (uint32_t i = c->n_rooms; i-- > 0;) {
         if (!tb_grant_allows_room(c->grant, c->rooms[i].room->name)) {
             json_array_append_new(left, json_string(c->rooms[i].room->name));
             room_leave_slot(h, c, i);
+            any = true;
         }
     }
+    if (any)
+        queue_drop_left(h, c);
     return left;
 }
 

@@ -253,6 +253,13 @@ tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
     return s;
 }
 
+bool tb_proto_is_snapshot(const tb_frame_t *f)
+{
+    size_t n = sizeof(snapshot_mark) - 1;
+    return f->seq && f->len >= n &&
+           memcmp(f->data + TB_FRAME_HEADROOM + f->len - n, snapshot_mark, n) == 0;
+}
+
 size_t tb_proto_device_room(const tb_frame_t *f, char *out)
 {
     /* tb_proto_device()'s members in order, compact; type and room need no escaping. */

@@ -21,13 +21,17 @@
  * it is live again. Each joined room records the seq after which its messages are owed, and
  * rooms held before the subscribe the seq up to which they had theirs live, so nothing is
  * queued twice (also through two rooms) or skipped across the switch. A subscribe's snapshot
- * is queued once the replay reaches that subscribe's seq, never ahead of older messages;
- * leaving a room (unsubscribe, refresh) hands a pending snapshot frame to another room of its
- * subscribe that holds its device, or drops it. Telemetry is checked against the alert rules
- * (alerts.h); transitions are routed as `alert` messages with their own seq.
+ * is queued once the replay reaches that subscribe's seq, never ahead of older messages.
+ * Leaving rooms (unsubscribe, a narrowing refresh) hands a pending snapshot frame to another
+ * room of its subscribe that holds its device, or drops it, and drops from the send queue the
+ * device frames no room still held owes (docs/protocol.md, unsubscribe). Telemetry is checked
+ * against the alert rules (alerts.h); transitions are routed as `alert` messages with their
+ * own seq.
  *
  * Ownership: the hub owns every tb_conn_t between open and close, and the grant handed to
- * open. Frames returned by peek are borrowed until sent() or close.
+ * open. Frames returned by peek and at are borrowed until sent(), close, or the next
+ * tb_hub_conn_receive() (which may drop queued frames): the transport takes a frame off with
+ * sent() as it hands it to the socket, and keeps no other pointer to it.
  */
 #ifndef TELEBRIDGE_HUB_H
 #define TELEBRIDGE_HUB_H

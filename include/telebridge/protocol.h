@@ -98,6 +98,9 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
  */
 tb_frame_t *tb_proto_snapshot(const tb_frame_t *f);
 
+/* True when f is a tb_proto_snapshot() copy. */
+bool tb_proto_is_snapshot(const tb_frame_t *f);
+
 /*
  * The `room` of a frame made by tb_proto_device(), tb_proto_device_spliced() or
  * tb_proto_snapshot(), copied with its NUL into out (TB_ROOM_MAX + 1 bytes); its length, or 0

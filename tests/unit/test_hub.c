@@ -1051,8 +1051,8 @@ static int snapshots_after(fixture_t *f, tb_conn_t *c, const char *answer, int *
     return after;
 }
 
-/* docs/protocol.md, unsubscribe: the pending snapshot of a room left is dropped; only frames
- * already queued may arrive, before the answer. */
+/* docs/protocol.md, unsubscribe: the snapshot of a room left is dropped, what was pending and
+ * what was queued: only frames already handed to the socket may arrive, before the answer. */
 static void test_unsubscribe_drops_pending_snapshot(void **state)
 {
     fixture_t *f = *state;
@@ -1065,7 +1065,7 @@ static void test_unsubscribe_drops_pending_snapshot(void **state)
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
     int before;
     assert_int_equal(snapshots_after(f, c, "unsubscribed", &before), 0);
-    assert_int_equal(before, 12);
+    assert_int_equal(before, 0); /* none was written: the 12 queued went too */
     assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 12);
 }
 
@@ -1218,6 +1218,114 @@ static void test_handed_snapshot_keeps_its_place(void **state)
     assert_int_equal(tb_hub_conn_close_code(c), 0);
 }
 
+/* Drains c into a string of what came, space-separated: device messages by seq (a snapshot
+ * frame as S<seq>), control frames by type. */
+static void drain_summary(fixture_t *f, tb_conn_t *c, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (json_t *j; (j = next_json(f, c)); json_decref(j)) {
+        const char *room = json_string_value(json_object_get(j, "room"));
+        int n = room ? snprintf(out + used, cap - used, "%s%s%lld", used ? " " : "",
+                                json_is_true(json_object_get(j, "snapshot")) ? "S" : "",
+                                (long long)seq_of(j))
+                     : snprintf(out + used, cap - used, "%s%s", used ? " " : "", type_of(j));
+        assert_true(n > 0 && (size_t)n < cap - used);
+        used += (size_t)n;
+    }
+}
+
+static void unsubscribe(fixture_t *f, tb_conn_t *c, const char *rooms_json)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":%s}}", rooms_json);
+    send_text(f, c, buf);
+}
+
+/*
+ * docs/protocol.md, unsubscribe: what is queued for the rooms left alone is dropped, in order
+ * and with the control frames kept. In device:a, device:b and global, leaving device:a keeps
+ * a's messages (global still holds them) but drops the notice published to device:a alone;
+ * leaving global then drops a's and c's, and b's stay. On main before this change every queued
+ * frame still came, before the answers.
+ */
+static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
+{
+    fixture_t *f = *state;
+    char got[256];
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"device:a\",\"device:b\",\"global\"]");
+    expect_type(f, c, "subscribed");
+    const char *devs[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, devs[i], "{\"n\": 1}"); /* 1..3 */
+    send_text(f, c, "{\"type\":\"ping\"}");
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, devs[i], "{\"n\": 2}"); /* 4..6 */
+    json_t *payload = json_pack("{s:s}", "text", "to a's room alone");
+    assert_int_equal(tb_hub_publish(f->hub, "device:a", "notice", payload), 7);
+    json_decref(payload);
+    assert_int_equal(tb_hub_conn_queued(c), 8);
+    unsubscribe(f, c, "[\"device:a\"]");
+    assert_int_equal(tb_hub_conn_queued(c), 8); /* 1..6 and pong stay; 7 went, the answer came */
+    unsubscribe(f, c, "[\"global\"]");
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, "2 pong 5 unsubscribed unsubscribed");
+    ingest_fields(f, "a", "{\"n\": 3}"); /* 8: no room of c holds a any more */
+    ingest_fields(f, "b", "{\"n\": 3}"); /* 9 */
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, "9");
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+}
+
+/*
+ * A queued message stays only through a room that owed it, i.e. joined before its seq: in
+ * global, a's messages 1..3 are queued; joining device:a (its snapshot is a's state as of 3)
+ * and leaving global drops 1..3 and keeps the snapshot. On main before this change 1..3 came.
+ */
+static void test_queued_messages_older_than_the_room_held_go(void **state)
+{
+    fixture_t *f = *state;
+    char got[256];
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"global\"]");
+    expect_type(f, c, "subscribed");
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, "a", "{\"n\": 1}"); /* 1..3 */
+    subscribe(f, c, "[\"device:a\"]");
+    unsubscribe(f, c, "[\"global\"]");
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, "subscribed S3 unsubscribed");
+    ingest_fields(f, "a", "{\"n\": 2}");
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, "4");
+}
+
+/*
+ * docs/protocol.md, refresh: a narrowing refresh drops what is queued for the rooms it leaves;
+ * nothing of them comes after `refreshed`. On main before this change b's queued messages
+ * still came, before the answers.
+ */
+static void test_narrowing_refresh_drops_queued_frames(void **state)
+{
+    fixture_t *f = *state;
+    char got[256], msg[2048];
+    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
+    expect_type(f, c, "connected");
+    subscribe(f, c, "[\"device:a\",\"global\"]");
+    expect_type(f, c, "subscribed");
+    for (int i = 0; i < 6; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd, b even */
+    char *tok = mint("alice", "{\"rooms\":[\"device:a\"]}", 3600);
+    snprintf(msg, sizeof(msg), "{\"type\":\"refresh\",\"payload\":{\"token\":\"%s\"}}", tok);
+    free(tok);
+    send_text(f, c, msg);
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, "1 3 5 unsubscribed refreshed");
+}
+
 /* Drains c; the number of snapshot frames that came. */
 static int drain_snapshots(fixture_t *f, tb_conn_t *c)
 {
@@ -1229,7 +1337,7 @@ static int drain_snapshots(fixture_t *f, tb_conn_t *c)
 
 /* The pending snapshot is bounded by the rooms held: a reader that does not read and
  * subscribes to and leaves global over and over holds no more than once, and after the last
- * unsubscribe nothing but what was already queued comes. */
+ * unsubscribe nothing of global comes (nothing was written yet). */
 static void test_resubscribe_cycles_do_not_grow_snapshot(void **state)
 {
     fixture_t *f = *state;
@@ -1243,7 +1351,9 @@ static void test_resubscribe_cycles_do_not_grow_snapshot(void **state)
         send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\"]}}");
     }
     assert_int_equal(tb_hub_conn_close_code(c), 0);
-    assert_int_equal(drain_snapshots(f, c), 191); /* the first subscribe's queued share */
+    assert_int_equal(tb_hub_conn_queued(c),
+                     40); /* the answers: each unsubscribe dropped the rest */
+    assert_int_equal(drain_snapshots(f, c), 0);
 }
 
 /* Leaving a room moves its pending snapshot to global only when the same subscribe joined
@@ -1364,6 +1474,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_handed_snapshot_keeps_its_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_drops_queued_frames_of_rooms_left, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_queued_messages_older_than_the_room_held_go, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_narrowing_refresh_drops_queued_frames, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_resubscribe_cycles_do_not_grow_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_group_cycles_under_global_do_not_grow_snapshot, setup,

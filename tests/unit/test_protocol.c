@@ -345,8 +345,8 @@ static void test_snapshot_copy(void **state)
 }
 
 /* The room of a device envelope (built either way, or its snapshot copy) is read back from the
- * frame; a control frame has none. */
-static void test_device_room(void **state)
+ * frame; a control frame has none. Only the snapshot copy is a snapshot. */
+static void test_device_room_and_snapshot_mark(void **state)
 {
     (void)state;
     char room[TB_ROOM_MAX + 1];
@@ -365,6 +365,10 @@ static void test_device_room(void **state)
     assert_int_equal(tb_proto_device_room(snap, room), strlen("device:d-1.x"));
     assert_string_equal(room, "device:d-1.x");
     assert_int_equal(tb_proto_device_room(ctl, room), 0);
+    assert_false(tb_proto_is_snapshot(packed));
+    assert_false(tb_proto_is_snapshot(spliced));
+    assert_true(tb_proto_is_snapshot(snap));
+    assert_false(tb_proto_is_snapshot(ctl));
     tb_frame_unref(packed);
     tb_frame_unref(spliced);
     tb_frame_unref(snap);
@@ -377,7 +381,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_snapshot_copy),
-        cmocka_unit_test(test_device_room),
+        cmocka_unit_test(test_device_room_and_snapshot_mark),
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_invalid_utf8_and_embedded_nul),
