@@ -50,11 +50,8 @@ struct tb_auth_alg {
     size_t min_key;
 };
 
-static const struct tb_auth_alg k_algs[] = {
-    {"HS256", JWT_ALG_HS256, true, 32},   {"HS384", JWT_ALG_HS384, true, 48},
-    {"HS512", JWT_ALG_HS512, true, 64},   {"RS256", JWT_ALG_RS256, false, 2048},
-    {"ES256", JWT_ALG_ES256, false, 256},
-};
+#define AUTH_ALG(name, hmac, min_key) {#name, JWT_ALG_##name, hmac, min_key},
+static const struct tb_auth_alg k_algs[] = {TB_AUTH_ALGORITHMS(AUTH_ALG)};
 
 struct tb_auth {
     const struct tb_auth_alg *alg;
@@ -114,7 +111,7 @@ tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err)
     int rc;
     if (!alg) {
         snprintf(err, TB_CONFIG_ERR_LEN,
-                 "auth.algorithm: unsupported algorithm '%s' (HS256, HS384, HS512, RS256, ES256)",
+                 "auth.algorithm: unsupported algorithm '%s' (docs/configuration.md)",
                  cfg->algorithm ? cfg->algorithm : "");
         return NULL;
     }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/auth.h"
+#include "telebridge/keys.h"
 #include "telebridge/room.h"
 #include "telebridge/topic.h"
 #include "telebridge/util.h"
@@ -25,8 +27,7 @@
 #define PORT_DIGITS_MAX 5
 
 /* Shown by tb_config_to_json() instead of the secret the environment holds. */
-#define JWT_SECRET_ENV "TELEBRIDGE_JWT_SECRET"
-#define JWT_SECRET_SHOWN "(from " JWT_SECRET_ENV ")"
+#define JWT_SECRET_SHOWN "(from " TB_KEYS_SECRET_ENV ")"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -85,6 +86,8 @@ static const field_t mqtt_fields[] = {
     F_STR(tb_config_mqtt_t, client_id, K_STR, CFG_CLIENT_ID_MAX, "telebridge"),
     F_STR(tb_config_mqtt_t, username, K_STR_NULL, CFG_STR_MAX, NULL),
     F_STR(tb_config_mqtt_t, password_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
+    /* Not 0 (libmosquitto's "off"): without keepalive a half-open broker connection is never
+     * noticed, and the bridge would stay "ready" while receiving nothing. */
     F_INT(tb_config_mqtt_t, keepalive_s, 5, 65535, 30),
     F_INT(tb_config_mqtt_t, qos, 0, 2, 1),
     F_STR(tb_config_mqtt_t, telemetry_topic, K_TOPIC, CFG_STR_MAX, "devices/{device}/telemetry"),
@@ -159,7 +162,7 @@ static const section_t sections[] = {
 static const char *const top_keys[] = {"listen", "admin",     "mqtt",        "auth",    "groups",
                                        "limits", "heartbeat", "compression", "history", "alerts"};
 
-static const char *const algorithm_names[] = {"HS256", "HS384", "HS512", "RS256", "ES256"};
+static const char *const algorithm_names[] = {TB_AUTH_ALGORITHMS(TB_AUTH_ALG_NAME)};
 /* Indexed by tb_slow_policy_t and tb_alert_op_t. */
 static const char *const slow_names[] = {"disconnect", "drop_oldest"};
 static const char *const op_names[] = {">", ">=", "<", "<=", "==", "!="};
@@ -1099,7 +1102,7 @@ static json_t *alerts_to_json(const tb_config_t *cfg)
 /* The secret itself is never shown, only where it comes from. */
 static int add_secret_source(json_t *root)
 {
-    const char *env = getenv(JWT_SECRET_ENV);
+    const char *env = getenv(TB_KEYS_SECRET_ENV);
     json_t *auth = json_object_get(root, "auth");
     if (!env || !env[0])
         return 0;

@@ -15,6 +15,7 @@
 #include "telebridge/auth.h"
 #include "telebridge/config.h"
 #include "telebridge/groups.h"
+#include "telebridge/keys.h"
 #include "telebridge/log.h"
 #include "telebridge/mqtt_ingest.h"
 #include "telebridge/signals.h"
@@ -45,7 +46,7 @@ static void usage(FILE *out)
                  "  --log-level L     log threshold (default info)\n"
                  "  --version         print the version\n"
                  "\n"
-                 "The JWT secret comes from auth.secret_file or TELEBRIDGE_JWT_SECRET.\n");
+                 "The JWT secret comes from auth.secret_file or " TB_KEYS_SECRET_ENV ".\n");
 }
 
 /* Returns 0 to run, 1 when the process should exit 0 (help/version), -1 on a usage error. */

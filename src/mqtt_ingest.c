@@ -24,11 +24,6 @@
 #define LOOP_TIMEOUT_MS 100
 /* Loop passes allowed at stop for the DISCONNECT to leave and the broker to close. */
 #define DISCONNECT_FLUSH_PASSES 5
-/* mosquitto accepts keepalive 0 (off) or 5..65535 seconds. */
-#define KEEPALIVE_MIN_S 5
-#define KEEPALIVE_MAX_S 65535
-#define PORT_MAX 65535
-#define QOS_MAX 2
 /* Longest password file read, in bytes. */
 #define PASSWORD_MAX 1024
 /* Topic bytes shown in a log line, and room for the "..." of a truncated one. */
@@ -402,24 +397,6 @@ done:
     return rc;
 }
 
-/* The settings libmosquitto would refuse at every connect, refused once here instead. */
-static int check_settings(const tb_config_mqtt_t *m, char *err, size_t errlen)
-{
-    if (!m->host || !*m->host || m->port < 1 || m->port > PORT_MAX)
-        tb_set_err(err, errlen, "mqtt.host/mqtt.port: need a host and a port in 1..%d", PORT_MAX);
-    else if (m->keepalive_s != 0 &&
-             (m->keepalive_s < KEEPALIVE_MIN_S || m->keepalive_s > KEEPALIVE_MAX_S))
-        tb_set_err(err, errlen, "mqtt.keepalive_s: must be 0 or %d..%d", KEEPALIVE_MIN_S,
-                   KEEPALIVE_MAX_S);
-    else if (m->qos < 0 || m->qos > QOS_MAX)
-        tb_set_err(err, errlen, "mqtt.qos: must be 0, 1 or 2");
-    else if (!m->client_id || !*m->client_id)
-        tb_set_err(err, errlen, "mqtt.client_id: must not be empty (the session is persistent)");
-    else
-        return 0;
-    return -1;
-}
-
 static tb_topic_tpl_t *parse_template(const char *tpl, const char *key, char *err, size_t errlen)
 {
     char why[ERROR_TEXT_LEN];
@@ -464,8 +441,6 @@ static int create_client(tb_ingest_t *in, char *err, size_t errlen)
 tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t errlen)
 {
     const tb_config_t *cfg = opts->cfg;
-    if (check_settings(&cfg->mqtt, err, errlen) != 0)
-        return NULL;
     pthread_once(&lib_once, lib_init);
     tb_ingest_t *in = calloc(1, sizeof(*in));
     if (!in || init_sync(in) != 0) {

@@ -68,6 +68,20 @@ typedef enum {
 #undef TB_AUTH_E_ENUM
 } tb_auth_err_t;
 
+/*
+ * The algorithms auth.algorithm may name (config.c accepts exactly these): X(NAME, hmac,
+ * min_key), min_key in bytes of an HMAC secret, or bits of an RSA modulus / EC curve.
+ */
+#define TB_AUTH_ALGORITHMS(X)                                                                      \
+    X(HS256, true, 32)                                                                             \
+    X(HS384, true, 48)                                                                             \
+    X(HS512, true, 64)                                                                             \
+    X(RS256, false, 2048)                                                                          \
+    X(ES256, false, 256)
+
+/* An algorithm's name as a string literal, for initialising a list of names from the table. */
+#define TB_AUTH_ALG_NAME(name, hmac, min_key) #name,
+
 typedef struct tb_auth tb_auth_t;
 
 /* Loads the key for cfg->algorithm (keys.h). NULL with a message in err (TB_CONFIG_ERR_LEN

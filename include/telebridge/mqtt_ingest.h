@@ -46,8 +46,10 @@ typedef struct {
 } tb_ingest_opts_t;
 
 /*
- * Creates the client (no network yet). NULL with a message in err (errlen bytes) naming the
- * config key at fault (a bad topic template, an unreadable mqtt.password_file, …).
+ * Creates the client (no network yet). opts->cfg is a configuration config.c has checked (host,
+ * port, keepalive_s, qos and client_id are not checked again here). NULL with a message in err
+ * (errlen bytes) naming the config key at fault (a bad topic template, an unreadable
+ * mqtt.password_file, …).
  */
 tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t errlen);
 /* Starts the ingest thread, which connects and keeps reconnecting. 0, or -1 when the thread

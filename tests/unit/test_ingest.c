@@ -178,18 +178,6 @@ static void test_create_refuses_bad_config(void **state)
     f->cfg.mqtt.status_topic = "devices/x{device}/status";
     expect_create_error(f, "mqtt.status_topic: ");
     fill_config(&f->cfg);
-    f->cfg.mqtt.keepalive_s = 3;
-    expect_create_error(f, "mqtt.keepalive_s: ");
-    fill_config(&f->cfg);
-    f->cfg.mqtt.qos = 3;
-    expect_create_error(f, "mqtt.qos: ");
-    fill_config(&f->cfg);
-    f->cfg.mqtt.port = 0;
-    expect_create_error(f, "mqtt.host/mqtt.port: ");
-    fill_config(&f->cfg);
-    f->cfg.mqtt.client_id = "";
-    expect_create_error(f, "mqtt.client_id: ");
-    fill_config(&f->cfg);
     f->cfg.mqtt.password_file = "/nonexistent/password";
     expect_create_error(f, "mqtt.password_file: ");
     f->cfg.mqtt.username = "bridge";
