@@ -27,9 +27,10 @@ _Static_assert(LWS_PRE <= TB_FRAME_HEADROOM, "frames must leave LWS_PRE bytes of
 
 /*
  * lws allocates rx_buffer_size bytes per connection for its whole life, so it is kept small
- * (a subscribe naming a few rooms fits; 128 rather than 512 took idle connections from 2,380
- * to 1,990 bytes of RSS each); a client message longer than one chunk is assembled in a buffer
- * that exists only while that message arrives (at most limits.max_message_bytes).
+ * (a subscribe naming a few rooms fits; what it saves per idle connection is in
+ * docs/performance.md → Memory per idle connection); a client message longer than one chunk is
+ * assembled in a buffer that exists only while that message arrives (at most
+ * limits.max_message_bytes).
  */
 #define WS_RX_CHUNK 128
 /*
@@ -737,9 +738,10 @@ static unsigned char *scratch(tb_server_t *s, size_t len)
 
 /*
  * Sends len raw bytes: straight to the socket while lws holds nothing for it, since lws_write
- * runs the extension chain even for LWS_WRITE_RAW (callgrind: ~250 instructions per call, more
- * than the rest of a delivery). What the kernel does not take goes through lws_write, which
- * keeps it and sends it first when the socket drains. Returns 0, or -1 on a socket error.
+ * runs the extension chain even for LWS_WRITE_RAW, a cost paid on every delivery
+ * (docs/performance.md → Instructions per delivery). What the kernel does not take goes through
+ * lws_write, which keeps it and sends it first when the socket drains. Returns 0, or -1 on a
+ * socket error.
  */
 static int send_raw(struct lws *wsi, unsigned char *buf, size_t len)
 {
