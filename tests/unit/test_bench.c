@@ -401,6 +401,38 @@ static void inflate_bounded_and_checked(void **state)
     tb_bench_inflater_free(inf);
 }
 
+static void zcache_keyed_by_exact_bytes(void **state)
+{
+    (void)state;
+    tb_bench_zcache_t *c = tb_bench_zcache_create(4, 16);
+    assert_non_null(c);
+    size_t n = 0;
+    const uint8_t a[] = {1, 2, 3}, b[] = {1, 2, 4}, big[17] = {0};
+    assert_null(tb_bench_zcache_get(c, a, sizeof(a), &n));
+    tb_bench_zcache_put(c, a, sizeof(a), (const uint8_t *)"hello", 5);
+    const uint8_t *out = tb_bench_zcache_get(c, a, sizeof(a), &n);
+    assert_non_null(out);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "hello", 5);
+    /* one byte different, or a prefix: not the same message */
+    assert_null(tb_bench_zcache_get(c, b, sizeof(b), &n));
+    assert_null(tb_bench_zcache_get(c, a, 2, &n));
+    /* over max_len: never kept */
+    tb_bench_zcache_put(c, big, sizeof(big), (const uint8_t *)"x", 1);
+    assert_null(tb_bench_zcache_get(c, big, sizeof(big), &n));
+    /* a second entry in the same slot replaces the first; a slot count of 1 forces it */
+    tb_bench_zcache_t *one = tb_bench_zcache_create(1, 16);
+    assert_non_null(one);
+    tb_bench_zcache_put(one, a, sizeof(a), (const uint8_t *)"A", 1);
+    tb_bench_zcache_put(one, b, sizeof(b), (const uint8_t *)"B", 1);
+    assert_null(tb_bench_zcache_get(one, a, sizeof(a), &n));
+    out = tb_bench_zcache_get(one, b, sizeof(b), &n);
+    assert_non_null(out);
+    assert_memory_equal(out, "B", 1);
+    tb_bench_zcache_free(one);
+    tb_bench_zcache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +454,7 @@ int main(void)
         cmocka_unit_test(inflate_without_context_takeover),
         cmocka_unit_test(inflate_keeps_window_with_context_takeover),
         cmocka_unit_test(inflate_bounded_and_checked),
+        cmocka_unit_test(zcache_keyed_by_exact_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,6 +62,9 @@
 #define TOPIC_MAX 128
 #define PAYLOAD_MAX 320
 #define SEQ_KEY "\"seq\":"
+/* Inflated messages kept (tb_bench_zcache_t): more than the messages in flight at once. */
+#define ZCACHE_SLOTS 1024
+#define ZCACHE_MAX_LEN 4096
 #define DEMO_FIRMWARE "1.4.2" /* tools/simulate.py's */
 #define CLIENT_ID_MAX 32
 /* One source address per this many connections (a loopback address has ~28k ports). */
@@ -181,6 +184,7 @@ typedef struct {
     uint8_t *rbuf;
     uint8_t *ibuf;                 /* an inflated message */
     tb_bench_inflater_t *shared_z; /* for connections without keep_window */
+    tb_bench_zcache_t *zcache;     /* their messages, inflated once per distinct bytes */
     tb_bench_hist_t *hist;
     char request[REQUEST_MAX];
     size_t request_len;
@@ -194,7 +198,7 @@ typedef struct {
     uint64_t idle_received;               /* stamped messages that reached an idle connection */
     uint64_t pings;                       /* pings answered, on any connection */
     unsigned deflate_conns, window_conns; /* negotiated; of those, server context kept */
-    uint64_t deflated_messages;
+    uint64_t deflated_messages, zcache_hits;
     uint64_t wire_bytes, message_bytes;      /* received from run_t0 on: all bytes; messages' */
     uint64_t out_of_order;                   /* a live message whose seq is not above the last */
     unsigned server_closes, last_close_code; /* Close frames received; the last one's code */
@@ -463,12 +467,20 @@ static int on_message(bench_t *b, conn_t *c, uint8_t opcode, bool deflated, cons
                       size_t len)
 {
     if (deflated) {
-        tb_bench_inflater_t *z = inflater_for(b, c);
         size_t n;
-        if (!z || tb_bench_inflate(z, data, len, c->keep_window, b->ibuf, MAX_FRAME, &n) != 0)
-            return -1;
+        const uint8_t *hit = c->keep_window ? NULL : tb_bench_zcache_get(b->zcache, data, len, &n);
+        if (hit) {
+            b->zcache_hits++;
+        } else {
+            tb_bench_inflater_t *z = inflater_for(b, c);
+            if (!z || tb_bench_inflate(z, data, len, c->keep_window, b->ibuf, MAX_FRAME, &n) != 0)
+                return -1;
+            if (!c->keep_window)
+                tb_bench_zcache_put(b->zcache, data, len, b->ibuf, n);
+            hit = b->ibuf;
+        }
         b->deflated_messages++;
-        data = b->ibuf;
+        data = hit;
         len = n;
     }
     if (b->run_t0)
@@ -982,14 +994,14 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
         (int)(b->idle_ready + b->idle_closed), "idle_closed", (int)b->idle_closed, "idle_received",
         (json_int_t)b->idle_received, "pings", (json_int_t)b->pings, "server_cpu_s", cpu,
         "server_cpu_us_per_message", per_msg, "server_cpu_us_per_delivery", per_delivery);
-    json_t *z = json_pack("{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:f, s:I, s:i, s:i}", "deflate",
-                          b->o->deflate, "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns",
-                          (int)b->deflate_conns, "context_takeover_conns", (int)b->window_conns,
-                          "deflated_messages", (json_int_t)b->deflated_messages, "wire_bytes",
-                          (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
-                          "wire_bytes_per_delivery", wire_per, "out_of_order",
-                          (json_int_t)b->out_of_order, "server_closes", (int)b->server_closes,
-                          "last_close_code", (int)b->last_close_code);
+    json_t *z = json_pack(
+        "{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:i, s:i}", "deflate", b->o->deflate,
+        "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns", (int)b->deflate_conns,
+        "context_takeover_conns", (int)b->window_conns, "deflated_messages",
+        (json_int_t)b->deflated_messages, "inflate_cache_hits", (json_int_t)b->zcache_hits,
+        "wire_bytes", (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
+        "wire_bytes_per_delivery", wire_per, "out_of_order", (json_int_t)b->out_of_order,
+        "server_closes", (int)b->server_closes, "last_close_code", (int)b->last_close_code);
     int rc = x && z && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 ? 0 : -1;
     json_decref(x);
     json_decref(z);
@@ -1125,9 +1137,11 @@ static int bench_init(bench_t *b, const opts_t *o)
     b->conns = calloc(b->total, sizeof(conn_t));
     b->rbuf = malloc(READ_BUF);
     b->ibuf = malloc(MAX_FRAME);
+    b->zcache = tb_bench_zcache_create(ZCACHE_SLOTS, ZCACHE_MAX_LEN);
     b->hist = tb_bench_hist_create();
     b->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!b->conns || !b->rbuf || !b->ibuf || !b->hist || b->epfd < 0 || build_request(b) != 0)
+    if (!b->conns || !b->rbuf || !b->ibuf || !b->zcache || !b->hist || b->epfd < 0 ||
+        build_request(b) != 0)
         return -1;
     return 0;
 }
@@ -1143,6 +1157,7 @@ static void bench_free(bench_t *b)
     free(b->rbuf);
     free(b->ibuf);
     tb_bench_inflater_free(b->shared_z);
+    tb_bench_zcache_free(b->zcache);
     tb_bench_hist_free(b->hist);
     if (b->epfd >= 0)
         close(b->epfd);

@@ -523,7 +523,7 @@ static int inflate_some(z_stream *zs, const uint8_t *in, size_t len)
     while (zs->avail_in > 0) {
         int rc = inflate(zs, Z_SYNC_FLUSH);
         if (rc == Z_STREAM_END)
-            return 1; /* BFINAL: anything after it (the tail we add) is not DEFLATE data */
+            return 1;          /* BFINAL: anything after it (the tail we add) is not DEFLATE data */
         if (rc == Z_BUF_ERROR) /* no progress: out is full, or the input is cut */
             return zs->avail_out == 0 ? -2 : -1;
         if (rc != Z_OK)
@@ -559,4 +559,78 @@ int tb_bench_inflate(tb_bench_inflater_t *z, const uint8_t *in, size_t len, bool
     if (rc < 0 || rc == 1 || !keep_window)
         inflateReset(zs);
     return rc < 0 ? rc : 0;
+}
+
+/* ---- the inflate cache ------------------------------------------------------------------------
+ */
+
+#define FNV_OFFSET 14695981039346656037ULL
+#define FNV_PRIME 1099511628211ULL
+
+typedef struct {
+    uint64_t hash;
+    size_t len, out_len; /* len 0: empty */
+    uint8_t *bytes;      /* the compressed bytes, then the inflated ones */
+} zcache_slot_t;
+
+struct tb_bench_zcache {
+    size_t slots, max_len;
+    zcache_slot_t slot[];
+};
+
+static uint64_t fnv1a(const uint8_t *p, size_t len)
+{
+    uint64_t h = FNV_OFFSET;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * FNV_PRIME;
+    return h;
+}
+
+tb_bench_zcache_t *tb_bench_zcache_create(size_t slots, size_t max_len)
+{
+    if (slots == 0)
+        return NULL;
+    tb_bench_zcache_t *c = calloc(1, sizeof(*c) + slots * sizeof(zcache_slot_t));
+    if (c) {
+        c->slots = slots;
+        c->max_len = max_len;
+    }
+    return c;
+}
+
+void tb_bench_zcache_free(tb_bench_zcache_t *c)
+{
+    for (size_t i = 0; c && i < c->slots; i++)
+        free(c->slot[i].bytes);
+    free(c);
+}
+
+const uint8_t *tb_bench_zcache_get(const tb_bench_zcache_t *c, const uint8_t *in, size_t len,
+                                   size_t *out_len)
+{
+    if (len == 0 || len > c->max_len)
+        return NULL;
+    uint64_t h = fnv1a(in, len);
+    const zcache_slot_t *s = &c->slot[h % c->slots];
+    if (s->len != len || s->hash != h || memcmp(s->bytes, in, len) != 0)
+        return NULL;
+    *out_len = s->out_len;
+    return s->bytes + len;
+}
+
+void tb_bench_zcache_put(tb_bench_zcache_t *c, const uint8_t *in, size_t len, const uint8_t *out,
+                         size_t out_len)
+{
+    if (len == 0 || len > c->max_len || out_len > c->max_len)
+        return;
+    uint64_t h = fnv1a(in, len);
+    zcache_slot_t *s = &c->slot[h % c->slots];
+    uint8_t *bytes = malloc(len + out_len + 1);
+    if (!bytes)
+        return; /* the cache is only an economy */
+    memcpy(bytes, in, len);
+    if (out_len)
+        memcpy(bytes + len, out, out_len);
+    free(s->bytes);
+    *s = (zcache_slot_t){.hash = h, .len = len, .out_len = out_len, .bytes = bytes};
 }

@@ -4,10 +4,10 @@
  * subscriber needs, the latency stamp in a message, the room mix, a latency histogram, and the
  * client side of permessage-deflate (RFC 7692): the answer's parameters and the inflater.
  *
- * Nothing here does I/O or allocates except tb_bench_hist_create() and
- * tb_bench_inflater_create(). Parsers never read past the length they are given and report
- * "need more bytes" (0) apart from "malformed" (-1). Single-threaded: each object belongs to
- * the thread that created it.
+ * Nothing here does I/O or allocates except tb_bench_hist_create(),
+ * tb_bench_inflater_create() and the inflate cache. Parsers never read past the length they are
+ * given and report "need more bytes" (0) apart from "malformed" (-1). Single-threaded: each object
+ * belongs to the thread that created it.
  */
 #ifndef TELEBRIDGE_BENCH_CORE_H
 #define TELEBRIDGE_BENCH_CORE_H
@@ -130,6 +130,26 @@ void tb_bench_inflater_free(tb_bench_inflater_t *z);
  */
 int tb_bench_inflate(tb_bench_inflater_t *z, const uint8_t *in, size_t len, bool keep_window,
                      uint8_t *out, size_t cap, size_t *out_len);
+
+/*
+ * The messages lately inflated, keyed by their exact compressed bytes. Without context takeover
+ * a message's inflated bytes depend on its compressed bytes alone, and a bridge that compresses
+ * each frame once sends the same bytes to every recipient: one load generator playing many
+ * clients then inflates each distinct message once, and stays cheaper than the server it
+ * measures. Never for messages inflated with a kept window. Entries hold copies; a new entry
+ * replaces the one in its slot.
+ */
+typedef struct tb_bench_zcache tb_bench_zcache_t;
+
+/* Holds up to `slots` messages of at most max_len bytes (compressed and inflated); NULL on OOM. */
+tb_bench_zcache_t *tb_bench_zcache_create(size_t slots, size_t max_len);
+void tb_bench_zcache_free(tb_bench_zcache_t *c);
+/* The inflated bytes of compressed in[0..len) (length in *out_len), or NULL when not held. */
+const uint8_t *tb_bench_zcache_get(const tb_bench_zcache_t *c, const uint8_t *in, size_t len,
+                                   size_t *out_len);
+/* Keeps in[0..len) -> out[0..out_len); does nothing when either is over max_len. */
+void tb_bench_zcache_put(tb_bench_zcache_t *c, const uint8_t *in, size_t len, const uint8_t *out,
+                         size_t out_len);
 
 /* ---- The room mix -------------------------------------------------------------------------- */
 
