@@ -1,7 +1,8 @@
 /*
  * Exhaustive tests of grant matching: every room pattern over a small alphabet against every
  * room over it, through real verified tokens (the `rooms` claim) and auth.default_rooms,
- * compared with the rule written down independently here; and tb_grant_new()'s copies.
+ * compared with the rule written down independently here; and the copies tb_grant_new() and
+ * tb_grant_dup() make.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for ticket (one-time WebSocket tickets) and tb_grant_dup. */
+/* Unit tests for ticket (one-time WebSocket tickets); tb_grant_dup() is tested in test_grant.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -273,23 +273,6 @@ static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
     tb_tickets_destroy(NULL);
 }
 
-static void test_grant_dup_is_independent(void **state)
-{
-    tb_grant_t *g = grant_for("dup", "[\"group:a\",\"device:x-*\"]", NOW_S + 60);
-    tb_grant_t *d = tb_grant_dup(g);
-    (void)state;
-    assert_non_null(d);
-    tb_grant_free(g);
-    assert_string_equal(tb_grant_sub(d), "dup");
-    assert_int_equal(tb_grant_exp(d), NOW_S + 60);
-    assert_true(tb_grant_allows_room(d, "group:a"));
-    assert_true(tb_grant_allows_room(d, "device:x-1"));
-    assert_false(tb_grant_allows_room(d, "group:b"));
-    assert_true(tb_grant_has_scope(d, "read"));
-    assert_false(tb_grant_has_scope(d, "publish"));
-    tb_grant_free(d);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,7 +284,6 @@ int main(void)
         cmocka_unit_test(test_per_sub_bound_evicts_that_users_oldest),
         cmocka_unit_test(test_full_store_replaces_the_askers_oldest),
         cmocka_unit_test(test_tickets_differ_and_destroy_frees_unredeemed),
-        cmocka_unit_test(test_grant_dup_is_independent),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
