@@ -72,70 +72,70 @@ static const struct tb_auth_alg *find_alg(const char *name)
     return NULL;
 }
 
-static int copy_optional(char **dst, const char *src, char *err)
+static int copy_optional(char **dst, const char *src, char *err, size_t errlen)
 {
     if (!src)
         return 0;
     *dst = strdup(src);
     if (!*dst) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        tb_set_err(err, errlen, "auth: out of memory");
         return -1;
     }
     return 0;
 }
 
-static int copy_default_rooms(tb_auth_t *a, const tb_config_auth_t *cfg, char *err)
+static int copy_default_rooms(tb_auth_t *a, const tb_config_auth_t *cfg, char *err, size_t errlen)
 {
     a->default_rooms = calloc(cfg->n_default_rooms + 1, sizeof(char *));
     if (!a->default_rooms) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        tb_set_err(err, errlen, "auth: out of memory");
         return -1;
     }
     for (size_t i = 0; i < cfg->n_default_rooms; i++) {
         if (!tb_room_pattern_valid(cfg->default_rooms[i])) {
-            snprintf(err, TB_CONFIG_ERR_LEN, "auth.default_rooms[%zu]: invalid room pattern '%s'",
-                     i, cfg->default_rooms[i]);
+            tb_set_err(err, errlen, "auth.default_rooms[%zu]: invalid room pattern '%s'", i,
+                       cfg->default_rooms[i]);
             return -1;
         }
-        if (copy_optional(&a->default_rooms[i], cfg->default_rooms[i], err) != 0)
+        if (copy_optional(&a->default_rooms[i], cfg->default_rooms[i], err, errlen) != 0)
             return -1;
         a->n_default_rooms = i + 1;
     }
     return 0;
 }
 
-tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err)
+tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err, size_t errlen)
 {
     const struct tb_auth_alg *alg = find_alg(cfg->algorithm);
     tb_auth_t *a;
     int rc;
     if (!alg) {
-        snprintf(err, TB_CONFIG_ERR_LEN,
-                 "auth.algorithm: unsupported algorithm '%s' (docs/configuration.md)",
-                 cfg->algorithm ? cfg->algorithm : "");
+        tb_set_err(err, errlen,
+                   "auth.algorithm: unsupported algorithm '%s' (docs/configuration.md)",
+                   cfg->algorithm ? cfg->algorithm : "");
         return NULL;
     }
     if (cfg->leeway_s < 0) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth.leeway_s: must be >= 0");
+        tb_set_err(err, errlen, "auth.leeway_s: must be >= 0");
         return NULL;
     }
     a = calloc(1, sizeof(*a));
     if (!a) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: out of memory");
+        tb_set_err(err, errlen, "auth: out of memory");
         return NULL;
     }
     a->alg = alg;
     a->leeway_s = cfg->leeway_s;
-    rc = alg->hmac ? tb_keys_load_secret(cfg->secret_file, &a->key, &a->key_len, err)
+    rc = alg->hmac ? tb_keys_load_secret(cfg->secret_file, &a->key, &a->key_len, err, errlen)
                    : tb_keys_load_public(cfg->public_key_file, alg->name,
                                          alg->alg == JWT_ALG_ES256 ? TB_KEYS_EC_P256 : TB_KEYS_RSA,
-                                         alg->min_key, &a->key, &a->key_len, err);
+                                         alg->min_key, &a->key, &a->key_len, err, errlen);
     if (rc == 0 && alg->hmac && a->key_len < alg->min_key)
         tb_log(TB_LOG_WARN, "auth secret shorter than its hash, RFC 7518 asks for more",
                "algorithm=%s bytes=%zu minimum=%zu", alg->name, a->key_len, alg->min_key);
-    if (rc != 0 || copy_optional(&a->issuer, cfg->issuer, err) != 0 ||
-        copy_optional(&a->audience, cfg->audience, err) != 0 ||
-        copy_default_rooms(a, cfg, err) != 0)
+    if (rc != 0 || copy_optional(&a->issuer, cfg->issuer, err, errlen) != 0 ||
+        copy_optional(&a->audience, cfg->audience, err, errlen) != 0 ||
+        copy_default_rooms(a, cfg, err, errlen) != 0)
         goto fail;
     return a;
 fail:

@@ -171,27 +171,28 @@ static const char *const alert_keys[] = {"name",        "field",       "op",    
 
 typedef struct {
     const char *base_dir; /* relative paths resolve against it; NULL: leave them relative */
-    char *err;            /* TB_CONFIG_ERR_LEN bytes, may be NULL */
+    char *err;            /* errlen bytes, may be NULL */
+    size_t errlen;
 } ctx_t;
 
 typedef bool (*str_check_fn)(const char *s);
 
 /* Writes "key: message" (or just the message when key is NULL) into err; returns -1. */
-__attribute__((format(printf, 3, 4))) static int fail(char *err, const char *key, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, const char *key,
+                                                      const char *fmt, ...)
 {
     size_t used = 0;
     va_list ap;
-    if (!err)
+    if (!err || errlen == 0)
         return -1;
     if (key) {
-        int n = snprintf(err, TB_CONFIG_ERR_LEN, "%s: ", key);
+        int n = snprintf(err, errlen, "%s: ", key);
         used = n < 0 ? 0 : (size_t)n;
-        if (used >= TB_CONFIG_ERR_LEN)
+        if (used >= errlen)
             return -1;
     }
     va_start(ap, fmt);
-    vsnprintf(err + used, TB_CONFIG_ERR_LEN - used, fmt, ap);
+    vsnprintf(err + used, errlen - used, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -234,7 +235,8 @@ static int name_index(const char *const *names, size_t n, const char *name)
 }
 
 /* Fails with "key: must be one of A, B, C". */
-static int fail_one_of(char *err, const char *key, const char *const *names, size_t n)
+static int fail_one_of(char *err, size_t errlen, const char *key, const char *const *names,
+                       size_t n)
 {
     char list[TB_CONFIG_ERR_LEN] = "";
     size_t used = 0;
@@ -242,15 +244,16 @@ static int fail_one_of(char *err, const char *key, const char *const *names, siz
         int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
         used += w < 0 ? 0 : (size_t)w;
     }
-    return fail(err, key, "must be one of %s", list);
+    return fail(err, errlen, key, "must be one of %s", list);
 }
 
 /* A range up to INT_MAX reads as "no upper bound" unless the value passed it. */
-static int fail_range(char *err, const char *key, long long x, long long lo, long long hi)
+static int fail_range(char *err, size_t errlen, const char *key, long long x, long long lo,
+                      long long hi)
 {
     if (hi == INT_MAX && x < lo)
-        return fail(err, key, "must be >= %lld", lo);
-    return fail(err, key, "must be between %lld and %lld", lo, hi);
+        return fail(err, errlen, key, "must be >= %lld", lo);
+    return fail(err, errlen, key, "must be between %lld and %lld", lo, hi);
 }
 
 static void free_strv(char **v)
@@ -395,30 +398,32 @@ static bool device_pattern_valid(const char *s)
 }
 
 /* A string of 1..maxlen bytes; *s then points into v. */
-static int check_string(json_t *v, const char *key, size_t maxlen, const char **s, char *err)
+static int check_string(json_t *v, const char *key, size_t maxlen, const char **s, char *err,
+                        size_t errlen)
 {
     if (!json_is_string(v))
-        return fail(err, key, "must be a string");
+        return fail(err, errlen, key, "must be a string");
     if (json_string_length(v) == 0)
-        return fail(err, key, "must not be empty");
+        return fail(err, errlen, key, "must not be empty");
     if (json_string_length(v) > maxlen)
-        return fail(err, key, "must be at most %zu bytes", maxlen);
+        return fail(err, errlen, key, "must be at most %zu bytes", maxlen);
     *s = json_string_value(v);
     return 0;
 }
 
-static int dup_string(json_t *v, const char *key, size_t maxlen, char **out, char *err)
+static int dup_string(json_t *v, const char *key, size_t maxlen, char **out, char *err,
+                      size_t errlen)
 {
     const char *s = NULL;
-    if (check_string(v, key, maxlen, &s, err) != 0)
+    if (check_string(v, key, maxlen, &s, err, errlen) != 0)
         return -1;
     *out = strdup(s);
-    return *out ? 0 : fail(err, key, "out of memory");
+    return *out ? 0 : fail(err, errlen, key, "out of memory");
 }
 
 /* Joins a relative path to base_dir (absolute paths, or no base_dir: a copy). */
 static int resolve_path(const char *base_dir, const char *path, const char *key, char **out,
-                        char *err)
+                        char *err, size_t errlen)
 {
     bool join = path[0] != '/' && base_dir && base_dir[0];
     const char *dir = join ? base_dir : "";
@@ -426,38 +431,40 @@ static int resolve_path(const char *base_dir, const char *path, const char *key,
     size_t slen = (join && dir[dlen - 1] != '/') ? 1 : 0;
     size_t plen = strlen(path);
     if (dlen + slen + plen > CFG_PATH_MAX)
-        return fail(err, key, "path longer than %d bytes", CFG_PATH_MAX);
+        return fail(err, errlen, key, "path longer than %d bytes", CFG_PATH_MAX);
     *out = malloc(dlen + slen + plen + 1);
     if (!*out)
-        return fail(err, key, "out of memory");
+        return fail(err, errlen, key, "out of memory");
     memcpy(*out, dir, dlen);
     memcpy(*out + dlen, "/", slen);
     memcpy(*out + dlen + slen, path, plen + 1);
     return 0;
 }
 
-static int check_topic(const char *tpl, const char *key, char *err)
+static int check_topic(const char *tpl, const char *key, char *err, size_t errlen)
 {
     char reason[TB_CONFIG_ERR_LEN];
     tb_topic_tpl_t *t = tb_topic_tpl_parse(tpl, reason, sizeof(reason));
     if (!t)
-        return fail(err, key, "%s", reason);
+        return fail(err, errlen, key, "%s", reason);
     tb_topic_tpl_free(t);
     return 0;
 }
 
 /* The checks beyond "a string of the right length" that some string kinds add. */
-static int check_string_value(const field_t *f, const char *s, const char *key, char *err)
+static int check_string_value(const field_t *f, const char *s, const char *key, char *err,
+                              size_t errlen)
 {
     switch (f->kind) {
     case K_HOST:
-        return host_valid(s, strlen(s)) ? 0 : fail(err, key, "must be a host name or address");
+        return host_valid(s, strlen(s)) ? 0
+                                        : fail(err, errlen, key, "must be a host name or address");
     case K_ALGORITHM:
         if (name_index(algorithm_names, COUNT(algorithm_names), s) < 0)
-            return fail_one_of(err, key, algorithm_names, COUNT(algorithm_names));
+            return fail_one_of(err, errlen, key, algorithm_names, COUNT(algorithm_names));
         return 0;
     case K_TOPIC:
-        return check_topic(s, key, err);
+        return check_topic(s, key, err, errlen);
     default:
         return 0;
     }
@@ -473,79 +480,82 @@ static int apply_string(void *sect, const field_t *f, json_t *v, const char *key
         return 0;
     }
     if (nullable && !json_is_string(v))
-        return fail(ctx->err, key, "must be a string or null");
-    if (check_string(v, key, (size_t)f->hi, &s, ctx->err) != 0 ||
-        check_string_value(f, s, key, ctx->err) != 0)
+        return fail(ctx->err, ctx->errlen, key, "must be a string or null");
+    if (check_string(v, key, (size_t)f->hi, &s, ctx->err, ctx->errlen) != 0 ||
+        check_string_value(f, s, key, ctx->err, ctx->errlen) != 0)
         return -1;
     if (f->kind == K_PATH_NULL) {
-        if (resolve_path(ctx->base_dir, s, key, &copy, ctx->err) != 0)
+        if (resolve_path(ctx->base_dir, s, key, &copy, ctx->err, ctx->errlen) != 0)
             return -1;
     } else if (!(copy = strdup(s))) {
-        return fail(ctx->err, key, "out of memory");
+        return fail(ctx->err, ctx->errlen, key, "out of memory");
     }
     replace_str(sect, f, copy);
     return 0;
 }
 
-static int apply_int(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+static int apply_int(void *sect, const field_t *f, json_t *v, const char *key, char *err,
+                     size_t errlen)
 {
     json_int_t x;
     if (!json_is_integer(v))
-        return fail(err, key, "must be an integer");
+        return fail(err, errlen, key, "must be an integer");
     x = json_integer_value(v);
     if (x < f->lo || x > f->hi)
-        return fail_range(err, key, x, f->lo, f->hi);
+        return fail_range(err, errlen, key, x, f->lo, f->hi);
     *(int *)(void *)((char *)sect + f->off) = (int)x;
     return 0;
 }
 
-static int apply_bool(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+static int apply_bool(void *sect, const field_t *f, json_t *v, const char *key, char *err,
+                      size_t errlen)
 {
     if (!json_is_boolean(v))
-        return fail(err, key, "must be true or false");
+        return fail(err, errlen, key, "must be true or false");
     *(bool *)(void *)((char *)sect + f->off) = json_is_true(v);
     return 0;
 }
 
-static int apply_slow(void *sect, const field_t *f, json_t *v, const char *key, char *err)
+static int apply_slow(void *sect, const field_t *f, json_t *v, const char *key, char *err,
+                      size_t errlen)
 {
     int i =
         json_is_string(v) ? name_index(slow_names, COUNT(slow_names), json_string_value(v)) : -1;
     if (i < 0)
-        return fail_one_of(err, key, slow_names, COUNT(slow_names));
+        return fail_one_of(err, errlen, key, slow_names, COUNT(slow_names));
     *(tb_slow_policy_t *)(void *)((char *)sect + f->off) = (tb_slow_policy_t)i;
     return 0;
 }
 
 /* An array of strings each passing ok(), as a NULL-terminated copy; what names one element. */
 static int parse_strv(json_t *v, const char *key, str_check_fn ok, const char *what, char ***out,
-                      size_t *n_out, char *err)
+                      size_t *n_out, char *err, size_t errlen)
 {
     char elkey[CFG_KEY_MAX];
     size_t n, i;
     json_t *el;
     char **arr;
     if (!json_is_array(v))
-        return fail(err, key, "must be an array of strings");
+        return fail(err, errlen, key, "must be an array of strings");
     n = json_array_size(v);
     arr = calloc(n + 1, sizeof(*arr));
     if (!arr)
-        return fail(err, key, "out of memory");
+        return fail(err, errlen, key, "out of memory");
     json_array_foreach(v, i, el)
     {
         const char *s;
         key_index(elkey, key, i);
         if (!json_is_string(el)) {
-            fail(err, elkey, "must be a string");
+            fail(err, errlen, elkey, "must be a string");
             goto fail;
         }
         s = json_string_value(el);
         if (json_string_length(el) > CFG_STR_MAX || !ok(s)) {
-            fail(err, elkey, "\"%s\" is not a valid %s", s, what);
+            fail(err, errlen, elkey, "\"%s\" is not a valid %s", s, what);
             goto fail;
         }
         if (!(arr[i] = strdup(s))) {
-            fail(err, elkey, "out of memory");
+            fail(err, errlen, elkey, "out of memory");
             goto fail;
         }
     }
@@ -564,15 +574,15 @@ static int apply_field(void *sect, const field_t *f, json_t *v, const char *key,
     size_t n = 0;
     switch (f->kind) {
     case K_INT:
-        return apply_int(sect, f, v, key, ctx->err);
+        return apply_int(sect, f, v, key, ctx->err, ctx->errlen);
     case K_BOOL:
-        return apply_bool(sect, f, v, key, ctx->err);
+        return apply_bool(sect, f, v, key, ctx->err, ctx->errlen);
     case K_SLOW:
-        return apply_slow(sect, f, v, key, ctx->err);
+        return apply_slow(sect, f, v, key, ctx->err, ctx->errlen);
     case K_ORIGINS:
     case K_ROOMS:
         if (parse_strv(v, key, rooms ? tb_room_pattern_valid : origin_valid,
-                       rooms ? "room pattern" : "origin", &arr, &n, ctx->err) != 0)
+                       rooms ? "room pattern" : "origin", &arr, &n, ctx->err, ctx->errlen) != 0)
             return -1;
         replace_strv(sect, f, arr, n);
         return 0;
@@ -587,7 +597,7 @@ static int apply_section(tb_config_t *cfg, const section_t *s, json_t *obj, cons
     const char *name;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(ctx->err, s->name, "must be an object");
+        return fail(ctx->err, ctx->errlen, s->name, "must be an object");
     json_object_foreach(obj, name, v)
     {
         char key[CFG_KEY_MAX];
@@ -597,7 +607,7 @@ static int apply_section(tb_config_t *cfg, const section_t *s, json_t *obj, cons
             if (strcmp(s->fields[i].key, name) == 0)
                 f = &s->fields[i];
         if (!f)
-            return fail(ctx->err, key, "unknown key");
+            return fail(ctx->err, ctx->errlen, key, "unknown key");
         if (apply_field(sect, f, v, key, ctx) != 0)
             return -1;
     }
@@ -605,31 +615,31 @@ static int apply_section(tb_config_t *cfg, const section_t *s, json_t *obj, cons
 }
 
 /* groups: {"name": ["device-id" | "prefix-*" | "*", …]}, replacing the whole map. */
-static int apply_groups(tb_config_t *cfg, json_t *obj, char *err)
+static int apply_groups(tb_config_t *cfg, json_t *obj, char *err, size_t errlen)
 {
     tb_config_group_t *groups = NULL;
     size_t n, i = 0;
     const char *name;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(err, "groups", "must be an object");
+        return fail(err, errlen, "groups", "must be an object");
     n = json_object_size(obj);
     if (n > 0 && !(groups = calloc(n, sizeof(*groups))))
-        return fail(err, "groups", "out of memory");
+        return fail(err, errlen, "groups", "out of memory");
     json_object_foreach(obj, name, v)
     {
         char key[CFG_KEY_MAX];
         key_join(key, "groups", name);
         if (!tb_id_valid(name, strlen(name))) {
-            fail(err, key, "not a valid group name");
+            fail(err, errlen, key, "not a valid group name");
             goto fail;
         }
         if (!(groups[i].name = strdup(name))) {
-            fail(err, key, "out of memory");
+            fail(err, errlen, key, "out of memory");
             goto fail;
         }
         if (parse_strv(v, key, device_pattern_valid, "device pattern", &groups[i].patterns,
-                       &groups[i].n_patterns, err) != 0)
+                       &groups[i].n_patterns, err, errlen) != 0)
             goto fail;
         i++;
     }
@@ -643,7 +653,7 @@ fail:
 }
 
 static int check_known_keys(json_t *obj, const char *parent, const char *const *names, size_t n,
-                            char *err)
+                            char *err, size_t errlen)
 {
     const char *name;
     json_t *v;
@@ -653,60 +663,60 @@ static int check_known_keys(json_t *obj, const char *parent, const char *const *
         if (name_index(names, n, name) >= 0)
             continue;
         key_join(key, parent, name);
-        return fail(err, key, "unknown key");
+        return fail(err, errlen, key, "unknown key");
     }
     return 0;
 }
 
 /* obj[name] into *v, its dotted key into key; absent: an error when required, else *v NULL. */
 static int get_member(json_t *obj, const char *parent, const char *name, bool required, json_t **v,
-                      char key[CFG_KEY_MAX], char *err)
+                      char key[CFG_KEY_MAX], char *err, size_t errlen)
 {
     key_join(key, parent, name);
     *v = json_object_get(obj, name);
     if (!*v && required)
-        return fail(err, key, "is required");
+        return fail(err, errlen, key, "is required");
     return 0;
 }
 
 static int alert_number(json_t *obj, const char *akey, const char *name, bool required, double *out,
-                        bool *present, char *err)
+                        bool *present, char *err, size_t errlen)
 {
     char key[CFG_KEY_MAX];
     json_t *v;
-    if (get_member(obj, akey, name, required, &v, key, err) != 0)
+    if (get_member(obj, akey, name, required, &v, key, err, errlen) != 0)
         return -1;
     if (present)
         *present = v != NULL;
     if (!v)
         return 0;
     if (!json_is_number(v))
-        return fail(err, key, "must be a number");
+        return fail(err, errlen, key, "must be a number");
     *out = json_number_value(v);
     return 0;
 }
 
-static int alert_text(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+static int alert_text(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
 {
     char key[CFG_KEY_MAX];
     json_t *v;
-    if (get_member(obj, akey, "name", true, &v, key, err) != 0 ||
-        dup_string(v, key, CFG_STR_MAX, &a->name, err) != 0)
+    if (get_member(obj, akey, "name", true, &v, key, err, errlen) != 0 ||
+        dup_string(v, key, CFG_STR_MAX, &a->name, err, errlen) != 0)
         return -1;
-    if (get_member(obj, akey, "field", true, &v, key, err) != 0 ||
-        dup_string(v, key, CFG_STR_MAX, &a->field, err) != 0)
+    if (get_member(obj, akey, "field", true, &v, key, err, errlen) != 0 ||
+        dup_string(v, key, CFG_STR_MAX, &a->field, err, errlen) != 0)
         return -1;
-    if (get_member(obj, akey, "severity", false, &v, key, err) != 0)
+    if (get_member(obj, akey, "severity", false, &v, key, err, errlen) != 0)
         return -1;
     if (v)
-        return dup_string(v, key, CFG_STR_MAX, &a->severity, err);
+        return dup_string(v, key, CFG_STR_MAX, &a->severity, err, errlen);
     a->severity = strdup(ALERT_DEFAULT_SEVERITY);
-    return a->severity ? 0 : fail(err, key, "out of memory");
+    return a->severity ? 0 : fail(err, errlen, key, "out of memory");
 }
 
 /* A clear level is hysteresis on the side the rule fires from, so it must not cross the
  * threshold; it means nothing for == and !=. */
-static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char *err)
+static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char *err, size_t errlen)
 {
     bool fires_above = a->op == TB_OP_GT || a->op == TB_OP_GE;
     bool fires_below = a->op == TB_OP_LT || a->op == TB_OP_LE;
@@ -714,91 +724,93 @@ static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char 
     if (a->has_clear_below) {
         key_join(key, akey, "clear_below");
         if (!fires_above)
-            return fail(err, key, "only applies to op > and >=");
+            return fail(err, errlen, key, "only applies to op > and >=");
         if (a->clear_below > a->threshold)
-            return fail(err, key, "must be <= threshold");
+            return fail(err, errlen, key, "must be <= threshold");
     }
     if (a->has_clear_above) {
         key_join(key, akey, "clear_above");
         if (!fires_below)
-            return fail(err, key, "only applies to op < and <=");
+            return fail(err, errlen, key, "only applies to op < and <=");
         if (a->clear_above < a->threshold)
-            return fail(err, key, "must be >= threshold");
+            return fail(err, errlen, key, "must be >= threshold");
     }
     return 0;
 }
 
-static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
 {
     char key[CFG_KEY_MAX];
     json_t *v;
     int op;
-    if (get_member(obj, akey, "op", true, &v, key, err) != 0)
+    if (get_member(obj, akey, "op", true, &v, key, err, errlen) != 0)
         return -1;
     op = json_is_string(v) ? name_index(op_names, COUNT(op_names), json_string_value(v)) : -1;
     if (op < 0)
-        return fail_one_of(err, key, op_names, COUNT(op_names));
+        return fail_one_of(err, errlen, key, op_names, COUNT(op_names));
     a->op = (tb_alert_op_t)op;
-    if (alert_number(obj, akey, "threshold", true, &a->threshold, NULL, err) != 0 ||
-        alert_number(obj, akey, "clear_below", false, &a->clear_below, &a->has_clear_below, err) !=
-            0 ||
-        alert_number(obj, akey, "clear_above", false, &a->clear_above, &a->has_clear_above, err) !=
-            0)
+    if (alert_number(obj, akey, "threshold", true, &a->threshold, NULL, err, errlen) != 0 ||
+        alert_number(obj, akey, "clear_below", false, &a->clear_below, &a->has_clear_below, err,
+                     errlen) != 0 ||
+        alert_number(obj, akey, "clear_above", false, &a->clear_above, &a->has_clear_above, err,
+                     errlen) != 0)
         return -1;
-    return alert_check_clear(a, akey, err);
+    return alert_check_clear(a, akey, err, errlen);
 }
 
-static int alert_devices(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+static int alert_devices(json_t *obj, const char *akey, tb_config_alert_t *a, char *err,
+                         size_t errlen)
 {
     char key[CFG_KEY_MAX];
     json_t *v;
-    if (get_member(obj, akey, "devices", false, &v, key, err) != 0)
+    if (get_member(obj, akey, "devices", false, &v, key, err, errlen) != 0)
         return -1;
     if (v && json_is_array(v) && json_array_size(v) == 0)
-        return fail(err, key, "must not be empty (leave it out for every device)");
+        return fail(err, errlen, key, "must not be empty (leave it out for every device)");
     if (v)
         return parse_strv(v, key, device_pattern_valid, "device pattern", &a->devices,
-                          &a->n_devices, err);
+                          &a->n_devices, err, errlen);
     a->devices = calloc(2, sizeof(*a->devices));
     if (!a->devices || !(a->devices[0] = strdup(ALERT_DEFAULT_DEVICES)))
-        return fail(err, key, "out of memory");
+        return fail(err, errlen, key, "out of memory");
     a->n_devices = 1;
     return 0;
 }
 
-static int parse_alert(json_t *obj, const char *akey, tb_config_alert_t *a, char *err)
+static int parse_alert(json_t *obj, const char *akey, tb_config_alert_t *a, char *err,
+                       size_t errlen)
 {
     if (!json_is_object(obj))
-        return fail(err, akey, "must be an object");
-    if (check_known_keys(obj, akey, alert_keys, COUNT(alert_keys), err) != 0 ||
-        alert_text(obj, akey, a, err) != 0 || alert_rule(obj, akey, a, err) != 0 ||
-        alert_devices(obj, akey, a, err) != 0)
+        return fail(err, errlen, akey, "must be an object");
+    if (check_known_keys(obj, akey, alert_keys, COUNT(alert_keys), err, errlen) != 0 ||
+        alert_text(obj, akey, a, err, errlen) != 0 || alert_rule(obj, akey, a, err, errlen) != 0 ||
+        alert_devices(obj, akey, a, err, errlen) != 0)
         return -1;
     return 0;
 }
 
-static int apply_alerts(tb_config_t *cfg, json_t *arr, char *err)
+static int apply_alerts(tb_config_t *cfg, json_t *arr, char *err, size_t errlen)
 {
     tb_config_alert_t *alerts = NULL;
     size_t n, i;
     json_t *obj;
     if (!json_is_array(arr))
-        return fail(err, "alerts", "must be an array");
+        return fail(err, errlen, "alerts", "must be an array");
     n = json_array_size(arr);
     if (n > 0 && !(alerts = calloc(n, sizeof(*alerts))))
-        return fail(err, "alerts", "out of memory");
+        return fail(err, errlen, "alerts", "out of memory");
     json_array_foreach(arr, i, obj)
     {
         char akey[CFG_KEY_MAX];
         char key[CFG_KEY_MAX];
         key_index(akey, "alerts", i);
-        if (parse_alert(obj, akey, &alerts[i], err) != 0)
+        if (parse_alert(obj, akey, &alerts[i], err, errlen) != 0)
             goto fail;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(alerts[j].name, alerts[i].name) != 0)
                 continue;
             key_join(key, akey, "name");
-            fail(err, key, "duplicate alert name \"%s\"", alerts[i].name);
+            fail(err, errlen, key, "duplicate alert name \"%s\"", alerts[i].name);
             goto fail;
         }
     }
@@ -816,12 +828,13 @@ fail:
  * --listen). The admin listener needs a port of its own: lws would otherwise share the public
  * socket between both and pick one by the Host header, which any client sets.
  */
-static int check_cross(const tb_config_t *cfg, char *err)
+static int check_cross(const tb_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->admin.port != 0 && cfg->admin.port == cfg->listen.port)
-        return fail(err, "admin.port", "must differ from listen.port (%d)", cfg->listen.port);
+        return fail(err, errlen, "admin.port", "must differ from listen.port (%d)",
+                    cfg->listen.port);
     if (cfg->heartbeat.pong_timeout_s <= cfg->heartbeat.ping_interval_s)
-        return fail(err, "heartbeat.pong_timeout_s",
+        return fail(err, errlen, "heartbeat.pong_timeout_s",
                     "must be greater than heartbeat.ping_interval_s (%d)",
                     cfg->heartbeat.ping_interval_s);
     return 0;
@@ -841,65 +854,66 @@ static int apply_root(tb_config_t *cfg, json_t *root, const ctx_t *ctx)
         if (s)
             rc = apply_section(cfg, s, v, ctx);
         else if (strcmp(name, "groups") == 0)
-            rc = apply_groups(cfg, v, ctx->err);
+            rc = apply_groups(cfg, v, ctx->err, ctx->errlen);
         else if (strcmp(name, "alerts") == 0)
-            rc = apply_alerts(cfg, v, ctx->err);
+            rc = apply_alerts(cfg, v, ctx->err, ctx->errlen);
         else
-            rc = fail(ctx->err, name, "unknown key");
+            rc = fail(ctx->err, ctx->errlen, name, "unknown key");
         if (rc != 0)
             return -1;
     }
-    return check_cross(cfg, ctx->err);
+    return check_cross(cfg, ctx->err, ctx->errlen);
 }
 
-int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err)
+int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err,
+                         size_t errlen)
 {
-    ctx_t ctx = {base_dir, err};
+    ctx_t ctx = {base_dir, err, errlen};
     json_error_t jerr;
     json_t *root;
     int rc;
     if (!text)
-        return fail(err, NULL, "no configuration text");
+        return fail(err, errlen, NULL, "no configuration text");
     root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return fail(err, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return fail(err, errlen, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     if (json_is_object(root))
         rc = apply_root(cfg, root, &ctx);
     else
-        rc = fail(err, NULL, "the top level must be a JSON object");
+        rc = fail(err, errlen, NULL, "the top level must be a JSON object");
     json_decref(root);
     return rc;
 }
 
-static int fail_errno(char *err, const char *key, int errnum)
+static int fail_errno(char *err, size_t errlen, const char *key, int errnum)
 {
     char msg[TB_CONFIG_ERR_LEN];
     if (strerror_r(errnum, msg, sizeof(msg)) != 0)
         snprintf(msg, sizeof(msg), "error %d", errnum);
-    return fail(err, key, "%s", msg);
+    return fail(err, errlen, key, "%s", msg);
 }
 
 /* The file as a NUL-terminated heap string of at most CFG_FILE_MAX bytes, or NULL + err. */
-static char *read_file(const char *path, char *err)
+static char *read_file(const char *path, char *err, size_t errlen)
 {
     char *buf = NULL;
     size_t n;
     int rc = tb_read_file(path, CFG_FILE_MAX, &buf, &n);
     if (rc == -EFBIG)
-        fail(err, path, "larger than %d bytes", CFG_FILE_MAX);
+        fail(err, errlen, path, "larger than %d bytes", CFG_FILE_MAX);
     else if (rc == -ENOMEM)
-        fail(err, path, "out of memory");
+        fail(err, errlen, path, "out of memory");
     else if (rc)
-        fail_errno(err, path, -rc);
+        fail_errno(err, errlen, path, -rc);
     else if (memchr(buf, '\0', n))
-        fail(err, path, "contains a NUL byte");
+        fail(err, errlen, path, "contains a NUL byte");
     else
         return buf;
     free(buf);
     return NULL;
 }
 
-int tb_config_load_file(tb_config_t *cfg, const char *path, char *err)
+int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t errlen)
 {
     char reason[TB_CONFIG_ERR_LEN];
     char *text = NULL;
@@ -907,19 +921,19 @@ int tb_config_load_file(tb_config_t *cfg, const char *path, char *err)
     char *path_copy = NULL;
     int rc = -1;
     if (!path)
-        return fail(err, NULL, "no config file given");
-    if (!(text = read_file(path, err)))
+        return fail(err, errlen, NULL, "no config file given");
+    if (!(text = read_file(path, err, errlen)))
         goto out;
     if (!(dir_copy = strdup(path)) || !(path_copy = strdup(path))) {
-        fail(err, path, "out of memory");
+        fail(err, errlen, path, "out of memory");
         goto out;
     }
     free(cfg->path);
     cfg->path = path_copy;
     path_copy = NULL;
-    rc = tb_config_apply_json(cfg, text, dirname(dir_copy), reason);
+    rc = tb_config_apply_json(cfg, text, dirname(dir_copy), reason, sizeof(reason));
     if (rc != 0)
-        fail(err, path, "%s", reason);
+        fail(err, errlen, path, "%s", reason);
 out:
     free(text);
     free(dir_copy);
@@ -944,13 +958,14 @@ static int parse_port_digits(const char *s, int *out)
 }
 
 /* "HOST:PORT" or "[V6ADDR]:PORT" into *host (without brackets) and *port; flag names errors. */
-static int set_hostport(char **host, int *port, const char *flag, const char *hp, char *err)
+static int set_hostport(char **host, int *port, const char *flag, const char *hp, char *err,
+                        size_t errlen)
 {
     const char *h = hp, *h_end, *p;
     char *copy;
     int num;
     if (!hp)
-        return fail(err, flag, "expected HOST:PORT or [IPv6]:PORT");
+        return fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT");
     if (hp[0] == '[') {
         h = hp + 1;
         h_end = strchr(h, ']');
@@ -961,11 +976,11 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
         p = (h_end && !memchr(hp, ':', (size_t)(h_end - hp))) ? h_end + 1 : NULL;
     }
     if (!p || !host_valid(h, (size_t)(h_end - h)) || parse_port_digits(p, &num) != 0)
-        return fail(err, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
+        return fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
     if (num < PORT_MIN || num > PORT_MAX)
-        return fail(err, flag, "port must be between %d and %d", PORT_MIN, PORT_MAX);
+        return fail(err, errlen, flag, "port must be between %d and %d", PORT_MIN, PORT_MAX);
     if (!(copy = strndup(h, (size_t)(h_end - h))))
-        return fail(err, flag, "out of memory");
+        return fail(err, errlen, flag, "out of memory");
     free(*host);
     *host = copy;
     *port = num;
@@ -973,13 +988,13 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
 }
 
 /* Checked against the rest of the configuration before it replaces anything. */
-int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err)
+int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen)
 {
     tb_config_t next = *cfg; /* shallow: only next.listen.host is its own */
     next.listen.host = NULL;
-    if (set_hostport(&next.listen.host, &next.listen.port, "--listen", hostport, err) != 0)
+    if (set_hostport(&next.listen.host, &next.listen.port, "--listen", hostport, err, errlen) != 0)
         return -1;
-    if (check_cross(&next, err) != 0) {
+    if (check_cross(&next, err, errlen) != 0) {
         free(next.listen.host);
         return -1;
     }
@@ -989,9 +1004,9 @@ int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err)
     return 0;
 }
 
-int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err)
+int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen)
 {
-    return set_hostport(&cfg->mqtt.host, &cfg->mqtt.port, "--mqtt", hostport, err);
+    return set_hostport(&cfg->mqtt.host, &cfg->mqtt.port, "--mqtt", hostport, err, errlen);
 }
 
 /* Doubles up to 2^53 hold integers exactly: show 30, not 30.0, for a threshold written 30. */

@@ -991,14 +991,15 @@ void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth)
 }
 
 /* from[i]: the index in the running rules of the new rule i's name. -1 when one is missing. */
-static int alert_order(const tb_hub_t *h, const tb_config_alert_t *alerts, size_t *from, char *err)
+static int alert_order(const tb_hub_t *h, const tb_config_alert_t *alerts, size_t *from, char *err,
+                       size_t errlen)
 {
     for (size_t i = 0; i < h->n_alerts; i++) {
         size_t j = 0;
         while (j < h->n_alerts && strcmp(h->alerts[j].name, alerts[i].name) != 0)
             j++;
         if (j == h->n_alerts) {
-            tb_set_err(err, TB_CONFIG_ERR_LEN,
+            tb_set_err(err, errlen,
                        "alerts: rule '%s' is new; adding or removing rules takes a restart",
                        alerts[i].name);
             return -1;
@@ -1019,22 +1020,22 @@ static void reorder_marks(tb_hub_t *h, const size_t *from, uint64_t *tmp)
     }
 }
 
-int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *err)
+int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *err, size_t errlen)
 {
     size_t *from = NULL;
     uint64_t *tmp = NULL;
     int rc = -1;
     if (n != h->n_alerts) {
-        tb_set_err(err, TB_CONFIG_ERR_LEN,
+        tb_set_err(err, errlen,
                    "alerts: %zu rules instead of %zu; adding or removing rules takes a restart", n,
                    h->n_alerts);
         goto done;
     }
     if (n && (!(from = calloc(n, sizeof(*from))) || !(tmp = calloc(n, sizeof(*tmp))))) {
-        tb_set_err(err, TB_CONFIG_ERR_LEN, "out of memory");
+        tb_set_err(err, errlen, "out of memory");
         goto done;
     }
-    if (n && alert_order(h, alerts, from, err))
+    if (n && alert_order(h, alerts, from, err, errlen))
         goto done;
     if (n)
         reorder_marks(h, from, tmp);

@@ -23,36 +23,34 @@
 
 /* Reads at most max bytes of path into a new NUL-terminated buffer. what names the config key. */
 static int read_bounded(const char *path, size_t max, char **out, size_t *len, const char *what,
-                        char *err)
+                        char *err, size_t errlen)
 {
     int rc = tb_read_file(path, max, out, len);
     if (rc == -EFBIG)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: '%s' is larger than %zu bytes", what, path, max);
+        tb_set_err(err, errlen, "%s: '%s' is larger than %zu bytes", what, path, max);
     else if (rc == -ENOMEM)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", what);
+        tb_set_err(err, errlen, "%s: out of memory", what);
     else if (rc)
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: cannot open '%s': %s", what, path, strerror(-rc));
+        tb_set_err(err, errlen, "%s: cannot open '%s': %s", what, path, strerror(-rc));
     return rc ? -1 : 0;
 }
 
-static int secret_from_env(char **out, size_t *len, char *err)
+static int secret_from_env(char **out, size_t *len, char *err, size_t errlen)
 {
     const char *env = getenv(TB_KEYS_SECRET_ENV);
     size_t n;
     if (!env) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.secret_file or %s",
-                 TB_KEYS_SECRET_ENV);
+        tb_set_err(err, errlen, "auth: no key: set auth.secret_file or %s", TB_KEYS_SECRET_ENV);
         return -1;
     }
     n = strlen(env);
     if (n > TB_KEYS_SECRET_MAX) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: longer than %d bytes", TB_KEYS_SECRET_ENV,
-                 TB_KEYS_SECRET_MAX);
+        tb_set_err(err, errlen, "%s: longer than %d bytes", TB_KEYS_SECRET_ENV, TB_KEYS_SECRET_MAX);
         return -1;
     }
     *out = malloc(n + 1);
     if (!*out) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: out of memory", TB_KEYS_SECRET_ENV);
+        tb_set_err(err, errlen, "%s: out of memory", TB_KEYS_SECRET_ENV);
         return -1;
     }
     memcpy(*out, env, n + 1);
@@ -60,22 +58,23 @@ static int secret_from_env(char **out, size_t *len, char *err)
     return 0;
 }
 
-int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err)
+int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err,
+                        size_t errlen)
 {
     const char *source = path ? "auth.secret_file" : TB_KEYS_SECRET_ENV;
     char *buf;
     size_t n;
     if (path) {
-        if (read_bounded(path, TB_KEYS_SECRET_MAX, &buf, &n, source, err) != 0)
+        if (read_bounded(path, TB_KEYS_SECRET_MAX, &buf, &n, source, err, errlen) != 0)
             return -1;
         /* Editors and `echo` end files with a newline that is not part of the secret. */
         while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
             buf[--n] = '\0';
-    } else if (secret_from_env(&buf, &n, err) != 0) {
+    } else if (secret_from_env(&buf, &n, err, errlen) != 0) {
         return -1;
     }
     if (n == 0) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "%s: the secret is empty", source);
+        tb_set_err(err, errlen, "%s: the secret is empty", source);
         free(buf);
         return -1;
     }
@@ -116,27 +115,27 @@ static bool public_key_fits(const char *pem, size_t len, tb_keys_kind_t kind, si
 }
 
 int tb_keys_load_public(const char *path, const char *alg, tb_keys_kind_t kind, size_t min_bits,
-                        unsigned char **key, size_t *len, char *err)
+                        unsigned char **key, size_t *len, char *err, size_t errlen)
 {
     char *pem;
     size_t n;
     if (!path) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth: no key: set auth.public_key_file for %s", alg);
+        tb_set_err(err, errlen, "auth: no key: set auth.public_key_file for %s", alg);
         return -1;
     }
-    if (read_bounded(path, KEYS_PUBKEY_MAX, &pem, &n, "auth.public_key_file", err) != 0)
+    if (read_bounded(path, KEYS_PUBKEY_MAX, &pem, &n, "auth.public_key_file", err, errlen) != 0)
         return -1;
     /* libjwt only reads SubjectPublicKeyInfo PEM; a private key or certificate here is a
      * mistake worth stopping for, and the only check possible without parsing the key. */
     if (!strstr(pem, KEYS_PEM_PUBLIC_MARKER)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' is not a PEM public key (%s)",
-                 path, KEYS_PEM_PUBLIC_MARKER);
+        tb_set_err(err, errlen, "auth.public_key_file: '%s' is not a PEM public key (%s)", path,
+                   KEYS_PEM_PUBLIC_MARKER);
         free(pem);
         return -1;
     }
     if (!public_key_fits(pem, n, kind, min_bits)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "auth.public_key_file: '%s' holds no usable %s key%s",
-                 path, alg, kind == TB_KEYS_EC_P256 ? " (EC P-256)" : " (RSA, at least 2048 bits)");
+        tb_set_err(err, errlen, "auth.public_key_file: '%s' holds no usable %s key%s", path, alg,
+                   kind == TB_KEYS_EC_P256 ? " (EC P-256)" : " (RSA, at least 2048 bits)");
         free(pem);
         return -1;
     }

@@ -101,21 +101,22 @@ static int parse_args(int argc, char **argv, options_t *o)
 }
 
 /* Defaults, then the file (optional only when it is the default path), then the flags. */
-static int load_config(const options_t *o, tb_config_t *cfg, char *err)
+static int load_config(const options_t *o, tb_config_t *cfg, char *err, size_t errlen)
 {
     struct stat st;
     if (tb_config_defaults(cfg)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "out of memory");
+        tb_set_err(err, errlen, "out of memory");
         return -1;
     }
-    if ((o->config_given || stat(o->config, &st) == 0) && tb_config_load_file(cfg, o->config, err))
+    if ((o->config_given || stat(o->config, &st) == 0) &&
+        tb_config_load_file(cfg, o->config, err, errlen))
         return -1;
-    if (o->listen && tb_config_set_listen(cfg, o->listen, err))
+    if (o->listen && tb_config_set_listen(cfg, o->listen, err, errlen))
         return -1;
-    if (o->mqtt && tb_config_set_mqtt(cfg, o->mqtt, err))
+    if (o->mqtt && tb_config_set_mqtt(cfg, o->mqtt, err, errlen))
         return -1;
     if (o->log_level && tb_log_level_parse(o->log_level, &cfg->log_level)) {
-        snprintf(err, TB_CONFIG_ERR_LEN, "--log-level: expected debug, info, warn or error");
+        tb_set_err(err, errlen, "--log-level: expected debug, info, warn or error");
         return -1;
     }
     return 0;
@@ -148,20 +149,20 @@ static void on_signal(void *arg, int sig)
  * that may change while running (the group map, the auth keys, the alert rules). Anything else
  * changed in the file takes a restart.
  */
-static int reload(void *arg, tb_server_reload_t *out, char *err)
+static int reload(void *arg, tb_server_reload_t *out, char *err, size_t errlen)
 {
     const options_t *o = arg;
     tb_config_t cfg;
     int rc = -1;
     memset(&cfg, 0, sizeof(cfg));
-    if (load_config(o, &cfg, err))
+    if (load_config(o, &cfg, err, errlen))
         goto done;
-    if (!(out->auth = tb_auth_create(&cfg.auth, err)))
+    if (!(out->auth = tb_auth_create(&cfg.auth, err, errlen)))
         goto done;
     if (!(out->groups = tb_groups_create(cfg.groups, cfg.n_groups))) {
         tb_auth_destroy(out->auth);
         out->auth = NULL;
-        snprintf(err, TB_CONFIG_ERR_LEN, "out of memory");
+        tb_set_err(err, errlen, "out of memory");
         goto done;
     }
     out->alerts = cfg.alerts; /* taken out of cfg */
@@ -235,10 +236,10 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : EXIT_USAGE;
     memset(&cfg, 0, sizeof(cfg));
     rc = 1;
-    if (load_config(&o, &cfg, err))
+    if (load_config(&o, &cfg, err, sizeof(err)))
         goto fail;
     tb_log_set_level(cfg.log_level);
-    if (!(auth = tb_auth_create(&cfg.auth, err)))
+    if (!(auth = tb_auth_create(&cfg.auth, err, sizeof(err))))
         goto fail;
     if (o.check_only) {
         tb_auth_destroy(auth);

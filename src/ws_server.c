@@ -858,8 +858,8 @@ static void reload(tb_server_t *s)
 {
     char err[TB_CONFIG_ERR_LEN];
     tb_server_reload_t r = {0};
-    if (!s->reload || s->reload(s->reload_arg, &r, err) ||
-        tb_hub_set_alerts(s->hub, r.alerts, r.n_alerts, err)) {
+    if (!s->reload || s->reload(s->reload_arg, &r, err, sizeof(err)) ||
+        tb_hub_set_alerts(s->hub, r.alerts, r.n_alerts, err, sizeof(err))) {
         tb_log(TB_LOG_WARN, "reload refused, keeping the running configuration", "error=\"%s\"",
                s->reload ? err : "no reload hook");
         tb_groups_destroy(r.groups);

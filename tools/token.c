@@ -272,7 +272,7 @@ int main(int argc, char **argv)
         goto done;
     }
     rc = EXIT_FAILURE;
-    if (tb_keys_load_secret(o.secret_file, &key, &key_len, err) != 0) {
+    if (tb_keys_load_secret(o.secret_file, &key, &key_len, err, sizeof(err)) != 0) {
         fprintf(stderr, "telebridge-token: %s\n", err);
         goto done;
     }

@@ -84,11 +84,11 @@ typedef enum {
 
 typedef struct tb_auth tb_auth_t;
 
-/* Loads the key for cfg->algorithm (keys.h). NULL with a message in err (TB_CONFIG_ERR_LEN
- * bytes) when the algorithm is unsupported, leeway_s is negative, a default room is not a valid
- * pattern, no key can be read, or memory runs out. cfg need not outlive the result. A secret
- * shorter than its hash (RFC 7518 §3.2) is accepted with a warning logged. */
-tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err);
+/* Loads the key for cfg->algorithm (keys.h). NULL with a message in err (errlen bytes) when the
+ * algorithm is unsupported, leeway_s is negative, a default room is not a valid pattern, no key can
+ * be read, or memory runs out. cfg need not outlive the result. A secret shorter than its hash (RFC
+ * 7518 §3.2) is accepted with a warning logged. */
+tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err, size_t errlen);
 /* Frees a and wipes its key. NULL is a no-op. */
 void tb_auth_destroy(tb_auth_t *a);
 

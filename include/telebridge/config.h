@@ -19,7 +19,7 @@
 
 #include "telebridge/log.h"
 
-/* Size of the error message buffers the loading functions write into. */
+/* An error buffer size that holds any message the loading functions write. */
 #define TB_CONFIG_ERR_LEN 256
 
 /* Where the dashboard's files are installed (listen.web_root's default); set by the build. */
@@ -143,17 +143,18 @@ int tb_config_defaults(tb_config_t *cfg);
 /*
  * Applies the JSON text over *cfg (which holds defaults or an earlier load). Relative paths
  * resolve against base_dir (NULL: the current directory). On error returns -1, writes a
- * message naming the key into err (TB_CONFIG_ERR_LEN bytes), and *cfg is left valid but
- * partly updated: discard it with tb_config_free().
+ * message naming the key into err (errlen bytes; TB_CONFIG_ERR_LEN holds any), and *cfg is
+ * left valid but partly updated: discard it with tb_config_free().
  */
-int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err);
+int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_dir, char *err,
+                         size_t errlen);
 
 /* Reads `path` and applies it as above, base_dir being the file's folder; sets cfg->path. */
-int tb_config_load_file(tb_config_t *cfg, const char *path, char *err);
+int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t errlen);
 
 /* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error. */
-int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err);
-int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err);
+int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
+int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
 
 /* The effective configuration as JSON with secrets masked; caller owns the result. */
 json_t *tb_config_to_json(const tb_config_t *cfg);

@@ -186,10 +186,10 @@ void tb_hub_set_auth(tb_hub_t *h, const tb_auth_t *auth);
  * Reload: replaces the alert rules, taking alerts[0..n) in every case. The new set must hold
  * the same rule names as the running one (in any order; thresholds, bounds, severity, field and
  * devices may all change): a device's firing state follows its rule by name and then resolves
- * by the new definition. Returns 0, or -1 with a message in err (TB_CONFIG_ERR_LEN bytes) when
+ * by the new definition. Returns 0, or -1 with a message in err (errlen bytes) when
  * a rule is added or removed (that takes a restart) or memory runs out; the running rules stay.
  */
-int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *err);
+int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *err, size_t errlen);
 
 /* Asks every connection to close with code after its queue is written. */
 void tb_hub_close_all(tb_hub_t *h, int code);

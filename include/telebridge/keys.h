@@ -3,7 +3,7 @@
  * environment, or a PEM public key (RS256, ES256) from a file.
  *
  * Every key is a new buffer the caller owns and releases with tb_keys_free(), which wipes it
- * first. Failures return -1 with a message in err (TB_CONFIG_ERR_LEN bytes) naming the config
+ * first. Failures return -1 with a message in err (errlen bytes) naming the config
  * key or variable, and leave *key and *len untouched. Any thread may call; the bridge does at
  * start and on reload.
  */
@@ -31,7 +31,8 @@ typedef enum {
  * NULL, from TB_KEYS_SECRET_ENV (taken as is). The secret must not be empty; no minimum length
  * is enforced. Returns 0 and a new buffer in *key, its length in *len; or -1 (see above).
  */
-int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err);
+int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err,
+                        size_t errlen);
 
 /*
  * Reads the SubjectPublicKeyInfo PEM at path (auth.public_key_file; NULL is refused) for the
@@ -39,7 +40,7 @@ int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char
  * and the PEM's text in *key (NUL-terminated, *len bytes without the NUL); or -1 (see above).
  */
 int tb_keys_load_public(const char *path, const char *alg, tb_keys_kind_t kind, size_t min_bits,
-                        unsigned char **key, size_t *len, char *err);
+                        unsigned char **key, size_t *len, char *err, size_t errlen);
 
 /* Wipes len bytes of key and frees it. NULL is a no-op. */
 void tb_keys_free(unsigned char *key, size_t len);

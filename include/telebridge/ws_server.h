@@ -44,10 +44,10 @@ typedef struct {
 /*
  * Reload hook, run on the service thread after tb_server_request_reload(): re-reads what may
  * change without a restart. Returns 0 with every member of *out set, or -1 with a message in
- * err (TB_CONFIG_ERR_LEN bytes) and nothing in *out. The server then applies all of it or, when
+ * err (errlen bytes) and nothing in *out. The server then applies all of it or, when
  * the hub refuses the alert rules (tb_hub_set_alerts()), none of it.
  */
-typedef int (*tb_server_reload_fn)(void *arg, tb_server_reload_t *out, char *err);
+typedef int (*tb_server_reload_fn)(void *arg, tb_server_reload_t *out, char *err, size_t errlen);
 
 typedef struct {
     const tb_config_t *cfg;     /* must outlive the server */

@@ -31,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tb_config_auth_t cfg = {.algorithm = alg, .default_rooms = defaults, .n_default_rooms = 1};
     char err[TB_CONFIG_ERR_LEN];
     setenv(TB_KEYS_SECRET_ENV, SECRET, 1);
-    auth = tb_auth_create(&cfg, err);
+    auth = tb_auth_create(&cfg, err, sizeof(err));
     FUZZ_CHECK(auth);
     return 0;
 }

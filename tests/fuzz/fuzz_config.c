@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     if (tb_config_defaults(&cfg) == 0) {
-        if (tb_config_apply_json(&cfg, text, "/nonexistent", err) == 0) {
+        if (tb_config_apply_json(&cfg, text, "/nonexistent", err, sizeof(err)) == 0) {
             json_t *shown = tb_config_to_json(&cfg);
             FUZZ_CHECK(shown);
             json_decref(shown);

@@ -64,7 +64,7 @@ tb_auth_t *fixtures_auth(const tb_config_auth_t *cfg, const char *secret)
     char err[TB_CONFIG_ERR_LEN] = "";
     tb_auth_t *a;
     assert_int_equal(setenv(TB_KEYS_SECRET_ENV, secret, 1), 0);
-    a = tb_auth_create(cfg, err);
+    a = tb_auth_create(cfg, err, sizeof(err));
     if (!a)
         fail_msg("tb_auth_create: %s", err);
     return a;

@@ -140,7 +140,7 @@ static tb_config_auth_t cfg_for(const char *alg, char *secret_file, char *public
 static tb_auth_t *create_ok(const tb_config_auth_t *cfg)
 {
     char err[TB_CONFIG_ERR_LEN] = "";
-    tb_auth_t *a = tb_auth_create(cfg, err);
+    tb_auth_t *a = tb_auth_create(cfg, err, sizeof(err));
     if (!a)
         fail_msg("tb_auth_create: %s", err);
     return a;
@@ -803,7 +803,7 @@ static void test_secret_from_env(void **state)
     expect_err(a, hsf(JWT_ALG_HS256, "%s", claims), TB_AUTH_E_SIGNATURE);
     tb_auth_destroy(a);
     assert_int_equal(setenv(TB_KEYS_SECRET_ENV, "", 1), 0);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "TELEBRIDGE_JWT_SECRET: the secret is empty");
     assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
 }
@@ -827,7 +827,7 @@ static void test_secret_file_newline(void **state)
     a = create_ok(&cfg);
     tb_grant_free(expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld}", NOW + 60)));
     tb_auth_destroy(a);
-    assert_int_equal(tb_keys_load_secret(path, &key, &len, err), 0);
+    assert_int_equal(tb_keys_load_secret(path, &key, &len, err, sizeof(err)), 0);
     assert_int_equal(len, strlen(k_secret));
     assert_memory_equal(key, k_secret, len);
     tb_keys_free(key, len);
@@ -844,16 +844,16 @@ static void test_secret_file_errors(void **state)
     fx_path(path, "secret-bad");
     cfg = cfg_for("HS256", path, NULL);
     write_file("secret-bad", "\r\n", 2);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "auth.secret_file: the secret is empty");
     memset(big, 'k', sizeof(big));
     write_file("secret-bad", big, TB_KEYS_SECRET_MAX);
     tb_auth_destroy(create_ok(&cfg));
     write_file("secret-bad", big, TB_KEYS_SECRET_MAX + 1);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "larger than 4096 bytes"));
     fx_path(path, "no-such-file");
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "auth.secret_file: cannot open"));
 }
 
@@ -863,10 +863,10 @@ static void test_no_key(void **state)
     char err[TB_CONFIG_ERR_LEN] = "";
     (void)state;
     assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "auth: no key: set auth.secret_file or TELEBRIDGE_JWT_SECRET");
     cfg = cfg_for("RS256", NULL, NULL);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "auth: no key: set auth.public_key_file for RS256");
 }
 
@@ -882,23 +882,23 @@ static void test_create_errors(void **state)
     fx_path(path, "secret");
     for (size_t i = 0; i < sizeof(bad_algs) / sizeof(bad_algs[0]); i++) {
         cfg = cfg_for(bad_algs[i], path, NULL);
-        assert_null(tb_auth_create(&cfg, err));
+        assert_null(tb_auth_create(&cfg, err, sizeof(err)));
         assert_non_null(strstr(err, "auth.algorithm: unsupported algorithm"));
     }
     cfg = cfg_for(NULL, path, NULL);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     cfg = cfg_for("HS256", path, NULL);
     cfg.default_rooms = bad_rooms;
     cfg.n_default_rooms = 2;
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "auth.default_rooms[1]: invalid room pattern 'bad room'");
     cfg = cfg_for("HS256", path, NULL);
     cfg.leeway_s = -1;
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_string_equal(err, "auth.leeway_s: must be >= 0");
     /* A public key file must hold a public key, not a private one or a secret. */
     cfg = cfg_for("RS256", NULL, path);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "is not a PEM public key"));
 }
 
@@ -910,7 +910,7 @@ static void test_private_key_as_public_key_refused(void **state)
     (void)state;
     fx_path(path, "rsa.pem");
     cfg = cfg_for("RS256", NULL, path);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     assert_non_null(strstr(err, "is not a PEM public key"));
 }
 
@@ -922,7 +922,7 @@ static void expect_key_refused(const char *alg, const char *name, const char *wa
     tb_config_auth_t cfg;
     fx_path(path, name);
     cfg = cfg_for(alg, NULL, path);
-    assert_null(tb_auth_create(&cfg, err));
+    assert_null(tb_auth_create(&cfg, err, sizeof(err)));
     if (!strstr(err, want))
         fail_msg("%s with %s: '%s' lacks '%s'", alg, name, err, want);
 }

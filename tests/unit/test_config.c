@@ -159,7 +159,7 @@ static void test_full_round_trip(void **state)
     (void)state;
     unsetenv(SECRET_ENV);
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    if (tb_config_apply_json(&cfg, full_config, NULL, err) != 0)
+    if (tb_config_apply_json(&cfg, full_config, NULL, err, sizeof(err)) != 0)
         fail_msg("apply failed: %s", err);
     assert_int_equal(cfg.limits.slow_consumer, TB_SLOW_DROP_OLDEST);
     assert_int_equal(cfg.n_groups, 2);
@@ -188,7 +188,7 @@ static void test_alert_optional_defaults(void **state)
     assert_int_equal(tb_config_apply_json(&cfg,
                                           "{\"alerts\": [{\"name\": \"a\", \"field\": \"t\","
                                           " \"op\": \"!=\", \"threshold\": -1}]}",
-                                          NULL, err),
+                                          NULL, err, sizeof(err)),
                      0);
     assert_int_equal(cfg.n_alerts, 1);
     assert_int_equal(cfg.alerts[0].op, TB_OP_NE);
@@ -334,7 +334,7 @@ static void test_bad_values(void **state)
         tb_config_t cfg;
         int rc;
         assert_int_equal(tb_config_defaults(&cfg), 0);
-        rc = tb_config_apply_json(&cfg, bad_cases[i].json, "/etc/tb", err);
+        rc = tb_config_apply_json(&cfg, bad_cases[i].json, "/etc/tb", err, sizeof(err));
         tb_config_free(&cfg);
         if (rc != -1 || !strstr(err, bad_cases[i].expect))
             fail_msg("case %zu %s: rc %d, error \"%s\", expected \"%s\"", i, bad_cases[i].json, rc,
@@ -360,24 +360,24 @@ static void test_string_lengths(void **state)
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
     long_string_config(text, sizeof(text), "mqtt", "client_id", 256);
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), 0);
     assert_int_equal(strlen(cfg.mqtt.client_id), 256);
     long_string_config(text, sizeof(text), "mqtt", "client_id", 257);
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), -1);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "mqtt.client_id: must be at most 256 bytes"));
     long_string_config(text, sizeof(text), "listen", "host", 256);
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), -1);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "listen.host: must be at most 255 bytes"));
     /* 4090 bytes fit alone but not after "/etc/tb/". */
     long_string_config(text, sizeof(text), "auth", "secret_file", 4090);
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), 0);
-    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb", err), -1);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "auth.secret_file: path longer than 4096 bytes"));
     /* An unknown key too long for the message is cut, not overflowed. */
     strcpy(text, "{\"limits\": {\"");
     memset(text + strlen(text), 'k', 300);
     strcpy(text + strlen("{\"limits\": {\"") + 300, "\": 1}}");
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), -1);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), -1);
     assert_int_equal(strncmp(err, "limits.kkkk", 11), 0);
     assert_true(strlen(err) < TB_CONFIG_ERR_LEN);
     tb_config_free(&cfg);
@@ -390,12 +390,12 @@ static void test_apply_over_existing(void **state)
     tb_config_t cfg;
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    assert_int_equal(tb_config_apply_json(&cfg, full_config, NULL, err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, full_config, NULL, err, sizeof(err)), 0);
     assert_int_equal(tb_config_apply_json(&cfg,
                                           "{\"mqtt\": {\"username\": null, \"host\": \"h2\"},"
                                           " \"auth\": {\"default_rooms\": [\"*\"]},"
                                           " \"groups\": {\"g2\": []}, \"alerts\": []}",
-                                          NULL, err),
+                                          NULL, err, sizeof(err)),
                      0);
     assert_null(cfg.mqtt.username);
     assert_string_equal(cfg.mqtt.host, "h2");
@@ -408,8 +408,9 @@ static void test_apply_over_existing(void **state)
     assert_int_equal(cfg.n_alerts, 0);
     assert_null(cfg.alerts);
     /* A failed apply keeps the earlier groups and leaves a freeable config. */
-    assert_int_equal(
-        tb_config_apply_json(&cfg, "{\"groups\": {\"ok\": [\"a\"], \"x\": [1]}}", NULL, err), -1);
+    assert_int_equal(tb_config_apply_json(&cfg, "{\"groups\": {\"ok\": [\"a\"], \"x\": [1]}}", NULL,
+                                          err, sizeof(err)),
+                     -1);
     assert_string_equal(cfg.groups[0].name, "g2");
     tb_config_free(&cfg);
     tb_config_free(&cfg); /* free zeroes: a second call is harmless */
@@ -429,7 +430,7 @@ static void test_free_zeroes_everything(void **state)
                              "{\"groups\": {\"g\": [\"a*\"]}, \"auth\":"
                              " {\"default_rooms\": [\"global\"]}, \"alerts\": [{\"name\":"
                              " \"hot\", \"field\": \"t\", \"op\": \">\", \"threshold\": 1}]}",
-                             "/etc/tb", err),
+                             "/etc/tb", err, sizeof(err)),
         0);
     assert_non_null(cfg.listen.host);
     assert_int_equal(cfg.n_groups, 1);
@@ -447,19 +448,20 @@ static void test_relative_paths(void **state)
     tb_config_t cfg;
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb", err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb", err, sizeof(err)), 0);
     assert_string_equal(cfg.auth.secret_file, "/etc/tb/secret.key");
     assert_string_equal(cfg.auth.public_key_file, "/abs/pub.pem");
     assert_string_equal(cfg.mqtt.password_file, "/etc/tb/../pw/mqtt");
-    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb/", err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb/", err, sizeof(err)), 0);
     assert_string_equal(cfg.auth.secret_file, "/etc/tb/secret.key");
-    assert_int_equal(tb_config_apply_json(&cfg, text, "conf", err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, "conf", err, sizeof(err)), 0);
     assert_string_equal(cfg.auth.secret_file, "conf/secret.key");
-    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err), 0);
+    assert_int_equal(tb_config_apply_json(&cfg, text, NULL, err, sizeof(err)), 0);
     assert_string_equal(cfg.auth.secret_file, "secret.key");
     assert_string_equal(cfg.mqtt.password_file, "../pw/mqtt");
-    assert_int_equal(tb_config_apply_json(&cfg, "{\"auth\": {\"secret_file\": null}}", NULL, err),
-                     0);
+    assert_int_equal(
+        tb_config_apply_json(&cfg, "{\"auth\": {\"secret_file\": null}}", NULL, err, sizeof(err)),
+        0);
     assert_null(cfg.auth.secret_file);
     tb_config_free(&cfg);
 }
@@ -497,7 +499,7 @@ static void test_load_file(void **state)
     (void)state;
     tmp_write(&t, text, strlen(text));
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    if (tb_config_load_file(&cfg, t.file, err) != 0)
+    if (tb_config_load_file(&cfg, t.file, err, sizeof(err)) != 0)
         fail_msg("load failed: %s", err);
     assert_string_equal(cfg.path, t.file);
     snprintf(want, sizeof(want), "%s/secret.key", t.dir);
@@ -516,31 +518,31 @@ static void test_load_file_errors(void **state)
     tb_config_t cfg;
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    assert_int_equal(tb_config_load_file(&cfg, "/nonexistent/tb.json", err), -1);
+    assert_int_equal(tb_config_load_file(&cfg, "/nonexistent/tb.json", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "/nonexistent/tb.json: No such file or directory"));
 
     memset(big, ' ', sizeof(big));
     big[0] = '{';
     big[sizeof(big) - 1] = '}';
     tmp_write(&t, big, sizeof(big));
-    assert_int_equal(tb_config_load_file(&cfg, t.file, err), -1);
+    assert_int_equal(tb_config_load_file(&cfg, t.file, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "larger than 1048576 bytes"));
     assert_non_null(strstr(err, t.file));
     tmp_remove(&t);
 
     tmp_write(&t, "{}\0{\"x\":1}", 10);
-    assert_int_equal(tb_config_load_file(&cfg, t.file, err), -1);
+    assert_int_equal(tb_config_load_file(&cfg, t.file, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "contains a NUL byte"));
     tmp_remove(&t);
 
     tmp_write(&t, bad_qos, strlen(bad_qos));
-    assert_int_equal(tb_config_load_file(&cfg, t.file, err), -1);
+    assert_int_equal(tb_config_load_file(&cfg, t.file, err, sizeof(err)), -1);
     assert_non_null(strstr(err, t.file));
     assert_non_null(strstr(err, ": mqtt.qos: must be between 0 and 2"));
     tmp_remove(&t);
 
     tmp_write(&t, bad_syntax, strlen(bad_syntax));
-    assert_int_equal(tb_config_load_file(&cfg, t.file, err), -1);
+    assert_int_equal(tb_config_load_file(&cfg, t.file, err, sizeof(err)), -1);
     assert_non_null(strstr(err, t.file));
     assert_non_null(strstr(err, ": line 2, column"));
     tmp_remove(&t);
@@ -564,7 +566,7 @@ static void test_shipped_default_config(void **state)
     (void)state;
     repo_config_path(path, sizeof(path), "telebridge.json");
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    if (tb_config_load_file(&cfg, path, err) != 0)
+    if (tb_config_load_file(&cfg, path, err, sizeof(err)) != 0)
         fail_msg("%s: %s", path, err);
     assert_string_equal(cfg.listen.host, "127.0.0.1");
     assert_int_equal(cfg.listen.port, 8080);
@@ -592,7 +594,7 @@ static void test_shipped_full_example(void **state)
     unsetenv(SECRET_ENV);
     repo_config_path(path, sizeof(path), "example-full.json");
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    if (tb_config_load_file(&cfg, path, err) != 0)
+    if (tb_config_load_file(&cfg, path, err, sizeof(err)) != 0)
         fail_msg("%s: %s", path, err);
     assert_int_equal(cfg.n_alerts, 1);
     assert_string_equal(cfg.alerts[0].name, "high-temp");
@@ -619,16 +621,16 @@ static void test_cli_overrides(void **state)
     tb_config_t cfg;
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
-    assert_int_equal(tb_config_set_listen(&cfg, "0.0.0.0:9000", err), 0);
+    assert_int_equal(tb_config_set_listen(&cfg, "0.0.0.0:9000", err, sizeof(err)), 0);
     assert_string_equal(cfg.listen.host, "0.0.0.0");
     assert_int_equal(cfg.listen.port, 9000);
-    assert_int_equal(tb_config_set_listen(&cfg, "[::1]:8081", err), 0);
+    assert_int_equal(tb_config_set_listen(&cfg, "[::1]:8081", err, sizeof(err)), 0);
     assert_string_equal(cfg.listen.host, "::1");
     assert_int_equal(cfg.listen.port, 8081);
-    assert_int_equal(tb_config_set_mqtt(&cfg, "broker.example:65535", err), 0);
+    assert_int_equal(tb_config_set_mqtt(&cfg, "broker.example:65535", err, sizeof(err)), 0);
     assert_string_equal(cfg.mqtt.host, "broker.example");
     assert_int_equal(cfg.mqtt.port, 65535);
-    assert_int_equal(tb_config_set_mqtt(&cfg, "[fe80::1%eth0]:1", err), 0);
+    assert_int_equal(tb_config_set_mqtt(&cfg, "[fe80::1%eth0]:1", err, sizeof(err)), 0);
     assert_string_equal(cfg.mqtt.host, "fe80::1%eth0");
     assert_int_equal(cfg.mqtt.port, 1);
     tb_config_free(&cfg);
@@ -646,16 +648,16 @@ static void test_cli_overrides_bad(void **state)
     assert_int_equal(tb_config_defaults(&cfg), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        if (tb_config_set_listen(&cfg, bad[i], err) != -1 ||
+        if (tb_config_set_listen(&cfg, bad[i], err, sizeof(err)) != -1 ||
             !strstr(err, "--listen: expected HOST:PORT"))
             fail_msg("\"%s\" gave \"%s\"", bad[i], err);
     }
-    assert_int_equal(tb_config_set_listen(&cfg, NULL, err), -1);
-    assert_int_equal(tb_config_set_mqtt(&cfg, "host:0", err), -1);
+    assert_int_equal(tb_config_set_listen(&cfg, NULL, err, sizeof(err)), -1);
+    assert_int_equal(tb_config_set_mqtt(&cfg, "host:0", err, sizeof(err)), -1);
     assert_string_equal(err, "--mqtt: port must be between 1 and 65535");
-    assert_int_equal(tb_config_set_mqtt(&cfg, "[::1]:65536", err), -1);
+    assert_int_equal(tb_config_set_mqtt(&cfg, "[::1]:65536", err, sizeof(err)), -1);
     assert_string_equal(err, "--mqtt: port must be between 1 and 65535");
-    assert_int_equal(tb_config_set_mqtt(&cfg, "x", err), -1);
+    assert_int_equal(tb_config_set_mqtt(&cfg, "x", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "--mqtt: expected HOST:PORT"));
     /* Failures change nothing. */
     assert_string_equal(cfg.listen.host, "127.0.0.1");
@@ -664,12 +666,12 @@ static void test_cli_overrides_bad(void **state)
     assert_int_equal(cfg.mqtt.port, 1883);
     /* --listen cannot move onto the admin listener's port either. */
     cfg.admin.port = 9100;
-    assert_int_equal(tb_config_set_listen(&cfg, "10.1.1.1:9100", err), -1);
+    assert_int_equal(tb_config_set_listen(&cfg, "10.1.1.1:9100", err, sizeof(err)), -1);
     assert_string_equal(err, "admin.port: must differ from listen.port (9100)");
     assert_string_equal(cfg.listen.host, "127.0.0.1");
     assert_int_equal(cfg.listen.port, 8080);
     cfg.admin.port = 0;
-    assert_int_equal(tb_config_set_listen(&cfg, "127.0.0.1:9100", err), 0);
+    assert_int_equal(tb_config_set_listen(&cfg, "127.0.0.1:9100", err, sizeof(err)), 0);
     assert_int_equal(cfg.listen.port, 9100);
     tb_config_free(&cfg);
 }
@@ -687,7 +689,7 @@ static void test_to_json_masks_secrets(void **state)
                                           "{\"mqtt\": {\"username\": \"bridge\","
                                           " \"password_file\": \"/run/pw\"},"
                                           " \"auth\": {\"secret_file\": \"/run/jwt.key\"}}",
-                                          NULL, err),
+                                          NULL, err, sizeof(err)),
                      0);
     cfg.log_level = TB_LOG_DEBUG;
     assert_int_equal(setenv(SECRET_ENV, secret, 1), 0);

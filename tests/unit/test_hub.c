@@ -95,7 +95,7 @@ static int setup(void **state)
     f->cfg.groups[0].patterns = calloc(3, sizeof(char *)); /* NULL-terminated, as config.h */
     f->cfg.groups[0].patterns[0] = strdup("sensor-temp-001");
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
-    f->auth = tb_auth_create(&f->cfg.auth, err);
+    f->auth = tb_auth_create(&f->cfg.auth, err, sizeof(err));
     assert_non_null(f->auth);
     tb_hub_opts_t o = {.cfg = &f->cfg,
                        .auth = f->auth,
@@ -814,12 +814,14 @@ static void test_alert_rules_reload(void **state)
     next_alert(f, c, got, sizeof(got));
     assert_string_equal(got, "hot firing 30");
 
-    assert_int_equal(
-        tb_hub_set_alerts(f->hub, make_rules(names, fields, (const double[]){1}, 1), 1, err), -1);
+    assert_int_equal(tb_hub_set_alerts(f->hub, make_rules(names, fields, (const double[]){1}, 1), 1,
+                                       err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "1 rules instead of 2"));
-    assert_int_equal(
-        tb_hub_set_alerts(f->hub, make_rules(renamed, fields, (const double[]){1, 1}, 2), 2, err),
-        -1);
+    assert_int_equal(tb_hub_set_alerts(f->hub,
+                                       make_rules(renamed, fields, (const double[]){1, 1}, 2), 2,
+                                       err, sizeof(err)),
+                     -1);
     assert_non_null(strstr(err, "rule 'cold' is new"));
     ingest_fields(f, "sensor-1", "{\"h\": 90}"); /* the running rules still apply */
     next_alert(f, c, got, sizeof(got));
@@ -827,7 +829,7 @@ static void test_alert_rules_reload(void **state)
 
     assert_int_equal(
         tb_hub_set_alerts(f->hub, make_rules(swapped, swapped_fields, (const double[]){85, 50}, 2),
-                          2, err),
+                          2, err, sizeof(err)),
         0);
     ingest_fields(f, "sensor-1", "{\"t\": 40, \"h\": 92}"); /* hot resolves, wet holds on */
     next_alert(f, c, got, sizeof(got));

@@ -77,12 +77,12 @@ static void test_secret_sources(void **state)
     (void)state;
     write_text("secret", "s3cret\r\n\n");
     path_of(path, "secret");
-    assert_int_equal(tb_keys_load_secret(path, &key, &len, err), 0);
+    assert_int_equal(tb_keys_load_secret(path, &key, &len, err, sizeof(err)), 0);
     assert_int_equal(len, 6);
     assert_memory_equal(key, "s3cret", 6);
     tb_keys_free(key, len);
     assert_int_equal(setenv(TB_KEYS_SECRET_ENV, " env\n", 1), 0);
-    assert_int_equal(tb_keys_load_secret(NULL, &key, &len, err), 0);
+    assert_int_equal(tb_keys_load_secret(NULL, &key, &len, err, sizeof(err)), 0);
     assert_int_equal(len, 5);
     assert_memory_equal(key, " env\n", 5);
     tb_keys_free(key, len);
@@ -98,14 +98,14 @@ static void test_secret_failures(void **state)
     size_t len = 77;
     (void)state;
     assert_int_equal(unsetenv(TB_KEYS_SECRET_ENV), 0);
-    assert_int_equal(tb_keys_load_secret(NULL, &key, &len, err), -1);
+    assert_int_equal(tb_keys_load_secret(NULL, &key, &len, err, sizeof(err)), -1);
     assert_string_equal(err, "auth: no key: set auth.secret_file or TELEBRIDGE_JWT_SECRET");
     write_text("empty", "\n");
     path_of(path, "empty");
-    assert_int_equal(tb_keys_load_secret(path, &key, &len, err), -1);
+    assert_int_equal(tb_keys_load_secret(path, &key, &len, err, sizeof(err)), -1);
     assert_string_equal(err, "auth.secret_file: the secret is empty");
     path_of(path, "missing");
-    assert_int_equal(tb_keys_load_secret(path, &key, &len, err), -1);
+    assert_int_equal(tb_keys_load_secret(path, &key, &len, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "auth.secret_file: cannot open"));
     assert_ptr_equal(key, &sentinel);
     assert_int_equal(len, 77);
@@ -119,14 +119,16 @@ static void test_public_failures(void **state)
     unsigned char sentinel, *key = &sentinel;
     size_t len = 77;
     (void)state;
-    assert_int_equal(tb_keys_load_public(NULL, "RS256", TB_KEYS_RSA, 2048, &key, &len, err), -1);
+    assert_int_equal(
+        tb_keys_load_public(NULL, "RS256", TB_KEYS_RSA, 2048, &key, &len, err, sizeof(err)), -1);
     assert_string_equal(err, "auth: no key: set auth.public_key_file for RS256");
     write_text("not-a-key", "not a key\n");
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         err[0] = '\0';
         path_of(path, names[i]);
-        assert_int_equal(tb_keys_load_public(path, "RS256", TB_KEYS_RSA, 2048, &key, &len, err),
-                         -1);
+        assert_int_equal(
+            tb_keys_load_public(path, "RS256", TB_KEYS_RSA, 2048, &key, &len, err, sizeof(err)),
+            -1);
         assert_non_null(strstr(err, "auth.public_key_file"));
     }
     assert_ptr_equal(key, &sentinel);
@@ -141,7 +143,8 @@ static void test_public_key_of_its_kind(void **state)
     size_t len = 0;
     (void)state;
     path_of(path, "ec.pub");
-    assert_int_equal(tb_keys_load_public(path, "ES256", TB_KEYS_EC_P256, 0, &key, &len, err), 0);
+    assert_int_equal(
+        tb_keys_load_public(path, "ES256", TB_KEYS_EC_P256, 0, &key, &len, err, sizeof(err)), 0);
     assert_int_equal(strlen((const char *)key), len);
     assert_non_null(strstr((const char *)key, "-----BEGIN PUBLIC KEY-----"));
     tb_keys_free(key, len);
