@@ -1,8 +1,9 @@
 /*
  * Runs the blocks of docs/cli-clients.md marked "```sh tested" against a real bridge, as a user
  * would paste them: same text, only 127.0.0.1:8080 replaced by the test bridge's address, TOKEN
- * set, and `npx wscat` resolved to the wscat of tests/js/node_modules. A websocat block is
- * skipped when websocat is not installed.
+ * set, and `npx wscat` resolved to the wscat of tests/js/node_modules. Every tool a tested block
+ * names must be there (tools/test.sh installs them): a missing one fails its block. websocat is
+ * not packaged for Debian 12, so its blocks are untested (docs/cli-clients.md says so).
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -58,22 +59,17 @@ describe("docs/cli-clients.md, copy-pasted", () => {
         assert.equal(code, 0);
     });
 
-    test("the guide has tested blocks for wscat, websocat and tickets", () => {
+    test("the guide has tested blocks for wscat and tickets, none for websocat", () => {
         const blocks = testedBlocks();
-        assert.ok(blocks.length >= 4, `${blocks.length} blocks`);
-        assert.ok(blocks.some((b) => b.includes("websocat")));
+        assert.ok(blocks.length >= 3, `${blocks.length} blocks`);
+        assert.ok(!blocks.some((b) => b.includes("websocat")));
         assert.ok(blocks.some((b) => b.includes("ticket=")));
     });
 
     testedBlocks().forEach((block, i) => {
         const first = block.split("\n")[0];
-        test(`block ${i + 1}: ${first}`, async (t) => {
-            for (const cmd of ["websocat", "curl"]) {
-                if (block.includes(cmd) && !have(cmd)) {
-                    t.skip(`${cmd} is not installed`);
-                    return;
-                }
-            }
+        test(`block ${i + 1}: ${first}`, async () => {
+            if (block.includes("curl")) assert.ok(have("curl"), "curl is missing");
             const text = block.replaceAll("127.0.0.1:8080", `127.0.0.1:${stack.bridge.port}`);
             const { code, stdout, stderr } = await run(text, env);
             assert.equal(code, 0, `exit ${code}\n${stdout}\n${stderr}`);
