@@ -1,6 +1,8 @@
 /* config — defaults, strict JSON loading and CLI overrides; see include/telebridge/config.h. */
 #include "telebridge/config.h"
 
+#include "config_internal.h"
+
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/alerts.h"
 #include "telebridge/auth.h"
 #include "telebridge/keys.h"
 #include "telebridge/room.h"
@@ -16,12 +19,12 @@
 #include "telebridge/util.h"
 
 /* Hard bounds on what a config may hold. */
-#define CFG_FILE_MAX (1024 * 1024)    /* a larger config file is refused */
-#define CFG_STR_MAX 1024              /* longest ordinary string value */
-#define CFG_HOST_MAX 255              /* longest host name (the DNS limit) */
-#define CFG_CLIENT_ID_MAX 256         /* MQTT allows more; nobody needs it */
-#define CFG_PATH_MAX 4096             /* longest file path, before and after resolution */
-#define CFG_KEY_MAX TB_CONFIG_ERR_LEN /* a dotted key such as "alerts[3].devices[0]" */
+#define CFG_FILE_MAX (1024 * 1024)          /* a larger config file is refused */
+#define TB_CONFIG_STR_MAX 1024              /* longest ordinary string value */
+#define CFG_HOST_MAX 255                    /* longest host name (the DNS limit) */
+#define CFG_CLIENT_ID_MAX 256               /* MQTT allows more; nobody needs it */
+#define CFG_PATH_MAX 4096                   /* longest file path, before and after resolution */
+#define TB_CONFIG_KEY_MAX TB_CONFIG_ERR_LEN /* a dotted key such as "alerts[3].devices[0]" */
 #define PORT_MIN 1
 #define PORT_MAX 65535
 #define PORT_DIGITS_MAX 5
@@ -84,22 +87,23 @@ static const field_t mqtt_fields[] = {
     F_STR(tb_config_mqtt_t, host, K_HOST, CFG_HOST_MAX, "127.0.0.1"),
     F_INT(tb_config_mqtt_t, port, PORT_MIN, PORT_MAX, 1883),
     F_STR(tb_config_mqtt_t, client_id, K_STR, CFG_CLIENT_ID_MAX, "telebridge"),
-    F_STR(tb_config_mqtt_t, username, K_STR_NULL, CFG_STR_MAX, NULL),
+    F_STR(tb_config_mqtt_t, username, K_STR_NULL, TB_CONFIG_STR_MAX, NULL),
     F_STR(tb_config_mqtt_t, password_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
     /* Not 0 (libmosquitto's "off"): without keepalive a half-open broker connection is never
      * noticed, and the bridge would stay "ready" while receiving nothing. */
     F_INT(tb_config_mqtt_t, keepalive_s, 5, 65535, 30),
     F_INT(tb_config_mqtt_t, qos, 0, 2, 1),
-    F_STR(tb_config_mqtt_t, telemetry_topic, K_TOPIC, CFG_STR_MAX, "devices/{device}/telemetry"),
-    F_STR(tb_config_mqtt_t, status_topic, K_TOPIC, CFG_STR_MAX, "devices/{device}/status"),
+    F_STR(tb_config_mqtt_t, telemetry_topic, K_TOPIC, TB_CONFIG_STR_MAX,
+          "devices/{device}/telemetry"),
+    F_STR(tb_config_mqtt_t, status_topic, K_TOPIC, TB_CONFIG_STR_MAX, "devices/{device}/status"),
 };
 
 static const field_t auth_fields[] = {
-    F_STR(tb_config_auth_t, algorithm, K_ALGORITHM, CFG_STR_MAX, "HS256"),
+    F_STR(tb_config_auth_t, algorithm, K_ALGORITHM, TB_CONFIG_STR_MAX, "HS256"),
     F_STR(tb_config_auth_t, secret_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
     F_STR(tb_config_auth_t, public_key_file, K_PATH_NULL, CFG_PATH_MAX, NULL),
-    F_STR(tb_config_auth_t, issuer, K_STR_NULL, CFG_STR_MAX, NULL),
-    F_STR(tb_config_auth_t, audience, K_STR_NULL, CFG_STR_MAX, NULL),
+    F_STR(tb_config_auth_t, issuer, K_STR_NULL, TB_CONFIG_STR_MAX, NULL),
+    F_STR(tb_config_auth_t, audience, K_STR_NULL, TB_CONFIG_STR_MAX, NULL),
     F_INT(tb_config_auth_t, leeway_s, 0, 3600, 30),
     F_ARR(tb_config_auth_t, default_rooms, K_ROOMS),
     F_INT(tb_config_auth_t, expiry_warning_s, 0, INT_MAX, 60),
@@ -138,10 +142,6 @@ static const field_t history_fields[] = {
     F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
 };
 
-/* An alert's optional members: severity, and the devices it watches (every one). */
-#define ALERT_DEFAULT_SEVERITY "warning"
-#define ALERT_DEFAULT_DEVICES "*"
-
 typedef struct {
     const char *name;
     size_t off; /* the section inside tb_config_t */
@@ -163,11 +163,8 @@ static const char *const top_keys[] = {"listen", "admin",     "mqtt",        "au
                                        "limits", "heartbeat", "compression", "history", "alerts"};
 
 static const char *const algorithm_names[] = {TB_AUTH_ALGORITHMS(TB_AUTH_ALG_NAME)};
-/* Indexed by tb_slow_policy_t and tb_alert_op_t. */
+/* Indexed by tb_slow_policy_t. */
 static const char *const slow_names[] = {"disconnect", "drop_oldest"};
-static const char *const op_names[] = {">", ">=", "<", "<=", "==", "!="};
-static const char *const alert_keys[] = {"name",        "field",       "op",       "threshold",
-                                         "clear_below", "clear_above", "severity", "devices"};
 
 typedef struct {
     const char *base_dir; /* relative paths resolve against it; NULL: leave them relative */
@@ -175,11 +172,9 @@ typedef struct {
     size_t errlen;
 } ctx_t;
 
-typedef bool (*str_check_fn)(const char *s);
-
 /* Writes "key: message" (or just the message when key is NULL) into err; returns -1. */
-__attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, const char *key,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) int tb_config_fail(char *err, size_t errlen, const char *key,
+                                                         const char *fmt, ...)
 {
     size_t used = 0;
     va_list ap;
@@ -197,17 +192,17 @@ __attribute__((format(printf, 4, 5))) static int fail(char *err, size_t errlen, 
     return -1;
 }
 
-/* Appends s to out[CFG_KEY_MAX] at *used; a too-long key is cut, as it only names errors. */
-static void key_append(char out[CFG_KEY_MAX], size_t *used, const char *s)
+/* Appends s to out[TB_CONFIG_KEY_MAX] at *used; a too-long key is cut, as it only names errors. */
+static void key_append(char out[TB_CONFIG_KEY_MAX], size_t *used, const char *s)
 {
-    size_t n = strnlen(s, CFG_KEY_MAX - 1 - *used);
+    size_t n = strnlen(s, TB_CONFIG_KEY_MAX - 1 - *used);
     memcpy(out + *used, s, n);
     *used += n;
     out[*used] = '\0';
 }
 
 /* "parent.key", or "key" at the top level. */
-static void key_join(char out[CFG_KEY_MAX], const char *parent, const char *key)
+void tb_config_key_join(char out[TB_CONFIG_KEY_MAX], const char *parent, const char *key)
 {
     size_t used = 0;
     key_append(out, &used, parent);
@@ -216,7 +211,7 @@ static void key_join(char out[CFG_KEY_MAX], const char *parent, const char *key)
 }
 
 /* "parent[i]". */
-static void key_index(char out[CFG_KEY_MAX], const char *parent, size_t i)
+void tb_config_key_index(char out[TB_CONFIG_KEY_MAX], const char *parent, size_t i)
 {
     char index[sizeof("[]") + 20]; /* 20 digits hold any 64-bit size_t */
     size_t used = 0;
@@ -226,7 +221,7 @@ static void key_index(char out[CFG_KEY_MAX], const char *parent, size_t i)
 }
 
 /* Index of name in names[0..n), or -1. */
-static int name_index(const char *const *names, size_t n, const char *name)
+int tb_config_name_index(const char *const *names, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(names[i], name) == 0)
@@ -235,8 +230,8 @@ static int name_index(const char *const *names, size_t n, const char *name)
 }
 
 /* Fails with "key: must be one of A, B, C". */
-static int fail_one_of(char *err, size_t errlen, const char *key, const char *const *names,
-                       size_t n)
+int tb_config_fail_one_of(char *err, size_t errlen, const char *key, const char *const *names,
+                          size_t n)
 {
     char list[TB_CONFIG_ERR_LEN] = "";
     size_t used = 0;
@@ -244,7 +239,7 @@ static int fail_one_of(char *err, size_t errlen, const char *key, const char *co
         int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
         used += w < 0 ? 0 : (size_t)w;
     }
-    return fail(err, errlen, key, "must be one of %s", list);
+    return tb_config_fail(err, errlen, key, "must be one of %s", list);
 }
 
 /* A range up to INT_MAX reads as "no upper bound" unless the value passed it. */
@@ -252,11 +247,11 @@ static int fail_range(char *err, size_t errlen, const char *key, long long x, lo
                       long long hi)
 {
     if (hi == INT_MAX && x < lo)
-        return fail(err, errlen, key, "must be >= %lld", lo);
-    return fail(err, errlen, key, "must be between %lld and %lld", lo, hi);
+        return tb_config_fail(err, errlen, key, "must be >= %lld", lo);
+    return tb_config_fail(err, errlen, key, "must be between %lld and %lld", lo, hi);
 }
 
-static void free_strv(char **v)
+void tb_config_strv_free(char **v)
 {
     if (!v)
         return;
@@ -269,20 +264,9 @@ static void free_groups(tb_config_group_t *groups, size_t n)
 {
     for (size_t i = 0; groups && i < n; i++) {
         free(groups[i].name);
-        free_strv(groups[i].patterns);
+        tb_config_strv_free(groups[i].patterns);
     }
     free(groups);
-}
-
-void tb_config_alerts_free(tb_config_alert_t *alerts, size_t n)
-{
-    for (size_t i = 0; alerts && i < n; i++) {
-        free(alerts[i].name);
-        free(alerts[i].field);
-        free(alerts[i].severity);
-        free_strv(alerts[i].devices);
-    }
-    free(alerts);
 }
 
 static bool is_array_kind(kind_t kind)
@@ -299,7 +283,7 @@ static bool is_string_kind(kind_t kind)
 static void replace_strv(void *sect, const field_t *f, char **v, size_t n)
 {
     char ***slot = (char ***)(void *)((char *)sect + f->off);
-    free_strv(*slot);
+    tb_config_strv_free(*slot);
     *slot = v;
     *(size_t *)(void *)((char *)sect + f->n_off) = n;
 }
@@ -354,20 +338,15 @@ void tb_config_free(tb_config_t *cfg)
         for (size_t i = 0; i < sections[s].n_fields; i++) {
             const field_t *f = &sections[s].fields[i];
             if (is_array_kind(f->kind))
-                free_strv(*(char ***)(void *)(sect + f->off));
+                tb_config_strv_free(*(char ***)(void *)(sect + f->off));
             else if (is_string_kind(f->kind))
                 free(*(char **)(void *)(sect + f->off));
         }
     }
     free_groups(cfg->groups, cfg->n_groups);
-    tb_config_alerts_free(cfg->alerts, cfg->n_alerts);
+    tb_alerts_free(cfg->alerts, cfg->n_alerts);
     free(cfg->path);
     memset(cfg, 0, sizeof(*cfg));
-}
-
-const char *tb_config_op_name(tb_alert_op_t op)
-{
-    return ((size_t)op < COUNT(op_names)) ? op_names[op] : "?";
 }
 
 /* A host name or address: 1..CFG_HOST_MAX bytes of visible ASCII. */
@@ -387,7 +366,7 @@ static bool origin_valid(const char *s)
 }
 
 /* "*", a device id, or an id prefix with one trailing '*' ("sensor-hum-*"). */
-static bool device_pattern_valid(const char *s)
+bool tb_config_device_pattern_valid(const char *s)
 {
     size_t len = strlen(s);
     if (len == 1 && s[0] == '*')
@@ -402,23 +381,23 @@ static int check_string(json_t *v, const char *key, size_t maxlen, const char **
                         size_t errlen)
 {
     if (!json_is_string(v))
-        return fail(err, errlen, key, "must be a string");
+        return tb_config_fail(err, errlen, key, "must be a string");
     if (json_string_length(v) == 0)
-        return fail(err, errlen, key, "must not be empty");
+        return tb_config_fail(err, errlen, key, "must not be empty");
     if (json_string_length(v) > maxlen)
-        return fail(err, errlen, key, "must be at most %zu bytes", maxlen);
+        return tb_config_fail(err, errlen, key, "must be at most %zu bytes", maxlen);
     *s = json_string_value(v);
     return 0;
 }
 
-static int dup_string(json_t *v, const char *key, size_t maxlen, char **out, char *err,
-                      size_t errlen)
+int tb_config_dup_string(json_t *v, const char *key, size_t maxlen, char **out, char *err,
+                         size_t errlen)
 {
     const char *s = NULL;
     if (check_string(v, key, maxlen, &s, err, errlen) != 0)
         return -1;
     *out = strdup(s);
-    return *out ? 0 : fail(err, errlen, key, "out of memory");
+    return *out ? 0 : tb_config_fail(err, errlen, key, "out of memory");
 }
 
 /* Joins a relative path to base_dir (absolute paths, or no base_dir: a copy). */
@@ -431,10 +410,10 @@ static int resolve_path(const char *base_dir, const char *path, const char *key,
     size_t slen = (join && dir[dlen - 1] != '/') ? 1 : 0;
     size_t plen = strlen(path);
     if (dlen + slen + plen > CFG_PATH_MAX)
-        return fail(err, errlen, key, "path longer than %d bytes", CFG_PATH_MAX);
+        return tb_config_fail(err, errlen, key, "path longer than %d bytes", CFG_PATH_MAX);
     *out = malloc(dlen + slen + plen + 1);
     if (!*out)
-        return fail(err, errlen, key, "out of memory");
+        return tb_config_fail(err, errlen, key, "out of memory");
     memcpy(*out, dir, dlen);
     memcpy(*out + dlen, "/", slen);
     memcpy(*out + dlen + slen, path, plen + 1);
@@ -446,7 +425,7 @@ static int check_topic(const char *tpl, const char *key, char *err, size_t errle
     char reason[TB_CONFIG_ERR_LEN];
     tb_topic_tpl_t *t = tb_topic_tpl_parse(tpl, reason, sizeof(reason));
     if (!t)
-        return fail(err, errlen, key, "%s", reason);
+        return tb_config_fail(err, errlen, key, "%s", reason);
     tb_topic_tpl_free(t);
     return 0;
 }
@@ -457,11 +436,12 @@ static int check_string_value(const field_t *f, const char *s, const char *key, 
 {
     switch (f->kind) {
     case K_HOST:
-        return host_valid(s, strlen(s)) ? 0
-                                        : fail(err, errlen, key, "must be a host name or address");
+        return host_valid(s, strlen(s))
+                   ? 0
+                   : tb_config_fail(err, errlen, key, "must be a host name or address");
     case K_ALGORITHM:
-        if (name_index(algorithm_names, COUNT(algorithm_names), s) < 0)
-            return fail_one_of(err, errlen, key, algorithm_names, COUNT(algorithm_names));
+        if (tb_config_name_index(algorithm_names, COUNT(algorithm_names), s) < 0)
+            return tb_config_fail_one_of(err, errlen, key, algorithm_names, COUNT(algorithm_names));
         return 0;
     case K_TOPIC:
         return check_topic(s, key, err, errlen);
@@ -480,7 +460,7 @@ static int apply_string(void *sect, const field_t *f, json_t *v, const char *key
         return 0;
     }
     if (nullable && !json_is_string(v))
-        return fail(ctx->err, ctx->errlen, key, "must be a string or null");
+        return tb_config_fail(ctx->err, ctx->errlen, key, "must be a string or null");
     if (check_string(v, key, (size_t)f->hi, &s, ctx->err, ctx->errlen) != 0 ||
         check_string_value(f, s, key, ctx->err, ctx->errlen) != 0)
         return -1;
@@ -488,7 +468,7 @@ static int apply_string(void *sect, const field_t *f, json_t *v, const char *key
         if (resolve_path(ctx->base_dir, s, key, &copy, ctx->err, ctx->errlen) != 0)
             return -1;
     } else if (!(copy = strdup(s))) {
-        return fail(ctx->err, ctx->errlen, key, "out of memory");
+        return tb_config_fail(ctx->err, ctx->errlen, key, "out of memory");
     }
     replace_str(sect, f, copy);
     return 0;
@@ -499,7 +479,7 @@ static int apply_int(void *sect, const field_t *f, json_t *v, const char *key, c
 {
     json_int_t x;
     if (!json_is_integer(v))
-        return fail(err, errlen, key, "must be an integer");
+        return tb_config_fail(err, errlen, key, "must be an integer");
     x = json_integer_value(v);
     if (x < f->lo || x > f->hi)
         return fail_range(err, errlen, key, x, f->lo, f->hi);
@@ -511,7 +491,7 @@ static int apply_bool(void *sect, const field_t *f, json_t *v, const char *key, 
                       size_t errlen)
 {
     if (!json_is_boolean(v))
-        return fail(err, errlen, key, "must be true or false");
+        return tb_config_fail(err, errlen, key, "must be true or false");
     *(bool *)(void *)((char *)sect + f->off) = json_is_true(v);
     return 0;
 }
@@ -519,43 +499,44 @@ static int apply_bool(void *sect, const field_t *f, json_t *v, const char *key, 
 static int apply_slow(void *sect, const field_t *f, json_t *v, const char *key, char *err,
                       size_t errlen)
 {
-    int i =
-        json_is_string(v) ? name_index(slow_names, COUNT(slow_names), json_string_value(v)) : -1;
+    int i = json_is_string(v)
+                ? tb_config_name_index(slow_names, COUNT(slow_names), json_string_value(v))
+                : -1;
     if (i < 0)
-        return fail_one_of(err, errlen, key, slow_names, COUNT(slow_names));
+        return tb_config_fail_one_of(err, errlen, key, slow_names, COUNT(slow_names));
     *(tb_slow_policy_t *)(void *)((char *)sect + f->off) = (tb_slow_policy_t)i;
     return 0;
 }
 
 /* An array of strings each passing ok(), as a NULL-terminated copy; what names one element. */
-static int parse_strv(json_t *v, const char *key, str_check_fn ok, const char *what, char ***out,
-                      size_t *n_out, char *err, size_t errlen)
+int tb_config_strv(json_t *v, const char *key, tb_config_str_check_fn ok, const char *what,
+                   char ***out, size_t *n_out, char *err, size_t errlen)
 {
-    char elkey[CFG_KEY_MAX];
+    char elkey[TB_CONFIG_KEY_MAX];
     size_t n, i;
     json_t *el;
     char **arr;
     if (!json_is_array(v))
-        return fail(err, errlen, key, "must be an array of strings");
+        return tb_config_fail(err, errlen, key, "must be an array of strings");
     n = json_array_size(v);
     arr = calloc(n + 1, sizeof(*arr));
     if (!arr)
-        return fail(err, errlen, key, "out of memory");
+        return tb_config_fail(err, errlen, key, "out of memory");
     json_array_foreach(v, i, el)
     {
         const char *s;
-        key_index(elkey, key, i);
+        tb_config_key_index(elkey, key, i);
         if (!json_is_string(el)) {
-            fail(err, errlen, elkey, "must be a string");
+            tb_config_fail(err, errlen, elkey, "must be a string");
             goto fail;
         }
         s = json_string_value(el);
-        if (json_string_length(el) > CFG_STR_MAX || !ok(s)) {
-            fail(err, errlen, elkey, "\"%s\" is not a valid %s", s, what);
+        if (json_string_length(el) > TB_CONFIG_STR_MAX || !ok(s)) {
+            tb_config_fail(err, errlen, elkey, "\"%s\" is not a valid %s", s, what);
             goto fail;
         }
         if (!(arr[i] = strdup(s))) {
-            fail(err, errlen, elkey, "out of memory");
+            tb_config_fail(err, errlen, elkey, "out of memory");
             goto fail;
         }
     }
@@ -563,7 +544,7 @@ static int parse_strv(json_t *v, const char *key, str_check_fn ok, const char *w
     *n_out = n;
     return 0;
 fail:
-    free_strv(arr);
+    tb_config_strv_free(arr);
     return -1;
 }
 
@@ -581,8 +562,8 @@ static int apply_field(void *sect, const field_t *f, json_t *v, const char *key,
         return apply_slow(sect, f, v, key, ctx->err, ctx->errlen);
     case K_ORIGINS:
     case K_ROOMS:
-        if (parse_strv(v, key, rooms ? tb_room_pattern_valid : origin_valid,
-                       rooms ? "room pattern" : "origin", &arr, &n, ctx->err, ctx->errlen) != 0)
+        if (tb_config_strv(v, key, rooms ? tb_room_pattern_valid : origin_valid,
+                           rooms ? "room pattern" : "origin", &arr, &n, ctx->err, ctx->errlen) != 0)
             return -1;
         replace_strv(sect, f, arr, n);
         return 0;
@@ -597,17 +578,17 @@ static int apply_section(tb_config_t *cfg, const section_t *s, json_t *obj, cons
     const char *name;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(ctx->err, ctx->errlen, s->name, "must be an object");
+        return tb_config_fail(ctx->err, ctx->errlen, s->name, "must be an object");
     json_object_foreach(obj, name, v)
     {
-        char key[CFG_KEY_MAX];
+        char key[TB_CONFIG_KEY_MAX];
         const field_t *f = NULL;
-        key_join(key, s->name, name);
+        tb_config_key_join(key, s->name, name);
         for (size_t i = 0; i < s->n_fields && !f; i++)
             if (strcmp(s->fields[i].key, name) == 0)
                 f = &s->fields[i];
         if (!f)
-            return fail(ctx->err, ctx->errlen, key, "unknown key");
+            return tb_config_fail(ctx->err, ctx->errlen, key, "unknown key");
         if (apply_field(sect, f, v, key, ctx) != 0)
             return -1;
     }
@@ -622,24 +603,24 @@ static int apply_groups(tb_config_t *cfg, json_t *obj, char *err, size_t errlen)
     const char *name;
     json_t *v;
     if (!json_is_object(obj))
-        return fail(err, errlen, "groups", "must be an object");
+        return tb_config_fail(err, errlen, "groups", "must be an object");
     n = json_object_size(obj);
     if (n > 0 && !(groups = calloc(n, sizeof(*groups))))
-        return fail(err, errlen, "groups", "out of memory");
+        return tb_config_fail(err, errlen, "groups", "out of memory");
     json_object_foreach(obj, name, v)
     {
-        char key[CFG_KEY_MAX];
-        key_join(key, "groups", name);
+        char key[TB_CONFIG_KEY_MAX];
+        tb_config_key_join(key, "groups", name);
         if (!tb_id_valid(name, strlen(name))) {
-            fail(err, errlen, key, "not a valid group name");
+            tb_config_fail(err, errlen, key, "not a valid group name");
             goto fail;
         }
         if (!(groups[i].name = strdup(name))) {
-            fail(err, errlen, key, "out of memory");
+            tb_config_fail(err, errlen, key, "out of memory");
             goto fail;
         }
-        if (parse_strv(v, key, device_pattern_valid, "device pattern", &groups[i].patterns,
-                       &groups[i].n_patterns, err, errlen) != 0)
+        if (tb_config_strv(v, key, tb_config_device_pattern_valid, "device pattern",
+                           &groups[i].patterns, &groups[i].n_patterns, err, errlen) != 0)
             goto fail;
         i++;
     }
@@ -652,175 +633,44 @@ fail:
     return -1;
 }
 
-static int check_known_keys(json_t *obj, const char *parent, const char *const *names, size_t n,
-                            char *err, size_t errlen)
+int tb_config_known_keys(json_t *obj, const char *parent, const char *const *names, size_t n,
+                         char *err, size_t errlen)
 {
     const char *name;
     json_t *v;
     json_object_foreach(obj, name, v)
     {
-        char key[CFG_KEY_MAX];
-        if (name_index(names, n, name) >= 0)
+        char key[TB_CONFIG_KEY_MAX];
+        if (tb_config_name_index(names, n, name) >= 0)
             continue;
-        key_join(key, parent, name);
-        return fail(err, errlen, key, "unknown key");
+        tb_config_key_join(key, parent, name);
+        return tb_config_fail(err, errlen, key, "unknown key");
     }
     return 0;
 }
 
 /* obj[name] into *v, its dotted key into key; absent: an error when required, else *v NULL. */
-static int get_member(json_t *obj, const char *parent, const char *name, bool required, json_t **v,
-                      char key[CFG_KEY_MAX], char *err, size_t errlen)
+int tb_config_member(json_t *obj, const char *parent, const char *name, bool required, json_t **v,
+                     char key[TB_CONFIG_KEY_MAX], char *err, size_t errlen)
 {
-    key_join(key, parent, name);
+    tb_config_key_join(key, parent, name);
     *v = json_object_get(obj, name);
     if (!*v && required)
-        return fail(err, errlen, key, "is required");
+        return tb_config_fail(err, errlen, key, "is required");
     return 0;
 }
 
-static int alert_number(json_t *obj, const char *akey, const char *name, bool required, double *out,
-                        bool *present, char *err, size_t errlen)
-{
-    char key[CFG_KEY_MAX];
-    json_t *v;
-    if (get_member(obj, akey, name, required, &v, key, err, errlen) != 0)
-        return -1;
-    if (present)
-        *present = v != NULL;
-    if (!v)
-        return 0;
-    if (!json_is_number(v))
-        return fail(err, errlen, key, "must be a number");
-    *out = json_number_value(v);
-    return 0;
-}
-
-static int alert_text(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
-{
-    char key[CFG_KEY_MAX];
-    json_t *v;
-    if (get_member(obj, akey, "name", true, &v, key, err, errlen) != 0 ||
-        dup_string(v, key, CFG_STR_MAX, &a->name, err, errlen) != 0)
-        return -1;
-    if (get_member(obj, akey, "field", true, &v, key, err, errlen) != 0 ||
-        dup_string(v, key, CFG_STR_MAX, &a->field, err, errlen) != 0)
-        return -1;
-    if (get_member(obj, akey, "severity", false, &v, key, err, errlen) != 0)
-        return -1;
-    if (v)
-        return dup_string(v, key, CFG_STR_MAX, &a->severity, err, errlen);
-    a->severity = strdup(ALERT_DEFAULT_SEVERITY);
-    return a->severity ? 0 : fail(err, errlen, key, "out of memory");
-}
-
-/* A clear level is hysteresis on the side the rule fires from, so it must not cross the
- * threshold; it means nothing for == and !=. */
-static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char *err, size_t errlen)
-{
-    bool fires_above = a->op == TB_OP_GT || a->op == TB_OP_GE;
-    bool fires_below = a->op == TB_OP_LT || a->op == TB_OP_LE;
-    char key[CFG_KEY_MAX];
-    if (a->has_clear_below) {
-        key_join(key, akey, "clear_below");
-        if (!fires_above)
-            return fail(err, errlen, key, "only applies to op > and >=");
-        if (a->clear_below > a->threshold)
-            return fail(err, errlen, key, "must be <= threshold");
-    }
-    if (a->has_clear_above) {
-        key_join(key, akey, "clear_above");
-        if (!fires_below)
-            return fail(err, errlen, key, "only applies to op < and <=");
-        if (a->clear_above < a->threshold)
-            return fail(err, errlen, key, "must be >= threshold");
-    }
-    return 0;
-}
-
-static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
-{
-    char key[CFG_KEY_MAX];
-    json_t *v;
-    int op;
-    if (get_member(obj, akey, "op", true, &v, key, err, errlen) != 0)
-        return -1;
-    op = json_is_string(v) ? name_index(op_names, COUNT(op_names), json_string_value(v)) : -1;
-    if (op < 0)
-        return fail_one_of(err, errlen, key, op_names, COUNT(op_names));
-    a->op = (tb_alert_op_t)op;
-    if (alert_number(obj, akey, "threshold", true, &a->threshold, NULL, err, errlen) != 0 ||
-        alert_number(obj, akey, "clear_below", false, &a->clear_below, &a->has_clear_below, err,
-                     errlen) != 0 ||
-        alert_number(obj, akey, "clear_above", false, &a->clear_above, &a->has_clear_above, err,
-                     errlen) != 0)
-        return -1;
-    return alert_check_clear(a, akey, err, errlen);
-}
-
-static int alert_devices(json_t *obj, const char *akey, tb_config_alert_t *a, char *err,
-                         size_t errlen)
-{
-    char key[CFG_KEY_MAX];
-    json_t *v;
-    if (get_member(obj, akey, "devices", false, &v, key, err, errlen) != 0)
-        return -1;
-    if (v && json_is_array(v) && json_array_size(v) == 0)
-        return fail(err, errlen, key, "must not be empty (leave it out for every device)");
-    if (v)
-        return parse_strv(v, key, device_pattern_valid, "device pattern", &a->devices,
-                          &a->n_devices, err, errlen);
-    a->devices = calloc(2, sizeof(*a->devices));
-    if (!a->devices || !(a->devices[0] = strdup(ALERT_DEFAULT_DEVICES)))
-        return fail(err, errlen, key, "out of memory");
-    a->n_devices = 1;
-    return 0;
-}
-
-static int parse_alert(json_t *obj, const char *akey, tb_config_alert_t *a, char *err,
-                       size_t errlen)
-{
-    if (!json_is_object(obj))
-        return fail(err, errlen, akey, "must be an object");
-    if (check_known_keys(obj, akey, alert_keys, COUNT(alert_keys), err, errlen) != 0 ||
-        alert_text(obj, akey, a, err, errlen) != 0 || alert_rule(obj, akey, a, err, errlen) != 0 ||
-        alert_devices(obj, akey, a, err, errlen) != 0)
-        return -1;
-    return 0;
-}
-
+/* alerts: the rules (alerts_config.c), replacing the whole list. */
 static int apply_alerts(tb_config_t *cfg, json_t *arr, char *err, size_t errlen)
 {
-    tb_config_alert_t *alerts = NULL;
-    size_t n, i;
-    json_t *obj;
-    if (!json_is_array(arr))
-        return fail(err, errlen, "alerts", "must be an array");
-    n = json_array_size(arr);
-    if (n > 0 && !(alerts = calloc(n, sizeof(*alerts))))
-        return fail(err, errlen, "alerts", "out of memory");
-    json_array_foreach(arr, i, obj)
-    {
-        char akey[CFG_KEY_MAX];
-        char key[CFG_KEY_MAX];
-        key_index(akey, "alerts", i);
-        if (parse_alert(obj, akey, &alerts[i], err, errlen) != 0)
-            goto fail;
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(alerts[j].name, alerts[i].name) != 0)
-                continue;
-            key_join(key, akey, "name");
-            fail(err, errlen, key, "duplicate alert name \"%s\"", alerts[i].name);
-            goto fail;
-        }
-    }
-    tb_config_alerts_free(cfg->alerts, cfg->n_alerts);
+    tb_config_alert_t *alerts;
+    size_t n;
+    if (tb_alerts_parse(arr, &alerts, &n, err, errlen) != 0)
+        return -1;
+    tb_alerts_free(cfg->alerts, cfg->n_alerts);
     cfg->alerts = alerts;
     cfg->n_alerts = n;
     return 0;
-fail:
-    tb_config_alerts_free(alerts, n);
-    return -1;
 }
 
 /*
@@ -831,12 +681,12 @@ fail:
 static int check_cross(const tb_config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->admin.port != 0 && cfg->admin.port == cfg->listen.port)
-        return fail(err, errlen, "admin.port", "must differ from listen.port (%d)",
-                    cfg->listen.port);
+        return tb_config_fail(err, errlen, "admin.port", "must differ from listen.port (%d)",
+                              cfg->listen.port);
     if (cfg->heartbeat.pong_timeout_s <= cfg->heartbeat.ping_interval_s)
-        return fail(err, errlen, "heartbeat.pong_timeout_s",
-                    "must be greater than heartbeat.ping_interval_s (%d)",
-                    cfg->heartbeat.ping_interval_s);
+        return tb_config_fail(err, errlen, "heartbeat.pong_timeout_s",
+                              "must be greater than heartbeat.ping_interval_s (%d)",
+                              cfg->heartbeat.ping_interval_s);
     return 0;
 }
 
@@ -858,7 +708,7 @@ static int apply_root(tb_config_t *cfg, json_t *root, const ctx_t *ctx)
         else if (strcmp(name, "alerts") == 0)
             rc = apply_alerts(cfg, v, ctx->err, ctx->errlen);
         else
-            rc = fail(ctx->err, ctx->errlen, name, "unknown key");
+            rc = tb_config_fail(ctx->err, ctx->errlen, name, "unknown key");
         if (rc != 0)
             return -1;
     }
@@ -873,14 +723,15 @@ int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_di
     json_t *root;
     int rc;
     if (!text)
-        return fail(err, errlen, NULL, "no configuration text");
+        return tb_config_fail(err, errlen, NULL, "no configuration text");
     root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return fail(err, errlen, NULL, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return tb_config_fail(err, errlen, NULL, "line %d, column %d: %s", jerr.line, jerr.column,
+                              jerr.text);
     if (json_is_object(root))
         rc = apply_root(cfg, root, &ctx);
     else
-        rc = fail(err, errlen, NULL, "the top level must be a JSON object");
+        rc = tb_config_fail(err, errlen, NULL, "the top level must be a JSON object");
     json_decref(root);
     return rc;
 }
@@ -890,7 +741,7 @@ static int fail_errno(char *err, size_t errlen, const char *key, int errnum)
     char msg[TB_CONFIG_ERR_LEN];
     if (strerror_r(errnum, msg, sizeof(msg)) != 0)
         snprintf(msg, sizeof(msg), "error %d", errnum);
-    return fail(err, errlen, key, "%s", msg);
+    return tb_config_fail(err, errlen, key, "%s", msg);
 }
 
 /* The file as a NUL-terminated heap string of at most CFG_FILE_MAX bytes, or NULL + err. */
@@ -900,13 +751,13 @@ static char *read_file(const char *path, char *err, size_t errlen)
     size_t n;
     int rc = tb_read_file(path, CFG_FILE_MAX, &buf, &n);
     if (rc == -EFBIG)
-        fail(err, errlen, path, "larger than %d bytes", CFG_FILE_MAX);
+        tb_config_fail(err, errlen, path, "larger than %d bytes", CFG_FILE_MAX);
     else if (rc == -ENOMEM)
-        fail(err, errlen, path, "out of memory");
+        tb_config_fail(err, errlen, path, "out of memory");
     else if (rc)
         fail_errno(err, errlen, path, -rc);
     else if (memchr(buf, '\0', n))
-        fail(err, errlen, path, "contains a NUL byte");
+        tb_config_fail(err, errlen, path, "contains a NUL byte");
     else
         return buf;
     free(buf);
@@ -921,11 +772,11 @@ int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t er
     char *path_copy = NULL;
     int rc = -1;
     if (!path)
-        return fail(err, errlen, NULL, "no config file given");
+        return tb_config_fail(err, errlen, NULL, "no config file given");
     if (!(text = read_file(path, err, errlen)))
         goto out;
     if (!(dir_copy = strdup(path)) || !(path_copy = strdup(path))) {
-        fail(err, errlen, path, "out of memory");
+        tb_config_fail(err, errlen, path, "out of memory");
         goto out;
     }
     free(cfg->path);
@@ -933,7 +784,7 @@ int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t er
     path_copy = NULL;
     rc = tb_config_apply_json(cfg, text, dirname(dir_copy), reason, sizeof(reason));
     if (rc != 0)
-        fail(err, errlen, path, "%s", reason);
+        tb_config_fail(err, errlen, path, "%s", reason);
 out:
     free(text);
     free(dir_copy);
@@ -965,7 +816,7 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
     char *copy;
     int num;
     if (!hp)
-        return fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT");
+        return tb_config_fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT");
     if (hp[0] == '[') {
         h = hp + 1;
         h_end = strchr(h, ']');
@@ -976,11 +827,13 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
         p = (h_end && !memchr(hp, ':', (size_t)(h_end - hp))) ? h_end + 1 : NULL;
     }
     if (!p || !host_valid(h, (size_t)(h_end - h)) || parse_port_digits(p, &num) != 0)
-        return fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
+        return tb_config_fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"",
+                              hp);
     if (num < PORT_MIN || num > PORT_MAX)
-        return fail(err, errlen, flag, "port must be between %d and %d", PORT_MIN, PORT_MAX);
+        return tb_config_fail(err, errlen, flag, "port must be between %d and %d", PORT_MIN,
+                              PORT_MAX);
     if (!(copy = strndup(h, (size_t)(h_end - h))))
-        return fail(err, errlen, flag, "out of memory");
+        return tb_config_fail(err, errlen, flag, "out of memory");
     free(*host);
     *host = copy;
     *port = num;
@@ -1012,14 +865,14 @@ int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t
 /* Doubles up to 2^53 hold integers exactly: show 30, not 30.0, for a threshold written 30. */
 #define EXACT_INT_LIMIT 9007199254740992.0
 
-static json_t *number_to_json(double x)
+json_t *tb_config_number_json(double x)
 {
     if (x > -EXACT_INT_LIMIT && x < EXACT_INT_LIMIT && (double)(json_int_t)x == x)
         return json_integer((json_int_t)x);
     return json_real(x);
 }
 
-static json_t *strv_to_json(char *const *v, size_t n)
+json_t *tb_config_strv_json(char *const *v, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
@@ -1049,8 +902,8 @@ static json_t *field_to_json(const char *sect, const field_t *f)
         return json_string(slow_name(*(const tb_slow_policy_t *)p));
     case K_ORIGINS:
     case K_ROOMS:
-        return strv_to_json(*(char *const *const *)p,
-                            *(const size_t *)(const void *)(sect + f->n_off));
+        return tb_config_strv_json(*(char *const *const *)p,
+                                   *(const size_t *)(const void *)(sect + f->n_off));
     default:
         s = *(const char *const *)p;
         return s ? json_string(s) : json_null();
@@ -1075,43 +928,13 @@ static json_t *groups_to_json(const tb_config_t *cfg)
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < cfg->n_groups; i++) {
         const tb_config_group_t *g = &cfg->groups[i];
-        if (json_object_set_new(obj, g->name, strv_to_json(g->patterns, g->n_patterns)) != 0) {
+        if (json_object_set_new(obj, g->name, tb_config_strv_json(g->patterns, g->n_patterns)) !=
+            0) {
             json_decref(obj);
             return NULL;
         }
     }
     return obj;
-}
-
-static json_t *alert_to_json(const tb_config_alert_t *a)
-{
-    json_t *obj = json_pack("{s:s, s:s, s:s, s:o}", "name", a->name, "field", a->field, "op",
-                            tb_config_op_name(a->op), "threshold", number_to_json(a->threshold));
-    if (obj && a->has_clear_below &&
-        json_object_set_new(obj, "clear_below", number_to_json(a->clear_below)) != 0)
-        goto fail;
-    if (obj && a->has_clear_above &&
-        json_object_set_new(obj, "clear_above", number_to_json(a->clear_above)) != 0)
-        goto fail;
-    if (obj && (json_object_set_new(obj, "severity", json_string(a->severity)) != 0 ||
-                json_object_set_new(obj, "devices", strv_to_json(a->devices, a->n_devices)) != 0))
-        goto fail;
-    return obj;
-fail:
-    json_decref(obj);
-    return NULL;
-}
-
-static json_t *alerts_to_json(const tb_config_t *cfg)
-{
-    json_t *arr = json_array();
-    for (size_t i = 0; arr && i < cfg->n_alerts; i++) {
-        if (json_array_append_new(arr, alert_to_json(&cfg->alerts[i])) != 0) {
-            json_decref(arr);
-            return NULL;
-        }
-    }
-    return arr;
 }
 
 /* The secret itself is never shown, only where it comes from. */
@@ -1130,7 +953,8 @@ static json_t *top_to_json(const tb_config_t *cfg, const char *name)
     for (size_t i = 0; i < COUNT(sections); i++)
         if (strcmp(sections[i].name, name) == 0)
             return section_to_json(cfg, &sections[i]);
-    return strcmp(name, "groups") == 0 ? groups_to_json(cfg) : alerts_to_json(cfg);
+    return strcmp(name, "groups") == 0 ? groups_to_json(cfg)
+                                       : tb_alerts_to_json(cfg->alerts, cfg->n_alerts);
 }
 
 json_t *tb_config_to_json(const tb_config_t *cfg)

@@ -847,7 +847,7 @@ void tb_hub_destroy(tb_hub_t *h)
     tb_history_destroy(h->hist);
     free(h->events);
     if (h->alerts_owned)
-        tb_config_alerts_free(h->alerts, h->n_alerts);
+        tb_alerts_free(h->alerts, h->n_alerts);
     free(h->buckets);
     free(h);
 }
@@ -1040,13 +1040,13 @@ int tb_hub_set_alerts(tb_hub_t *h, tb_config_alert_t *alerts, size_t n, char *er
     if (n)
         reorder_marks(h, from, tmp);
     if (h->alerts_owned)
-        tb_config_alerts_free(h->alerts, h->n_alerts);
+        tb_alerts_free(h->alerts, h->n_alerts);
     h->alerts = alerts;
     h->alerts_owned = true;
     alerts = NULL;
     rc = 0;
 done:
-    tb_config_alerts_free(alerts, n);
+    tb_alerts_free(alerts, n);
     free(from);
     free(tmp);
     return rc;

@@ -41,4 +41,20 @@ size_t tb_alerts_eval(const tb_config_alert_t *rules, size_t n, const char *devi
 json_t *tb_alerts_payload(const tb_config_alert_t *rule, const tb_alert_event_t *ev,
                           const char *device, const char *alert_id, const char *timestamp);
 
+/*
+ * The `alerts` array of the configuration file (alerts_config.c; config.c calls it, and
+ * docs/configuration.md describes the rules): parsed and checked into a new array in *out
+ * (n_out rules; free with tb_alerts_free()). -1 with "alerts[i].key: …" in err (errlen bytes)
+ * and nothing allocated when a rule is malformed or two share a name.
+ */
+int tb_alerts_parse(const json_t *arr, tb_config_alert_t **out, size_t *n_out, char *err,
+                    size_t errlen);
+/* The rules as the configuration file would hold them (defaults filled in); caller owns it,
+ * NULL when out of memory. */
+json_t *tb_alerts_to_json(const tb_config_alert_t *alerts, size_t n);
+/* Frees alerts[0..n) and the rules' strings. NULL is a no-op. */
+void tb_alerts_free(tb_config_alert_t *alerts, size_t n);
+/* The operator's text (">", ">=", …), "?" out of range. */
+const char *tb_alerts_op_name(tb_alert_op_t op);
+
 #endif

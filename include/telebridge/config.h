@@ -162,10 +162,4 @@ json_t *tb_config_to_json(const tb_config_t *cfg);
 /* Releases everything *cfg owns and zeroes it. Safe on a zeroed or partly loaded config. */
 void tb_config_free(tb_config_t *cfg);
 
-/* Releases an alerts array taken out of a config (and its rules' strings). NULL is a no-op. */
-void tb_config_alerts_free(tb_config_alert_t *alerts, size_t n);
-
-/* The alert operator's text (">", ">=", …). */
-const char *tb_config_op_name(tb_alert_op_t op);
-
 #endif

@@ -37,7 +37,7 @@ typedef struct tb_server tb_server_t;
 typedef struct {
     tb_groups_t *groups;
     tb_auth_t *auth;
-    tb_config_alert_t *alerts; /* freed with tb_config_alerts_free() */
+    tb_config_alert_t *alerts; /* freed with tb_alerts_free() */
     size_t n_alerts;
 } tb_server_reload_t;
 
