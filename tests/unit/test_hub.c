@@ -6,13 +6,14 @@
 #include <cmocka.h>
 
 #include <jansson.h>
-#include <jwt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "telebridge/auth.h"
 #include "telebridge/hub.h"
 #include "telebridge/util.h"
+
+#include "fixtures.h"
 
 #define SECRET "unit-test-secret-unit-test-secret"
 #define MAX_CLIENTS 8
@@ -56,18 +57,10 @@ static void do_drop(void *transport, void *io)
     ((fake_io_t *)io)->drops++;
 }
 
+/* A token for sub expiring exp_in seconds from now, with the members of rooms_json (or NULL). */
 static char *mint(const char *sub, const char *rooms_json, long exp_in)
 {
-    jwt_t *jwt = NULL;
-    jwt_new(&jwt);
-    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET));
-    jwt_add_grant(jwt, "sub", sub);
-    jwt_add_grant_int(jwt, "exp", (long)(tb_now_ms() / 1000) + exp_in);
-    if (rooms_json)
-        jwt_add_grants_json(jwt, rooms_json);
-    char *tok = jwt_encode_str(jwt);
-    jwt_free(jwt);
-    return tok;
+    return fixtures_mint(SECRET, sub, tb_now_ms() / 1000 + exp_in, rooms_json);
 }
 
 static tb_grant_t *grant_for(fixture_t *f, const char *sub, const char *rooms_json, long exp_in)
@@ -82,8 +75,6 @@ static tb_grant_t *grant_for(fixture_t *f, const char *sub, const char *rooms_js
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    char err[TB_CONFIG_ERR_LEN];
-    setenv("TELEBRIDGE_JWT_SECRET", SECRET, 1);
     assert_int_equal(tb_config_defaults(&f->cfg), 0);
     f->cfg.limits.send_queue_messages = 16;
     f->cfg.limits.max_rooms_per_connection = 3;
@@ -95,8 +86,7 @@ static int setup(void **state)
     f->cfg.groups[0].patterns = calloc(3, sizeof(char *)); /* NULL-terminated, as config.h */
     f->cfg.groups[0].patterns[0] = strdup("sensor-temp-001");
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
-    f->auth = tb_auth_create(&f->cfg.auth, err, sizeof(err));
-    assert_non_null(f->auth);
+    f->auth = fixtures_auth(&f->cfg.auth, SECRET);
     tb_hub_opts_t o = {.cfg = &f->cfg,
                        .auth = f->auth,
                        .io = {want_write, do_close, do_ping, do_drop},
@@ -149,6 +139,14 @@ static void expect_type(fixture_t *f, tb_conn_t *c, const char *type)
     json_decref(j);
 }
 
+/* open_conn(), then takes the `connected` message every connection gets first. */
+static tb_conn_t *open_connected(fixture_t *f, int i, const char *rooms_json)
+{
+    tb_conn_t *c = open_conn(f, i, rooms_json);
+    expect_type(f, c, "connected");
+    return c;
+}
+
 static void send_text(fixture_t *f, tb_conn_t *c, const char *text)
 {
     tb_hub_conn_receive(f->hub, c, text, strlen(text));
@@ -159,6 +157,13 @@ static void subscribe(fixture_t *f, tb_conn_t *c, const char *rooms_json)
     char buf[256];
     snprintf(buf, sizeof(buf), "{\"type\":\"subscribe\",\"payload\":{\"rooms\":%s}}", rooms_json);
     send_text(f, c, buf);
+}
+
+/* subscribe(), then takes its `subscribed` answer. */
+static void subscribe_ok(fixture_t *f, tb_conn_t *c, const char *rooms_json)
+{
+    subscribe(f, c, rooms_json);
+    expect_type(f, c, "subscribed");
 }
 
 static void ingest(fixture_t *f, tb_msg_kind_t kind, const char *device, const char *group)
@@ -228,10 +233,8 @@ static void test_connected_first(void **state)
 static void test_at_most_once_across_rooms(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *all = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    tb_conn_t *other = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
-    expect_type(f, all, "connected");
-    expect_type(f, other, "connected");
+    tb_conn_t *all = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *other = open_connected(f, 1, "{\"rooms\":[\"*\"]}");
     subscribe(f, all, "[\"device:sensor-hum-7\",\"group:building-a\",\"global\"]");
     subscribe(f, other, "[\"device:sensor-x\"]");
     expect_type(f, all, "subscribed");
@@ -257,10 +260,8 @@ static void test_at_most_once_across_rooms(void **state)
 static void test_group_from_topic_and_config(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"group:*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"group:site-9\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"group:*\"]}");
+    subscribe_ok(f, c, "[\"group:site-9\"]");
     ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9");       /* group from the topic */
     ingest(f, TB_MSG_TELEMETRY, "dev-2", NULL);           /* in no group */
     ingest(f, TB_MSG_TELEMETRY, "sensor-temp-001", NULL); /* only in building-a */
@@ -271,8 +272,7 @@ static void test_group_from_topic_and_config(void **state)
 static void test_forbidden_and_partial_subscribe(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"device:sensor-*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"device:sensor-*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"request_id\":\"r1\",\"payload\":{\"rooms\":"
               "[\"device:sensor-1\",\"global\",\"bogus\"]}}");
@@ -301,8 +301,7 @@ static void test_forbidden_and_partial_subscribe(void **state)
 static void test_since_reports_not_recovered(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],"
               "\"since\":{\"epoch\":\"00000000000000e2\",\"seq\":0}}}");
@@ -326,8 +325,7 @@ static void test_since_reports_not_recovered(void **state)
 static void test_too_many_rooms(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"device:a\",\"device:b\",\"device:c\",\"device:d\",\"device:a\"]");
     json_t *j = next_json(f, c);
     assert_int_equal(json_array_size(json_object_get(json_object_get(j, "payload"), "rooms")), 4);
@@ -344,10 +342,8 @@ static void test_too_many_rooms(void **state)
 static void test_unsubscribe_and_ping(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"global\",\"device:a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"global\",\"device:a\"]");
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\",\"device:z\"]}}");
     json_t *j = next_json(f, c);
     assert_string_equal(type_of(j), "unsubscribed");
@@ -378,8 +374,7 @@ static void expect_error_code(fixture_t *f, tb_conn_t *c, const char *code)
 static void test_bad_client_messages_keep_connection(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c, "not json");
     expect_error_code(f, c, "bad_request");
     send_text(f, c, "{\"type\":\"dance\"}");
@@ -400,11 +395,9 @@ static void test_slow_consumer_disconnect(void **state)
 {
     fixture_t *f = *state;
     tb_conn_t *slow = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    tb_conn_t *fast = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
-    expect_type(f, fast, "connected");
+    tb_conn_t *fast = open_connected(f, 1, "{\"rooms\":[\"*\"]}");
     subscribe(f, slow, "[\"global\"]");
-    subscribe(f, fast, "[\"global\"]");
-    expect_type(f, fast, "subscribed");
+    subscribe_ok(f, fast, "[\"global\"]");
     /* slow already holds connected + subscribed: 14 more fill its bound of 16. */
     for (int i = 0; i < 40; i++) {
         ingest(f, TB_MSG_TELEMETRY, "d", NULL);
@@ -422,10 +415,8 @@ static void test_drop_oldest_keeps_latest(void **state)
 {
     fixture_t *f = *state;
     f->cfg.limits.slow_consumer = TB_SLOW_DROP_OLDEST;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"global\"]");
     for (int i = 0; i < 100; i++)
         ingest(f, TB_MSG_TELEMETRY, "d", NULL);
     assert_int_equal(tb_hub_conn_queued(c), 16);
@@ -439,8 +430,7 @@ static void test_drop_oldest_keeps_latest(void **state)
 static void test_rate_limit(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     int pongs = 0, limited = 0;
     /* A limit of 50 a second: 120 messages, sent far faster than that, must hit it even if
      * the loop happens to straddle a second boundary. */
@@ -588,8 +578,7 @@ static void test_snapshot_then_live(void **state)
     ingest_fields(f, "sensor-hum-7", "{\"humidity\": 40}");
     ingest(f, TB_MSG_STATUS, "sensor-hum-7", NULL);
     ingest_fields(f, "other", "{\"x\": 1}");
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"group:building-a\",\"device:sensor-hum-7\"]");
     json_t *j = next_json(f, c);
     assert_string_equal(type_of(j), "subscribed");
@@ -624,8 +613,7 @@ static void test_since_replays_owed_messages(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < 6; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a: 1 3 5, b: 2 4 6 */
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
               "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":1}}}");
@@ -657,8 +645,7 @@ static void test_large_replay_is_paced(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < 200; i++)
         ingest_fields(f, "a", "{\"n\": 1}");
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
               "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
@@ -687,8 +674,7 @@ static void test_catch_up_past_history_closes(void **state)
     rebuild_hub(f);
     for (int i = 0; i < 30; i++)
         ingest_fields(f, "a", "{\"n\": 1}");
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
               "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
@@ -723,10 +709,8 @@ static void test_alert_hysteresis(void **state)
     f->cfg.alerts = a;
     f->cfg.n_alerts = 1;
     rebuild_hub(f);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"global\"]");
     const double temps[] = {25,   31, 29.5, 30.5, 31, 29.2, 28, 29.9,
                             30.5, 31, 28.9, 30,   35, 29.1, 20};
     char fields[64], fired_id[128] = "";
@@ -845,10 +829,8 @@ static void test_alert_rules_reload(void **state)
 static void test_publish_routes_to_room(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    tb_conn_t *d = open_conn(f, 1, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    expect_type(f, d, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    tb_conn_t *d = open_connected(f, 1, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"group:ops\"]");
     subscribe(f, d, "[\"global\"]");
     expect_type(f, c, "subscribed");
@@ -888,10 +870,8 @@ static void subscribe_since(fixture_t *f, tb_conn_t *c, const char *rooms_json, 
 static void test_since_skips_what_another_room_brought(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"global\"]");
     for (json_int_t i = 1; i <= 20; i++) {
         ingest_fields(f, "x", "{\"n\": 1}");
         json_t *j = next_json(f, c);
@@ -913,10 +893,8 @@ static void test_since_skips_what_another_room_brought(void **state)
 static void test_since_replays_only_what_other_rooms_missed(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"group:building-a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"group:building-a\"]");
     for (int i = 0; i < 10; i++) {
         ingest_fields(f, i % 2 ? "outside" : "sensor-hum-1", "{\"n\": 1}"); /* hum-1: odd */
         if (i % 2 == 0) {
@@ -949,8 +927,7 @@ static void test_snapshot_waits_for_older_replay(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < 40; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd seqs, b even, up to 40 */
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe_since(f, c, "[\"device:a\"]", 0, true);
     subscribe(f, c, "[\"global\"]");     /* snapshot of a (39) and b (40), as of seq 40 */
     ingest_fields(f, "b", "{\"n\": 2}"); /* 41 */
@@ -986,8 +963,7 @@ static void test_subscribe_while_catching_up(void **state)
     fixture_t *f = *state;
     for (int i = 0; i < 40; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd seqs, b even, up to 40 */
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     send_text(f, c,
               "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
               "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":0}}}");
@@ -1059,10 +1035,8 @@ static void test_unsubscribe_drops_pending_snapshot(void **state)
 {
     fixture_t *f = *state;
     ingest_hum_devices(f, 30);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"group:building-a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
     int before;
@@ -1077,8 +1051,7 @@ static void test_narrowing_refresh_drops_pending_snapshot(void **state)
 {
     fixture_t *f = *state;
     ingest_hum_devices(f, 30);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"global\"]");
     subscribe(f, c, "[\"device:sensor-hum-3\"]"); /* its snapshot waits behind global's */
     char *tok = mint("alice", "{\"rooms\":[\"device:sensor-hum-3\"]}", 3600);
@@ -1104,8 +1077,7 @@ static void test_unsubscribe_keeps_snapshot_global_holds(void **state)
     fixture_t *f = *state;
     ingest_hum_devices(f, 20);
     ingest_fields(f, "outside", "{\"h\": 1}");
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"group:building-a\",\"global\"]");
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
     int before, after = snapshots_after(f, c, "unsubscribed", &before);
@@ -1147,10 +1119,8 @@ static void test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe(void **st
         ingest(f, TB_MSG_TELEMETRY, id, "floor-1"); /* seqs 1..30 */
     }
     ingest(f, TB_MSG_TELEMETRY, "outside", "floor-1"); /* 31: not in building-a */
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"device:sensor-hum-3\",\"group:floor-1\",\"group:building-a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"device:sensor-hum-3\",\"group:floor-1\",\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 19 snapshot frames still wait */
     send_text(f, c,
               "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":"
@@ -1191,8 +1161,7 @@ static void test_handed_snapshot_keeps_its_place(void **state)
         snprintf(id, sizeof(id), "sensor-hum-%d", i);
         ingest(f, TB_MSG_TELEMETRY, id, "floor-1"); /* 21..24 */
     }
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe_since(f, c, "[\"device:a\"]", 0, true);
     subscribe(f, c, "[\"group:floor-1\",\"group:building-a\"]");
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:floor-1\"]}}");
@@ -1255,10 +1224,8 @@ static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
 {
     fixture_t *f = *state;
     char got[256];
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"device:a\",\"device:b\",\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"device:a\",\"device:b\",\"global\"]");
     const char *devs[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++)
         ingest_fields(f, devs[i], "{\"n\": 1}"); /* 1..3 */
@@ -1290,10 +1257,8 @@ static void test_queued_messages_older_than_the_room_held_go(void **state)
 {
     fixture_t *f = *state;
     char got[256];
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"global\"]");
     for (int i = 0; i < 3; i++)
         ingest_fields(f, "a", "{\"n\": 1}"); /* 1..3 */
     subscribe(f, c, "[\"device:a\"]");
@@ -1314,10 +1279,8 @@ static void test_narrowing_refresh_drops_queued_frames(void **state)
 {
     fixture_t *f = *state;
     char got[256], msg[2048];
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"device:a\",\"global\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"device:a\",\"global\"]");
     for (int i = 0; i < 6; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd, b even */
     char *tok = mint("alice", "{\"rooms\":[\"device:a\"]}", 3600);
@@ -1346,8 +1309,7 @@ static void test_resubscribe_cycles_do_not_grow_snapshot(void **state)
     f->cfg.limits.send_queue_messages = 256; /* room for the answers: fill 192 */
     rebuild_hub(f);
     ingest_hum_devices(f, 300);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     for (int i = 0; i < 20; i++) {
         subscribe(f, c, "[\"global\"]");
         send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\"]}}");
@@ -1367,8 +1329,7 @@ static void test_group_cycles_under_global_do_not_grow_snapshot(void **state)
     f->cfg.limits.send_queue_messages = 256;
     rebuild_hub(f);
     ingest_hum_devices(f, 300);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"global\"]");
     for (int i = 0; i < 20; i++) {
         subscribe(f, c, "[\"group:building-a\"]");
@@ -1387,10 +1348,8 @@ static void test_no_history_catch_up_keeps_the_subscriber(void **state)
     f->cfg.history.messages = 0;
     rebuild_hub(f);
     ingest_hum_devices(f, 30);
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"group:building-a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     for (int i = 0; i < 3; i++)
         ingest_fields(f, "sensor-hum-5", "{\"h\": 2}"); /* 31..33, behind the snapshot */
@@ -1416,10 +1375,8 @@ static void test_large_snapshot_then_arrivals(void **state)
         snprintf(id, sizeof(id), "sensor-hum-%d", i);
         ingest_fields(f, id, "{\"h\": 1}"); /* seqs 1..30, all in building-a */
     }
-    tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
-    expect_type(f, c, "connected");
-    subscribe(f, c, "[\"group:building-a\"]");
-    expect_type(f, c, "subscribed");
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_ok(f, c, "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     for (int i = 0; i < 5; i++)
         ingest_fields(f, "sensor-hum-20", "{\"h\": 2}"); /* 31..35, behind the snapshot */
