@@ -479,16 +479,20 @@ static int queue_grow(tb_conn_t *c)
  * frame that no room c still holds matches (frame_match(): a message through a room that owed
  * it, i.e. joined before its seq; a snapshot copy through any room holding its device).
  * Control frames stay. The whole queue is c's to change: the transport takes each frame off
- * it (tb_hub_conn_sent()) as it hands it to the socket. O(queued frames × a message's rooms).
+ * it (tb_hub_conn_sent()) as it hands it to the socket. O(queued frames × a message's rooms);
+ * a snapshot copy is kept at once while global is held.
  */
 static void queue_drop_left(tb_hub_t *h, tb_conn_t *c)
 {
     uint32_t kept = 0;
     bool none = rooms_mark(h, c, NULL) == 0;
+    const room_t *global = none ? NULL : room_find(h, "global", strlen("global"));
+    bool in_global = global && global->mark == h->marks; /* it holds every device */
     for (uint32_t i = 0; i < c->q_len; i++) {
         tb_frame_t *f = *queue_at(c, i);
-        uint64_t after = tb_proto_is_snapshot(f) ? UINT64_MAX : f->seq;
-        if (f->seq && (none || !frame_match(h, f, after))) {
+        bool snapshot = tb_proto_is_snapshot(f);
+        if (f->seq && !(snapshot && in_global) &&
+            (none || !frame_match(h, f, snapshot ? UINT64_MAX : f->seq))) {
             tb_frame_unref(f);
             continue;
         }
