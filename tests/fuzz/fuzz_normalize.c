@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(out);
     } else {
         FUZZ_CHECK(out == NULL);
-        FUZZ_CHECK(TB_NORMALIZE_REASON(rc) >= 0 && TB_NORMALIZE_REASON(rc) <= TB_INVALID_N);
+        FUZZ_CHECK(TB_NORMALIZE_REASON(rc) > TB_INVALID_NONE &&
+                   TB_NORMALIZE_REASON(rc) <= TB_INVALID_END);
     }
     return 0;
 }
