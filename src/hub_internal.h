@@ -1,0 +1,211 @@
+/*
+ * hub_internal.h — what the files of the hub share (src/hub.c, hub_rooms.c, hub_send.c,
+ * hub_session.c); not for any other module, which goes through include/telebridge/hub.h.
+ * Same contract as hub.h: one thread (the transport's service thread) calls all of it.
+ */
+#ifndef TELEBRIDGE_HUB_INTERNAL_H
+#define TELEBRIDGE_HUB_INTERNAL_H
+
+#include "telebridge/hub.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "telebridge/alerts.h"
+#include "telebridge/groups.h"
+#include "telebridge/history.h"
+#include "telebridge/lastvalue.h"
+#include "telebridge/protocol.h"
+#include "telebridge/room.h"
+
+/* First allocation of a connection's send queue and of a room's member list. */
+#define QUEUE_MIN_CAP 8
+#define ROOM_MIN_MEMBERS 4
+#define CONN_MIN_ROOMS 4
+/* First size of the hub's array of connection slots (doubled as needed). */
+#define SLOTS_MIN 64
+/* Initial hash buckets for the room index; it doubles when rooms outnumber buckets. */
+#define ROOM_BUCKETS_MIN 64
+/* Room names of a device message: its device room, its groups, global. */
+#define ROOMS_PER_MESSAGE (TB_GROUPS_PER_DEVICE_MAX + 2)
+
+typedef struct room room_t;
+
+/* One member of a room: the connection and where the room sits in its joined list. */
+typedef struct {
+    tb_conn_t *conn;
+    uint32_t slot;
+} member_t;
+
+/*
+ * One room a connection joined: the room, where the connection sits in its members, the
+ * connection's number of the subscribe that joined it, the seq after which the room's messages
+ * are owed to the connection (the bridge's last seq when it joined, or the `since` it recovers
+ * from), and the seq up to which the connection already had them (see struct tb_conn).
+ */
+typedef struct {
+    room_t *room;
+    uint32_t pos;
+    uint32_t sub;
+    uint64_t from_seq;
+    uint64_t had_to;
+} joined_t;
+
+/* A pending snapshot frame: a reference to a stored frame and the joined room it is sent for. */
+typedef struct {
+    tb_frame_t *frame;
+    const room_t *room;
+} snap_t;
+
+struct room {
+    room_t *next; /* hash chain */
+    uint32_t hash;
+    uint32_t n_members;
+    uint32_t cap_members;
+    member_t *members;
+    /* For one pass over a connection's queue or snapshot (hub_rooms_mark()): mark is that pass's
+     * stamp exactly when the connection holds the room, mark_from its from_seq then. */
+    uint64_t mark, mark_from;
+    char name[];
+};
+
+struct tb_conn {
+    uint32_t slot; /* its index in the hub's slots */
+    void *io;
+    tb_grant_t *grant;
+    uint64_t id;
+    uint64_t last_seq; /* seq of the last device message queued: the live fan-out's guard */
+    tb_frame_t **q;    /* ring of queued frames, allocated on first use */
+    uint32_t q_cap, q_head, q_len;
+    /*
+     * Catching up (after a subscribe): live fan-out skips the connection; tb_hub_conn_sent()
+     * refills its queue from snap[snap_i..snap_n) (references to the stored frames of its
+     * snapshots, marked as they are queued) and from the history after `cursor`, until the
+     * cursor reaches the bridge's last seq.
+     *
+     * What c has been sent, for each joined room j (H: the bridge's last seq):
+     * - live: every message of j.room with a seq in (j.from_seq, H], once; snap is empty.
+     * - catching up: every message of j.room with a seq in (j.from_seq, max(j.had_to, cursor)],
+     *   once; those after are queued as the cursor passes them, unless another joined room
+     *   already had them. cursor <= H and had_max <= H. j.had_to is had_max, the bridge's last
+     *   seq when catch-up began, for rooms joined before (everything up to then came live),
+     *   and j.from_seq for rooms joined since (nothing of theirs came yet). A message is thus
+     *   owed when some joined room owes it (seq > from_seq) and none had it (seq <= had_to).
+     * - a pending snapshot frame is the state as of its room's from_seq and is queued when the
+     *   cursor reaches that seq, before the messages after it; snap[snap_i..) is in
+     *   non-decreasing from_seq of its rooms.
+     */
+    bool catching_up;
+    uint64_t cursor;
+    uint64_t had_max; /* the largest had_to (0 when no room was held): past it, none had anything */
+    uint32_t subs;    /* subscribes handled: joined_t.sub of the rooms the current one joins */
+    snap_t *snap;
+    uint32_t snap_n, snap_i, snap_cap;
+    joined_t *rooms;
+    uint32_t n_rooms, cap_rooms;
+    int64_t rl_window; /* the second the rate-limit count belongs to */
+    uint32_t rl_count;
+    bool warned; /* token_expiring was sent for the current grant */
+    int close_code;
+};
+
+/*
+ * The open connections, one slot each in a dense array with what the once-a-second walks of
+ * tb_hub_tick() and tb_hub_heartbeat() compare, so that they read memory in order and touch a
+ * connection only when something is due (a walk of a linked list of connections missed the
+ * cache at every one: docs/performance.md). A closed connection's
+ * slot is filled with the last one.
+ */
+typedef struct {
+    tb_conn_t *c;
+    int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
+    int64_t seen_ms;    /* tb_mono_ms() of c's last sign of life (or of its open) */
+    bool pinged;        /* io.ping was called since seen_ms */
+} slot_t;
+
+struct tb_hub {
+    const tb_config_t *cfg;
+    const tb_auth_t *auth;
+    tb_hub_io_t io;
+    void *transport;
+    tb_groups_t *groups;
+    tb_lastvalue_t *lv;
+    tb_history_t *hist;
+    tb_alert_event_t *events; /* one per alert rule: an ingest's transitions */
+    /* The rules: cfg's until a reload hands over its own (alerts_owned); always n_alerts of
+     * them, the count the last-value store's per-device words were sized for. */
+    tb_config_alert_t *alerts;
+    size_t n_alerts;
+    bool alerts_owned;
+    room_t **buckets;
+    uint32_t n_buckets, n_rooms;
+    slot_t *slots;
+    size_t n_conns, cap_slots;
+    uint64_t seq;
+    uint64_t marks; /* the stamp of the last hub_rooms_mark() */
+    uint64_t next_conn_id;
+    char epoch[TB_EPOCH_LEN];
+    tb_hub_counters_t counters;
+};
+
+/* Room names of one device's messages, with pointers to them in ptrs. */
+typedef struct {
+    char names[ROOMS_PER_MESSAGE][TB_ROOM_MAX + 1];
+    const char *ptrs[ROOMS_PER_MESSAGE];
+    size_t n;
+} dev_rooms_t;
+
+/* ---- room index and membership (hub_rooms.c) ---------------------------------------------- */
+
+/* The room called name (len bytes, not necessarily terminated), or NULL. */
+room_t *hub_room_find(const tb_hub_t *h, const char *name, size_t len);
+/* The rooms of a device message: its device room first, its topic group, its groups, global. */
+void hub_device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out);
+/* Marks the rooms c holds for one pass (all, or like's subscribe's others); returns how many. */
+uint32_t hub_rooms_mark(tb_hub_t *h, const tb_conn_t *c, const joined_t *like);
+/* The first of f's rooms marked by the last hub_rooms_mark() with a from_seq below after. */
+room_t *hub_frame_match(const tb_hub_t *h, const tb_frame_t *f, uint64_t after);
+/* Grows an array of elem-sized items to hold one more; 0, or -1 when out of memory. */
+int hub_grow_for_one(void **arr, uint32_t *cap, uint32_t n, uint32_t min_cap, size_t elem);
+/* The joined entry of room r in c, or NULL. */
+const joined_t *hub_conn_joined_room(const tb_conn_t *c, const room_t *r);
+bool hub_conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name);
+/* Adds c to room name (creating it), owed its messages after from_seq; 0, or -1 (no memory). */
+int hub_room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq);
+/* Removes entry slot of c's joined list from its room, sifting c's pending snapshot. */
+void hub_room_leave_slot(tb_hub_t *h, tb_conn_t *c, uint32_t slot);
+/* Leaves the room called name; true when c was in it. */
+bool hub_room_leave(tb_hub_t *h, tb_conn_t *c, const char *name);
+
+/* ---- send ring, slow consumers, catch-up (hub_send.c) --------------------------------------- */
+
+/* Unreferences c's queued frames and frees its ring. */
+void hub_queue_release(tb_conn_t *c);
+/* After c left rooms: drops the queued device frames no room c still holds matches. */
+void hub_queue_drop_left(tb_hub_t *h, tb_conn_t *c);
+/* Asks the transport to close c with code, once. */
+void hub_conn_request_close(tb_hub_t *h, tb_conn_t *c, int code);
+/* Queues a reference to f on c under the bound and policy; nothing once c is closing. */
+void hub_conn_queue(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f);
+/* Queues a control frame made for c alone and drops the caller's reference (f may be NULL). */
+void hub_conn_send_owned(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f);
+/* Counts and queues an error frame (takes rooms, may be NULL). */
+void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *message, json_t *rooms,
+                    const json_t *request_id);
+/* Appends a reference to stored frame f to c's pending snapshot, sent for joined room r. */
+void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r);
+/* Unreferences c's pending snapshot frames and frees the array. */
+void hub_snap_release(tb_conn_t *c);
+/* Before c leaves joined slot slot: hands its pending snapshot frames on, or drops them. */
+void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot);
+/* Aborts on a broken invariant of struct tb_conn (TB_CHECK_INVARIANTS builds); else nothing. */
+void hub_conn_check(const tb_hub_t *h, const tb_conn_t *c);
+/* Refills a catching-up connection's queue up to its fill mark; live again at the last seq. */
+void hub_catch_up(tb_hub_t *h, tb_conn_t *c);
+
+/* ---- core (hub.c) ------------------------------------------------------------------------ */
+
+/* Takes g as c's grant (freeing the old one) and schedules its warning and expiry. */
+void hub_conn_set_grant(tb_hub_t *h, tb_conn_t *c, tb_grant_t *g);
+
+#endif
