@@ -1,8 +1,9 @@
 /*
  * telebridge — MQTT → WebSocket fan-out bridge.
  *
- * main wires the modules together: config → auth → server (hub, queue, lws) → MQTT ingest,
- * then serves until SIGTERM/SIGINT and tears down in reverse order.
+ * main wires the modules together: config → auth → bridge (hub, queue, auth, tickets, limiter)
+ * → server (lws) → MQTT ingest, then serves until SIGTERM/SIGINT and tears down in reverse
+ * order.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/bridge.h"
 #include "telebridge/config.h"
 #include "telebridge/groups.h"
 #include "telebridge/keys.h"
@@ -134,14 +136,20 @@ static int print_effective(const tb_config_t *cfg)
     return 0;
 }
 
-/* On the signal thread (see signals.h): both calls are safe from any thread. */
+/* What the signal thread acts on. */
+typedef struct {
+    tb_bridge_t *bridge;
+    tb_server_t *server;
+} running_t;
+
+/* On the signal thread (see signals.h): both calls are thread-safe. */
 static void on_signal(void *arg, int sig)
 {
-    tb_server_t *server = arg;
+    const running_t *r = arg;
     if (sig == SIGHUP)
-        tb_server_request_reload(server);
+        tb_bridge_request_reload(r->bridge);
     else
-        tb_server_request_stop(server);
+        tb_server_request_stop(r->server);
 }
 
 /*
@@ -149,7 +157,7 @@ static void on_signal(void *arg, int sig)
  * that may change while running (the group map, the auth keys, the alert rules). Anything else
  * changed in the file takes a restart.
  */
-static int reload(void *arg, tb_server_reload_t *out, char *err, size_t errlen)
+static int reload(void *arg, tb_bridge_reload_t *out, char *err, size_t errlen)
 {
     const options_t *o = arg;
     tb_config_t cfg;
@@ -183,23 +191,27 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
     int rc = 1;
     tb_ingest_t *ingest = NULL;
     tb_signals_t *sig = NULL;
-    tb_server_opts_t so = {
+    tb_server_t *server = NULL;
+    tb_bridge_opts_t bo = {
         .cfg = cfg, .stats = &stats, .auth = auth, .reload = reload, .reload_arg = (void *)o};
-    tb_server_t *server = tb_server_create(&so, err, sizeof(err));
-    if (!server) {
+    tb_bridge_t *bridge = tb_bridge_create(&bo, err, sizeof(err));
+    tb_server_opts_t so = {.cfg = cfg, .stats = &stats, .bridge = bridge};
+    if (!bridge || !(server = tb_server_create(&so, err, sizeof(err)))) {
         tb_log(TB_LOG_ERROR, "cannot start", "error=\"%s\"", err);
+        tb_bridge_destroy(bridge);
         return 1;
     }
+    running_t running = {.bridge = bridge, .server = server};
     tb_ingest_opts_t io = {.cfg = cfg,
-                           .queue = tb_server_queue(server),
+                           .queue = tb_bridge_queue(bridge),
                            .stats = &stats,
-                           .wake = tb_server_wake,
-                           .wake_arg = server};
+                           .wake = tb_bridge_wake,
+                           .wake_arg = bridge};
     if (!(ingest = tb_ingest_create(&io, err, sizeof(err))) || tb_ingest_start(ingest)) {
         tb_log(TB_LOG_ERROR, "cannot start mqtt", "error=\"%s\"", ingest ? "thread" : err);
         goto done;
     }
-    if (!(sig = tb_signals_start(on_signal, server))) {
+    if (!(sig = tb_signals_start(on_signal, &running))) {
         tb_log(TB_LOG_ERROR, "cannot start", "error=\"signal thread\"");
         goto done;
     }
@@ -216,6 +228,7 @@ done:
     tb_ingest_stop(ingest);
     tb_server_destroy(server);
     tb_ingest_destroy(ingest);
+    tb_bridge_destroy(bridge);
     return rc;
 }
 

@@ -8,11 +8,11 @@
  * without the scope). The admin listener (admin.port) serves the operator endpoints and health
  * without a credential, and nothing else (404).
  *
- * Transport-free so it can be tested without sockets: ws_server.c maps a request to
+ * Transport-free so it can be tested without sockets: ws_http.c maps a request to
  * tb_http_get() or tb_http_post() and writes the answer. Every answer is a JSON body; errors
  * are {"error": "<short_code>"} and say nothing more (which check failed is only logged).
  *
- * POST plumbing (ws_server.c): a POST must carry Content-Length (else 411 length_required) of
+ * POST plumbing (ws_http.c): a POST must carry Content-Length (else 411 length_required) of
  * at most TB_HTTP_BODY_MAX bytes (else 413 body_too_large, the connection is closed without
  * reading the body); the body is gathered into one buffer of exactly that size and handed to
  * tb_http_post() with the path (query removed) and the Bearer credential.

@@ -1,5 +1,5 @@
 /*
- * ws_server — the libwebsockets side: one context, one vhost, one protocol serving both the
+ * ws_server — the libwebsockets transport: one context, one vhost, one protocol serving both the
  * WebSocket endpoint (/ws, /api/v1/ws) and the HTTP endpoints, on the service thread; with
  * listen.web_root set, lws's file mount at "/" serves that folder's files first (the dashboard)
  * and passes paths without a file on to the HTTP endpoints. tb_server_create() fails when
@@ -9,10 +9,13 @@
  * tb_server_run(); lws loads its libev plugin for it, and tb_server_create() fails with a message
  * naming the package (libwebsockets-evlib-ev) when that plugin is missing.
  *
- * It owns the hub and the MQTT→hub queue. The queue's producer side belongs to whoever the
- * caller hands it to (the MQTT ingest thread). tb_server_wake(), tb_server_request_stop() and
- * tb_server_request_reload() are the only functions here that may be called from another
- * thread. None is async-signal-safe (lws_cancel_service() may log): call them from a thread,
+ * It owns the lws context, its loop, the deflater and its write buffers, and nothing of the
+ * application: it borrows the bridge (bridge.h), attaching itself in tb_server_create(), and
+ * hands each wake-up of its loop to tb_bridge_service(). The bridge must outlive the server.
+ * Its files share src/ws_internal.h.
+ *
+ * Threads: tb_server_request_stop() is the one function here that may be called from another
+ * thread. It is not async-signal-safe (lws_cancel_service() may log): call it from a thread,
  * as main does from its signal thread (signals.h), never from a signal handler.
  */
 #ifndef TELEBRIDGE_WS_SERVER_H
@@ -20,55 +23,29 @@
 
 #include <stddef.h>
 
-#include "telebridge/auth.h"
+#include "telebridge/bridge.h"
 #include "telebridge/config.h"
-#include "telebridge/groups.h"
-#include "telebridge/queue.h"
 #include "telebridge/stats.h"
 
-/* Capacity of the MQTT → hub queue, in messages. */
-#define TB_SERVER_QUEUE_CAP 16384
 /* Longest a graceful stop waits for clients to take their close frames, in ms. */
 #define TB_SERVER_DRAIN_MS 3000
 
 typedef struct tb_server tb_server_t;
 
-/* What a reload hands over; the server takes all of it, whether it applies it or not. */
 typedef struct {
-    tb_groups_t *groups;
-    tb_auth_t *auth;
-    tb_config_alert_t *alerts; /* freed with tb_alerts_free() */
-    size_t n_alerts;
-} tb_server_reload_t;
-
-/*
- * Reload hook, run on the service thread after tb_server_request_reload(): re-reads what may
- * change without a restart. Returns 0 with every member of *out set, or -1 with a message in
- * err (errlen bytes) and nothing in *out. The server then applies all of it or, when
- * the hub refuses the alert rules (tb_hub_set_alerts()), none of it.
- */
-typedef int (*tb_server_reload_fn)(void *arg, tb_server_reload_t *out, char *err, size_t errlen);
-
-typedef struct {
-    const tb_config_t *cfg;     /* must outlive the server */
-    tb_stats_t *stats;          /* must outlive the server */
-    tb_auth_t *auth;            /* taken by the server, even when create fails */
-    tb_server_reload_fn reload; /* NULL: SIGHUP-style reloads are refused */
-    void *reload_arg;
+    const tb_config_t *cfg; /* must outlive the server */
+    tb_stats_t *stats;      /* must outlive the server */
+    tb_bridge_t *bridge;    /* not yet attached; must outlive the server */
 } tb_server_opts_t;
 
-/* Creates the context and starts listening. NULL with a message in err (errlen bytes). */
+/* Attaches to the bridge (tb_bridge_attach()), creates the context and starts listening. NULL
+ * with a message in err (errlen bytes); the bridge may then hold a hub, freed with it. */
 tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t errlen);
 /* The port actually listened on (useful with port 0). */
 int tb_server_port(const tb_server_t *s);
-tb_queue_t *tb_server_queue(tb_server_t *s);
 
-/* Wakes the service loop; safe from any thread. arg is the tb_server_t. */
-void tb_server_wake(void *arg);
-/* Asks run() to return after a graceful close; safe from any thread. */
+/* THREAD-SAFE. Asks run() to return (the graceful close is tb_server_drain()). */
 void tb_server_request_stop(tb_server_t *s);
-/* Asks the service thread to call the reload hook; safe from any thread. */
-void tb_server_request_reload(tb_server_t *s);
 
 /* Serves until a stop is requested. Returns 0, or -1 when the event loop failed. */
 int tb_server_run(tb_server_t *s);
@@ -81,7 +58,8 @@ int tb_server_run(tb_server_t *s);
  */
 void tb_server_drain(tb_server_t *s);
 
-/* Frees everything, dropping messages still queued. Call after the producer has stopped. */
+/* Closes every connection (through the bridge's hub) and frees what the server owns; before
+ * tb_bridge_destroy(). NULL is a no-op. */
 void tb_server_destroy(tb_server_t *s);
 
 #endif
