@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "../../src/ws_internal.h"
 #include "telebridge/http_api.h"
+#include "ws_internal.h"
 
 static int parse(const char *s, uint64_t *out)
 {
