@@ -179,7 +179,7 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
 {
     if (!c)
         return;
-    hub_snap_release(c); /* first: leaving the rooms then has no pending snapshot to sift */
+    hub_catchup_free(c); /* first: leaving the rooms then has no pending snapshot to sift */
     while (c->n_rooms)
         hub_room_leave_slot(h, c, c->n_rooms - 1);
     free(c->rooms);
@@ -305,7 +305,7 @@ void tb_hub_conn_alive(tb_hub_t *h, tb_conn_t *c, int64_t mono_ms)
 {
     slot_t *s = &h->slots[c->slot];
     s->seen_ms = mono_ms;
-    s->pinged = false;
+    c->pinged = false;
 }
 
 void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
@@ -317,8 +317,8 @@ void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
         int64_t quiet = mono_ms - s->seen_ms;
         if (quiet >= drop_ms) {
             h->io.drop(h->transport, s->c->io);
-        } else if (quiet >= ping_ms && !s->pinged) {
-            s->pinged = true;
+        } else if (quiet >= ping_ms && !s->c->pinged) {
+            s->c->pinged = true;
             h->io.ping(h->transport, s->c->io);
         }
     }
@@ -334,7 +334,7 @@ static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
     for (uint32_t i = 0; i < r->n_members; i++) {
         tb_conn_t *c = r->members[i].conn;
         /* A catching-up connection gets this message from the history, in order. */
-        if (c->catching_up || c->last_seq == f->seq)
+        if (c->cu || c->last_seq == f->seq)
             continue;
         c->last_seq = f->seq;
         h->counters.deliveries++;

@@ -18,10 +18,16 @@
 #include "telebridge/protocol.h"
 #include "telebridge/room.h"
 
-/* First allocation of a connection's send queue and of a room's member list. */
-#define QUEUE_MIN_CAP 8
+/*
+ * First allocations (each doubled as needed). A connection's send queue and joined rooms
+ * start at what an idle dashboard holds, one room and a queue that the transport empties
+ * (every connection carries them: docs/performance.md → Memory per idle connection); a
+ * pending snapshot and a room's member list start larger, being fewer.
+ */
+#define QUEUE_MIN_CAP 2
+#define CONN_MIN_ROOMS 1
+#define SNAP_MIN_CAP 8
 #define ROOM_MIN_MEMBERS 4
-#define CONN_MIN_ROOMS 4
 /* First size of the hub's array of connection slots (doubled as needed). */
 #define SLOTS_MIN 64
 /* Initial hash buckets for the room index; it doubles when rooms outnumber buckets. */
@@ -38,17 +44,18 @@ typedef struct {
 } member_t;
 
 /*
- * One room a connection joined: the room, where the connection sits in its members, the
- * connection's number of the subscribe that joined it, the seq after which the room's messages
- * are owed to the connection (the bridge's last seq when it joined, or the `since` it recovers
- * from), and the seq up to which the connection already had them (see struct tb_conn).
+ * One room a connection joined: the room, the seq after which the room's messages are owed to
+ * the connection (the bridge's last seq when it joined, or the `since` it recovers from), where
+ * the connection sits in its members, whether it already had them up to its catch-up's had_max or
+ * only up to from_seq (its had_to, see catchup_t and joined_had_to()), and the connection's number
+ * of the subscribe that joined it. 24 bytes: every connection holds at least one.
  */
 typedef struct {
     room_t *room;
-    uint32_t pos;
-    uint32_t sub;
     uint64_t from_seq;
-    uint64_t had_to;
+    uint32_t pos : 31;     /* a room has fewer members than 2^31 (one per descriptor at most) */
+    uint32_t had_live : 1; /* held when the current catch-up began: had_to is had_max */
+    uint32_t sub;
 } joined_t;
 
 /* A pending snapshot frame: a reference to a stored frame and the joined room it is sent for. */
@@ -69,58 +76,64 @@ struct room {
     char name[];
 };
 
+/*
+ * A connection catching up (after a subscribe), allocated by the subscribe and freed once the
+ * connection is live again, so that idle connections do not carry it. Live fan-out skips the
+ * connection; tb_hub_conn_sent() refills its queue from snap[snap_i..snap_n) (references to
+ * the stored frames of its snapshots, marked as they are queued) and from the history after
+ * `cursor`, until the cursor reaches the bridge's last seq.
+ *
+ * What c has been sent, for each joined room j (H: the bridge's last seq):
+ * - live (c->cu is NULL): every message of j.room with a seq in (j.from_seq, H], once.
+ * - catching up: every message of j.room with a seq in (j.from_seq, max(j.had_to, cursor)],
+ *   once; those after are queued as the cursor passes them, unless another joined room
+ *   already had them. cursor <= H and had_max <= H. j.had_to (joined_had_to()) is had_max, the
+ *   bridge's last seq when catch-up began, for rooms joined before (everything up to then came
+ *   live), and j.from_seq for rooms joined since (nothing of theirs came yet). A message is
+ *   thus owed when some joined room owes it (seq > from_seq) and none had it (seq <= had_to).
+ * - a pending snapshot frame is the state as of its room's from_seq and is queued when the
+ *   cursor reaches that seq, before the messages after it; snap[snap_i..) is in
+ *   non-decreasing from_seq of its rooms.
+ */
+typedef struct {
+    uint64_t cursor;
+    uint64_t had_max; /* the largest had_to (0 when no room was held): past it, none had anything */
+    snap_t *snap;
+    uint32_t snap_n, snap_i, snap_cap;
+} catchup_t;
+
 struct tb_conn {
-    uint32_t slot; /* its index in the hub's slots */
+    /* Fields in decreasing alignment, so that the struct has no padding inside (its size is in
+     * docs/performance.md → Memory per idle connection). */
     void *io;
     tb_grant_t *grant;
     uint64_t id;
     uint64_t last_seq; /* seq of the last device message queued: the live fan-out's guard */
     tb_frame_t **q;    /* ring of queued frames, allocated on first use */
     uint32_t q_cap, q_head, q_len;
-    /*
-     * Catching up (after a subscribe): live fan-out skips the connection; tb_hub_conn_sent()
-     * refills its queue from snap[snap_i..snap_n) (references to the stored frames of its
-     * snapshots, marked as they are queued) and from the history after `cursor`, until the
-     * cursor reaches the bridge's last seq.
-     *
-     * What c has been sent, for each joined room j (H: the bridge's last seq):
-     * - live: every message of j.room with a seq in (j.from_seq, H], once; snap is empty.
-     * - catching up: every message of j.room with a seq in (j.from_seq, max(j.had_to, cursor)],
-     *   once; those after are queued as the cursor passes them, unless another joined room
-     *   already had them. cursor <= H and had_max <= H. j.had_to is had_max, the bridge's last
-     *   seq when catch-up began, for rooms joined before (everything up to then came live),
-     *   and j.from_seq for rooms joined since (nothing of theirs came yet). A message is thus
-     *   owed when some joined room owes it (seq > from_seq) and none had it (seq <= had_to).
-     * - a pending snapshot frame is the state as of its room's from_seq and is queued when the
-     *   cursor reaches that seq, before the messages after it; snap[snap_i..) is in
-     *   non-decreasing from_seq of its rooms.
-     */
-    bool catching_up;
-    uint64_t cursor;
-    uint64_t had_max; /* the largest had_to (0 when no room was held): past it, none had anything */
-    uint32_t subs;    /* subscribes handled: joined_t.sub of the rooms the current one joins */
-    snap_t *snap;
-    uint32_t snap_n, snap_i, snap_cap;
+    uint32_t slot; /* its index in the hub's slots */
+    catchup_t *cu; /* while catching up, else NULL */
     joined_t *rooms;
-    uint32_t n_rooms, cap_rooms;
     int64_t rl_window; /* the second the rate-limit count belongs to */
+    uint32_t subs;     /* subscribes handled: joined_t.sub of the rooms the current one joins */
+    uint32_t n_rooms, cap_rooms;
     uint32_t rl_count;
-    bool warned; /* token_expiring was sent for the current grant */
     int close_code;
+    bool warned; /* token_expiring was sent for the current grant */
+    bool pinged; /* io.ping was called since its slot's seen_ms */
 };
 
 /*
  * The open connections, one slot each in a dense array with what the once-a-second walks of
  * tb_hub_tick() and tb_hub_heartbeat() compare, so that they read memory in order and touch a
- * connection only when something is due (a walk of a linked list of connections missed the
- * cache at every one: docs/performance.md). A closed connection's
- * slot is filled with the last one.
+ * connection only when something is due, a deadline or a quiet connection's ping and its pong
+ * (a walk of a linked list of connections missed the cache at every one: docs/performance.md).
+ * 24 bytes a connection. A closed connection's slot is filled with the last one.
  */
 typedef struct {
     tb_conn_t *c;
     int64_t deadline_s; /* when tb_hub_tick() next has work for c: the warning, then the exp */
     int64_t seen_ms;    /* tb_mono_ms() of c's last sign of life (or of its open) */
-    bool pinged;        /* io.ping was called since seen_ms */
 } slot_t;
 
 struct tb_hub {
@@ -194,8 +207,11 @@ void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *mes
                     const json_t *request_id);
 /* Appends a reference to stored frame f to c's pending snapshot, sent for joined room r. */
 void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r);
-/* Unreferences c's pending snapshot frames and frees the array. */
-void hub_snap_release(tb_conn_t *c);
+/* Allocates c's catch-up state (catchup_t); false, c closed as a slow consumer (as when its
+ * queue cannot grow), when out of memory. */
+bool hub_catchup_new(tb_hub_t *h, tb_conn_t *c);
+/* Ends c's catch-up, if any: unreferences its pending snapshot frames and frees its state. */
+void hub_catchup_free(tb_conn_t *c);
 /* Before c leaves joined slot slot: hands its pending snapshot frames on, or drops them. */
 void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot);
 /* Aborts on a broken invariant of struct tb_conn (TB_CHECK_INVARIANTS builds); else nothing. */

@@ -198,8 +198,8 @@ int hub_room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq
         return -1;
     }
     r->members[r->n_members] = (member_t){.conn = c, .slot = c->n_rooms};
-    c->rooms[c->n_rooms] = (joined_t){
-        .room = r, .pos = r->n_members, .sub = c->subs, .from_seq = from_seq, .had_to = from_seq};
+    c->rooms[c->n_rooms] =
+        (joined_t){.room = r, .pos = r->n_members, .sub = c->subs, .from_seq = from_seq};
     r->n_members++;
     c->n_rooms++;
     return 0;

@@ -182,20 +182,38 @@ void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *mes
  */
 void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r)
 {
-    if (hub_grow_for_one((void **)&c->snap, &c->snap_cap, c->snap_n, QUEUE_MIN_CAP,
-                         sizeof(*c->snap)))
-        return; /* out of memory: the snapshot lacks this message */
+    catchup_t *u = c->cu;
+    if (!u || hub_grow_for_one((void **)&u->snap, &u->snap_cap, u->snap_n, SNAP_MIN_CAP,
+                               sizeof(*u->snap)))
+        return; /* out of memory (no catch-up: c is closing): the snapshot lacks this message */
     tb_frame_ref(f);
-    c->snap[c->snap_n++] = (snap_t){.frame = f, .room = r};
+    u->snap[u->snap_n++] = (snap_t){.frame = f, .room = r};
 }
 
-void hub_snap_release(tb_conn_t *c)
+/* Unreferences the pending snapshot frames of a catch-up and frees the array. */
+static void snap_release(catchup_t *u)
 {
-    for (uint32_t i = c->snap_i; i < c->snap_n; i++)
-        tb_frame_unref(c->snap[i].frame);
-    free(c->snap);
-    c->snap = NULL;
-    c->snap_n = c->snap_i = c->snap_cap = 0;
+    for (uint32_t i = u->snap_i; i < u->snap_n; i++)
+        tb_frame_unref(u->snap[i].frame);
+    free(u->snap);
+    u->snap = NULL;
+    u->snap_n = u->snap_i = u->snap_cap = 0;
+}
+
+bool hub_catchup_new(tb_hub_t *h, tb_conn_t *c)
+{
+    if (!(c->cu = calloc(1, sizeof(*c->cu))))
+        slow_consumer(h, c);
+    return c->cu != NULL;
+}
+
+void hub_catchup_free(tb_conn_t *c)
+{
+    if (!c->cu)
+        return;
+    snap_release(c->cu);
+    free(c->cu);
+    c->cu = NULL;
 }
 
 #ifdef TB_CHECK_INVARIANTS
@@ -214,26 +232,28 @@ void hub_conn_check(const tb_hub_t *h, const tb_conn_t *c)
     CONN_CHECK(c->last_seq <= h->seq);
     CONN_CHECK(c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages &&
                (c->q_len == 0 || c->q_len <= c->q_cap));
-    CONN_CHECK(c->catching_up || c->snap_i == c->snap_n);
-    CONN_CHECK(c->snap_i == c->snap_n || hub_conn_joined_room(c, c->snap[c->snap_i].room));
-    if (!c->catching_up)
+    const catchup_t *u = c->cu;
+    if (!u)
         return;
-    CONN_CHECK(c->cursor <= h->seq && c->had_max <= h->seq);
+    CONN_CHECK(u->snap_i == u->snap_n || hub_conn_joined_room(c, u->snap[u->snap_i].room));
+    CONN_CHECK(u->cursor <= h->seq && u->had_max <= h->seq);
     for (uint32_t i = 0; i < c->n_rooms; i++) {
         const joined_t *j = &c->rooms[i];
-        CONN_CHECK(j->had_to == j->from_seq ||
-                   (j->from_seq <= j->had_to && j->had_to == c->had_max));
+        CONN_CHECK(!j->had_live || j->from_seq <= u->had_max);
     }
 }
 
-/* The invariants of the pending snapshot (struct tb_conn), O(pending frames): each is sent for
+/* The invariants of the pending snapshot (catchup_t), O(pending frames): each is sent for
  * a room c holds, in non-decreasing from_seq of those rooms. */
 static void snap_check(tb_hub_t *h, const tb_conn_t *c)
 {
     uint64_t from = 0;
+    const catchup_t *u = c->cu;
+    if (!u)
+        return;
     hub_rooms_mark(h, c, NULL);
-    for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
-        const room_t *r = c->snap[i].room;
+    for (uint32_t i = u->snap_i; i < u->snap_n; i++) {
+        const room_t *r = u->snap[i].room;
         CONN_CHECK(r->mark == h->marks && r->mark_from >= from);
         from = r->mark_from;
     }
@@ -264,16 +284,17 @@ static void snap_check(tb_hub_t *h, const tb_conn_t *c)
  */
 void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
-    if (c->snap_i == c->snap_n)
+    catchup_t *u = c->cu;
+    if (!u || u->snap_i == u->snap_n)
         return;
     const joined_t *left = &c->rooms[slot];
     bool heirs = hub_rooms_mark(h, c, left) > 0;
     room_t *global = heirs ? hub_room_find(h, "global", strlen("global")) : NULL;
     if (global && global->mark != h->marks)
         global = NULL; /* else it holds every device: no need to look further */
-    uint32_t kept = c->snap_i;
-    for (uint32_t i = c->snap_i; i < c->snap_n; i++) {
-        snap_t e = c->snap[i];
+    uint32_t kept = u->snap_i;
+    for (uint32_t i = u->snap_i; i < u->snap_n; i++) {
+        snap_t e = u->snap[i];
         if (e.room == left->room) {
             e.room = global ? global : heirs ? hub_frame_match(h, e.frame, UINT64_MAX) : NULL;
             if (!e.room) {
@@ -281,11 +302,11 @@ void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
                 continue;
             }
         }
-        c->snap[kept++] = e;
+        u->snap[kept++] = e;
     }
-    c->snap_n = kept;
-    if (kept == c->snap_i)
-        hub_snap_release(c); /* frees the array too: nothing pending */
+    u->snap_n = kept;
+    if (kept == u->snap_i)
+        snap_release(u); /* frees the array too: nothing pending */
     else
         snap_check(h, c);
 }
@@ -293,17 +314,24 @@ void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 /* True when c's next pending snapshot frame is due: the cursor reached its room's from_seq. */
 static bool snap_due(const tb_conn_t *c)
 {
-    return c->snap_i < c->snap_n &&
-           hub_conn_joined_room(c, c->snap[c->snap_i].room)->from_seq <= c->cursor;
+    const catchup_t *u = c->cu;
+    return u->snap_i < u->snap_n &&
+           hub_conn_joined_room(c, u->snap[u->snap_i].room)->from_seq <= u->cursor;
 }
 
 /* Queues the marked copy of c's next pending snapshot frame. */
 static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
 {
-    tb_frame_t *stored = c->snap[c->snap_i++].frame;
+    tb_frame_t *stored = c->cu->snap[c->cu->snap_i++].frame;
     h->counters.snapshot_messages++;
     hub_conn_send_owned(h, c, tb_proto_snapshot(stored));
     tb_frame_unref(stored);
+}
+
+/* The seq up to which catching-up c already had the messages of joined room j (catchup_t). */
+static uint64_t joined_had_to(const tb_conn_t *c, const joined_t *j)
+{
+    return j->had_live ? c->cu->had_max : j->from_seq;
 }
 
 /*
@@ -318,9 +346,9 @@ static bool conn_owed(const tb_hub_t *h, const tb_conn_t *c, const char *rooms, 
         const joined_t *j = hub_conn_joined_room(c, hub_room_find(h, rooms, strlen(rooms)));
         if (!j || seq <= j->from_seq)
             continue;
-        if (seq <= j->had_to)
+        if (seq <= joined_had_to(c, j))
             return false;
-        if (seq > c->had_max)
+        if (seq > c->cu->had_max)
             return true;
         owed = true;
     }
@@ -332,7 +360,7 @@ static void replay_next(tb_hub_t *h, tb_conn_t *c)
 {
     const char *rooms;
     size_t n;
-    uint64_t seq = ++c->cursor;
+    uint64_t seq = ++c->cu->cursor;
     tb_frame_t *f = tb_history_get(h->hist, seq, &rooms, &n);
     if (!f || !conn_owed(h, c, rooms, n, seq))
         return;
@@ -353,14 +381,13 @@ void hub_catch_up(tb_hub_t *h, tb_conn_t *c)
     uint32_t fill = (uint32_t)h->cfg->limits.send_queue_messages * CATCH_UP_FILL_QUARTERS / 4;
     if (fill < 1)
         fill = 1;
-    while (c->catching_up && !c->close_code && c->q_len < fill) {
+    while (c->cu && !c->close_code && c->q_len < fill) {
         if (snap_due(c)) {
             snap_send_next(h, c);
-        } else if (c->cursor == h->seq) {
-            c->catching_up = false;
+        } else if (c->cu->cursor == h->seq) {
             c->last_seq = h->seq;
-            hub_snap_release(c);
-        } else if (!tb_history_covers(h->hist, c->cursor, h->seq)) {
+            hub_catchup_free(c);
+        } else if (!tb_history_covers(h->hist, c->cu->cursor, h->seq)) {
             slow_consumer(h, c);
         } else {
             replay_next(h, c);
@@ -388,7 +415,7 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
     tb_frame_unref(f);
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
-    if (c->catching_up)
+    if (c->cu)
         hub_catch_up(h, c);
 }
 

@@ -112,7 +112,7 @@ static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *
         !tb_history_covers(h->hist, m->since_seq, h->seq) ||
         h->seq - m->since_seq > (uint64_t)h->cfg->history.messages)
         return false;
-    return !c->catching_up || m->since_seq >= c->cursor;
+    return !c->cu || m->since_seq >= c->cu->cursor;
 }
 
 /*
@@ -122,13 +122,12 @@ static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *
  */
 static void catch_up_start(tb_hub_t *h, tb_conn_t *c, uint64_t from_seq)
 {
-    if (c->catching_up)
+    if (c->cu || !hub_catchup_new(h, c))
         return;
     for (uint32_t k = 0; k < c->n_rooms; k++)
-        c->rooms[k].had_to = h->seq;
-    c->had_max = c->n_rooms ? h->seq : 0; /* with no room held, nothing came live */
-    c->catching_up = true;
-    c->cursor = from_seq;
+        c->rooms[k].had_live = 1;
+    c->cu->had_max = c->n_rooms ? h->seq : 0; /* with no room held, nothing came live */
+    c->cu->cursor = from_seq;
 }
 
 /* Sends an error listing rooms when the list is not empty (takes the list). */

@@ -147,22 +147,20 @@ static int on_post_start(struct lws *wsi, pss_t *pss)
         return tb_ws_http_refuse(wsi, TB_HTTP_BAD_REQUEST, "bad_request");
     if (len > TB_HTTP_BODY_MAX)
         return tb_ws_http_refuse(wsi, TB_HTTP_TOO_LARGE, "body_too_large");
-    free(pss->rx);
-    pss->rx = len ? malloc(len) : NULL;
-    if (len && !pss->rx)
+    tb_ws_rx_free(pss);
+    if (len && !(pss->rx = tb_ws_rx_new((size_t)len)))
         return tb_ws_http_refuse(wsi, TB_HTTP_SERVER_ERROR, "server_error");
-    pss->rx_len = 0;
-    pss->rx_cap = (uint32_t)len;
     return 0; /* lws now calls LWS_CALLBACK_HTTP_BODY, then _BODY_COMPLETION */
 }
 
 int tb_ws_http_on_post_body(pss_t *pss, const void *in, size_t len)
 {
-    if (len > pss->rx_cap - pss->rx_len)
+    if (len > (pss->rx ? pss->rx->cap - pss->rx->len : 0))
         return -1; /* lws never passes more than Content-Length; a guard, not a path */
-    if (len)
-        memcpy(pss->rx + pss->rx_len, in, len);
-    pss->rx_len += (uint32_t)len;
+    if (len) {
+        memcpy(pss->rx->data + pss->rx->len, in, len);
+        pss->rx->len += (uint32_t)len;
+    }
     return 0;
 }
 
@@ -171,7 +169,10 @@ int tb_ws_http_on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
     char path[URI_MAX], auth[HTTP_HEADERS_MAX + 1], peer[PEER_MAX];
     json_t *body = NULL;
     int status = TB_HTTP_NOT_FOUND;
-    tb_http_req_t req = {.path = path, .body = pss->rx, .body_len = pss->rx_len, .peer = peer};
+    tb_http_req_t req = {.path = path,
+                         .body = pss->rx ? pss->rx->data : NULL,
+                         .body_len = tb_ws_rx_len(pss),
+                         .peer = peer};
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_POST_URI) > 0) {
         req.bearer = tb_ws_handshake_find_bearer(wsi, auth, sizeof(auth));
         req.now_ms = tb_now_ms();
@@ -181,9 +182,7 @@ int tb_ws_http_on_post_complete(tb_server_t *s, struct lws *wsi, pss_t *pss)
         body = tb_http_error("not_found");
     }
     tb_wipe(auth, sizeof(auth));
-    free(pss->rx);
-    pss->rx = NULL;
-    pss->rx_len = pss->rx_cap = 0;
+    tb_ws_rx_free(pss);
     return tb_ws_http_answer(wsi, status, body);
 }
 

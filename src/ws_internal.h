@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "telebridge/bridge.h"
 #include "telebridge/stats.h"
@@ -73,18 +74,48 @@ struct tb_server {
     size_t cap_pending;
 };
 
-/* Per-WebSocket state lws allocates for us (kept small: it exists for every connection). */
+/* The assembly buffer of a multi-chunk client message or of a POST body. */
+typedef struct {
+    uint32_t len;
+    uint32_t cap; /* limits.max_message_bytes, or a POST body's declared length */
+    char data[];
+} tb_ws_rxbuf_t;
+
+/* Per-WebSocket state lws allocates for us, one malloc each. Kept small, since it exists for
+ * every connection: at most 24 bytes, glibc's 32-byte chunk (the lengths of what is being
+ * assembled live in the tb_ws_rxbuf_t, which exists only meanwhile). */
 typedef struct {
     tb_conn_t *conn;
-    char *rx; /* assembly buffer of a multi-chunk message or of a POST body, else NULL */
-    uint32_t rx_len;
-    uint32_t rx_cap;     /* a POST body's declared length */
+    tb_ws_rxbuf_t *rx;   /* while a message or a POST body is assembled, else NULL */
     bool deflate;        /* permessage-deflate negotiated: RSV1 allowed on client messages */
     bool rx_deflated;    /* the client message being received is compressed (RSV1) */
     bool closing;        /* a Close frame was sent or answered: nothing more is written */
     bool ping_due;       /* the hub asked for a ping: the next WRITEABLE sends it */
     uint8_t window_bits; /* deflate: the client's server_max_window_bits (else 15) */
 } pss_t;
+_Static_assert(sizeof(pss_t) <= 24, "pss_t fits a 32-byte malloc chunk");
+
+/* A new, empty rx buffer of cap bytes (the caller frees it, tb_ws_rx_free()), or NULL when out
+ * of memory. */
+static inline tb_ws_rxbuf_t *tb_ws_rx_new(size_t cap)
+{
+    tb_ws_rxbuf_t *b = malloc(sizeof(*b) + cap);
+    if (b)
+        *b = (tb_ws_rxbuf_t){.cap = (uint32_t)cap};
+    return b;
+}
+
+/* Bytes assembled in pss's rx buffer (0 without one). */
+static inline uint32_t tb_ws_rx_len(const pss_t *pss)
+{
+    return pss->rx ? pss->rx->len : 0;
+}
+
+static inline void tb_ws_rx_free(pss_t *pss)
+{
+    free(pss->rx);
+    pss->rx = NULL;
+}
 
 /* ---- ws_http.c: each returns what the lws callback returns (0 goes on, -1 drops) ---------- */
 

@@ -98,20 +98,18 @@ static int on_receive(tb_server_t *s, struct lws *wsi, pss_t *pss, const char *i
     tb_hub_conn_alive(s->hub, pss->conn, tb_mono_ms());
     if (lws_is_first_fragment(wsi))
         pss->rx_deflated = (lws_get_reserved_bits(wsi) & WS_RSV1) != 0;
-    if (pss->rx_len + len > max)
+    if (tb_ws_rx_len(pss) + len > max)
         return close_too_big(s, wsi, pss);
-    if (final && pss->rx_len == 0)
+    if (final && tb_ws_rx_len(pss) == 0)
         return deliver(s, wsi, pss, in, len);
-    if (!pss->rx && !(pss->rx = malloc(max)))
+    if (!pss->rx && !(pss->rx = tb_ws_rx_new(max)))
         return -1;
-    memcpy(pss->rx + pss->rx_len, in, len);
-    pss->rx_len += (uint32_t)len;
+    memcpy(pss->rx->data + pss->rx->len, in, len);
+    pss->rx->len += (uint32_t)len;
     if (!final)
         return 0;
-    rc = deliver(s, wsi, pss, pss->rx, pss->rx_len);
-    free(pss->rx);
-    pss->rx = NULL;
-    pss->rx_len = 0;
+    rc = deliver(s, wsi, pss, pss->rx->data, pss->rx->len);
+    tb_ws_rx_free(pss);
     return rc;
 }
 
@@ -121,8 +119,7 @@ static void on_closed(tb_server_t *s, pss_t *pss)
         atomic_fetch_sub(&s->stats->deflate_connections, 1);
     tb_hub_conn_close(s->hub, pss->conn);
     pss->conn = NULL;
-    free(pss->rx);
-    pss->rx = NULL;
+    tb_ws_rx_free(pss);
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -141,10 +138,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return tb_ws_http_on_post_complete(s, wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP:
         /* A connection reset before its request was read has no per-session data yet. */
-        if (pss) {
-            free(pss->rx);
-            pss->rx = NULL;
-        }
+        if (pss)
+            tb_ws_rx_free(pss);
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return tb_ws_handshake_confirm_upgrade(s, wsi);
