@@ -4,7 +4,7 @@
 # (start-up and connection set-up excluded; every thread of the bridge, libraries included).
 #
 #   tools/bench/callgrind.sh [--messages 2000] [--subs 100] [--top 25] [--rate 100]
-#                            [--deflate] [--payload minimal|demo] [--bin build/bin]
+#                            [--deflate] [--payload minimal|demo] [--bin build/bin] [--out DIR]
 #
 # Two runs of telebridge under callgrind (instrumentation switched on by the bench just before
 # it publishes and off after the last delivery):
@@ -13,8 +13,9 @@
 # Ir per ingested message = ingest Ir / messages;
 # Ir per delivery = (fan-out Ir - ingest Ir) / (fan-out deliveries - ingest deliveries).
 # Prints both, the whole fan-out run's Ir per delivery, and the top functions of the fan-out
-# run (callgrind_annotate, self cost). Keeps /tmp/telebridge-callgrind-{fanout,ingest}.out
-# (-deflate.out with --deflate) for callgrind_annotate --inclusive=yes or kcachegrind.
+# run (callgrind_annotate, self cost). Keeps DIR/{fanout,ingest}.out (-deflate.out with
+# --deflate) for callgrind_annotate --inclusive=yes or kcachegrind; DIR is --out, or a new
+# /tmp/telebridge-callgrind.XXXXXX (so that runs at the same time keep apart), printed at the end.
 # --deflate: the subscribers compress (telebridge-bench --deflate); --payload: what each message
 # carries; --bin: the binaries' folder. Needs valgrind.
 set -euo pipefail
@@ -35,6 +36,7 @@ TOP=25
 RATE=100
 READY_TIMEOUT_VALGRIND=60
 EXTRA=()
+OUT=
 TAG= # in the kept files' names: -deflate with --deflate
 
 while (($#)); do
@@ -46,11 +48,13 @@ while (($#)); do
     --deflate) EXTRA+=(--deflate); TAG=-deflate; shift ;;
     --payload) EXTRA+=(--payload "${2:?}"); shift 2 ;;
     --bin) BENCH_BIN=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    --out) OUT=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
     *) tb_log "unknown argument: $1 (try --help)"; exit 2 ;;
     esac
 done
 command -v valgrind >/dev/null || { tb_log "valgrind is needed (apt-get install valgrind)"; exit 1; }
+if [[ -n "$OUT" ]]; then mkdir -p "$OUT"; else OUT=$(mktemp -d /tmp/telebridge-callgrind.XXXXXX); fi
 
 # One run: $1 name, then bench arguments. Prints "IR DELIVERED" and keeps the profile.
 profile_run() {
@@ -69,11 +73,11 @@ profile_run() {
         2>/dev/null) \
         || { tb_log "$name run failed"; return 1; }
     bench_stop "$SERVER_PID"
-    cp "$BENCH_DIR/callgrind.out" "/tmp/telebridge-callgrind-$name$TAG.out"
+    cp "$BENCH_DIR/callgrind.out" "$OUT/$name$TAG.out"
     callgrind_annotate --threshold=100 "$BENCH_DIR/callgrind.out" \
-        >"/tmp/telebridge-callgrind-$name$TAG.txt"
+        >"$OUT/$name$TAG.txt"
     printf '%s %s\n' "$(awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}' \
-        "/tmp/telebridge-callgrind-$name$TAG.txt")" \
+        "$OUT/$name$TAG.txt")" \
         "$("$PYTHON" -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$out")"
     bench_stop_all
 }
@@ -92,4 +96,5 @@ print(f"Ir per delivery (marginal): {(fan_ir - ing_ir) / (fan_n - ing_n):,.0f}")
 print(f"Ir per delivery (whole fan-out run, ingest included): {fan_ir / fan_n:,.0f}")
 PY
 printf '\nTop functions of the fan-out run (self Ir):\n'
-sed -n '/^Ir/,$p' /tmp/telebridge-callgrind-fanout$TAG.txt | head -n "$((TOP + 2))"
+sed -n '/^Ir/,$p' "$OUT/fanout$TAG.txt" | head -n "$((TOP + 2))"
+printf '\nProfiles kept in %s\n' "$OUT"
