@@ -133,7 +133,7 @@ static const field_t heartbeat_fields[] = {
 /* permessage-deflate (docs/performance.md has the figures behind the defaults). */
 static const field_t compression_fields[] = {
     F_BOOL(tb_config_compression_t, enabled, 1),
-    F_INT(tb_config_compression_t, level, 1, 9, 6),
+    F_INT(tb_config_compression_t, level, 1, 9, 1),
     F_INT(tb_config_compression_t, min_bytes, 0, 16777216, 128),
 };
 

@@ -8,23 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libdeflate.h>
 #include <zlib.h>
 
-/*
- * A 2^(4+7)-entry hash: deflateReset() clears it for every message, and on telemetry-sized
- * messages zlib's default (8) compresses no better at nearly twice the instructions
- * (docs/performance.md).
- */
-#define WSDEFLATE_MEM_LEVEL 4
-/* The sync flush's empty stored block, stripped from and restored to every message. */
+/* The empty stored block a receiver appends to every message (§7.2.2). */
 static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
-/* Room beyond deflateBound() for the sync flush's empty block (5 bytes) and bit padding. */
-#define WSDEFLATE_FLUSH_SLACK 16
+/*
+ * What is left on the wire of the empty stored block that follows a block with BFINAL set
+ * (RFC 7692 §7.2.3.3): its header bits (BFINAL 0, BTYPE 00) and padding, one octet; its
+ * LEN/NLEN are the tail above, which the receiver appends.
+ */
+#define WSDEFLATE_STORED_HEADER 0x00
 
 struct tb_wsdeflate {
-    z_stream tx;
+    struct libdeflate_compressor *tx;
     z_stream rx;
-    bool tx_init, rx_init;
+    bool rx_init;
     size_t min_bytes;
     size_t max_message;
     unsigned char *out; /* compression output, out_cap bytes */
@@ -41,10 +41,9 @@ tb_wsdeflate_t *tb_wsdeflate_create(int level, size_t min_bytes, size_t max_mess
         return NULL;
     z->min_bytes = min_bytes;
     z->max_message = max_message;
-    z->tx_init = deflateInit2(&z->tx, level, Z_DEFLATED, -TB_WSDEFLATE_WINDOW_MAX,
-                              WSDEFLATE_MEM_LEVEL, Z_DEFAULT_STRATEGY) == Z_OK;
+    z->tx = libdeflate_alloc_compressor(level);
     z->rx_init = inflateInit2(&z->rx, -TB_WSDEFLATE_WINDOW_MAX) == Z_OK;
-    if (!z->tx_init || !z->rx_init) {
+    if (!z->tx || !z->rx_init) {
         tb_wsdeflate_destroy(z);
         return NULL;
     }
@@ -55,8 +54,8 @@ void tb_wsdeflate_destroy(tb_wsdeflate_t *z)
 {
     if (!z)
         return;
-    if (z->tx_init)
-        deflateEnd(&z->tx);
+    if (z->tx)
+        libdeflate_free_compressor(z->tx);
     if (z->rx_init)
         inflateEnd(&z->rx);
     free(z->out);
@@ -85,27 +84,16 @@ static int out_reserve(tb_wsdeflate_t *z, size_t cap)
 int tb_wsdeflate_compress(tb_wsdeflate_t *z, const void *in, size_t len, const unsigned char **out,
                           size_t *outlen)
 {
-    if (len > UINT32_MAX)
+    size_t bound = libdeflate_deflate_compress_bound(z->tx, len);
+    if (bound >= SIZE_MAX - 1 || out_reserve(z, bound + 1))
         return -ENOMEM;
-    size_t need = deflateBound(&z->tx, (uLong)len) + WSDEFLATE_FLUSH_SLACK;
-    if (out_reserve(z, need))
-        return -ENOMEM;
-    /* No context takeover: each message starts from an empty window. */
-    if (deflateReset(&z->tx) != Z_OK)
-        return -ENOMEM;
-    z->tx.next_in = (Bytef *)(uintptr_t)in;
-    z->tx.avail_in = (uInt)len;
-    z->tx.next_out = z->out;
-    z->tx.avail_out = (uInt)z->out_cap;
-    int rc = deflate(&z->tx, Z_SYNC_FLUSH);
-    /* deflateBound() plus the flush's slack always holds the whole output. */
-    if (rc != Z_OK || z->tx.avail_in != 0 || z->tx.avail_out == 0)
-        return -ENOMEM;
-    size_t n = z->out_cap - z->tx.avail_out;
-    if (n < sizeof(tail) || memcmp(z->out + n - sizeof(tail), tail, sizeof(tail)) != 0)
-        return -ENOMEM;
+    /* A whole DEFLATE stream: no context takeover, its last block has BFINAL set. */
+    size_t n = libdeflate_deflate_compress(z->tx, in, len, z->out, bound);
+    if (n == 0)
+        return -ENOMEM; /* cannot happen within the bound */
+    z->out[n] = WSDEFLATE_STORED_HEADER;
     *out = z->out;
-    *outlen = n - sizeof(tail);
+    *outlen = n + 1;
     return 0;
 }
 

@@ -6,7 +6,8 @@ TB_PACKAGES=(
     build-essential cmake pkg-config
     libwebsockets-dev libwebsockets-evlib-ev libev-dev # lws runs on libev through its plugin
     libmosquitto-dev libjansson-dev libjwt-dev libcmocka-dev libssl-dev
-    zlib1g-dev # permessage-deflate (raw DEFLATE); the bench's inflater
+    zlib1g-dev # permessage-deflate: the inflater; the bench's inflater
+    libdeflate-dev # permessage-deflate: the compressor
     mosquitto mosquitto-clients
     python3-pytest python3-websockets python3-paho-mqtt python3-jwt
     python3-cryptography # python3-jwt only recommends it; the RS256/ES256 tests sign with it

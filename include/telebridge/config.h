@@ -92,7 +92,7 @@ typedef struct {
     int pong_timeout_s;
 } tb_config_heartbeat_t;
 
-/* permessage-deflate: offered at all, zlib level, the smallest frame worth compressing. */
+/* permessage-deflate: offered at all, libdeflate level, the smallest frame worth compressing. */
 typedef struct {
     bool enabled;
     int level;

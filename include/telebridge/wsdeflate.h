@@ -1,15 +1,17 @@
 /*
- * wsdeflate — the service thread's one deflater and one inflater for permessage-deflate
+ * wsdeflate — the service thread's one compressor and one inflater for permessage-deflate
  * (RFC 7692), negotiated without context takeover in both directions: every message is
- * compressed and inflated on its own, so one zlib stream each serves every connection and no
- * connection holds zlib state.
+ * compressed and inflated on its own, so one of each serves every connection and no
+ * connection holds compression state.
  *
- * Messages are raw DEFLATE (no zlib header) ending in a sync flush whose 00 00 ff ff tail is
- * stripped on the wire (§7.2.1) and appended again before inflating (§7.2.2).
+ * Server messages are a whole raw DEFLATE stream made by libdeflate (its last block has BFINAL
+ * set) followed by one 0x00 octet, the header of an empty stored block whose 00 00 ff ff the
+ * receiver appends (§7.2.3.3). Client messages end in a sync flush whose 00 00 ff ff tail was
+ * stripped on the wire (§7.2.1); zlib inflates them with the tail appended again (§7.2.2).
  *
  * Threads: one tb_wsdeflate_t belongs to one thread (the service thread); nothing is locked.
- * Memory: the deflater and inflater (zlib's own state, allocated at create), an output buffer
- * for compression grown to the largest message compressed, and an inflate buffer of
+ * Memory: the compressor (libdeflate's, allocated at create), the inflater (zlib's), an output
+ * buffer for compression grown to the largest message compressed, and an inflate buffer of
  * max_message + 1 bytes allocated on the first inflate — a decompression bomb costs no more.
  */
 #ifndef TELEBRIDGE_WSDEFLATE_H
@@ -24,7 +26,7 @@
 typedef struct tb_wsdeflate tb_wsdeflate_t;
 
 /*
- * level: zlib compression level 1..9. min_bytes: messages shorter than this are not worth
+ * level: libdeflate compression level 1..9. min_bytes: messages shorter than this are not worth
  * compressing (tb_wsdeflate_worth()). max_message: the largest inflated client message.
  * NULL when out of memory or a value is out of range.
  */

@@ -85,7 +85,11 @@ describe("dashboard in headless chromium", () => {
         const page = await browser.newPage({ viewport: { width: 1280, height: 470 } });
         const wsUrls = [];
         const pageErrors = [];
-        page.on("websocket", (ws) => wsUrls.push(ws.url()));
+        const frames = []; // text frames the page received, as Chromium inflated them
+        page.on("websocket", (ws) => {
+            wsUrls.push(ws.url());
+            ws.on("framereceived", (f) => frames.push(f.payload));
+        });
         page.on("pageerror", (err) => pageErrors.push(String(err)));
         // Errors the page reports, but not the failed requests a bridge restart causes.
         page.on("console", (msg) => msg.type() === "error" &&
@@ -109,6 +113,12 @@ describe("dashboard in headless chromium", () => {
 
             await stack.broker.publish("devices/sensor-temp-001/telemetry", '{"temperature": 23.25}');
             await waitText(page, fieldValue("sensor-temp-001", "temperature"), "23.25");
+            // Its frame is over compression.min_bytes (128 by default): the bridge compressed
+            // it, and Chromium inflated it to the envelope.
+            const live = frames.map((p) => JSON.parse(p)).filter((m) =>
+                m.type === "telemetry" && m.payload.fields.temperature === 23.25);
+            assert.equal(live.length, 1);
+            assert.ok(JSON.stringify(live[0]).length >= 128, "a frame the bridge compresses");
             await page.waitForFunction(() => /^[1-9]\d*\.\d msg\/s$|^0\.[1-9] msg\/s$/
                 .test(document.querySelector("#rate").textContent), null, { timeout: UI_TIMEOUT });
 

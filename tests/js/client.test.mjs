@@ -3,6 +3,7 @@
  * mosquitto started here (see harness.mjs). Run: cd tests/js && npm ci && node --test
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
@@ -149,6 +150,39 @@ describe("against a bridge", () => {
         assert.equal(c.state, "closed");
         await waitFor(async () => (await stack.bridge.stats()).connections === 0, 5000,
             "the bridge to see the close");
+    });
+
+    test("a compressing connection (ws offers permessage-deflate) gets every frame intact", async () => {
+        const sockets = [];
+        class Recording extends WebSocket {
+            constructor(...args) {
+                super(...args);
+                sockets.push(this);
+            }
+        }
+        const c = client(stack, { rooms: ["device:js-z"], WebSocket: Recording });
+        try {
+            const subscribed = nextEvent(c, "subscribed");
+            c.connect();
+            await subscribed;
+            const ws = sockets.at(-1);
+            assert.match(ws.extensions, /^permessage-deflate/, "ws negotiated compression");
+            /* ~300 B, 40 KB of hex noise, a frame past 64 KiB, and 30 KB that compresses well
+             * (whose bytes on the socket show that the bridge compressed it). */
+            const noise = (n) => randomBytes(n / 2).toString("hex");
+            const blobs = ["x".repeat(150), noise(40000), noise(65400), "telemetry ".repeat(3000)];
+            for (const [i, blob] of blobs.entries()) {
+                const read = ws._socket.bytesRead;
+                const got = nextEvent(c, "telemetry", (m) => m.payload.fields.i === i);
+                await stack.broker.publish("devices/js-z/telemetry", JSON.stringify({ fields: { i, blob } }));
+                assert.equal((await got).payload.fields.blob, blob, `message ${i}`);
+                if (i === blobs.length - 1)
+                    assert.ok(ws._socket.bytesRead - read < blob.length / 4,
+                        `${ws._socket.bytesRead - read} bytes read for ${blob.length}`);
+            }
+        } finally {
+            c.close();
+        }
     });
 
     test("the snapshot fills in; the position is the subscribed seq, not the snapshot's", async () => {

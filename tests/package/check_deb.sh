@@ -35,7 +35,7 @@ INFO=$(dpkg-deb -I "$DEB")
 CONTROL=$(dpkg-deb -f "$DEB")
 DEPENDS=$(dpkg-deb -f "$DEB" Depends)
 check "package name" test "$(dpkg-deb -f "$DEB" Package)" = telebridge
-for lib in libwebsockets17 libwebsockets-evlib-ev libev4 libmosquitto1 libjansson4 libjwt0 libc6 passwd; do
+for lib in libwebsockets17 libwebsockets-evlib-ev libev4 libmosquitto1 libjansson4 libjwt0 libdeflate0 libc6 passwd; do
     check "Depends on $lib" has_match "$DEPENDS" "(^|, )$lib( |,|$)"
 done
 check "Recommends mosquitto" has_match "$CONTROL" '^Recommends: .*mosquitto'

@@ -37,7 +37,7 @@ static const char *const documented_defaults =
     "  \"client_messages_per_s\": 200, \"handshakes_per_ip_per_s\": 0, \"handshake_burst\": 0,"
     "  \"handshake_timeout_s\": 10},"
     " \"heartbeat\": {\"ping_interval_s\": 30, \"pong_timeout_s\": 60},"
-    " \"compression\": {\"enabled\": true, \"level\": 6, \"min_bytes\": 128},"
+    " \"compression\": {\"enabled\": true, \"level\": 1, \"min_bytes\": 128},"
     " \"history\": {\"messages\": 65536, \"devices\": 100000},"
     " \"alerts\": [],"
     " \"log_level\": \"info\"}";

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "telebridge/wsdeflate.h"
 
@@ -50,11 +51,95 @@ static void test_round_trip_without_the_tail(void **state)
     assert_true(n > 0 && n < strlen(text));
     /* §7.2.1: the sync flush's 00 00 ff ff is not on the wire. */
     assert_false(n >= 4 && memcmp(c + n - 4, "\x00\x00\xff\xff", 4) == 0);
+    /* §7.2.3.3: the stream ends in a final block, then the empty stored block's header octet. */
+    assert_int_equal(c[n - 1], 0x00);
     assert_int_equal(tb_wsdeflate_inflate(z, c, n, &out, &got), 0);
     assert_int_equal(got, strlen(text));
     assert_memory_equal(out, text, got);
     free(c);
     tb_wsdeflate_destroy(z);
+}
+
+/*
+ * in[0..len) inflated as an RFC 7692 receiver does (§7.2.2: 00 00 ff ff appended, raw
+ * inflate with Z_SYNC_FLUSH), with zlib directly rather than this module, into a new buffer
+ * of *got bytes (the caller frees it).
+ */
+static unsigned char *receiver_inflate(const unsigned char *in, size_t len, size_t cap, size_t *got)
+{
+    z_stream s;
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(inflateInit2(&s, -15), Z_OK);
+    unsigned char *msg = malloc(len + 4), *out = malloc(cap);
+    assert_non_null(msg);
+    assert_non_null(out);
+    memcpy(msg, in, len);
+    memcpy(msg + len, "\x00\x00\xff\xff", 4);
+    s.next_in = msg;
+    s.avail_in = (uInt)(len + 4);
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    int rc = inflate(&s, Z_SYNC_FLUSH);
+    assert_true(rc == Z_OK || rc == Z_STREAM_END);
+    *got = cap - s.avail_out;
+    inflateEnd(&s);
+    free(msg);
+    return out;
+}
+
+/* Bytes that barely compress (a fixed xorshift sequence). */
+static void fill_noise(unsigned char *p, size_t len)
+{
+    uint32_t x = 2463534242u;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)x;
+    }
+}
+
+/*
+ * Compresses len bytes (noise from 40,000 on, else the envelope repeated) with z and inflates
+ * them as a receiver does.
+ */
+static void receiver_round_trip(tb_wsdeflate_t *z, const char *envelope, size_t envlen, size_t len)
+{
+    size_t n, got;
+    unsigned char *in = malloc(len);
+    assert_non_null(in);
+    if (len >= 40000)
+        fill_noise(in, len);
+    else
+        for (size_t k = 0; k < len; k++)
+            in[k] = (unsigned char)envelope[k % envlen];
+    unsigned char *c = compress_copy(z, in, len, &n);
+    assert_true(n > 1 && n < len + len / 8 + 64);
+    unsigned char *out = receiver_inflate(c, n, len + 16, &got);
+    assert_int_equal(got, len);
+    assert_memory_equal(out, in, len);
+    free(out);
+    free(c);
+    free(in);
+}
+
+/*
+ * Server messages of several sizes (the default min_bytes, a telemetry envelope, 40 KB of
+ * noise, past 64 KiB) inflate, as a receiver does it, to exactly what was compressed.
+ */
+static void test_receivers_inflate_every_size(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {128, 300, 40000, 65536 + 1000};
+    static const char envelope[] = "{\"type\":\"telemetry\",\"room\":\"device:sensor-temp-001\","
+                                   "\"payload\":{\"device_id\":\"sensor-temp-001\",";
+    for (int level = 1; level <= 9; level += 4) {
+        tb_wsdeflate_t *z = tb_wsdeflate_create(level, 0, MAX_MESSAGE);
+        assert_non_null(z);
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+            receiver_round_trip(z, envelope, sizeof(envelope) - 1, sizes[i]);
+        tb_wsdeflate_destroy(z);
+    }
 }
 
 /* No context takeover: a message compressed after another inflates on its own. */
@@ -192,6 +277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_checks_its_arguments),
         cmocka_unit_test(test_round_trip_without_the_tail),
+        cmocka_unit_test(test_receivers_inflate_every_size),
         cmocka_unit_test(test_messages_are_independent),
         cmocka_unit_test(test_inflate_is_bounded_by_the_message_limit),
         cmocka_unit_test(test_corrupt_input_is_refused),
