@@ -50,15 +50,15 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
     h->auth = opts->auth;
     h->io = opts->io;
     h->transport = opts->transport;
-    h->n_buckets = ROOM_BUCKETS_MIN;
-    h->buckets = calloc(h->n_buckets, sizeof(*h->buckets));
     h->groups = tb_groups_create(opts->cfg->groups, opts->cfg->n_groups);
     h->lv = tb_lastvalue_create((size_t)opts->cfg->history.devices, opts->cfg->n_alerts);
     h->hist = tb_history_create(history_capacity(opts->cfg));
     h->events = calloc(opts->cfg->n_alerts ? opts->cfg->n_alerts : 1, sizeof(*h->events));
     h->alerts = opts->cfg->alerts;
     h->n_alerts = opts->cfg->n_alerts;
-    if (!h->buckets || !h->groups || !h->lv || !h->hist || !h->events)
+    if (tb_strhash_init(&h->rooms, ROOM_BUCKETS_MIN,
+                        offsetof(room_t, name) - offsetof(room_t, node)) ||
+        !h->groups || !h->lv || !h->hist || !h->events)
         goto fail;
     if (opts->epoch)
         snprintf(h->epoch, sizeof(h->epoch), "%s", opts->epoch);
@@ -83,7 +83,7 @@ void tb_hub_destroy(tb_hub_t *h)
     free(h->events);
     if (h->alerts_owned)
         tb_alerts_free(h->alerts, h->n_alerts);
-    free(h->buckets);
+    tb_strhash_fini(&h->rooms);
     free(h);
 }
 
@@ -99,7 +99,7 @@ size_t tb_hub_connections(const tb_hub_t *h)
 
 size_t tb_hub_rooms(const tb_hub_t *h)
 {
-    return h->n_rooms;
+    return h->rooms.count;
 }
 
 size_t tb_hub_devices(const tb_hub_t *h)

@@ -17,6 +17,7 @@
 #include "telebridge/lastvalue.h"
 #include "telebridge/protocol.h"
 #include "telebridge/room.h"
+#include "telebridge/strhash.h"
 
 /*
  * First allocations (each doubled as needed). A connection's send queue and joined rooms
@@ -65,8 +66,7 @@ typedef struct {
 } snap_t;
 
 struct room {
-    room_t *next; /* hash chain */
-    uint32_t hash;
+    tb_strhash_node_t node; /* in the room index, keyed by name */
     uint32_t n_members;
     uint32_t cap_members;
     member_t *members;
@@ -150,8 +150,7 @@ struct tb_hub {
     tb_config_alert_t *alerts;
     size_t n_alerts;
     bool alerts_owned;
-    room_t **buckets;
-    uint32_t n_buckets, n_rooms;
+    tb_strhash_t rooms; /* the room index (hub_rooms.c) */
     slot_t *slots;
     size_t n_conns, cap_slots;
     uint64_t seq;

@@ -8,29 +8,8 @@
 
 room_t *hub_room_find(const tb_hub_t *h, const char *name, size_t len)
 {
-    uint32_t hash = tb_hash_fnv1a(name, len);
-    for (room_t *r = h->buckets[hash & (h->n_buckets - 1)]; r; r = r->next)
-        if (r->hash == hash && strncmp(r->name, name, len) == 0 && r->name[len] == '\0')
-            return r;
-    return NULL;
-}
-
-static void room_index_grow(tb_hub_t *h)
-{
-    uint32_t n = h->n_buckets * 2;
-    room_t **b = calloc(n, sizeof(*b));
-    if (!b)
-        return; /* a longer chain is slower, not wrong */
-    for (uint32_t i = 0; i < h->n_buckets; i++) {
-        for (room_t *r = h->buckets[i], *next; r; r = next) {
-            next = r->next;
-            r->next = b[r->hash & (n - 1)];
-            b[r->hash & (n - 1)] = r;
-        }
-    }
-    free(h->buckets);
-    h->buckets = b;
-    h->n_buckets = n;
+    tb_strhash_node_t *n = tb_strhash_find(&h->rooms, name, len);
+    return n ? TB_STRHASH_ENTRY(n, room_t, node) : NULL;
 }
 
 static room_t *room_create(tb_hub_t *h, const char *name)
@@ -40,21 +19,13 @@ static room_t *room_create(tb_hub_t *h, const char *name)
     if (!r)
         return NULL;
     memcpy(r->name, name, len + 1);
-    r->hash = tb_hash_fnv1a(name, len);
-    r->next = h->buckets[r->hash & (h->n_buckets - 1)];
-    h->buckets[r->hash & (h->n_buckets - 1)] = r;
-    if (++h->n_rooms > h->n_buckets)
-        room_index_grow(h);
+    tb_strhash_insert(&h->rooms, &r->node);
     return r;
 }
 
 static void room_destroy(tb_hub_t *h, room_t *r)
 {
-    room_t **pp = &h->buckets[r->hash & (h->n_buckets - 1)];
-    while (*pp != r)
-        pp = &(*pp)->next;
-    *pp = r->next;
-    h->n_rooms--;
+    tb_strhash_remove(&h->rooms, &r->node);
     free(r->members);
     free(r);
 }
@@ -248,13 +219,12 @@ static int cmp_room_ptr(const void *a, const void *b)
 json_t *tb_hub_rooms_json(const tb_hub_t *h)
 {
     json_t *arr = json_array();
-    room_t **all = malloc((h->n_rooms ? h->n_rooms : 1) * sizeof(*all));
+    room_t **all = malloc((h->rooms.count ? h->rooms.count : 1) * sizeof(*all));
     size_t n = 0;
     if (!arr || !all)
         goto done;
-    for (uint32_t i = 0; i < h->n_buckets; i++)
-        for (room_t *r = h->buckets[i]; r; r = r->next)
-            all[n++] = r;
+    for (tb_strhash_node_t *e = tb_strhash_first(&h->rooms); e; e = tb_strhash_next(&h->rooms, e))
+        all[n++] = TB_STRHASH_ENTRY(e, room_t, node);
     qsort(all, n, sizeof(*all), cmp_room_ptr);
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, json_pack("{s:s, s:I}", "room", all[i]->name, "subscribers",

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/strhash.h"
 #include "telebridge/util.h"
 
 /* Initial hash buckets; the index doubles when records outnumber buckets. */
@@ -18,9 +19,8 @@
  * device instead of a few kilobytes of jansson objects.
  */
 struct tb_lv_entry {
-    tb_lv_entry_t *hnext;         /* hash chain */
-    tb_lv_entry_t *older, *newer; /* update-order list */
-    uint32_t hash;
+    tb_strhash_node_t node;         /* in the index, keyed by device */
+    tb_lv_entry_t *older, *newer;   /* update-order list */
     uint64_t names;                 /* names_sig() of the stored telemetry */
     tb_frame_t *telemetry, *status; /* device-message envelopes; NULL until the first */
     char *group;                    /* NULL when the topic named none */
@@ -29,9 +29,8 @@ struct tb_lv_entry {
 };
 
 struct tb_lastvalue {
-    tb_lv_entry_t **buckets;
-    uint32_t n_buckets;
-    size_t count, max_devices, n_words;
+    tb_strhash_t index;
+    size_t max_devices, n_words;
     uint64_t evictions;
     tb_lv_entry_t *oldest, *newest;
 };
@@ -41,9 +40,8 @@ tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
     tb_lastvalue_t *lv = calloc(1, sizeof(*lv));
     if (!lv)
         return NULL;
-    lv->n_buckets = LV_BUCKETS_MIN;
-    lv->buckets = calloc(lv->n_buckets, sizeof(*lv->buckets));
-    if (!lv->buckets) {
+    if (tb_strhash_init(&lv->index, LV_BUCKETS_MIN,
+                        offsetof(tb_lv_entry_t, device) - offsetof(tb_lv_entry_t, node))) {
         free(lv);
         return NULL;
     }
@@ -68,17 +66,14 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv)
         next = e->newer;
         entry_free(e);
     }
-    free(lv->buckets);
+    tb_strhash_fini(&lv->index);
     free(lv);
 }
 
 tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device)
 {
-    uint32_t hash = tb_hash_fnv1a(device, strlen(device));
-    for (tb_lv_entry_t *e = lv->buckets[hash & (lv->n_buckets - 1)]; e; e = e->hnext)
-        if (e->hash == hash && strcmp(e->device, device) == 0)
-            return e;
-    return NULL;
+    tb_strhash_node_t *n = tb_strhash_find(&lv->index, device, strlen(device));
+    return n ? TB_STRHASH_ENTRY(n, tb_lv_entry_t, node) : NULL;
 }
 
 static void list_unlink(tb_lastvalue_t *lv, tb_lv_entry_t *e)
@@ -105,34 +100,12 @@ static void list_push_newest(tb_lastvalue_t *lv, tb_lv_entry_t *e)
     lv->newest = e;
 }
 
-static void index_grow(tb_lastvalue_t *lv)
-{
-    uint32_t n = lv->n_buckets * 2;
-    tb_lv_entry_t **b = calloc(n, sizeof(*b));
-    if (!b)
-        return; /* a longer chain is slower, not wrong */
-    for (uint32_t i = 0; i < lv->n_buckets; i++) {
-        for (tb_lv_entry_t *e = lv->buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            e->hnext = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-        }
-    }
-    free(lv->buckets);
-    lv->buckets = b;
-    lv->n_buckets = n;
-}
-
 static void evict_oldest(tb_lastvalue_t *lv)
 {
     tb_lv_entry_t *e = lv->oldest;
-    tb_lv_entry_t **pp = &lv->buckets[e->hash & (lv->n_buckets - 1)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    tb_strhash_remove(&lv->index, &e->node);
     list_unlink(lv, e);
     entry_free(e);
-    lv->count--;
     lv->evictions++;
 }
 
@@ -143,19 +116,15 @@ static tb_lv_entry_t *entry_create(tb_lastvalue_t *lv, const char *device)
     size_t words = lv->n_words * sizeof(uint64_t);
     size_t head = sizeof(tb_lv_entry_t) + len + 1;
     head = (head + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
-    if (lv->count >= lv->max_devices)
+    if (lv->index.count >= lv->max_devices)
         evict_oldest(lv);
     tb_lv_entry_t *e = calloc(1, head + words);
     if (!e)
         return NULL;
     memcpy(e->device, device, len + 1);
     e->words = (uint64_t *)(void *)((char *)e + head);
-    e->hash = tb_hash_fnv1a(device, strlen(device));
-    e->hnext = lv->buckets[e->hash & (lv->n_buckets - 1)];
-    lv->buckets[e->hash & (lv->n_buckets - 1)] = e;
+    tb_strhash_insert(&lv->index, &e->node);
     list_push_newest(lv, e);
-    if (++lv->count > lv->n_buckets)
-        index_grow(lv);
     return e;
 }
 
@@ -166,16 +135,6 @@ static void merge_member(json_t *dst, const json_t *src, const char *key)
     json_t *into = json_object_get(dst, key);
     if (json_is_object(from) && json_is_object(into))
         json_object_update(into, from);
-}
-
-static uint64_t hash64(const char *s)
-{
-    uint64_t h = 14695981039346656037u; /* FNV-1a, 64 bits */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211u;
-    }
-    return h;
 }
 
 /*
@@ -189,10 +148,10 @@ static uint64_t names_sig(const json_t *p)
     const char *key;
     const json_t *v;
     uint64_t sig = (uint64_t)json_object_size(fields) << 32 | json_object_size(tags);
-    json_object_foreach((json_t *)fields, key, v) sig += hash64(key);
+    json_object_foreach((json_t *)fields, key, v) sig += tb_hash_fnv1a64(key, strlen(key));
     json_object_foreach((json_t *)tags, key, v)
     {
-        uint64_t h = hash64(key);
+        uint64_t h = tb_hash_fnv1a64(key, strlen(key));
         sig += h << 1 | h >> 63;
     }
     return sig;
@@ -291,7 +250,7 @@ tb_lv_entry_t *tb_lastvalue_newer(const tb_lv_entry_t *e)
 
 size_t tb_lastvalue_count(const tb_lastvalue_t *lv)
 {
-    return lv->count;
+    return lv->index.count;
 }
 
 uint64_t tb_lastvalue_evictions(const tb_lastvalue_t *lv)

@@ -208,3 +208,13 @@ uint32_t tb_hash_fnv1a(const char *s, size_t len)
     }
     return h;
 }
+
+uint64_t tb_hash_fnv1a64(const char *s, size_t len)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211u;
+    }
+    return h;
+}

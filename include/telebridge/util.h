@@ -44,6 +44,8 @@ bool tb_prefix_pattern_match(const char *pattern, const char *s);
  * addresses). Fast, not keyed: no use where an attacker must not predict collisions.
  */
 uint32_t tb_hash_fnv1a(const char *s, size_t len);
+/* FNV-1a (64 bits) of s[0..len): for fingerprints where 32 bits would collide too often. */
+uint64_t tb_hash_fnv1a64(const char *s, size_t len);
 
 /*
  * Reads the whole file at path into a new NUL-terminated buffer: *out (the caller frees it with

@@ -198,6 +198,10 @@ static void test_hash_fnv1a(void **state)
     assert_int_equal(tb_hash_fnv1a("a", 1), 0xe40c292cu);
     assert_int_equal(tb_hash_fnv1a("foobar", 6), 0xbf9cf968u);
     assert_int_equal(tb_hash_fnv1a("foobarXYZ", 6), 0xbf9cf968u);
+    /* The 64-bit variant: the published FNV-1a test vectors. */
+    assert_true(tb_hash_fnv1a64("", 0) == 0xcbf29ce484222325u);
+    assert_true(tb_hash_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cu);
+    assert_true(tb_hash_fnv1a64("foobarXYZ", 6) == 0x85944171f73967e8u);
 }
 
 int main(void)
