@@ -18,7 +18,7 @@ struct tb_bridge {
     tb_bridge_reload_fn reload;
     void *reload_arg;
     tb_queue_t *queue;
-    tb_tickets_t *tickets;
+    tb_ticket_store_t *tickets;
     tb_ratelimit_t *handshakes; /* per-IP handshake limiter; NULL when off */
     tb_hub_t *hub;              /* NULL until attached */
     tb_http_ctx_t http;
@@ -51,8 +51,7 @@ tb_bridge_t *tb_bridge_create(const tb_bridge_opts_t *opts, char *err, size_t er
     b->reload = opts->reload;
     b->reload_arg = opts->reload_arg;
     if (!(b->queue = tb_queue_create(TB_BRIDGE_QUEUE_CAP)) ||
-        !(b->tickets = tb_tickets_create(TB_TICKETS_MAX, TB_TICKETS_PER_SUB)) ||
-        create_limiter(b)) {
+        !(b->tickets = tb_ticket_create(TB_TICKET_MAX, TB_TICKET_PER_SUB)) || create_limiter(b)) {
         tb_set_err(err, errlen, "out of memory");
         tb_bridge_destroy(b);
         return NULL;
@@ -62,7 +61,7 @@ tb_bridge_t *tb_bridge_create(const tb_bridge_opts_t *opts, char *err, size_t er
 
 int tb_bridge_attach(tb_bridge_t *b, const tb_bridge_transport_t *t, char *err, size_t errlen)
 {
-    tb_hub_opts_t ho = {.cfg = b->cfg, .auth = b->auth, .io = t->io, .transport = t->transport};
+    tb_hub_opts_t ho = {.cfg = b->cfg, .auth = b->auth, .ops = t->ops, .transport = t->transport};
     if (!(b->hub = tb_hub_create(&ho))) {
         tb_set_err(err, errlen, "out of memory");
         return -1;
@@ -84,7 +83,7 @@ void tb_bridge_destroy(tb_bridge_t *b)
     if (!b)
         return;
     tb_hub_destroy(b->hub);
-    tb_tickets_destroy(b->tickets);
+    tb_ticket_destroy(b->tickets);
     tb_ratelimit_destroy(b->handshakes);
     tb_auth_destroy(b->auth);
     if (b->queue) {
@@ -111,7 +110,7 @@ const tb_auth_t *tb_bridge_auth(const tb_bridge_t *b)
     return b->auth;
 }
 
-tb_tickets_t *tb_bridge_tickets(const tb_bridge_t *b)
+tb_ticket_store_t *tb_bridge_tickets(const tb_bridge_t *b)
 {
     return b->tickets;
 }

@@ -208,7 +208,7 @@ static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **bo
     if (status)
         return status;
     int64_t ttl_ms = (int64_t)ctx->cfg->auth.ticket_ttl_s * 1000;
-    int rc = tb_tickets_issue(ctx->tickets, grant, req->now_ms, ttl_ms, ticket, &expires_ms);
+    int rc = tb_ticket_issue(ctx->tickets, grant, req->now_ms, ttl_ms, ticket, &expires_ms);
     tb_grant_free(grant);
     if (rc == TB_TICKET_E_FULL) {
         *body = tb_http_error("too_many_tickets");

@@ -48,7 +48,7 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
         return NULL;
     h->cfg = opts->cfg;
     h->auth = opts->auth;
-    h->io = opts->io;
+    h->ops = opts->ops;
     h->transport = opts->transport;
     h->groups = tb_groups_create(opts->cfg->groups, opts->cfg->n_groups);
     h->lv = tb_lastvalue_create((size_t)opts->cfg->history.devices, opts->cfg->n_alerts);
@@ -141,7 +141,7 @@ static void send_connected(tb_hub_t *h, tb_conn_t *c)
     tb_format_rfc3339_ms(ms, now);
     json_t *payload = json_pack("{s:s, s:s, s:s, s:s}", "connection_id", id, "server_time", now,
                                 "epoch", h->epoch, "user", tb_grant_sub(c->grant));
-    hub_conn_send_owned(h, c, tb_proto_control("connected", payload, NULL, ms));
+    hub_conn_send_owned(h, c, tb_protocol_control("connected", payload, NULL, ms));
 }
 
 /* Room for one more slot; -1 when out of memory. */
@@ -223,8 +223,8 @@ static int alert_order(const tb_hub_t *h, const tb_config_alert_t *alerts, size_
 /* Moves every device's firing marks to the rules' new positions (a permutation). */
 static void reorder_marks(tb_hub_t *h, const size_t *from, uint64_t *tmp)
 {
-    for (tb_lv_entry_t *e = tb_lastvalue_oldest(h->lv); e; e = tb_lastvalue_newer(e)) {
-        uint64_t *w = tb_lv_words(e);
+    for (tb_lastvalue_entry_t *e = tb_lastvalue_oldest(h->lv); e; e = tb_lastvalue_newer(e)) {
+        uint64_t *w = tb_lastvalue_words(e);
         memcpy(tmp, w, h->n_alerts * sizeof(*w));
         for (size_t i = 0; i < h->n_alerts; i++)
             w[i] = tmp[from[i]];
@@ -275,7 +275,7 @@ static void send_expiring(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
     int64_t exp = tb_grant_exp(c->grant);
     json_t *payload =
         json_pack("{s:I, s:I}", "exp", (json_int_t)exp, "expires_in", (json_int_t)(exp - now_s));
-    hub_conn_send_owned(h, c, tb_proto_control("token_expiring", payload, NULL, tb_now_ms()));
+    hub_conn_send_owned(h, c, tb_protocol_control("token_expiring", payload, NULL, tb_now_ms()));
     c->warned = true;
     h->slots[c->slot].deadline_s = exp;
 }
@@ -316,10 +316,10 @@ void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
         slot_t *s = &h->slots[i];
         int64_t quiet = mono_ms - s->seen_ms;
         if (quiet >= drop_ms) {
-            h->io.drop(h->transport, s->c->io);
+            h->ops.drop(h->transport, s->c->io);
         } else if (quiet >= ping_ms && !s->c->pinged) {
             s->c->pinged = true;
-            h->io.ping(h->transport, s->c->io);
+            h->ops.ping(h->transport, s->c->io);
         }
     }
 }
@@ -359,22 +359,22 @@ static void route(tb_hub_t *h, tb_frame_t *f, const char *const *rooms, size_t n
  * the sample). The rule's word in e holds the firing message's seq while it fires; both
  * messages of a firing/resolved pair carry the alert_id "<rule>:<device>:<firing seq>".
  */
-static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev,
+static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_event_t *ev,
                        const char *timestamp, const dev_rooms_t *dr)
 {
     const tb_config_alert_t *rule = &h->alerts[ev->rule];
-    uint64_t *mark = &tb_lv_words(e)[ev->rule];
+    uint64_t *mark = &tb_lastvalue_words(e)[ev->rule];
     uint64_t seq = ++h->seq;
     char id[ALERT_ID_MAX];
-    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, rule->name, tb_lv_device(e),
+    snprintf(id, sizeof(id), "%s:%s:%" PRIu64, rule->name, tb_lastvalue_device(e),
              ev->firing ? seq : *mark);
     *mark = ev->firing ? seq : 0;
     h->counters.alerts++;
-    json_t *payload = tb_alerts_payload(rule, ev, tb_lv_device(e), id, timestamp);
+    json_t *payload = tb_alerts_payload(rule, ev, tb_lastvalue_device(e), id, timestamp);
     /* Kind status: the drop_oldest policy never drops an alert. */
-    tb_frame_t *f =
-        payload ? tb_proto_device("alert", dr->names[0], payload, seq, tb_now_ms(), TB_FRAME_STATUS)
-                : NULL;
+    tb_frame_t *f = payload ? tb_protocol_device("alert", dr->names[0], payload, seq, tb_now_ms(),
+                                                 TB_FRAME_STATUS)
+                            : NULL;
     json_decref(payload);
     if (!f) {
         tb_log(TB_LOG_ERROR, "out of memory encoding an alert", "seq=%" PRIu64, seq);
@@ -384,11 +384,13 @@ static void emit_alert(tb_hub_t *h, tb_lv_entry_t *e, const tb_alert_event_t *ev
     tb_frame_unref(f);
 }
 
-static void raise_alerts(tb_hub_t *h, tb_lv_entry_t *e, const tb_msg_t *m, const dev_rooms_t *dr)
+static void raise_alerts(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m,
+                         const dev_rooms_t *dr)
 {
     const char *ts = json_string_value(json_object_get(m->payload, "timestamp"));
-    size_t n = tb_alerts_eval(h->alerts, h->n_alerts, m->device_id,
-                              json_object_get(m->payload, "fields"), tb_lv_words(e), h->events);
+    size_t n =
+        tb_alerts_eval(h->alerts, h->n_alerts, m->device_id, json_object_get(m->payload, "fields"),
+                       tb_lastvalue_words(e), h->events);
     for (size_t i = 0; i < n; i++)
         emit_alert(h, e, &h->events[i], ts ? ts : "", dr);
 }
@@ -399,11 +401,11 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     bool telemetry = m->kind == TB_MSG_TELEMETRY;
     hub_device_rooms(h, m->device_id, m->group, &dr);
     uint64_t seq = ++h->seq;
-    tb_frame_t *f = tb_proto_device_spliced(telemetry ? "telemetry" : "device_status", dr.names[0],
-                                            m->payload_json, m->payload_json_len, seq, tb_now_ms(),
-                                            telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    tb_frame_t *f = tb_protocol_device_spliced(
+        telemetry ? "telemetry" : "device_status", dr.names[0], m->payload_json,
+        m->payload_json_len, seq, tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
-    tb_lv_entry_t *e = tb_lastvalue_update(h->lv, m, f);
+    tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
         route(h, f, dr.ptrs, dr.n);
@@ -420,8 +422,8 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
 {
     uint64_t seq = ++h->seq;
     bool telemetry = strcmp(type, "telemetry") == 0;
-    tb_frame_t *f = tb_proto_device(type, room, payload, seq, tb_now_ms(),
-                                    telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+    tb_frame_t *f = tb_protocol_device(type, room, payload, seq, tb_now_ms(),
+                                       telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
         return 0;
     h->counters.published++;

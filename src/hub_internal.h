@@ -120,7 +120,7 @@ struct tb_conn {
     uint32_t rl_count;
     int close_code;
     bool warned; /* token_expiring was sent for the current grant */
-    bool pinged; /* io.ping was called since its slot's seen_ms */
+    bool pinged; /* ops.ping was called since its slot's seen_ms */
 };
 
 /*
@@ -139,7 +139,7 @@ typedef struct {
 struct tb_hub {
     const tb_config_t *cfg;
     const tb_auth_t *auth;
-    tb_hub_io_t io;
+    tb_hub_ops_t ops;
     void *transport;
     tb_groups_t *groups;
     tb_lastvalue_t *lv;

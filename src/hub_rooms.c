@@ -95,11 +95,11 @@ static void frame_rooms(const tb_hub_t *h, const tb_frame_t *f, dev_rooms_t *out
     if (f->seq && tb_history_get(h->hist, f->seq, &packed, &n) == f) {
         for (; out->n < n && out->n < ROOMS_PER_MESSAGE; packed += strlen(packed) + 1)
             room_name(out->names[out->n++], "", packed);
-    } else if ((len = tb_proto_device_room(f, room)) == 0) {
+    } else if ((len = tb_protocol_device_room(f, room)) == 0) {
         return;
     } else if (tb_room_parse(room, len, &id, NULL) == TB_ROOM_DEVICE) {
-        const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
-        hub_device_rooms(h, id, e ? tb_lv_group(e) : "", out);
+        const tb_lastvalue_entry_t *e = tb_lastvalue_find(h->lv, id);
+        hub_device_rooms(h, id, e ? tb_lastvalue_group(e) : "", out);
     } else {
         room_name(out->names[out->n++], "", room);
     }

@@ -60,7 +60,7 @@ void hub_queue_drop_left(tb_hub_t *h, tb_conn_t *c)
     bool in_global = global && global->mark == h->marks; /* it holds every device */
     for (uint32_t i = 0; i < c->q_len; i++) {
         tb_frame_t *f = *queue_at(c, i);
-        bool snapshot = tb_proto_is_snapshot(f);
+        bool snapshot = tb_protocol_is_snapshot(f);
         if (f->seq && !(snapshot && in_global) &&
             (none || !hub_frame_match(h, f, snapshot ? UINT64_MAX : f->seq))) {
             tb_frame_unref(f);
@@ -90,7 +90,7 @@ void hub_conn_request_close(tb_hub_t *h, tb_conn_t *c, int code)
     if (c->close_code)
         return;
     c->close_code = code;
-    h->io.close(h->transport, c->io, code);
+    h->ops.close(h->transport, c->io, code);
 }
 
 static void slow_consumer(tb_hub_t *h, tb_conn_t *c)
@@ -153,7 +153,7 @@ void hub_conn_queue(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
     tb_frame_ref(f);
     *queue_at(c, c->q_len++) = f;
     if (c->q_len == 1)
-        h->io.want_write(h->transport, c->io);
+        h->ops.want_write(h->transport, c->io);
 }
 
 /* Queues a control frame made for c alone (f may be NULL when out of memory). */
@@ -169,7 +169,7 @@ void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *mes
                     const json_t *request_id)
 {
     h->counters.client_errors++;
-    hub_conn_send_owned(h, c, tb_proto_error(code, message, rooms, request_id, tb_now_ms()));
+    hub_conn_send_owned(h, c, tb_protocol_error(code, message, rooms, request_id, tb_now_ms()));
 }
 
 /* ---- catch-up: snapshot, then replay from the history, paced by the send queue -------- */
@@ -324,7 +324,7 @@ static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
 {
     tb_frame_t *stored = c->cu->snap[c->cu->snap_i++].frame;
     h->counters.snapshot_messages++;
-    hub_conn_send_owned(h, c, tb_proto_snapshot(stored));
+    hub_conn_send_owned(h, c, tb_protocol_snapshot(stored));
     tb_frame_unref(stored);
 }
 

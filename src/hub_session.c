@@ -18,23 +18,23 @@ static bool names_have(const json_t *names, const char *name)
 }
 
 /* Queues, as pending snapshot frames of c for room r, device e's last status and telemetry. */
-static void snapshot_device(tb_conn_t *c, const tb_lv_entry_t *e, const room_t *r)
+static void snapshot_device(tb_conn_t *c, const tb_lastvalue_entry_t *e, const room_t *r)
 {
-    if (tb_lv_status(e))
-        hub_snap_push(c, tb_lv_status(e), r);
-    if (tb_lv_telemetry(e))
-        hub_snap_push(c, tb_lv_telemetry(e), r);
+    if (tb_lastvalue_status(e))
+        hub_snap_push(c, tb_lastvalue_status(e), r);
+    if (tb_lastvalue_telemetry(e))
+        hub_snap_push(c, tb_lastvalue_telemetry(e), r);
 }
 
 /*
  * The first of e's group rooms and global that is in fresh, or NULL when there is none or e's
  * device room is in fresh too (that one brought e already).
  */
-static const room_t *snapshot_by_scan(const tb_hub_t *h, const tb_lv_entry_t *e,
+static const room_t *snapshot_by_scan(const tb_hub_t *h, const tb_lastvalue_entry_t *e,
                                       const json_t *fresh)
 {
     dev_rooms_t dr;
-    hub_device_rooms(h, tb_lv_device(e), tb_lv_group(e), &dr);
+    hub_device_rooms(h, tb_lastvalue_device(e), tb_lastvalue_group(e), &dr);
     if (names_have(fresh, dr.names[0]))
         return NULL;
     for (size_t i = 1; i < dr.n; i++)
@@ -60,11 +60,11 @@ static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
             scan = true;
             continue;
         }
-        const tb_lv_entry_t *e = tb_lastvalue_find(h->lv, id);
+        const tb_lastvalue_entry_t *e = tb_lastvalue_find(h->lv, id);
         if (e)
             snapshot_device(c, e, hub_room_find(h, name, strlen(name)));
     }
-    for (const tb_lv_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
+    for (const tb_lastvalue_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
          e = tb_lastvalue_newer(e)) {
         const room_t *r = snapshot_by_scan(h, e, fresh);
         if (r)
@@ -106,7 +106,7 @@ static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t 
  * while c is already catching up, when it is not behind c's cursor (what lies behind was
  * already sent or skipped).
  */
-static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_cmsg_t *m)
+static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     if (!m->has_since || strcmp(m->since_epoch, h->epoch) != 0 ||
         !tb_history_covers(h->hist, m->since_seq, h->seq) ||
@@ -145,7 +145,7 @@ static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char 
  * Order on c: `subscribed`, then the snapshot of the rooms just joined or, when `since` can be
  * honoured, the replay of what they missed, then live messages — all through hub_catch_up().
  */
-static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     sub_result_t res = {json_array(), json_array(), json_array(), json_array(), json_array()};
     bool recover = can_recover(h, c, m);
@@ -159,7 +159,8 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     if (payload && m->has_since)
         json_object_set_new(payload, "recovered", json_boolean(recover));
     json_decref(res.joined);
-    hub_conn_send_owned(h, c, tb_proto_control("subscribed", payload, m->request_id, tb_now_ms()));
+    hub_conn_send_owned(h, c,
+                        tb_protocol_control("subscribed", payload, m->request_id, tb_now_ms()));
     if (!recover)
         queue_snapshot(h, c, res.fresh);
     json_decref(res.fresh);
@@ -171,7 +172,7 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     hub_catch_up(h, c);
 }
 
-static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     json_t *left = json_array();
     size_t i;
@@ -185,7 +186,7 @@ static void handle_unsubscribe(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
         hub_queue_drop_left(h, c);
     json_t *payload = json_pack("{s:o}", "rooms", left);
     hub_conn_send_owned(h, c,
-                        tb_proto_control("unsubscribed", payload, m->request_id, tb_now_ms()));
+                        tb_protocol_control("unsubscribed", payload, m->request_id, tb_now_ms()));
     hub_conn_check(h, c);
 }
 
@@ -207,7 +208,7 @@ static json_t *leave_ungranted(tb_hub_t *h, tb_conn_t *c)
     return left;
 }
 
-static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     tb_grant_t *g = NULL;
     int rc = tb_auth_verify(h->auth, m->token, strlen(m->token), tb_now_ms() / 1000, &g);
@@ -220,12 +221,13 @@ static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
     hub_conn_set_grant(h, c, g);
     json_t *left = leave_ungranted(h, c);
     if (json_array_size(left))
-        hub_conn_send_owned(
-            h, c,
-            tb_proto_control("unsubscribed", json_pack("{s:O}", "rooms", left), NULL, tb_now_ms()));
+        hub_conn_send_owned(h, c,
+                            tb_protocol_control("unsubscribed", json_pack("{s:O}", "rooms", left),
+                                                NULL, tb_now_ms()));
     json_decref(left);
     json_t *payload = json_pack("{s:I}", "exp", (json_int_t)tb_grant_exp(g));
-    hub_conn_send_owned(h, c, tb_proto_control("refreshed", payload, m->request_id, tb_now_ms()));
+    hub_conn_send_owned(h, c,
+                        tb_protocol_control("refreshed", payload, m->request_id, tb_now_ms()));
     hub_conn_check(h, c);
 }
 
@@ -242,19 +244,19 @@ static bool rate_ok(tb_hub_t *h, tb_conn_t *c, bool *first_refusal)
     return c->rl_count <= (uint32_t)h->cfg->limits.client_messages_per_s;
 }
 
-static void dispatch(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
+static void dispatch(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     switch (m->type) {
-    case TB_CMSG_SUBSCRIBE:
+    case TB_PROTOCOL_CMSG_SUBSCRIBE:
         handle_subscribe(h, c, m);
         break;
-    case TB_CMSG_UNSUBSCRIBE:
+    case TB_PROTOCOL_CMSG_UNSUBSCRIBE:
         handle_unsubscribe(h, c, m);
         break;
-    case TB_CMSG_PING:
-        hub_conn_send_owned(h, c, tb_proto_control("pong", NULL, m->request_id, tb_now_ms()));
+    case TB_PROTOCOL_CMSG_PING:
+        hub_conn_send_owned(h, c, tb_protocol_control("pong", NULL, m->request_id, tb_now_ms()));
         break;
-    case TB_CMSG_REFRESH:
+    case TB_PROTOCOL_CMSG_REFRESH:
         handle_refresh(h, c, m);
         break;
     }
@@ -262,7 +264,7 @@ static void dispatch(tb_hub_t *h, tb_conn_t *c, const tb_cmsg_t *m)
 
 void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len)
 {
-    tb_cmsg_t m;
+    tb_protocol_cmsg_t m;
     const char *err_code, *err_msg;
     bool first_refusal;
     h->counters.client_messages++;
@@ -276,9 +278,9 @@ void tb_hub_conn_receive(tb_hub_t *h, tb_conn_t *c, const char *msg, size_t len)
                            NULL);
         return;
     }
-    if (tb_cmsg_parse(msg, len, &m, &err_code, &err_msg) == 0)
+    if (tb_protocol_cmsg_parse(msg, len, &m, &err_code, &err_msg) == 0)
         dispatch(h, c, &m);
     else
         hub_conn_error(h, c, err_code, err_msg, NULL, m.request_id);
-    tb_cmsg_clear(&m);
+    tb_protocol_cmsg_clear(&m);
 }

@@ -18,12 +18,12 @@
  * an encoding (of that message's envelope with the merged payload). A few hundred bytes per
  * device instead of a few kilobytes of jansson objects.
  */
-struct tb_lv_entry {
-    tb_strhash_node_t node;         /* in the index, keyed by device */
-    tb_lv_entry_t *older, *newer;   /* update-order list */
-    uint64_t names;                 /* names_sig() of the stored telemetry */
-    tb_frame_t *telemetry, *status; /* device-message envelopes; NULL until the first */
-    char *group;                    /* NULL when the topic named none */
+struct tb_lastvalue_entry {
+    tb_strhash_node_t node;              /* in the index, keyed by device */
+    tb_lastvalue_entry_t *older, *newer; /* update-order list */
+    uint64_t names;                      /* names_sig() of the stored telemetry */
+    tb_frame_t *telemetry, *status;      /* device-message envelopes; NULL until the first */
+    char *group;                         /* NULL when the topic named none */
     uint64_t *words;
     char device[];
 };
@@ -32,7 +32,7 @@ struct tb_lastvalue {
     tb_strhash_t index;
     size_t max_devices, n_words;
     uint64_t evictions;
-    tb_lv_entry_t *oldest, *newest;
+    tb_lastvalue_entry_t *oldest, *newest;
 };
 
 tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
@@ -41,7 +41,8 @@ tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
     if (!lv)
         return NULL;
     if (tb_strhash_init(&lv->index, LV_BUCKETS_MIN,
-                        offsetof(tb_lv_entry_t, device) - offsetof(tb_lv_entry_t, node))) {
+                        offsetof(tb_lastvalue_entry_t, device) -
+                            offsetof(tb_lastvalue_entry_t, node))) {
         free(lv);
         return NULL;
     }
@@ -50,7 +51,7 @@ tb_lastvalue_t *tb_lastvalue_create(size_t max_devices, size_t n_words)
     return lv;
 }
 
-static void entry_free(tb_lv_entry_t *e)
+static void entry_free(tb_lastvalue_entry_t *e)
 {
     tb_frame_unref(e->telemetry);
     tb_frame_unref(e->status);
@@ -62,7 +63,7 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv)
 {
     if (!lv)
         return;
-    for (tb_lv_entry_t *e = lv->oldest, *next; e; e = next) {
+    for (tb_lastvalue_entry_t *e = lv->oldest, *next; e; e = next) {
         next = e->newer;
         entry_free(e);
     }
@@ -70,13 +71,13 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv)
     free(lv);
 }
 
-tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device)
+tb_lastvalue_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device)
 {
     tb_strhash_node_t *n = tb_strhash_find(&lv->index, device, strlen(device));
-    return n ? TB_STRHASH_ENTRY(n, tb_lv_entry_t, node) : NULL;
+    return n ? TB_STRHASH_ENTRY(n, tb_lastvalue_entry_t, node) : NULL;
 }
 
-static void list_unlink(tb_lastvalue_t *lv, tb_lv_entry_t *e)
+static void list_unlink(tb_lastvalue_t *lv, tb_lastvalue_entry_t *e)
 {
     if (e->older)
         e->older->newer = e->newer;
@@ -89,7 +90,7 @@ static void list_unlink(tb_lastvalue_t *lv, tb_lv_entry_t *e)
     e->older = e->newer = NULL;
 }
 
-static void list_push_newest(tb_lastvalue_t *lv, tb_lv_entry_t *e)
+static void list_push_newest(tb_lastvalue_t *lv, tb_lastvalue_entry_t *e)
 {
     e->older = lv->newest;
     e->newer = NULL;
@@ -102,7 +103,7 @@ static void list_push_newest(tb_lastvalue_t *lv, tb_lv_entry_t *e)
 
 static void evict_oldest(tb_lastvalue_t *lv)
 {
-    tb_lv_entry_t *e = lv->oldest;
+    tb_lastvalue_entry_t *e = lv->oldest;
     tb_strhash_remove(&lv->index, &e->node);
     list_unlink(lv, e);
     entry_free(e);
@@ -110,15 +111,15 @@ static void evict_oldest(tb_lastvalue_t *lv)
 }
 
 /* A new, indexed record for device (evicting when full); NULL when out of memory. */
-static tb_lv_entry_t *entry_create(tb_lastvalue_t *lv, const char *device)
+static tb_lastvalue_entry_t *entry_create(tb_lastvalue_t *lv, const char *device)
 {
     size_t len = strlen(device);
     size_t words = lv->n_words * sizeof(uint64_t);
-    size_t head = sizeof(tb_lv_entry_t) + len + 1;
+    size_t head = sizeof(tb_lastvalue_entry_t) + len + 1;
     head = (head + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
     if (lv->index.count >= lv->max_devices)
         evict_oldest(lv);
-    tb_lv_entry_t *e = calloc(1, head + words);
+    tb_lastvalue_entry_t *e = calloc(1, head + words);
     if (!e)
         return NULL;
     memcpy(e->device, device, len + 1);
@@ -170,7 +171,7 @@ static json_t *frame_payload(tb_frame_t *f)
  * f's envelope with e's telemetry, p folded in, as its payload: a new frame with f's seq and
  * timestamp; its names_sig() in *names. NULL when out of memory.
  */
-static tb_frame_t *merged_frame(const tb_lv_entry_t *e, const json_t *p, tb_frame_t *f,
+static tb_frame_t *merged_frame(const tb_lastvalue_entry_t *e, const json_t *p, tb_frame_t *f,
                                 uint64_t *names)
 {
     json_t *env = json_loadb(tb_frame_payload(f), f->len, 0, NULL);
@@ -189,7 +190,7 @@ static tb_frame_t *merged_frame(const tb_lv_entry_t *e, const json_t *p, tb_fram
     return merged;
 }
 
-static void fold_telemetry(tb_lv_entry_t *e, const json_t *p, tb_frame_t *f)
+static void fold_telemetry(tb_lastvalue_entry_t *e, const json_t *p, tb_frame_t *f)
 {
     uint64_t names = names_sig(p);
     tb_frame_t *keep = f;
@@ -202,14 +203,14 @@ static void fold_telemetry(tb_lv_entry_t *e, const json_t *p, tb_frame_t *f)
     e->names = names;
 }
 
-static void fold_status(tb_lv_entry_t *e, tb_frame_t *f)
+static void fold_status(tb_lastvalue_entry_t *e, tb_frame_t *f)
 {
     tb_frame_ref(f);
     tb_frame_unref(e->status);
     e->status = f;
 }
 
-static void set_group(tb_lv_entry_t *e, const char *group)
+static void set_group(tb_lastvalue_entry_t *e, const char *group)
 {
     if (e->group && strcmp(e->group, group) == 0)
         return;
@@ -217,11 +218,11 @@ static void set_group(tb_lv_entry_t *e, const char *group)
     e->group = group[0] ? strdup(group) : NULL;
 }
 
-tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f)
+tb_lastvalue_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f)
 {
     if (lv->max_devices == 0)
         return NULL;
-    tb_lv_entry_t *e = tb_lastvalue_find(lv, m->device_id);
+    tb_lastvalue_entry_t *e = tb_lastvalue_find(lv, m->device_id);
     if (e) {
         list_unlink(lv, e);
         list_push_newest(lv, e);
@@ -238,12 +239,12 @@ tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_fra
     return e;
 }
 
-tb_lv_entry_t *tb_lastvalue_oldest(const tb_lastvalue_t *lv)
+tb_lastvalue_entry_t *tb_lastvalue_oldest(const tb_lastvalue_t *lv)
 {
     return lv->oldest;
 }
 
-tb_lv_entry_t *tb_lastvalue_newer(const tb_lv_entry_t *e)
+tb_lastvalue_entry_t *tb_lastvalue_newer(const tb_lastvalue_entry_t *e)
 {
     return e->newer;
 }
@@ -258,27 +259,27 @@ uint64_t tb_lastvalue_evictions(const tb_lastvalue_t *lv)
     return lv->evictions;
 }
 
-const char *tb_lv_device(const tb_lv_entry_t *e)
+const char *tb_lastvalue_device(const tb_lastvalue_entry_t *e)
 {
     return e->device;
 }
 
-const char *tb_lv_group(const tb_lv_entry_t *e)
+const char *tb_lastvalue_group(const tb_lastvalue_entry_t *e)
 {
     return e->group ? e->group : "";
 }
 
-tb_frame_t *tb_lv_telemetry(const tb_lv_entry_t *e)
+tb_frame_t *tb_lastvalue_telemetry(const tb_lastvalue_entry_t *e)
 {
     return e->telemetry;
 }
 
-tb_frame_t *tb_lv_status(const tb_lv_entry_t *e)
+tb_frame_t *tb_lastvalue_status(const tb_lastvalue_entry_t *e)
 {
     return e->status;
 }
 
-uint64_t *tb_lv_words(tb_lv_entry_t *e)
+uint64_t *tb_lastvalue_words(tb_lastvalue_entry_t *e)
 {
     return e->words;
 }

@@ -9,12 +9,12 @@
 
 static const struct {
     const char *name;
-    tb_cmsg_type_t type;
+    tb_protocol_cmsg_type_t type;
 } cmsg_types[] = {
-    {"subscribe", TB_CMSG_SUBSCRIBE},
-    {"unsubscribe", TB_CMSG_UNSUBSCRIBE},
-    {"ping", TB_CMSG_PING},
-    {"refresh", TB_CMSG_REFRESH},
+    {"subscribe", TB_PROTOCOL_CMSG_SUBSCRIBE},
+    {"unsubscribe", TB_PROTOCOL_CMSG_UNSUBSCRIBE},
+    {"ping", TB_PROTOCOL_CMSG_PING},
+    {"refresh", TB_PROTOCOL_CMSG_REFRESH},
 };
 
 static int fail(const char **err_code, const char **err_msg, const char *code, const char *msg)
@@ -32,7 +32,7 @@ static bool request_id_ok(const json_t *id)
     return json_is_string(id) && json_string_length(id) <= TB_REQUEST_ID_MAX;
 }
 
-static int parse_rooms(json_t *payload, tb_cmsg_t *out, const char **ec, const char **em)
+static int parse_rooms(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
 {
     json_t *rooms = json_object_get(payload, "rooms");
     size_t i;
@@ -48,7 +48,7 @@ static int parse_rooms(json_t *payload, tb_cmsg_t *out, const char **ec, const c
     return 0;
 }
 
-static int parse_since(json_t *payload, tb_cmsg_t *out, const char **ec, const char **em)
+static int parse_since(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
 {
     json_t *since = json_object_get(payload, "since");
     if (!since || json_is_null(since))
@@ -65,31 +65,31 @@ static int parse_since(json_t *payload, tb_cmsg_t *out, const char **ec, const c
     return 0;
 }
 
-static int parse_payload(tb_cmsg_t *out, const char **ec, const char **em)
+static int parse_payload(tb_protocol_cmsg_t *out, const char **ec, const char **em)
 {
     json_t *payload = json_object_get(out->root, "payload");
     if (payload && !json_is_object(payload) && !json_is_null(payload))
         return fail(ec, em, TB_ERR_BAD_REQUEST, "payload must be an object");
     switch (out->type) {
-    case TB_CMSG_SUBSCRIBE:
+    case TB_PROTOCOL_CMSG_SUBSCRIBE:
         if (parse_rooms(payload, out, ec, em))
             return -1;
         return parse_since(payload, out, ec, em);
-    case TB_CMSG_UNSUBSCRIBE:
+    case TB_PROTOCOL_CMSG_UNSUBSCRIBE:
         return parse_rooms(payload, out, ec, em);
-    case TB_CMSG_REFRESH:
+    case TB_PROTOCOL_CMSG_REFRESH:
         out->token = json_string_value(json_object_get(payload, "token"));
         if (!out->token)
             return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.token must be a string");
         return 0;
-    case TB_CMSG_PING:
+    case TB_PROTOCOL_CMSG_PING:
         return 0;
     }
     return 0;
 }
 
-int tb_cmsg_parse(const char *buf, size_t len, tb_cmsg_t *out, const char **err_code,
-                  const char **err_msg)
+int tb_protocol_cmsg_parse(const char *buf, size_t len, tb_protocol_cmsg_t *out,
+                           const char **err_code, const char **err_msg)
 {
     json_error_t jerr;
     memset(out, 0, sizeof(*out));
@@ -117,14 +117,14 @@ int tb_cmsg_parse(const char *buf, size_t len, tb_cmsg_t *out, const char **err_
     return fail(err_code, err_msg, TB_ERR_UNKNOWN_TYPE, "unknown message type");
 }
 
-void tb_cmsg_clear(tb_cmsg_t *m)
+void tb_protocol_cmsg_clear(tb_protocol_cmsg_t *m)
 {
     json_decref(m->root);
     memset(m, 0, sizeof(*m));
 }
 
-tb_frame_t *tb_proto_control(const char *type, json_t *payload, const json_t *request_id,
-                             int64_t now_ms)
+tb_frame_t *tb_protocol_control(const char *type, json_t *payload, const json_t *request_id,
+                                int64_t now_ms)
 {
     char ts[TB_RFC3339_LEN];
     tb_format_rfc3339_ms(now_ms, ts);
@@ -143,19 +143,19 @@ tb_frame_t *tb_proto_control(const char *type, json_t *payload, const json_t *re
     return f;
 }
 
-tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
-                           const json_t *request_id, int64_t now_ms)
+tb_frame_t *tb_protocol_error(const char *code, const char *message, json_t *rooms,
+                              const json_t *request_id, int64_t now_ms)
 {
     json_t *payload = json_pack("{s:s, s:s}", "code", code, "message", message);
     if (payload && rooms)
         json_object_set_new(payload, "rooms", rooms);
     else
         json_decref(rooms);
-    return tb_proto_control("error", payload, request_id, now_ms);
+    return tb_protocol_control("error", payload, request_id, now_ms);
 }
 
-tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
-                            int64_t now_ms, tb_frame_kind_t kind)
+tb_frame_t *tb_protocol_device(const char *type, const char *room, const json_t *payload,
+                               uint64_t seq, int64_t now_ms, tb_frame_kind_t kind)
 {
     char ts[TB_RFC3339_LEN];
     tb_format_rfc3339_ms(now_ms, ts);
@@ -198,11 +198,11 @@ static void put(char **p, const char *src, size_t len)
     *p += len;
 }
 
-tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const char *payload_json,
-                                    size_t payload_len, uint64_t seq, int64_t now_ms,
-                                    tb_frame_kind_t kind)
+tb_frame_t *tb_protocol_device_spliced(const char *type, const char *room, const char *payload_json,
+                                       size_t payload_len, uint64_t seq, int64_t now_ms,
+                                       tb_frame_kind_t kind)
 {
-    /* The member order and spelling of tb_proto_device()'s json_pack, compact. */
+    /* The member order and spelling of tb_protocol_device()'s json_pack, compact. */
     static const char k_type[] = "{\"type\":\"", k_room[] = "\",\"room\":\"",
                       k_payload[] = "\",\"payload\":", k_ts[] = ",\"timestamp\":\"",
                       k_seq[] = "\",\"seq\":";
@@ -236,10 +236,10 @@ tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const ch
     return f;
 }
 
-/* The member tb_proto_snapshot() puts in place of a device envelope's closing brace. */
+/* The member tb_protocol_snapshot() puts in place of a device envelope's closing brace. */
 static const char snapshot_mark[] = ",\"snapshot\":true}";
 
-tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
+tb_frame_t *tb_protocol_snapshot(const tb_frame_t *f)
 {
     /* f holds one compact JSON object: the member goes in place of its closing brace. */
     size_t keep = f->len - 1, len = keep + sizeof(snapshot_mark) - 1;
@@ -253,16 +253,16 @@ tb_frame_t *tb_proto_snapshot(const tb_frame_t *f)
     return s;
 }
 
-bool tb_proto_is_snapshot(const tb_frame_t *f)
+bool tb_protocol_is_snapshot(const tb_frame_t *f)
 {
     size_t n = sizeof(snapshot_mark) - 1;
     return f->seq && f->len >= n &&
            memcmp(f->data + TB_FRAME_HEADROOM + f->len - n, snapshot_mark, n) == 0;
 }
 
-size_t tb_proto_device_room(const tb_frame_t *f, char *out)
+size_t tb_protocol_device_room(const tb_frame_t *f, char *out)
 {
-    /* tb_proto_device()'s members in order, compact; type and room need no escaping. */
+    /* tb_protocol_device()'s members in order, compact; type and room need no escaping. */
     static const char k_type[] = "{\"type\":\"", k_room[] = "\",\"room\":\"";
     const char *p = (const char *)f->data + TB_FRAME_HEADROOM, *end = p + f->len;
     if (!f->seq || f->len < sizeof(k_type) - 1 || memcmp(p, k_type, sizeof(k_type) - 1) != 0)

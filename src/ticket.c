@@ -29,7 +29,7 @@ typedef struct {
  * of each hash, contiguous: 32 KiB at the bound) and compares whole hashes only where a tag
  * matches. Comparing hashes, not tickets, early exit reveals nothing about a ticket.
  */
-struct tb_tickets {
+struct tb_ticket_store {
     entry_t *entries;
     uint64_t *tags;
     size_t n, cap, max, per_sub;
@@ -43,9 +43,9 @@ static uint64_t tag_of(const unsigned char hash[SHA256_DIGEST_LENGTH])
     return t;
 }
 
-tb_tickets_t *tb_tickets_create(size_t max, size_t per_sub)
+tb_ticket_store_t *tb_ticket_create(size_t max, size_t per_sub)
 {
-    tb_tickets_t *t = calloc(1, sizeof(*t));
+    tb_ticket_store_t *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->max = max ? max : 1;
@@ -53,7 +53,7 @@ tb_tickets_t *tb_tickets_create(size_t max, size_t per_sub)
     return t;
 }
 
-void tb_tickets_destroy(tb_tickets_t *t)
+void tb_ticket_destroy(tb_ticket_store_t *t)
 {
     if (!t)
         return;
@@ -64,13 +64,13 @@ void tb_tickets_destroy(tb_tickets_t *t)
     free(t);
 }
 
-size_t tb_tickets_held(const tb_tickets_t *t)
+size_t tb_ticket_held(const tb_ticket_store_t *t)
 {
     return t->n;
 }
 
 /* Swap-removes entry i, freeing its grant. */
-static void entry_remove(tb_tickets_t *t, size_t i)
+static void entry_remove(tb_ticket_store_t *t, size_t i)
 {
     tb_grant_free(t->entries[i].grant);
     t->n--;
@@ -78,7 +78,7 @@ static void entry_remove(tb_tickets_t *t, size_t i)
     t->tags[i] = t->tags[t->n];
 }
 
-static void forget_expired(tb_tickets_t *t, int64_t now_ms)
+static void forget_expired(tb_ticket_store_t *t, int64_t now_ms)
 {
     for (size_t i = t->n; i-- > 0;)
         if (t->entries[i].expires_ms <= now_ms)
@@ -94,7 +94,8 @@ static void sub_id(const tb_grant_t *grant, unsigned char out[SUB_ID_LEN])
 }
 
 /* How many tickets sub holds; the index of its oldest in *oldest when it holds any. */
-static size_t sub_held(const tb_tickets_t *t, const unsigned char sub[SUB_ID_LEN], size_t *oldest)
+static size_t sub_held(const tb_ticket_store_t *t, const unsigned char sub[SUB_ID_LEN],
+                       size_t *oldest)
 {
     size_t held = 0;
     for (size_t i = 0; i < t->n; i++) {
@@ -107,7 +108,7 @@ static size_t sub_held(const tb_tickets_t *t, const unsigned char sub[SUB_ID_LEN
 }
 
 /* Room for one more entry of sub, by the rules of "Bounds" (ticket.h): 0, or a tb_ticket_err_t. */
-static int make_room(tb_tickets_t *t, const unsigned char sub[SUB_ID_LEN], int64_t now_ms)
+static int make_room(tb_ticket_store_t *t, const unsigned char sub[SUB_ID_LEN], int64_t now_ms)
 {
     size_t oldest = 0;
     if (t->n == t->max)
@@ -160,8 +161,8 @@ static void to_hex(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
-                     char out[TB_TICKET_LEN + 1], int64_t *expires_ms)
+int tb_ticket_issue(tb_ticket_store_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
+                    char out[TB_TICKET_LEN + 1], int64_t *expires_ms)
 {
     unsigned char raw[TB_TICKET_BYTES], sub[SUB_ID_LEN];
     char text[TB_TICKET_LEN + 1];
@@ -202,8 +203,8 @@ static bool hex_lower(const char *s, size_t len)
     return true;
 }
 
-int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t now_ms,
-                      tb_grant_t **grant)
+int tb_ticket_redeem(tb_ticket_store_t *t, const char *ticket, size_t len, int64_t now_ms,
+                     tb_grant_t **grant)
 {
     unsigned char hash[SHA256_DIGEST_LENGTH];
     if (!ticket || len != TB_TICKET_LEN || !hex_lower(ticket, len))

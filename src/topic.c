@@ -34,7 +34,6 @@ struct tb_topic_tpl {
     bool has_group;
 };
 
-
 static bool level_is(const char *s, size_t len, const char *word)
 {
     return len == strlen(word) && memcmp(s, word, len) == 0;
@@ -80,8 +79,8 @@ static int split_levels(tb_topic_tpl_t *t, char *err, size_t errlen)
     }
     if (devices != 1 || groups > 1) {
         tb_set_err(err, errlen, "%s",
-                devices != 1 ? "{device} must appear exactly once"
-                             : "{group} may appear at most once");
+                   devices != 1 ? "{device} must appear exactly once"
+                                : "{group} may appear at most once");
         return -1;
     }
     t->has_group = groups == 1;

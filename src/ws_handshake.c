@@ -158,8 +158,8 @@ static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
     int rc;
     const char *ticket = query_arg(wsi, "ticket=", buf, sizeof(buf));
     if (ticket) {
-        rc = tb_tickets_redeem(tb_bridge_tickets(s->bridge), ticket, strlen(ticket), tb_now_ms(),
-                               grant);
+        rc = tb_ticket_redeem(tb_bridge_tickets(s->bridge), ticket, strlen(ticket), tb_now_ms(),
+                              grant);
         tb_wipe(buf, sizeof(buf));
         return rc == TB_TICKET_OK ? 0 : refuse(s, wsi, tb_ws_handshake_ticket_refusal(rc));
     }

@@ -239,7 +239,7 @@ static void batch_end(void *transport)
 
 void tb_ws_write_transport(tb_server_t *s, tb_bridge_transport_t *t)
 {
-    t->io = (tb_hub_io_t){
+    t->ops = (tb_hub_ops_t){
         .want_write = io_want_write, .close = io_close, .ping = io_ping, .drop = io_drop};
     t->transport = s;
     t->batch_start = batch_start;

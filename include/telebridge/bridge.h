@@ -66,7 +66,7 @@ typedef struct {
 
 /* What the transport hands the bridge; every hook gets `transport` as its first argument. */
 typedef struct {
-    tb_hub_io_t io; /* given to the hub */
+    tb_hub_ops_t ops; /* given to the hub */
     void *transport;
     /* Around each batch of routed messages: frames the hub queues between the two may be
      * written at batch_end, all at once. */
@@ -92,7 +92,7 @@ tb_hub_t *tb_bridge_hub(const tb_bridge_t *b);
 tb_queue_t *tb_bridge_queue(const tb_bridge_t *b);
 /* The verifier in use (replaced by a reload). */
 const tb_auth_t *tb_bridge_auth(const tb_bridge_t *b);
-tb_tickets_t *tb_bridge_tickets(const tb_bridge_t *b);
+tb_ticket_store_t *tb_bridge_tickets(const tb_bridge_t *b);
 /* NULL when limits.handshakes_per_ip_per_s is 0. */
 tb_ratelimit_t *tb_bridge_limiter(const tb_bridge_t *b);
 /* What the HTTP endpoints read and act on (http_api.h). NULL before tb_bridge_attach(). */

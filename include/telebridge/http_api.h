@@ -68,7 +68,7 @@ typedef struct {
     const tb_stats_t *stats;
     const tb_queue_t *queue; /* the MQTT -> hub queue, for its depth */
     const tb_auth_t *auth;   /* the verifier in use; the server updates it on reload */
-    tb_tickets_t *tickets;
+    tb_ticket_store_t *tickets;
     tb_ratelimit_t *handshakes; /* the per-address handshake limiter; NULL when off */
     int64_t started_mono_ms;    /* tb_mono_ms() at start, for uptime_s */
 } tb_http_ctx_t;

@@ -3,7 +3,7 @@
  *
  * The hub knows nothing of libwebsockets: the transport (ws_server.c) opens a tb_conn_t per
  * WebSocket, feeds it complete client messages, and writes the frames the hub queues on it.
- * The hub asks the transport for action through tb_hub_io_t.
+ * The hub asks the transport for action through tb_hub_ops_t.
  *
  * Delivery: tb_hub_ingest() gives each device message the next bridge-wide `seq`, encodes it
  * once into a frame, and queues a reference on every connection in its device room, its groups'
@@ -60,6 +60,10 @@
 typedef struct tb_hub tb_hub_t;
 typedef struct tb_conn tb_conn_t;
 
+/*
+ * What the hub asks of the transport. `io` is always the transport's handle of one
+ * connection, as given to tb_hub_conn_open(); `transport` is tb_hub_opts_t.transport.
+ */
 typedef struct {
     /* The connection has frames to write: arrange for tb_hub_conn_peek() to be called. */
     void (*want_write)(void *transport, void *io);
@@ -77,12 +81,12 @@ typedef struct {
      * call tb_hub_conn_close()) before returning.
      */
     void (*drop)(void *transport, void *io);
-} tb_hub_io_t;
+} tb_hub_ops_t;
 
 typedef struct {
     const tb_config_t *cfg; /* must outlive the hub */
     const tb_auth_t *auth;  /* for `refresh`; must outlive the hub */
-    tb_hub_io_t io;
+    tb_hub_ops_t ops;
     void *transport;
     const char *epoch; /* NULL: a random one */
 } tb_hub_opts_t;
@@ -169,8 +173,8 @@ void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
 
 /*
  * Heartbeats (once a second, mono_ms from tb_mono_ms()): a connection quiet since its open or
- * its last tb_hub_conn_alive() for heartbeat.ping_interval_s gets one io.ping, and after
- * heartbeat.pong_timeout_s an io.drop (again each call until the transport closes it). One
+ * its last tb_hub_conn_alive() for heartbeat.ping_interval_s gets one ops.ping, and after
+ * heartbeat.pong_timeout_s an ops.drop (again each call until the transport closes it). One
  * comparison per connection; no timer per connection.
  */
 void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms);

@@ -29,7 +29,7 @@
 #include "telebridge/msg.h"
 
 typedef struct tb_lastvalue tb_lastvalue_t;
-typedef struct tb_lv_entry tb_lv_entry_t;
+typedef struct tb_lastvalue_entry tb_lastvalue_entry_t;
 
 /* n_words: per-device uint64_t words for the caller, zero on a new record. NULL when out of memory.
  */
@@ -46,29 +46,29 @@ void tb_lastvalue_destroy(tb_lastvalue_t *lv);
  * only refreshes the record's place and group. Returns the record, or NULL when the store
  * keeps nothing or is out of memory (the store is then unchanged but for an eviction).
  */
-tb_lv_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f);
+tb_lastvalue_entry_t *tb_lastvalue_update(tb_lastvalue_t *lv, const tb_msg_t *m, tb_frame_t *f);
 
 /* The record of device, or NULL. */
-tb_lv_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device);
+tb_lastvalue_entry_t *tb_lastvalue_find(const tb_lastvalue_t *lv, const char *device);
 
 /* Iteration in update order: the least recently updated record, then each next newer one. */
-tb_lv_entry_t *tb_lastvalue_oldest(const tb_lastvalue_t *lv);
-tb_lv_entry_t *tb_lastvalue_newer(const tb_lv_entry_t *e);
+tb_lastvalue_entry_t *tb_lastvalue_oldest(const tb_lastvalue_t *lv);
+tb_lastvalue_entry_t *tb_lastvalue_newer(const tb_lastvalue_entry_t *e);
 
 size_t tb_lastvalue_count(const tb_lastvalue_t *lv);
 uint64_t tb_lastvalue_evictions(const tb_lastvalue_t *lv);
 
-const char *tb_lv_device(const tb_lv_entry_t *e);
+const char *tb_lastvalue_device(const tb_lastvalue_entry_t *e);
 /* The last {group} of the device's topic, "" when none. */
-const char *tb_lv_group(const tb_lv_entry_t *e);
+const char *tb_lastvalue_group(const tb_lastvalue_entry_t *e);
 /*
  * The device's last telemetry (merged) and last status as device-message frames (borrowed,
  * see the ownership note), each the envelope of the latest message folded in, with its seq
  * and timestamp; NULL before the first of each.
  */
-tb_frame_t *tb_lv_telemetry(const tb_lv_entry_t *e);
-tb_frame_t *tb_lv_status(const tb_lv_entry_t *e);
+tb_frame_t *tb_lastvalue_telemetry(const tb_lastvalue_entry_t *e);
+tb_frame_t *tb_lastvalue_status(const tb_lastvalue_entry_t *e);
 /* The caller's n_words words of this record. */
-uint64_t *tb_lv_words(tb_lv_entry_t *e);
+uint64_t *tb_lastvalue_words(tb_lastvalue_entry_t *e);
 
 #endif

@@ -4,7 +4,7 @@
  * Ownership: created by the MQTT thread, pushed into the queue, then owned by the hub, which
  * frees it with tb_msg_free() once encoded. `payload` is the normalised payload object (see
  * normalize.h), and `payload_json` its encoding, made once by the MQTT thread so that the
- * service thread splices it into the envelope (tb_proto_device_spliced()) instead of encoding
+ * service thread splices it into the envelope (tb_protocol_device_spliced()) instead of encoding
  * the object; both are owned by the record and set together by tb_msg_set_payload(). The object
  * stays for the last-value merge and alert rules, which read its members.
  */

@@ -21,11 +21,11 @@
 #define TB_REQUEST_ID_MAX 128
 
 typedef enum {
-    TB_CMSG_SUBSCRIBE = 0,
-    TB_CMSG_UNSUBSCRIBE,
-    TB_CMSG_PING,
-    TB_CMSG_REFRESH,
-} tb_cmsg_type_t;
+    TB_PROTOCOL_CMSG_SUBSCRIBE = 0,
+    TB_PROTOCOL_CMSG_UNSUBSCRIBE,
+    TB_PROTOCOL_CMSG_PING,
+    TB_PROTOCOL_CMSG_REFRESH,
+} tb_protocol_cmsg_type_t;
 
 /* Error codes of the `error` message (payload.code). */
 #define TB_ERR_BAD_REQUEST "bad_request"
@@ -37,10 +37,10 @@ typedef enum {
 
 /*
  * A parsed client message. All json_t pointers borrow from `root`, which the message owns;
- * release with tb_cmsg_clear().
+ * release with tb_protocol_cmsg_clear().
  */
 typedef struct {
-    tb_cmsg_type_t type;
+    tb_protocol_cmsg_type_t type;
     json_t *root;
     json_t *request_id; /* string or integer, or NULL */
     json_t *rooms;      /* subscribe/unsubscribe: array of strings (possibly empty) */
@@ -48,64 +48,64 @@ typedef struct {
     const char *since_epoch;
     uint64_t since_seq;
     const char *token; /* refresh: payload.token */
-} tb_cmsg_t;
+} tb_protocol_cmsg_t;
 
 /*
  * Parses buf[0..len). Returns 0 and fills *out, or -1 and sets *err_code (one of TB_ERR_*) and
  * *err_msg (a static, human-readable reason). When the message had a usable request_id it is
  * still returned in *out->request_id (with out->root owning it) so the error can echo it: call
- * tb_cmsg_clear() after either outcome.
+ * tb_protocol_cmsg_clear() after either outcome.
  */
-int tb_cmsg_parse(const char *buf, size_t len, tb_cmsg_t *out, const char **err_code,
-                  const char **err_msg);
-void tb_cmsg_clear(tb_cmsg_t *m);
+int tb_protocol_cmsg_parse(const char *buf, size_t len, tb_protocol_cmsg_t *out,
+                           const char **err_code, const char **err_msg);
+void tb_protocol_cmsg_clear(tb_protocol_cmsg_t *m);
 
 /*
  * Builds a control envelope {"type", "payload", "timestamp", "request_id"?} as a frame.
  * Steals the reference to payload (which may be NULL for {}). NULL when out of memory.
  */
-tb_frame_t *tb_proto_control(const char *type, json_t *payload, const json_t *request_id,
-                             int64_t now_ms);
+tb_frame_t *tb_protocol_control(const char *type, json_t *payload, const json_t *request_id,
+                                int64_t now_ms);
 
 /* An `error` control frame with payload {"code", "message", "rooms"?}; steals rooms. */
-tb_frame_t *tb_proto_error(const char *code, const char *message, json_t *rooms,
-                           const json_t *request_id, int64_t now_ms);
+tb_frame_t *tb_protocol_error(const char *code, const char *message, json_t *rooms,
+                              const json_t *request_id, int64_t now_ms);
 
 /*
  * Encodes a device message once: {"type", "room", "payload", "timestamp", "seq"} (its
- * snapshot copy is tb_proto_snapshot()'s). payload is borrowed. NULL when out of memory.
+ * snapshot copy is tb_protocol_snapshot()'s). payload is borrowed. NULL when out of memory.
  */
-tb_frame_t *tb_proto_device(const char *type, const char *room, const json_t *payload, uint64_t seq,
-                            int64_t now_ms, tb_frame_kind_t kind);
+tb_frame_t *tb_protocol_device(const char *type, const char *room, const json_t *payload,
+                               uint64_t seq, int64_t now_ms, tb_frame_kind_t kind);
 
 /*
- * tb_proto_device() from the payload's encoding (tb_frame_json_encode()) instead of its object:
+ * tb_protocol_device() from the payload's encoding (tb_frame_json_encode()) instead of its object:
  * the envelope is spliced from constant pieces, type, room, payload_json, the timestamp and seq,
- * with nothing parsed or encoded, and its bytes equal tb_proto_device()'s for the same payload.
+ * with nothing parsed or encoded, and its bytes equal tb_protocol_device()'s for the same payload.
  * type and room must need no JSON escaping (printable ASCII without '"' or '\\', as device
  * ids and room names are, see tb_id_valid()); payload_json[0..payload_len) is one compact JSON
  * object, borrowed. NULL when out of memory or when type or room would need escaping.
  */
-tb_frame_t *tb_proto_device_spliced(const char *type, const char *room, const char *payload_json,
-                                    size_t payload_len, uint64_t seq, int64_t now_ms,
-                                    tb_frame_kind_t kind);
+tb_frame_t *tb_protocol_device_spliced(const char *type, const char *room, const char *payload_json,
+                                       size_t payload_len, uint64_t seq, int64_t now_ms,
+                                       tb_frame_kind_t kind);
 
 /*
- * The snapshot copy of a device-message frame f made by tb_proto_device() or
- * tb_proto_device_spliced(): the same envelope (seq, kind and timestamp — when the bridge first
+ * The snapshot copy of a device-message frame f made by tb_protocol_device() or
+ * tb_protocol_device_spliced(): the same envelope (seq, kind and timestamp — when the bridge first
  * sent that message — included) with "snapshot": true as its last member. A byte copy, nothing
  * parsed or encoded. NULL when out of memory.
  */
-tb_frame_t *tb_proto_snapshot(const tb_frame_t *f);
+tb_frame_t *tb_protocol_snapshot(const tb_frame_t *f);
 
-/* True when f is a tb_proto_snapshot() copy. */
-bool tb_proto_is_snapshot(const tb_frame_t *f);
+/* True when f is a tb_protocol_snapshot() copy. */
+bool tb_protocol_is_snapshot(const tb_frame_t *f);
 
 /*
- * The `room` of a frame made by tb_proto_device(), tb_proto_device_spliced() or
- * tb_proto_snapshot(), copied with its NUL into out (TB_ROOM_MAX + 1 bytes); its length, or 0
+ * The `room` of a frame made by tb_protocol_device(), tb_protocol_device_spliced() or
+ * tb_protocol_snapshot(), copied with its NUL into out (TB_ROOM_MAX + 1 bytes); its length, or 0
  * when f is not such a frame (a control frame). Reads only the envelope's first two members.
  */
-size_t tb_proto_device_room(const tb_frame_t *f, char *out);
+size_t tb_protocol_device_room(const tb_frame_t *f, char *out);
 
 #endif

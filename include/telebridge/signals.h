@@ -7,8 +7,8 @@
  * A signal that arrives during start-up waits until tb_signals_start(). tb_signals_start()
  * starts a thread that takes them with sigwait() and calls fn(arg, sig) there. fn therefore
  * runs in ordinary thread context: it may call anything that is safe from another thread
- * (tb_server_request_stop() and tb_bridge_request_reload() are), nothing has to be async-signal-safe, and
- * nothing is shared with a handler. SIGPIPE is ignored.
+ * (tb_server_request_stop() and tb_bridge_request_reload() are), nothing has to be
+ * async-signal-safe, and nothing is shared with a handler. SIGPIPE is ignored.
  *
  * The three are blocked for the rest of the process's life (the bridge starts no programs, so
  * no child inherits the mask). Single owner: main's thread calls all three functions.

@@ -40,8 +40,8 @@
 #define TB_TICKET_BYTES 32
 #define TB_TICKET_LEN (2 * TB_TICKET_BYTES)
 /* Tickets held at most by the bridge, and per sub (see "Bounds" above). */
-#define TB_TICKETS_MAX 4096
-#define TB_TICKETS_PER_SUB 8
+#define TB_TICKET_MAX 4096
+#define TB_TICKET_PER_SUB 8
 
 /*
  * Why a ticket was not redeemed: X(NAME, reason). tb_ticket_err_t gets TB_TICKET_E_NAME (-1, -2,
@@ -66,19 +66,19 @@ typedef enum {
 #define TB_TICKET_E_ENUM(name, reason) TB_TICKET_E_##name = -TB_TICKET_R_##name,
     TB_TICKET_REDEEM_ERRORS(TB_TICKET_E_ENUM)
 #undef TB_TICKET_E_ENUM
-    /* Only from tb_tickets_issue(): */
+    /* Only from tb_ticket_issue(): */
     TB_TICKET_E_FULL = -TB_TICKET_R_END,       /* the store holds max live tickets */
     TB_TICKET_E_RANDOM = -TB_TICKET_R_END - 1, /* the OS CSPRNG failed */
     TB_TICKET_E_NOMEM = -TB_TICKET_R_END - 2,
 } tb_ticket_err_t;
 
-typedef struct tb_tickets tb_tickets_t;
+typedef struct tb_ticket_store tb_ticket_store_t;
 
 /* An empty store for at most max tickets, per_sub of them per sub (each >= 1; 0 counts as 1).
  * NULL when out of memory. */
-tb_tickets_t *tb_tickets_create(size_t max, size_t per_sub);
+tb_ticket_store_t *tb_ticket_create(size_t max, size_t per_sub);
 /* Frees the store and the grants of tickets never redeemed. NULL is a no-op. */
-void tb_tickets_destroy(tb_tickets_t *t);
+void tb_ticket_destroy(tb_ticket_store_t *t);
 
 /*
  * Issues a ticket carrying a copy of grant (the caller keeps grant), valid until
@@ -87,18 +87,18 @@ void tb_tickets_destroy(tb_tickets_t *t);
  * (nothing issued, out untouched). May first evict one of the same sub's tickets (see
  * "Bounds").
  */
-int tb_tickets_issue(tb_tickets_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
-                     char out[TB_TICKET_LEN + 1], int64_t *expires_ms);
+int tb_ticket_issue(tb_ticket_store_t *t, const tb_grant_t *grant, int64_t now_ms, int64_t ttl_ms,
+                    char out[TB_TICKET_LEN + 1], int64_t *expires_ms);
 
 /*
  * Redeems ticket[0..len): on TB_TICKET_OK the ticket's grant moves to *grant (caller frees it)
  * and the ticket can never be redeemed again. Otherwise TB_TICKET_E_UNKNOWN, _USED or _EXPIRED
  * and *grant untouched. Any bytes are accepted as input.
  */
-int tb_tickets_redeem(tb_tickets_t *t, const char *ticket, size_t len, int64_t now_ms,
-                      tb_grant_t **grant);
+int tb_ticket_redeem(tb_ticket_store_t *t, const char *ticket, size_t len, int64_t now_ms,
+                     tb_grant_t **grant);
 
 /* Tickets currently held, used and expired ones not yet forgotten included (for /stats). */
-size_t tb_tickets_held(const tb_tickets_t *t);
+size_t tb_ticket_held(const tb_ticket_store_t *t);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * libFuzzer target: the client-message parser (tb_cmsg_parse).
+ * libFuzzer target: the client-message parser (tb_protocol_cmsg_parse).
  * Checks: success gives a known type and, for (un)subscribe, an array of strings; failure sets
- * an error code and message; either way tb_cmsg_clear() releases everything.
+ * an error code and message; either way tb_protocol_cmsg_clear() releases everything.
  */
 #include <stdint.h>
 #include <string.h>
@@ -9,15 +9,15 @@
 #include "fuzz_check.h"
 #include "telebridge/protocol.h"
 
-static void check_ok(const tb_cmsg_t *m)
+static void check_ok(const tb_protocol_cmsg_t *m)
 {
-    FUZZ_CHECK(m->type >= TB_CMSG_SUBSCRIBE && m->type <= TB_CMSG_REFRESH);
-    if (m->type == TB_CMSG_SUBSCRIBE || m->type == TB_CMSG_UNSUBSCRIBE) {
+    FUZZ_CHECK(m->type >= TB_PROTOCOL_CMSG_SUBSCRIBE && m->type <= TB_PROTOCOL_CMSG_REFRESH);
+    if (m->type == TB_PROTOCOL_CMSG_SUBSCRIBE || m->type == TB_PROTOCOL_CMSG_UNSUBSCRIBE) {
         FUZZ_CHECK(json_is_array(m->rooms));
         for (size_t i = 0; i < json_array_size(m->rooms); i++)
             FUZZ_CHECK(json_is_string(json_array_get(m->rooms, i)));
     }
-    if (m->type == TB_CMSG_REFRESH)
+    if (m->type == TB_PROTOCOL_CMSG_REFRESH)
         FUZZ_CHECK(m->token != NULL);
     if (m->request_id)
         FUZZ_CHECK(json_is_string(m->request_id) || json_is_integer(m->request_id));
@@ -25,14 +25,14 @@ static void check_ok(const tb_cmsg_t *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    tb_cmsg_t m;
+    tb_protocol_cmsg_t m;
     const char *code = NULL, *msg = NULL;
     memset(&m, 0, sizeof(m));
-    if (tb_cmsg_parse((const char *)data, size, &m, &code, &msg) == 0) {
+    if (tb_protocol_cmsg_parse((const char *)data, size, &m, &code, &msg) == 0) {
         check_ok(&m);
     } else {
         FUZZ_CHECK(code && msg);
     }
-    tb_cmsg_clear(&m);
+    tb_protocol_cmsg_clear(&m);
     return 0;
 }

@@ -46,7 +46,7 @@ static int setup(void **state)
     assert_int_equal(tb_config_defaults(&f->cfg), 0);
     f->auth = fixtures_auth(&f->cfg.auth, SECRET);
     f->ctx = (tb_http_ctx_t){
-        .cfg = &f->cfg, .auth = f->auth, .tickets = tb_tickets_create(TICKETS, TB_TICKETS_PER_SUB)};
+        .cfg = &f->cfg, .auth = f->auth, .tickets = tb_ticket_create(TICKETS, TB_TICKET_PER_SUB)};
     f->token = mint("webby", 3600);
     *state = f;
     return 0;
@@ -55,7 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    tb_tickets_destroy(f->ctx.tickets);
+    tb_ticket_destroy(f->ctx.tickets);
     tb_auth_destroy(f->auth);
     tb_config_free(&f->cfg);
     free(f->token);
@@ -169,8 +169,7 @@ static void test_ticket_route(void **state)
     assert_int_equal(strlen(t), TB_TICKET_LEN);
     assert_int_equal(json_integer_value(json_object_get(body, "expires_in")), 30);
     assert_int_equal(json_object_size(body), 2);
-    assert_int_equal(tb_tickets_redeem(f->ctx.tickets, t, strlen(t), tb_now_ms(), &g),
-                     TB_TICKET_OK);
+    assert_int_equal(tb_ticket_redeem(f->ctx.tickets, t, strlen(t), tb_now_ms(), &g), TB_TICKET_OK);
     assert_string_equal(tb_grant_sub(g), "webby");
     tb_grant_free(g);
     json_decref(body);

@@ -89,7 +89,7 @@ static int setup(void **state)
     f->auth = fixtures_auth(&f->cfg.auth, SECRET);
     tb_hub_opts_t o = {.cfg = &f->cfg,
                        .auth = f->auth,
-                       .io = {want_write, do_close, do_ping, do_drop},
+                       .ops = {want_write, do_close, do_ping, do_drop},
                        .epoch = "00000000000000e1"};
     f->hub = tb_hub_create(&o);
     assert_non_null(f->hub);
@@ -208,8 +208,10 @@ static const json_t *field_of(const json_t *j, const char *name)
 static void rebuild_hub(fixture_t *f)
 {
     tb_hub_destroy(f->hub);
-    tb_hub_opts_t o = {
-        .cfg = &f->cfg, .auth = f->auth, .io = {want_write, do_close}, .epoch = "00000000000000e1"};
+    tb_hub_opts_t o = {.cfg = &f->cfg,
+                       .auth = f->auth,
+                       .ops = {want_write, do_close},
+                       .epoch = "00000000000000e1"};
     f->hub = tb_hub_create(&o);
     assert_non_null(f->hub);
 }

@@ -23,13 +23,13 @@ static tb_msg_t *msg(tb_msg_kind_t kind, const char *device, const char *payload
 }
 
 /* Routes-like: encodes m as the hub does and folds it in with that frame. */
-static tb_lv_entry_t *update_msg(tb_lastvalue_t *lv, tb_msg_t *m, uint64_t seq)
+static tb_lastvalue_entry_t *update_msg(tb_lastvalue_t *lv, tb_msg_t *m, uint64_t seq)
 {
     tb_frame_t *f =
-        tb_proto_device("x", "device:x", m->payload, seq, 0,
-                        m->kind == TB_MSG_TELEMETRY ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+        tb_protocol_device("x", "device:x", m->payload, seq, 0,
+                           m->kind == TB_MSG_TELEMETRY ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     assert_non_null(f);
-    tb_lv_entry_t *e = tb_lastvalue_update(lv, m, f);
+    tb_lastvalue_entry_t *e = tb_lastvalue_update(lv, m, f);
     tb_frame_unref(f);
     tb_msg_free(m);
     return e;
@@ -67,10 +67,10 @@ static void test_fields_merge_and_status(void **state)
            2);
     update(lv, TB_MSG_STATUS, "d1",
            "{\"device_id\":\"d1\",\"status\":\"online\",\"timestamp\":\"t3\"}", 3);
-    tb_lv_entry_t *e = tb_lastvalue_find(lv, "d1");
+    tb_lastvalue_entry_t *e = tb_lastvalue_find(lv, "d1");
     assert_non_null(e);
     uint64_t seq = 0;
-    json_t *t = payload_of(tb_lv_telemetry(e), &seq);
+    json_t *t = payload_of(tb_lastvalue_telemetry(e), &seq);
     assert_int_equal(seq, 2);
     const json_t *fields = json_object_get(t, "fields");
     assert_int_equal(json_object_size(fields), 3);
@@ -79,7 +79,7 @@ static void test_fields_merge_and_status(void **state)
     assert_int_equal(json_integer_value(json_object_get(fields, "x")), 2);
     assert_int_equal(json_object_size(json_object_get(t, "tags")), 2);
     assert_string_equal(json_string_value(json_object_get(t, "timestamp")), "t2");
-    json_t *st = payload_of(tb_lv_status(e), &seq);
+    json_t *st = payload_of(tb_lastvalue_status(e), &seq);
     assert_int_equal(seq, 3);
     assert_string_equal(json_string_value(json_object_get(st, "status")), "online");
     json_decref(t);
@@ -94,10 +94,10 @@ static void test_status_only_device_has_no_telemetry(void **state)
     tb_lastvalue_t *lv = tb_lastvalue_create(10, 2);
     update(lv, TB_MSG_STATUS, "d1",
            "{\"device_id\":\"d1\",\"status\":\"offline\",\"timestamp\":\"t\"}", 7);
-    tb_lv_entry_t *e = tb_lastvalue_find(lv, "d1");
-    assert_null(tb_lv_telemetry(e));
-    assert_int_equal(tb_lv_words(e)[0], 0);
-    assert_int_equal(tb_lv_words(e)[1], 0);
+    tb_lastvalue_entry_t *e = tb_lastvalue_find(lv, "d1");
+    assert_null(tb_lastvalue_telemetry(e));
+    assert_int_equal(tb_lastvalue_words(e)[0], 0);
+    assert_int_equal(tb_lastvalue_words(e)[1], 0);
     tb_lastvalue_destroy(lv);
 }
 
@@ -110,17 +110,17 @@ static void test_eviction_in_update_order(void **state)
     update(lv, TB_MSG_TELEMETRY, "a", tele, 1);
     update(lv, TB_MSG_TELEMETRY, "b", tele, 2);
     update(lv, TB_MSG_TELEMETRY, "c", tele, 3);
-    tb_lv_words(tb_lastvalue_find(lv, "a"))[0] = 42;
+    tb_lastvalue_words(tb_lastvalue_find(lv, "a"))[0] = 42;
     update(lv, TB_MSG_TELEMETRY, "a", tele, 4); /* a is now the newest */
     update(lv, TB_MSG_TELEMETRY, "d", tele, 5); /* evicts b */
     assert_int_equal(tb_lastvalue_count(lv), 3);
     assert_int_equal(tb_lastvalue_evictions(lv), 1);
     assert_null(tb_lastvalue_find(lv, "b"));
-    assert_int_equal(tb_lv_words(tb_lastvalue_find(lv, "a"))[0], 42);
+    assert_int_equal(tb_lastvalue_words(tb_lastvalue_find(lv, "a"))[0], 42);
     const char *order[] = {"c", "a", "d"};
     size_t i = 0;
-    for (tb_lv_entry_t *e = tb_lastvalue_oldest(lv); e; e = tb_lastvalue_newer(e))
-        assert_string_equal(tb_lv_device(e), order[i++]);
+    for (tb_lastvalue_entry_t *e = tb_lastvalue_oldest(lv); e; e = tb_lastvalue_newer(e))
+        assert_string_equal(tb_lastvalue_device(e), order[i++]);
     assert_int_equal(i, 3);
     tb_lastvalue_destroy(lv);
 }
@@ -164,7 +164,8 @@ static void test_frames_kept_or_merged(void **state)
     const char *both = "{\"device_id\":\"d\",\"timestamp\":\"t3\",\"fields\":{\"h\":3,\"t\":3},"
                        "\"tags\":{}}";
     tb_msg_t *m = msg(TB_MSG_TELEMETRY, "d", both);
-    tb_frame_t *f = tb_proto_device("telemetry", "device:d", m->payload, 7, 0, TB_FRAME_TELEMETRY);
+    tb_frame_t *f =
+        tb_protocol_device("telemetry", "device:d", m->payload, 7, 0, TB_FRAME_TELEMETRY);
     tb_lastvalue_update(lv, m, f);
     assert_int_equal(f->refs, 2); /* the store shares it */
     tb_msg_free(m);
@@ -172,14 +173,14 @@ static void test_frames_kept_or_merged(void **state)
     update(lv, TB_MSG_TELEMETRY, "d",
            "{\"device_id\":\"d\",\"timestamp\":\"t4\",\"fields\":{\"t\":4},\"tags\":{}}", 8);
     uint64_t seq;
-    json_t *t = payload_of(tb_lv_telemetry(tb_lastvalue_find(lv, "d")), &seq);
+    json_t *t = payload_of(tb_lastvalue_telemetry(tb_lastvalue_find(lv, "d")), &seq);
     assert_int_equal(seq, 8);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "fields"), "h")), 3);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "fields"), "t")), 4);
     assert_string_equal(json_string_value(json_object_get(t, "timestamp")), "t4");
     json_decref(t);
     m = msg(TB_MSG_TELEMETRY, "d", both);
-    f = tb_proto_device("telemetry", "device:d", m->payload, 9, 0, TB_FRAME_TELEMETRY);
+    f = tb_protocol_device("telemetry", "device:d", m->payload, 9, 0, TB_FRAME_TELEMETRY);
     tb_lastvalue_update(lv, m, f);
     assert_int_equal(f->refs, 2);
     tb_msg_free(m);
@@ -188,7 +189,7 @@ static void test_frames_kept_or_merged(void **state)
            "{\"device_id\":\"d\",\"timestamp\":\"t5\",\"fields\":{},"
            "\"tags\":{\"site\":\"a\"}}",
            10);
-    t = payload_of(tb_lv_telemetry(tb_lastvalue_find(lv, "d")), &seq);
+    t = payload_of(tb_lastvalue_telemetry(tb_lastvalue_find(lv, "d")), &seq);
     assert_int_equal(seq, 10);
     assert_int_equal(json_object_size(json_object_get(t, "fields")), 2);
     assert_string_equal(json_string_value(json_object_get(json_object_get(t, "tags"), "site")),

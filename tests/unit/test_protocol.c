@@ -54,9 +54,9 @@ static void test_parse_table(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        tb_cmsg_t m;
+        tb_protocol_cmsg_t m;
         const char *code = NULL, *msg = NULL;
-        int rc = tb_cmsg_parse(cases[i].text, strlen(cases[i].text), &m, &code, &msg);
+        int rc = tb_protocol_cmsg_parse(cases[i].text, strlen(cases[i].text), &m, &code, &msg);
         if (cases[i].code) {
             if (rc != -1 || strcmp(code, cases[i].code) != 0)
                 fail_msg("case %zu (%s): want %s, got rc=%d code=%s", i, cases[i].text,
@@ -65,7 +65,7 @@ static void test_parse_table(void **state)
         } else if (rc != 0) {
             fail_msg("case %zu (%s): want success, got %s", i, cases[i].text, code);
         }
-        tb_cmsg_clear(&m);
+        tb_protocol_cmsg_clear(&m);
     }
 }
 
@@ -74,42 +74,42 @@ static void test_parse_fields(void **state)
     (void)state;
     const char *t = "{\"type\":\"subscribe\",\"request_id\":\"r9\",\"payload\":{\"rooms\":"
                     "[\"device:a\",\"global\"],\"since\":{\"epoch\":\"abc\",\"seq\":77}}}";
-    tb_cmsg_t m;
+    tb_protocol_cmsg_t m;
     const char *code, *msg;
-    assert_int_equal(tb_cmsg_parse(t, strlen(t), &m, &code, &msg), 0);
-    assert_int_equal(m.type, TB_CMSG_SUBSCRIBE);
+    assert_int_equal(tb_protocol_cmsg_parse(t, strlen(t), &m, &code, &msg), 0);
+    assert_int_equal(m.type, TB_PROTOCOL_CMSG_SUBSCRIBE);
     assert_string_equal(json_string_value(m.request_id), "r9");
     assert_int_equal(json_array_size(m.rooms), 2);
     assert_true(m.has_since);
     assert_string_equal(m.since_epoch, "abc");
     assert_int_equal(m.since_seq, 77);
-    tb_cmsg_clear(&m);
+    tb_protocol_cmsg_clear(&m);
 }
 
 static void test_invalid_utf8_and_embedded_nul(void **state)
 {
     (void)state;
-    tb_cmsg_t m;
+    tb_protocol_cmsg_t m;
     const char *code, *msg;
     const char bad[] = "{\"type\":\"ping\",\"x\":\"\xc0\xaf\"}";
-    assert_int_equal(tb_cmsg_parse(bad, sizeof(bad) - 1, &m, &code, &msg), -1);
+    assert_int_equal(tb_protocol_cmsg_parse(bad, sizeof(bad) - 1, &m, &code, &msg), -1);
     assert_string_equal(code, TB_ERR_BAD_REQUEST);
-    tb_cmsg_clear(&m);
+    tb_protocol_cmsg_clear(&m);
     const char nul[] = "{\"type\":\"ping\"}\0junk";
-    assert_int_equal(tb_cmsg_parse(nul, sizeof(nul) - 1, &m, &code, &msg), -1);
-    tb_cmsg_clear(&m);
+    assert_int_equal(tb_protocol_cmsg_parse(nul, sizeof(nul) - 1, &m, &code, &msg), -1);
+    tb_protocol_cmsg_clear(&m);
 }
 
 static void test_request_id_survives_error(void **state)
 {
     (void)state;
     const char *t = "{\"type\":\"zap\",\"request_id\":\"keep-me\"}";
-    tb_cmsg_t m;
+    tb_protocol_cmsg_t m;
     const char *code, *msg;
-    assert_int_equal(tb_cmsg_parse(t, strlen(t), &m, &code, &msg), -1);
+    assert_int_equal(tb_protocol_cmsg_parse(t, strlen(t), &m, &code, &msg), -1);
     assert_string_equal(code, TB_ERR_UNKNOWN_TYPE);
     assert_string_equal(json_string_value(m.request_id), "keep-me");
-    tb_cmsg_clear(&m);
+    tb_protocol_cmsg_clear(&m);
 }
 
 static void test_device_envelope(void **state)
@@ -117,7 +117,7 @@ static void test_device_envelope(void **state)
     (void)state;
     json_t *payload = json_pack("{s:s}", "device_id", "d1");
     tb_frame_t *f =
-        tb_proto_device("telemetry", "device:d1", payload, 9, 1700000000123, TB_FRAME_TELEMETRY);
+        tb_protocol_device("telemetry", "device:d1", payload, 9, 1700000000123, TB_FRAME_TELEMETRY);
     assert_non_null(f);
     assert_string_equal(tb_frame_payload(f),
                         "{\"type\":\"telemetry\",\"room\":\"device:d1\",\"payload\":{\"device_id\":"
@@ -144,9 +144,9 @@ static void assert_splice_matches(const char *type, const char *room, const char
     size_t enc_len = 0;
     assert_int_equal(tb_frame_json_encode(payload, SIZE_MAX, &enc, &enc_len), 0);
     assert_int_equal(strlen(enc), enc_len);
-    tb_frame_t *want = tb_proto_device(type, room, payload, seq, now_ms, TB_FRAME_STATUS);
+    tb_frame_t *want = tb_protocol_device(type, room, payload, seq, now_ms, TB_FRAME_STATUS);
     tb_frame_t *got =
-        tb_proto_device_spliced(type, room, enc, enc_len, seq, now_ms, TB_FRAME_STATUS);
+        tb_protocol_device_spliced(type, room, enc, enc_len, seq, now_ms, TB_FRAME_STATUS);
     assert_non_null(want);
     assert_non_null(got);
     size_t want_len, got_len;
@@ -158,7 +158,7 @@ static void assert_splice_matches(const char *type, const char *room, const char
     assert_int_equal(got->seq, seq);
     assert_int_equal(got->kind, TB_FRAME_STATUS);
     assert_int_equal(got->refs, 1);
-    tb_frame_t *want_snap = tb_proto_snapshot(want), *got_snap = tb_proto_snapshot(got);
+    tb_frame_t *want_snap = tb_protocol_snapshot(want), *got_snap = tb_protocol_snapshot(got);
     assert_int_equal(got_snap->len, want_snap->len);
     assert_memory_equal(tb_frame_payload(got_snap), tb_frame_payload(want_snap), want_snap->len);
     tb_frame_unref(want_snap);
@@ -217,10 +217,10 @@ static void test_spliced_envelope_refusals(void **state)
     static const char *const rooms[] = {"device:\"x", "device:\\x", "device:\nx",
                                         "device:\xc3\xa9"};
     for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++)
-        assert_null(
-            tb_proto_device_spliced("telemetry", rooms[i], p, strlen(p), 1, 0, TB_FRAME_TELEMETRY));
-    assert_null(
-        tb_proto_device_spliced("tele\"metry", "device:x", p, strlen(p), 1, 0, TB_FRAME_TELEMETRY));
+        assert_null(tb_protocol_device_spliced("telemetry", rooms[i], p, strlen(p), 1, 0,
+                                               TB_FRAME_TELEMETRY));
+    assert_null(tb_protocol_device_spliced("tele\"metry", "device:x", p, strlen(p), 1, 0,
+                                           TB_FRAME_TELEMETRY));
     /* The one-pass and the two-pass encodings both hold to their bound, to the byte. */
     json_t *small = json_pack("{s:i}", "a", 1);
     char big_s[6000];
@@ -258,11 +258,11 @@ static void test_control_and_error(void **state)
 {
     (void)state;
     json_t *rid = json_integer(5);
-    tb_frame_t *f = tb_proto_control("pong", NULL, rid, 0);
+    tb_frame_t *f = tb_protocol_control("pong", NULL, rid, 0);
     assert_string_equal(tb_frame_payload(f), "{\"type\":\"pong\",\"payload\":{},\"timestamp\":"
                                              "\"1970-01-01T00:00:00.000Z\",\"request_id\":5}");
     tb_frame_unref(f);
-    f = tb_proto_error("forbidden", "no", json_pack("[s]", "global"), NULL, 0);
+    f = tb_protocol_error("forbidden", "no", json_pack("[s]", "global"), NULL, 0);
     assert_string_equal(tb_frame_payload(f),
                         "{\"type\":\"error\",\"payload\":{\"code\":\"forbidden\",\"message\":"
                         "\"no\",\"rooms\":[\"global\"]},\"timestamp\":"
@@ -320,9 +320,9 @@ static void test_snapshot_copy(void **state)
 {
     (void)state;
     json_t *payload = json_pack("{s:s, s:{s:f}}", "device_id", "d1", "fields", "t", 21.5);
-    tb_frame_t *f =
-        tb_proto_device("telemetry", "device:d1", payload, 42, 1700000000000, TB_FRAME_TELEMETRY);
-    tb_frame_t *s = tb_proto_snapshot(f);
+    tb_frame_t *f = tb_protocol_device("telemetry", "device:d1", payload, 42, 1700000000000,
+                                       TB_FRAME_TELEMETRY);
+    tb_frame_t *s = tb_protocol_snapshot(f);
     assert_non_null(s);
     assert_int_equal(s->seq, 42);
     assert_int_equal(s->kind, TB_FRAME_TELEMETRY);
@@ -353,22 +353,22 @@ static void test_device_room_and_snapshot_mark(void **state)
     json_t *payload = json_pack("{s:s, s:{s:f}}", "device_id", "d-1.x", "fields", "t", 21.5);
     char *enc = json_dumps(payload, TB_FRAME_JSON_FLAGS);
     tb_frame_t *packed =
-        tb_proto_device("notice", "group:ops", payload, 7, 1700000000000, TB_FRAME_STATUS);
-    tb_frame_t *spliced = tb_proto_device_spliced("telemetry", "device:d-1.x", enc, strlen(enc), 8,
-                                                  1700000000000, TB_FRAME_TELEMETRY);
-    tb_frame_t *snap = tb_proto_snapshot(spliced);
-    tb_frame_t *ctl = tb_proto_control("pong", NULL, NULL, 1700000000000);
-    assert_int_equal(tb_proto_device_room(packed, room), strlen("group:ops"));
+        tb_protocol_device("notice", "group:ops", payload, 7, 1700000000000, TB_FRAME_STATUS);
+    tb_frame_t *spliced = tb_protocol_device_spliced("telemetry", "device:d-1.x", enc, strlen(enc),
+                                                     8, 1700000000000, TB_FRAME_TELEMETRY);
+    tb_frame_t *snap = tb_protocol_snapshot(spliced);
+    tb_frame_t *ctl = tb_protocol_control("pong", NULL, NULL, 1700000000000);
+    assert_int_equal(tb_protocol_device_room(packed, room), strlen("group:ops"));
     assert_string_equal(room, "group:ops");
-    assert_int_equal(tb_proto_device_room(spliced, room), strlen("device:d-1.x"));
+    assert_int_equal(tb_protocol_device_room(spliced, room), strlen("device:d-1.x"));
     assert_string_equal(room, "device:d-1.x");
-    assert_int_equal(tb_proto_device_room(snap, room), strlen("device:d-1.x"));
+    assert_int_equal(tb_protocol_device_room(snap, room), strlen("device:d-1.x"));
     assert_string_equal(room, "device:d-1.x");
-    assert_int_equal(tb_proto_device_room(ctl, room), 0);
-    assert_false(tb_proto_is_snapshot(packed));
-    assert_false(tb_proto_is_snapshot(spliced));
-    assert_true(tb_proto_is_snapshot(snap));
-    assert_false(tb_proto_is_snapshot(ctl));
+    assert_int_equal(tb_protocol_device_room(ctl, room), 0);
+    assert_false(tb_protocol_is_snapshot(packed));
+    assert_false(tb_protocol_is_snapshot(spliced));
+    assert_true(tb_protocol_is_snapshot(snap));
+    assert_false(tb_protocol_is_snapshot(ctl));
     tb_frame_unref(packed);
     tb_frame_unref(spliced);
     tb_frame_unref(snap);

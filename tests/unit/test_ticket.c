@@ -49,11 +49,11 @@ static tb_grant_t *grant_for(const char *sub, const char *rooms, int64_t exp)
     return g;
 }
 
-static void issue_ok(tb_tickets_t *t, const tb_grant_t *g, int64_t now_ms,
+static void issue_ok(tb_ticket_store_t *t, const tb_grant_t *g, int64_t now_ms,
                      char out[TB_TICKET_LEN + 1])
 {
     int64_t expires;
-    assert_int_equal(tb_tickets_issue(t, g, now_ms, TTL_MS, out, &expires), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_issue(t, g, now_ms, TTL_MS, out, &expires), TB_TICKET_OK);
 }
 
 static void test_issue_and_redeem_once(void **state)
@@ -61,14 +61,14 @@ static void test_issue_and_redeem_once(void **state)
     char ticket[TB_TICKET_LEN + 1];
     int64_t expires = 0;
     tb_grant_t *g = grant_for("tina", "[\"device:pump-*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8, 8);
+    tb_ticket_store_t *t = tb_ticket_create(8, 8);
     (void)state;
-    assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
     assert_int_equal(expires, NOW_MS + TTL_MS);
     assert_int_equal(strlen(ticket), TB_TICKET_LEN);
     assert_int_equal(strspn(ticket, "0123456789abcdef"), TB_TICKET_LEN);
     tb_grant_free(g); /* the ticket holds its own copy */
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
     assert_string_equal(tb_grant_sub(got), "tina");
     assert_int_equal(tb_grant_exp(got), NOW_S + 3600);
     assert_true(tb_grant_allows_room(got, "device:pump-1"));
@@ -76,59 +76,58 @@ static void test_issue_and_redeem_once(void **state)
     assert_true(tb_grant_has_scope(got, "read"));
     tb_grant_free(got);
     got = NULL;
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 2, &got),
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + 2, &got),
                      TB_TICKET_E_USED);
     assert_null(got);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 static void test_unknown_and_malformed(void **state)
 {
     char ticket[TB_TICKET_LEN + 1], other[TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("u", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8, 8);
+    tb_ticket_store_t *t = tb_ticket_create(8, 8);
     (void)state;
     issue_ok(t, g, NOW_MS, ticket);
     memcpy(other, ticket, sizeof(other));
     other[0] = other[0] == 'a' ? 'b' : 'a';
-    assert_int_equal(tb_tickets_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
     /* Upper case, one character short or long, NULL: never looked up. */
     for (size_t i = 0; i < TB_TICKET_LEN; i++)
         other[i] = (ticket[i] >= 'a') ? (char)(ticket[i] - 'a' + 'A') : ticket[i];
     if (strcmp(other, ticket) != 0)
-        assert_int_equal(tb_tickets_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got),
+        assert_int_equal(tb_ticket_redeem(t, other, TB_TICKET_LEN, NOW_MS, &got),
                          TB_TICKET_E_UNKNOWN);
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN - 1, NOW_MS, &got),
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN - 1, NOW_MS, &got),
                      TB_TICKET_E_UNKNOWN);
-    assert_int_equal(tb_tickets_redeem(t, NULL, 0, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_redeem(t, NULL, 0, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
     assert_null(got);
     /* The real one still works after all those misses. */
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_OK);
     tb_grant_free(got);
     tb_grant_free(g);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 static void test_expiry(void **state)
 {
     char ticket[TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("e", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8, 8);
+    tb_ticket_store_t *t = tb_ticket_create(8, 8);
     (void)state;
     issue_ok(t, g, NOW_MS, ticket);
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
                      TB_TICKET_E_EXPIRED);
     assert_null(got);
     /* An expired ticket is forgotten once seen. */
-    assert_int_equal(tb_tickets_held(t), 0);
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got),
-                     TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_held(t), 0);
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS, &got), TB_TICKET_E_UNKNOWN);
     issue_ok(t, g, NOW_MS, ticket);
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS - 1, &got),
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, NOW_MS + TTL_MS - 1, &got),
                      TB_TICKET_OK);
     tb_grant_free(got);
     tb_grant_free(g);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 static void test_never_outlives_the_token(void **state)
@@ -136,14 +135,14 @@ static void test_never_outlives_the_token(void **state)
     char ticket[TB_TICKET_LEN + 1];
     int64_t expires = 0;
     tb_grant_t *g = grant_for("s", "[\"*\"]", NOW_S + 5), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(8, 8);
+    tb_ticket_store_t *t = tb_ticket_create(8, 8);
     (void)state;
-    assert_int_equal(tb_tickets_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_issue(t, g, NOW_MS, TTL_MS, ticket, &expires), TB_TICKET_OK);
     assert_int_equal(expires, (NOW_S + 5) * 1000);
-    assert_int_equal(tb_tickets_redeem(t, ticket, TB_TICKET_LEN, (NOW_S + 5) * 1000, &got),
+    assert_int_equal(tb_ticket_redeem(t, ticket, TB_TICKET_LEN, (NOW_S + 5) * 1000, &got),
                      TB_TICKET_E_EXPIRED);
     tb_grant_free(g);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 /* The global bound: a full store refuses a user who holds no ticket, evicts nobody else's. */
@@ -154,33 +153,33 @@ static void test_bound(void **state)
     char tickets[MAX + 1][TB_TICKET_LEN + 1], extra[TB_TICKET_LEN + 1] = "";
     int64_t expires;
     tb_grant_t *g[MAX + 1], *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(MAX, 2);
+    tb_ticket_store_t *t = tb_ticket_create(MAX, 2);
     (void)state;
     for (int i = 0; i <= MAX; i++)
         g[i] = grant_for(subs[i], "[\"*\"]", NOW_S + 3600);
     for (int i = 0; i < MAX; i++)
         issue_ok(t, g[i], NOW_MS + i, tickets[i]);
     /* Full: d holds none and is refused; nothing live is evicted. */
-    assert_int_equal(tb_tickets_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
+    assert_int_equal(tb_ticket_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
                      TB_TICKET_E_FULL);
     assert_string_equal(extra, "");
     /* A used ticket still counts until it would have expired. */
-    assert_int_equal(tb_tickets_redeem(t, tickets[0], TB_TICKET_LEN, NOW_MS + 10, &got),
+    assert_int_equal(tb_ticket_redeem(t, tickets[0], TB_TICKET_LEN, NOW_MS + 10, &got),
                      TB_TICKET_OK);
     tb_grant_free(got);
-    assert_int_equal(tb_tickets_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
+    assert_int_equal(tb_ticket_issue(t, g[MAX], NOW_MS + 10, TTL_MS, extra, &expires),
                      TB_TICKET_E_FULL);
     /* Once the first one's time is up it is forgotten and makes room. */
     issue_ok(t, g[MAX], NOW_MS + TTL_MS, tickets[MAX]);
-    assert_int_equal(tb_tickets_held(t), MAX);
+    assert_int_equal(tb_ticket_held(t), MAX);
     for (int i = 1; i <= MAX; i++) {
-        assert_int_equal(tb_tickets_redeem(t, tickets[i], TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
+        assert_int_equal(tb_ticket_redeem(t, tickets[i], TB_TICKET_LEN, NOW_MS + TTL_MS, &got),
                          TB_TICKET_OK);
         tb_grant_free(got);
     }
     for (int i = 0; i <= MAX; i++)
         tb_grant_free(g[i]);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 /*
@@ -197,40 +196,40 @@ static void test_per_sub_bound_evicts_that_users_oldest(void **state)
     tb_grant_t *hog = grant_for("hog", "[\"*\"]", NOW_S + 3600);
     tb_grant_t *twin = grant_for("hog", "[\"global\"]", NOW_S + 3600);
     tb_grant_t *bob = grant_for("bob", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(MAX, PER_SUB);
+    tb_ticket_store_t *t = tb_ticket_create(MAX, PER_SUB);
     int64_t now = NOW_MS + LOOP;
     (void)state;
     for (int i = 0; i < LOOP; i++) {
         issue_ok(t, hog, NOW_MS + i, tickets[i]);
-        assert_true(tb_tickets_held(t) <= PER_SUB);
+        assert_true(tb_ticket_held(t) <= PER_SUB);
     }
     issue_ok(t, bob, now, other);
-    assert_int_equal(tb_tickets_held(t), PER_SUB + 1);
+    assert_int_equal(tb_ticket_held(t), PER_SUB + 1);
     /* Only hog's newest PER_SUB survive. */
     for (int i = 0; i < LOOP - PER_SUB; i++)
-        assert_int_equal(tb_tickets_redeem(t, tickets[i], TB_TICKET_LEN, now, &got),
+        assert_int_equal(tb_ticket_redeem(t, tickets[i], TB_TICKET_LEN, now, &got),
                          TB_TICKET_E_UNKNOWN);
     /* Another token of the same sub shares its budget: hog's oldest goes. */
     issue_ok(t, twin, now, twin_t);
-    assert_int_equal(tb_tickets_redeem(t, s0, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
-    assert_int_equal(tb_tickets_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_redeem(t, s0, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_OK);
     tb_grant_free(got);
     /* Redeemed, s2 still takes one of hog's places: two more replace s1, then s2. */
     issue_ok(t, hog, now + 1, n1);
     issue_ok(t, hog, now + 2, n2);
-    assert_int_equal(tb_tickets_held(t), PER_SUB + 1);
-    assert_int_equal(tb_tickets_redeem(t, s1, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
-    assert_int_equal(tb_tickets_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_held(t), PER_SUB + 1);
+    assert_int_equal(tb_ticket_redeem(t, s1, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_redeem(t, s2, TB_TICKET_LEN, now, &got), TB_TICKET_E_UNKNOWN);
     const char *live[] = {twin_t, n1, n2, other};
     for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
-        assert_int_equal(tb_tickets_redeem(t, live[i], TB_TICKET_LEN, now, &got), TB_TICKET_OK);
+        assert_int_equal(tb_ticket_redeem(t, live[i], TB_TICKET_LEN, now, &got), TB_TICKET_OK);
         assert_string_equal(tb_grant_sub(got), i == 3 ? "bob" : "hog");
         tb_grant_free(got);
     }
     tb_grant_free(hog);
     tb_grant_free(twin);
     tb_grant_free(bob);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 /* In a full store a user who holds tickets replaces its own oldest rather than being refused. */
@@ -239,21 +238,20 @@ static void test_full_store_replaces_the_askers_oldest(void **state)
     char a1[TB_TICKET_LEN + 1], a2[TB_TICKET_LEN + 1], b1[TB_TICKET_LEN + 1];
     tb_grant_t *a = grant_for("a", "[\"*\"]", NOW_S + 3600);
     tb_grant_t *b = grant_for("b", "[\"*\"]", NOW_S + 3600), *got = NULL;
-    tb_tickets_t *t = tb_tickets_create(2, 8);
+    tb_ticket_store_t *t = tb_ticket_create(2, 8);
     (void)state;
     issue_ok(t, a, NOW_MS, a1);
     issue_ok(t, b, NOW_MS, b1);
     issue_ok(t, a, NOW_MS + 1, a2);
-    assert_int_equal(tb_tickets_held(t), 2);
-    assert_int_equal(tb_tickets_redeem(t, a1, TB_TICKET_LEN, NOW_MS + 1, &got),
-                     TB_TICKET_E_UNKNOWN);
-    assert_int_equal(tb_tickets_redeem(t, b1, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_held(t), 2);
+    assert_int_equal(tb_ticket_redeem(t, a1, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_E_UNKNOWN);
+    assert_int_equal(tb_ticket_redeem(t, b1, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
     tb_grant_free(got);
-    assert_int_equal(tb_tickets_redeem(t, a2, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
+    assert_int_equal(tb_ticket_redeem(t, a2, TB_TICKET_LEN, NOW_MS + 1, &got), TB_TICKET_OK);
     tb_grant_free(got);
     tb_grant_free(a);
     tb_grant_free(b);
-    tb_tickets_destroy(t);
+    tb_ticket_destroy(t);
 }
 
 static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
@@ -261,7 +259,7 @@ static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
     enum { N = 64 };
     static char seen[N][TB_TICKET_LEN + 1];
     tb_grant_t *g = grant_for("r", "[\"*\"]", NOW_S + 3600);
-    tb_tickets_t *t = tb_tickets_create(N, N);
+    tb_ticket_store_t *t = tb_ticket_create(N, N);
     (void)state;
     for (int i = 0; i < N; i++) {
         issue_ok(t, g, NOW_MS, seen[i]);
@@ -269,8 +267,8 @@ static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
             assert_string_not_equal(seen[i], seen[k]);
     }
     tb_grant_free(g);
-    tb_tickets_destroy(t); /* ASan: the N grant copies are freed here */
-    tb_tickets_destroy(NULL);
+    tb_ticket_destroy(t); /* ASan: the N grant copies are freed here */
+    tb_ticket_destroy(NULL);
 }
 
 int main(void)
