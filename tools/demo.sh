@@ -65,11 +65,8 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[i]}
         if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
             # Bounded wait: the bridge exits within 5 s of SIGTERM (docs/operations.md → systemd).
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
+            tb_stop_pid "$pid" 100
             tb_log "stopped ${NAMES[i]}"
         fi
     done

@@ -107,6 +107,17 @@ tb_nginx_bin() {
     printf '%s\n' "$PWD/$dir/usr/sbin/nginx"
 }
 
+# Stops process $1: SIGTERM, then up to $2 tenths of a second (default 50) for it to go, then
+# SIGKILL; reaps it when it is this shell's child. Returns 0 whether or not it was running.
+tb_stop_pid() {
+    local pid=$1 tenths=${2:-50}
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq "$tenths"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 # Prints a TCP port on 127.0.0.1 that was free a moment ago.
 tb_free_port() {
     /usr/bin/python3 - <<'EOF'

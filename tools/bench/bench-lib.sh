@@ -33,12 +33,7 @@ bench_spawn() {
 }
 
 bench_stop() {
-    local pid=$1
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq "$BENCH_STOP_WAIT"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    tb_stop_pid "$1" "$BENCH_STOP_WAIT"
 }
 
 bench_stop_all() {
