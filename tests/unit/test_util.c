@@ -18,30 +18,28 @@
 
 static void test_rfc3339(void **state)
 {
-    (void)state;
+    static const struct {
+        int64_t ms;
+        const char *want;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00.000Z"},
+        {1700000000123, "2023-11-14T22:13:20.123Z"},
+        {-1, "1969-12-31T23:59:59.999Z"},
+        {INT64_C(400000000000000), "9999-12-31T23:59:59.999Z"},
+        {INT64_C(951782400000), "2000-02-29T00:00:00.000Z"},
+        {INT64_C(4107542399999), "2100-02-28T23:59:59.999Z"},
+        {INT64_C(4107542400000), "2100-03-01T00:00:00.000Z"},
+        {INT64_C(253402300799999), "9999-12-31T23:59:59.999Z"},
+        {INT64_C(253402300800000), "9999-12-31T23:59:59.999Z"},
+        {INT64_C(-62167219200000), "0000-01-01T00:00:00.000Z"},
+        {INT64_C(-62167219200001), "9999-12-31T23:59:59.999Z"},
+    };
     char ts[TB_RFC3339_LEN];
-    tb_format_rfc3339_ms(0, ts);
-    assert_string_equal(ts, "1970-01-01T00:00:00.000Z");
-    tb_format_rfc3339_ms(1700000000123, ts);
-    assert_string_equal(ts, "2023-11-14T22:13:20.123Z");
-    tb_format_rfc3339_ms(-1, ts);
-    assert_string_equal(ts, "1969-12-31T23:59:59.999Z");
-    tb_format_rfc3339_ms(INT64_C(400000000000000), ts);
-    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
-    tb_format_rfc3339_ms(INT64_C(951782400000), ts);
-    assert_string_equal(ts, "2000-02-29T00:00:00.000Z");
-    tb_format_rfc3339_ms(INT64_C(4107542399999), ts);
-    assert_string_equal(ts, "2100-02-28T23:59:59.999Z");
-    tb_format_rfc3339_ms(INT64_C(4107542400000), ts);
-    assert_string_equal(ts, "2100-03-01T00:00:00.000Z");
-    tb_format_rfc3339_ms(INT64_C(253402300799999), ts);
-    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
-    tb_format_rfc3339_ms(INT64_C(253402300800000), ts);
-    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
-    tb_format_rfc3339_ms(INT64_C(-62167219200000), ts);
-    assert_string_equal(ts, "0000-01-01T00:00:00.000Z");
-    tb_format_rfc3339_ms(INT64_C(-62167219200001), ts);
-    assert_string_equal(ts, "9999-12-31T23:59:59.999Z");
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tb_format_rfc3339_ms(cases[i].ms, ts);
+        assert_string_equal(ts, cases[i].want);
+    }
 }
 
 /* The calendar arithmetic agrees with the C library's gmtime_r across the whole range. */
