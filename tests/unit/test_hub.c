@@ -199,6 +199,14 @@ static json_int_t seq_of(const json_t *j)
     return json_integer_value(json_object_get(j, "seq"));
 }
 
+/* Takes the next message of c and checks its seq. */
+static void expect_seq(fixture_t *f, tb_conn_t *c, json_int_t seq)
+{
+    json_t *j = next_json(f, c);
+    assert_int_equal(seq_of(j), seq);
+    json_decref(j);
+}
+
 static const json_t *field_of(const json_t *j, const char *name)
 {
     return json_object_get(json_object_get(json_object_get(j, "payload"), "fields"), name);
@@ -876,16 +884,12 @@ static void test_since_skips_what_another_room_brought(void **state)
     subscribe_ok(f, c, "[\"global\"]");
     for (json_int_t i = 1; i <= 20; i++) {
         ingest_fields(f, "x", "{\"n\": 1}");
-        json_t *j = next_json(f, c);
-        assert_int_equal(seq_of(j), i);
-        json_decref(j);
+        expect_seq(f, c, i);
     }
     subscribe_since(f, c, "[\"device:x\"]", 1, true);
     assert_null(next_json(f, c));
     ingest_fields(f, "x", "{\"n\": 2}");
-    json_t *j = next_json(f, c);
-    assert_int_equal(seq_of(j), 21);
-    json_decref(j);
+    expect_seq(f, c, 21);
     assert_null(next_json(f, c));
     assert_int_equal(tb_hub_counters(f->hub)->replayed, 0);
 }
@@ -900,9 +904,7 @@ static void test_since_replays_only_what_other_rooms_missed(void **state)
     for (int i = 0; i < 10; i++) {
         ingest_fields(f, i % 2 ? "outside" : "sensor-hum-1", "{\"n\": 1}"); /* hum-1: odd */
         if (i % 2 == 0) {
-            json_t *j = next_json(f, c);
-            assert_int_equal(seq_of(j), i + 1);
-            json_decref(j);
+            expect_seq(f, c, i + 1);
         }
     }
     subscribe_since(f, c, "[\"global\"]", 0, true);
@@ -915,9 +917,7 @@ static void test_since_replays_only_what_other_rooms_missed(void **state)
     }
     assert_null(next_json(f, c));
     ingest_fields(f, "sensor-hum-1", "{\"n\": 2}"); /* in both rooms: once */
-    json_t *j = next_json(f, c);
-    assert_int_equal(seq_of(j), 11);
-    json_decref(j);
+    expect_seq(f, c, 11);
     assert_null(next_json(f, c));
 }
 
@@ -1066,9 +1066,7 @@ static void test_narrowing_refresh_drops_pending_snapshot(void **state)
     assert_true(before <= 12);
     ingest_fields(f, "sensor-hum-4", "{\"h\": 2}"); /* global is left */
     ingest_fields(f, "sensor-hum-3", "{\"h\": 2}");
-    json_t *j = next_json(f, c);
-    assert_int_equal(seq_of(j), 32);
-    json_decref(j);
+    expect_seq(f, c, 32);
     assert_null(next_json(f, c));
 }
 
@@ -1139,9 +1137,7 @@ static void test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe(void **st
         assert_int_equal(seen, 1);
     }
     ingest_fields(f, "sensor-hum-4", "{\"h\": 2}"); /* building-a is still held */
-    json_t *j = next_json(f, c);
-    assert_int_equal(seq_of(j), 32);
-    json_decref(j);
+    expect_seq(f, c, 32);
     assert_null(next_json(f, c));
 }
 
@@ -1393,9 +1389,7 @@ static void test_large_snapshot_then_arrivals(void **state)
     }
     assert_null(next_json(f, c));
     ingest_fields(f, "sensor-hum-4", "{\"h\": 3}");
-    json_t *j = next_json(f, c);
-    assert_int_equal(seq_of(j), 36); /* live again */
-    json_decref(j);
+    expect_seq(f, c, 36); /* live again */
     assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 30);
 }
 
