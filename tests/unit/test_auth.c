@@ -666,75 +666,90 @@ static void test_len_is_authoritative(void **state)
     tb_auth_destroy(a);
 }
 
+/* Each claim set in claims (a format for exp = NOW + 60) is refused as TB_AUTH_E_CLAIMS. */
+static void expect_claims_refused(tb_auth_t *a, const char *const *claims, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_err(a, hsf(JWT_ALG_HS256, claims[i], NOW + 60), TB_AUTH_E_CLAIMS);
+}
+
 static void test_rooms_claim(void **state)
 {
+    static const char *const refused[] = {
+        "{\"exp\":%lld,\"rooms\":\"global\"}",
+        "{\"exp\":%lld,\"rooms\":[\"global\",\"bad room\"]}",
+        "{\"exp\":%lld,\"rooms\":[\"global*\"]}",
+        "{\"exp\":%lld,\"rooms\":[1]}",
+        "{\"exp\":%lld,\"rooms\":null}",
+    };
+    /* Each claim set, verified with or without default rooms configured: the rooms it allows,
+     * and one it does not (NULL: none checked). */
+    static const struct {
+        bool with_defaults;
+        const char *claims;
+        const char *allows[2];
+        const char *denies;
+    } granted[] = {
+        /* No claim: the configured defaults. */
+        {true, "{\"exp\":%lld}", {"group:lobby", "device:demo-1"}, "global"},
+        /* An empty claim grants nothing and does not fall back to the defaults. */
+        {true, "{\"exp\":%lld,\"rooms\":[]}", {NULL, NULL}, "group:lobby"},
+        {true, "{\"exp\":%lld,\"rooms\":[\"*\"]}", {"group:anything", "global"}, NULL},
+        /* Without configured defaults, no claim means no room. */
+        {false, "{\"exp\":%lld}", {NULL, NULL}, "global"},
+    };
     char *default_rooms[] = {"group:lobby", "device:demo-*"};
     tb_auth_t *a = hs_auth("HS256");
     tb_auth_t *d;
     tb_config_auth_t cfg;
     char path[PATH_LEN];
-    tb_grant_t *g;
     (void)state;
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":\"global\"}", NOW + 60),
-               TB_AUTH_E_CLAIMS);
-    expect_err(a,
-               hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":[\"global\",\"bad room\"]}", NOW + 60),
-               TB_AUTH_E_CLAIMS);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":[\"global*\"]}", NOW + 60),
-               TB_AUTH_E_CLAIMS);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":[1]}", NOW + 60), TB_AUTH_E_CLAIMS);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":null}", NOW + 60), TB_AUTH_E_CLAIMS);
+    expect_claims_refused(a, refused, sizeof(refused) / sizeof(refused[0]));
     fx_path(path, "secret");
     cfg = cfg_for("HS256", path, NULL);
     cfg.default_rooms = default_rooms;
     cfg.n_default_rooms = 2;
     d = create_ok(&cfg);
-    /* No claim: the configured defaults. */
-    g = expect_ok(d, hsf(JWT_ALG_HS256, "{\"exp\":%lld}", NOW + 60));
-    assert_true(tb_grant_allows_room(g, "group:lobby"));
-    assert_true(tb_grant_allows_room(g, "device:demo-1"));
-    assert_false(tb_grant_allows_room(g, "global"));
-    tb_grant_free(g);
-    /* An empty claim grants nothing and does not fall back to the defaults. */
-    g = expect_ok(d, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":[]}", NOW + 60));
-    assert_false(tb_grant_allows_room(g, "group:lobby"));
-    tb_grant_free(g);
-    g = expect_ok(d, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"rooms\":[\"*\"]}", NOW + 60));
-    assert_true(tb_grant_allows_room(g, "group:anything"));
-    assert_true(tb_grant_allows_room(g, "global"));
-    tb_grant_free(g);
-    /* Without configured defaults, no claim means no room. */
-    g = expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld}", NOW + 60));
-    assert_false(tb_grant_allows_room(g, "global"));
-    tb_grant_free(g);
+    for (size_t i = 0; i < sizeof(granted) / sizeof(granted[0]); i++) {
+        tb_grant_t *g = expect_ok(granted[i].with_defaults ? d : a,
+                                  hsf(JWT_ALG_HS256, granted[i].claims, NOW + 60));
+        for (size_t k = 0; k < 2 && granted[i].allows[k]; k++)
+            assert_true(tb_grant_allows_room(g, granted[i].allows[k]));
+        if (granted[i].denies)
+            assert_false(tb_grant_allows_room(g, granted[i].denies));
+        tb_grant_free(g);
+    }
     tb_auth_destroy(d);
     tb_auth_destroy(a);
 }
 
 static void test_scope_claim(void **state)
 {
+    /* Each claim set, the scopes it grants and one it does not. */
+    static const struct {
+        const char *claims;
+        const char *has[2];
+        const char *lacks;
+    } granted[] = {
+        {"{\"exp\":%lld,\"scope\":\"  a  publish \"}", {"a", "publish"}, ""},
+        {"{\"exp\":%lld,\"scope\":[\"read\",\"\",\"publish\"]}", {"publish", "read"}, ""},
+        {"{\"exp\":%lld}", {NULL, NULL}, "publish"},
+    };
+    static const char *const refused[] = {
+        "{\"exp\":%lld,\"scope\":5}",
+        "{\"exp\":%lld,\"scope\":[\"publish\",5]}",
+        "{\"exp\":%lld,\"scope\":{\"publish\":true}}",
+    };
     tb_auth_t *a = hs_auth("HS256");
-    tb_grant_t *g;
     (void)state;
-    g = expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"scope\":\"  a  publish \"}", NOW + 60));
-    assert_true(tb_grant_has_scope(g, "a"));
-    assert_true(tb_grant_has_scope(g, "publish"));
-    assert_false(tb_grant_has_scope(g, ""));
-    tb_grant_free(g);
-    g = expect_ok(
-        a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"scope\":[\"read\",\"\",\"publish\"]}", NOW + 60));
-    assert_true(tb_grant_has_scope(g, "publish"));
-    assert_true(tb_grant_has_scope(g, "read"));
-    assert_false(tb_grant_has_scope(g, ""));
-    tb_grant_free(g);
-    g = expect_ok(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld}", NOW + 60));
-    assert_false(tb_grant_has_scope(g, "publish"));
-    tb_grant_free(g);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"scope\":5}", NOW + 60), TB_AUTH_E_CLAIMS);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"scope\":[\"publish\",5]}", NOW + 60),
-               TB_AUTH_E_CLAIMS);
-    expect_err(a, hsf(JWT_ALG_HS256, "{\"exp\":%lld,\"scope\":{\"publish\":true}}", NOW + 60),
-               TB_AUTH_E_CLAIMS);
+    for (size_t i = 0; i < sizeof(granted) / sizeof(granted[0]); i++) {
+        tb_grant_t *g = expect_ok(a, hsf(JWT_ALG_HS256, granted[i].claims, NOW + 60));
+        for (size_t k = 0; k < 2 && granted[i].has[k]; k++)
+            assert_true(tb_grant_has_scope(g, granted[i].has[k]));
+        assert_false(tb_grant_has_scope(g, granted[i].lacks));
+        tb_grant_free(g);
+    }
+    expect_claims_refused(a, refused, sizeof(refused) / sizeof(refused[0]));
     tb_auth_destroy(a);
 }
 
