@@ -134,80 +134,88 @@ typedef struct {
     const char *reason;
 } violation_t;
 
-/* Builds case i's bad frame after one good frame; false past the last case. */
+/* The bad frames one put_frame() builds, and what each violates. A NULL payload is len zero
+ * bytes. */
+static const struct {
+    uint8_t first;
+    const char *payload;
+    size_t len;
+    int masked, form;
+    violation_t want;
+} k_frame_cases[] = {
+    {FIN | TEXT, "{}", 2, 0, 0, {"unmasked text", 1002, "unmasked frame"}},
+    {FIN | PING, "", 0, 0, 0, {"unmasked empty ping", 1002, "unmasked frame"}},
+    {FIN | PING, NULL, 126, 1, 0, {"ping of 126", 1002, "control frame over 125 bytes"}},
+    {FIN | PONG, NULL, 5, 1, 126, {"pong, 16-bit form", 1002, "control frame over 125 bytes"}},
+    {FIN | CLOSE, NULL, 2, 1, 127, {"close, 64-bit form", 1002, "control frame over 125 bytes"}},
+    {FIN | CLOSE, "\x03", 1, 1, 0, {"close of 1 byte", 1002, "close payload of 1 byte"}},
+    {FIN | CLOSE,
+     "\x03\xe8"
+     "bad \xff",
+     7,
+     1,
+     0,
+     {"close reason not utf-8", 1007, "close reason not utf-8"}},
+    {FIN | CLOSE,
+     "\x03\xe8"
+     "cut \xe2\x82",
+     8,
+     1,
+     0,
+     {"close reason cut", 1007, "close reason not utf-8"}},
+    {FIN | CLOSE,
+     "\x03\xe8\xc0\xaf",
+     4,
+     1,
+     0,
+     {"close reason overlong", 1007, "close reason not utf-8"}},
+    {FIN | CLOSE,
+     "\x03\xe8\xed\xa0\x80",
+     5,
+     1,
+     0,
+     {"close reason surrogate", 1007, "close reason not utf-8"}},
+    {FIN | CLOSE,
+     "\x03\xe8\xf4\x90\x80\x80",
+     6,
+     1,
+     0,
+     {"close reason above U+10FFFF", 1007, "close reason not utf-8"}},
+};
+#define N_FRAME_CASES (sizeof(k_frame_cases) / sizeof(k_frame_cases[0]))
+
+/* Builds case i's bad frame after one good frame; false past the last case. Case 0 is
+ * k_frame_cases[0], the unmasked text frame. */
 static bool bad_case(size_t i, stream_t *s, violation_t *want)
 {
-    static uint8_t pad[200];
+    static const uint8_t pad[200];
     s->n = 0;
     put(s, FIN | TEXT, "{\"type\":\"ping\"}");
     *want = (violation_t){NULL, 1002, NULL};
-    switch (i) {
+    if (i < N_FRAME_CASES) {
+        const char *payload = k_frame_cases[i].payload;
+        put_frame(s, k_frame_cases[i].first, payload ? (const void *)payload : pad,
+                  k_frame_cases[i].len, k_frame_cases[i].masked, k_frame_cases[i].form);
+        *want = k_frame_cases[i].want;
+        return true;
+    }
+    switch (i - N_FRAME_CASES) {
     case 0:
-        put_frame(s, FIN | TEXT, "{}", 2, 0, 0);
-        *want = (violation_t){"unmasked text", 1002, "unmasked frame"};
-        break;
-    case 1:
-        put_frame(s, FIN | PING, "", 0, 0, 0);
-        *want = (violation_t){"unmasked empty ping", 1002, "unmasked frame"};
-        break;
-    case 2:
-        put_frame(s, FIN | PING, pad, 126, 1, 0);
-        *want = (violation_t){"ping of 126", 1002, "control frame over 125 bytes"};
-        break;
-    case 3:
-        put_frame(s, FIN | PONG, pad, 5, 1, 126);
-        *want = (violation_t){"pong, 16-bit form", 1002, "control frame over 125 bytes"};
-        break;
-    case 4:
-        put_frame(s, FIN | CLOSE, pad, 2, 1, 127);
-        *want = (violation_t){"close, 64-bit form", 1002, "control frame over 125 bytes"};
-        break;
-    case 5:
-        put_frame(s, FIN | CLOSE, "\x03", 1, 1, 0);
-        *want = (violation_t){"close of 1 byte", 1002, "close payload of 1 byte"};
-        break;
-    case 6:
         put(s, FIN | RSV1 | PING, "p");
         *want = (violation_t){"rsv1 ping", 1002, "rsv1 on a control or continuation frame"};
         break;
-    case 7:
+    case 1:
         put(s, RSV1 | TEXT, "a");
         put(s, FIN | RSV1 | CONT, "b");
         *want = (violation_t){"rsv1 continuation", 1002, "rsv1 on a control or continuation frame"};
         break;
-    case 8: {
+    case 2: {
         static const uint8_t top[] = {FIN | TEXT, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1};
         memcpy(s->b + s->n, top, sizeof(top));
         s->n += sizeof(top);
         *want = (violation_t){"64-bit top bit", 1002, "length with its top bit set"};
         break;
     }
-    case 9:
-        put_frame(s, FIN | CLOSE,
-                  "\x03\xe8"
-                  "bad \xff",
-                  7, 1, 0);
-        *want = (violation_t){"close reason not utf-8", 1007, "close reason not utf-8"};
-        break;
-    case 10:
-        put_frame(s, FIN | CLOSE,
-                  "\x03\xe8"
-                  "cut \xe2\x82",
-                  8, 1, 0);
-        *want = (violation_t){"close reason cut", 1007, "close reason not utf-8"};
-        break;
-    case 11:
-        put_frame(s, FIN | CLOSE, "\x03\xe8\xc0\xaf", 4, 1, 0);
-        *want = (violation_t){"close reason overlong", 1007, "close reason not utf-8"};
-        break;
-    case 12:
-        put_frame(s, FIN | CLOSE, "\x03\xe8\xed\xa0\x80", 5, 1, 0);
-        *want = (violation_t){"close reason surrogate", 1007, "close reason not utf-8"};
-        break;
-    case 13:
-        put_frame(s, FIN | CLOSE, "\x03\xe8\xf4\x90\x80\x80", 6, 1, 0);
-        *want = (violation_t){"close reason above U+10FFFF", 1007, "close reason not utf-8"};
-        break;
     default:
         return false;
     }
