@@ -131,12 +131,18 @@ static const char *type_of(const json_t *j)
     return json_string_value(json_object_get(j, "type"));
 }
 
-static void expect_type(fixture_t *f, tb_conn_t *c, const char *type)
+/* Takes c's next message, which must be there and of type; the caller json_decref()s it. */
+static json_t *next_of_type(fixture_t *f, tb_conn_t *c, const char *type)
 {
     json_t *j = next_json(f, c);
     assert_non_null(j);
     assert_string_equal(type_of(j), type);
-    json_decref(j);
+    return j;
+}
+
+static void expect_type(fixture_t *f, tb_conn_t *c, const char *type)
+{
+    json_decref(next_of_type(f, c, type));
 }
 
 /* open_conn(), then takes the `connected` message every connection gets first. */
@@ -164,6 +170,16 @@ static void subscribe_ok(fixture_t *f, tb_conn_t *c, const char *rooms_json)
 {
     subscribe(f, c, rooms_json);
     expect_type(f, c, "subscribed");
+}
+
+/* open_connected() with the grant rooms_json, then subscribe_ok() to the rooms in subscribe_json.
+ */
+static tb_conn_t *open_subscribed(fixture_t *f, int i, const char *rooms_json,
+                                  const char *subscribe_json)
+{
+    tb_conn_t *c = open_connected(f, i, rooms_json);
+    subscribe_ok(f, c, subscribe_json);
+    return c;
 }
 
 static void ingest(fixture_t *f, tb_msg_kind_t kind, const char *device, const char *group)
@@ -228,8 +244,7 @@ static void test_connected_first(void **state)
 {
     fixture_t *f = *state;
     tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"global\"]}");
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "connected");
+    json_t *j = next_of_type(f, c, "connected");
     json_t *p = json_object_get(j, "payload");
     assert_string_equal(json_string_value(json_object_get(p, "user")), "alice");
     assert_string_equal(json_string_value(json_object_get(p, "epoch")), "00000000000000e1");
@@ -253,13 +268,11 @@ static void test_at_most_once_across_rooms(void **state)
     ingest(f, TB_MSG_TELEMETRY, "sensor-hum-7", NULL);
     ingest(f, TB_MSG_STATUS, "sensor-hum-7", NULL);
 
-    json_t *j = next_json(f, all);
-    assert_string_equal(type_of(j), "telemetry");
+    json_t *j = next_of_type(f, all, "telemetry");
     assert_string_equal(json_string_value(json_object_get(j, "room")), "device:sensor-hum-7");
     assert_int_equal(json_integer_value(json_object_get(j, "seq")), 1);
     json_decref(j);
-    j = next_json(f, all);
-    assert_string_equal(type_of(j), "device_status");
+    j = next_of_type(f, all, "device_status");
     assert_int_equal(json_integer_value(json_object_get(j, "seq")), 2);
     json_decref(j);
     assert_null(next_json(f, all));
@@ -270,8 +283,7 @@ static void test_at_most_once_across_rooms(void **state)
 static void test_group_from_topic_and_config(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"group:*\"]}");
-    subscribe_ok(f, c, "[\"group:site-9\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"group:*\"]}", "[\"group:site-9\"]");
     ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9");       /* group from the topic */
     ingest(f, TB_MSG_TELEMETRY, "dev-2", NULL);           /* in no group */
     ingest(f, TB_MSG_TELEMETRY, "sensor-temp-001", NULL); /* only in building-a */
@@ -286,15 +298,13 @@ static void test_forbidden_and_partial_subscribe(void **state)
     send_text(f, c,
               "{\"type\":\"subscribe\",\"request_id\":\"r1\",\"payload\":{\"rooms\":"
               "[\"device:sensor-1\",\"global\",\"bogus\"]}}");
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "subscribed");
+    json_t *j = next_of_type(f, c, "subscribed");
     assert_string_equal(json_string_value(json_object_get(j, "request_id")), "r1");
     json_t *rooms = json_object_get(json_object_get(j, "payload"), "rooms");
     assert_int_equal(json_array_size(rooms), 1);
     assert_string_equal(json_string_value(json_array_get(rooms, 0)), "device:sensor-1");
     json_decref(j);
-    j = next_json(f, c);
-    assert_string_equal(type_of(j), "error");
+    j = next_of_type(f, c, "error");
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "payload"), "code")),
                         "bad_request");
     json_decref(j);
@@ -352,11 +362,9 @@ static void test_too_many_rooms(void **state)
 static void test_unsubscribe_and_ping(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"global\",\"device:a\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\",\"device:a\"]");
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\",\"device:z\"]}}");
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "unsubscribed");
+    json_t *j = next_of_type(f, c, "unsubscribed");
     json_t *rooms = json_object_get(json_object_get(j, "payload"), "rooms");
     assert_int_equal(json_array_size(rooms), 1);
     assert_string_equal(json_string_value(json_array_get(rooms, 0)), "global");
@@ -364,8 +372,7 @@ static void test_unsubscribe_and_ping(void **state)
     ingest(f, TB_MSG_TELEMETRY, "b", NULL);
     assert_null(next_json(f, c));
     send_text(f, c, "{\"type\":\"ping\",\"request_id\":42}");
-    j = next_json(f, c);
-    assert_string_equal(type_of(j), "pong");
+    j = next_of_type(f, c, "pong");
     assert_int_equal(json_integer_value(json_object_get(j, "request_id")), 42);
     json_decref(j);
     assert_int_equal(tb_hub_rooms(f->hub), 1);
@@ -373,9 +380,7 @@ static void test_unsubscribe_and_ping(void **state)
 
 static void expect_error_code(fixture_t *f, tb_conn_t *c, const char *code)
 {
-    json_t *j = next_json(f, c);
-    assert_non_null(j);
-    assert_string_equal(type_of(j), "error");
+    json_t *j = next_of_type(f, c, "error");
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "payload"), "code")),
                         code);
     json_decref(j);
@@ -425,8 +430,7 @@ static void test_drop_oldest_keeps_latest(void **state)
 {
     fixture_t *f = *state;
     f->cfg.limits.slow_consumer = TB_SLOW_DROP_OLDEST;
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"global\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     for (int i = 0; i < 100; i++)
         ingest(f, TB_MSG_TELEMETRY, "d", NULL);
     assert_int_equal(tb_hub_conn_queued(c), 16);
@@ -590,17 +594,14 @@ static void test_snapshot_then_live(void **state)
     ingest_fields(f, "other", "{\"x\": 1}");
     tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"group:building-a\",\"device:sensor-hum-7\"]");
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "subscribed");
+    json_t *j = next_of_type(f, c, "subscribed");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "payload"), "seq")), 4);
     json_decref(j);
-    j = next_json(f, c);
-    assert_string_equal(type_of(j), "device_status");
+    j = next_of_type(f, c, "device_status");
     assert_true(json_is_true(json_object_get(j, "snapshot")));
     assert_int_equal(seq_of(j), 3);
     json_decref(j);
-    j = next_json(f, c);
-    assert_string_equal(type_of(j), "telemetry");
+    j = next_of_type(f, c, "telemetry");
     assert_true(json_is_true(json_object_get(j, "snapshot")));
     assert_string_equal(json_string_value(json_object_get(j, "room")), "device:sensor-hum-7");
     assert_true(json_real_value(field_of(j, "temperature")) == 21.5);
@@ -608,8 +609,7 @@ static void test_snapshot_then_live(void **state)
     assert_int_equal(seq_of(j), 2);
     json_decref(j);
     ingest_fields(f, "sensor-hum-7", "{\"humidity\": 41}");
-    j = next_json(f, c);
-    assert_string_equal(type_of(j), "telemetry");
+    j = next_of_type(f, c, "telemetry");
     assert_null(json_object_get(j, "snapshot"));
     assert_int_equal(seq_of(j), 5);
     json_decref(j);
@@ -633,9 +633,7 @@ static void test_since_replays_owed_messages(void **state)
     ingest_fields(f, "a", "{\"n\": 2}"); /* 7, live while the replay is queued */
     const json_int_t want[] = {3, 5, 7};
     for (size_t i = 0; i < 3; i++) {
-        j = next_json(f, c);
-        assert_non_null(j);
-        assert_string_equal(type_of(j), "telemetry");
+        j = next_of_type(f, c, "telemetry");
         assert_null(json_object_get(j, "snapshot"));
         assert_int_equal(seq_of(j), want[i]);
         json_decref(j);
@@ -719,8 +717,7 @@ static void test_alert_hysteresis(void **state)
     f->cfg.alerts = a;
     f->cfg.n_alerts = 1;
     rebuild_hub(f);
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"global\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     const double temps[] = {25,   31, 29.5, 30.5, 31, 29.2, 28, 29.9,
                             30.5, 31, 28.9, 30,   35, 29.1, 20};
     char fields[64], fired_id[128] = "";
@@ -848,8 +845,7 @@ static void test_publish_routes_to_room(void **state)
     json_t *payload = json_pack("{s:s}", "text", "hello");
     assert_int_equal(tb_hub_publish(f->hub, "group:ops", "notice", payload), 1);
     json_decref(payload);
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "notice");
+    json_t *j = next_of_type(f, c, "notice");
     assert_string_equal(json_string_value(json_object_get(j, "room")), "group:ops");
     assert_int_equal(seq_of(j), 1);
     json_decref(j);
@@ -867,8 +863,7 @@ static void subscribe_since(fixture_t *f, tb_conn_t *c, const char *rooms_json, 
              "\"since\":{\"epoch\":\"00000000000000e1\",\"seq\":%lld}}}",
              rooms_json, (long long)seq);
     send_text(f, c, buf);
-    json_t *j = next_json(f, c);
-    assert_string_equal(type_of(j), "subscribed");
+    json_t *j = next_of_type(f, c, "subscribed");
     assert_int_equal(json_is_true(json_object_get(json_object_get(j, "payload"), "recovered")),
                      recovered);
     json_decref(j);
@@ -880,8 +875,7 @@ static void subscribe_since(fixture_t *f, tb_conn_t *c, const char *rooms_json, 
 static void test_since_skips_what_another_room_brought(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"global\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     for (json_int_t i = 1; i <= 20; i++) {
         ingest_fields(f, "x", "{\"n\": 1}");
         expect_seq(f, c, i);
@@ -899,8 +893,7 @@ static void test_since_skips_what_another_room_brought(void **state)
 static void test_since_replays_only_what_other_rooms_missed(void **state)
 {
     fixture_t *f = *state;
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"group:building-a\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"group:building-a\"]");
     for (int i = 0; i < 10; i++) {
         ingest_fields(f, i % 2 ? "outside" : "sensor-hum-1", "{\"n\": 1}"); /* hum-1: odd */
         if (i % 2 == 0) {
@@ -1037,8 +1030,7 @@ static void test_unsubscribe_drops_pending_snapshot(void **state)
 {
     fixture_t *f = *state;
     ingest_hum_devices(f, 30);
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"group:building-a\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"group:building-a\"]}}");
     int before;
@@ -1119,8 +1111,9 @@ static void test_unsubscribe_hands_snapshot_to_a_room_of_the_subscribe(void **st
         ingest(f, TB_MSG_TELEMETRY, id, "floor-1"); /* seqs 1..30 */
     }
     ingest(f, TB_MSG_TELEMETRY, "outside", "floor-1"); /* 31: not in building-a */
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"device:sensor-hum-3\",\"group:floor-1\",\"group:building-a\"]");
+    tb_conn_t *c =
+        open_subscribed(f, 0, "{\"rooms\":[\"*\"]}",
+                        "[\"device:sensor-hum-3\",\"group:floor-1\",\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 19 snapshot frames still wait */
     send_text(f, c,
               "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":"
@@ -1222,8 +1215,8 @@ static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
 {
     fixture_t *f = *state;
     char got[256];
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"device:a\",\"device:b\",\"global\"]");
+    tb_conn_t *c =
+        open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"device:a\",\"device:b\",\"global\"]");
     const char *devs[] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++)
         ingest_fields(f, devs[i], "{\"n\": 1}"); /* 1..3 */
@@ -1255,8 +1248,7 @@ static void test_queued_messages_older_than_the_room_held_go(void **state)
 {
     fixture_t *f = *state;
     char got[256];
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"global\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     for (int i = 0; i < 3; i++)
         ingest_fields(f, "a", "{\"n\": 1}"); /* 1..3 */
     subscribe(f, c, "[\"device:a\"]");
@@ -1277,8 +1269,7 @@ static void test_narrowing_refresh_drops_queued_frames(void **state)
 {
     fixture_t *f = *state;
     char got[256], msg[2048];
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"device:a\",\"global\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"device:a\",\"global\"]");
     for (int i = 0; i < 6; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd, b even */
     char *tok = mint("alice", "{\"rooms\":[\"device:a\"]}", 3600);
@@ -1346,8 +1337,7 @@ static void test_no_history_catch_up_keeps_the_subscriber(void **state)
     f->cfg.history.messages = 0;
     rebuild_hub(f);
     ingest_hum_devices(f, 30);
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"group:building-a\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     for (int i = 0; i < 3; i++)
         ingest_fields(f, "sensor-hum-5", "{\"h\": 2}"); /* 31..33, behind the snapshot */
@@ -1373,8 +1363,7 @@ static void test_large_snapshot_then_arrivals(void **state)
         snprintf(id, sizeof(id), "sensor-hum-%d", i);
         ingest_fields(f, id, "{\"h\": 1}"); /* seqs 1..30, all in building-a */
     }
-    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
-    subscribe_ok(f, c, "[\"group:building-a\"]");
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
     for (int i = 0; i < 5; i++)
         ingest_fields(f, "sensor-hum-20", "{\"h\": 2}"); /* 31..35, behind the snapshot */
