@@ -786,13 +786,21 @@ static void next_alert(fixture_t *f, tb_conn_t *c, char *out, size_t cap)
     }
 }
 
+/* next_alert() must read want ("" for none). */
+static void expect_alert(fixture_t *f, tb_conn_t *c, const char *want)
+{
+    char got[128];
+    next_alert(f, c, got, sizeof(got));
+    assert_string_equal(got, want);
+}
+
 /* Reload of alert rules: a new definition applies from the next sample and a firing device
  * keeps its state by rule name, in any order; adding, removing or renaming a rule is refused
  * and leaves the running rules in force. */
 static void test_alert_rules_reload(void **state)
 {
     fixture_t *f = *state;
-    char err[TB_CONFIG_ERR_LEN], got[128];
+    char err[TB_CONFIG_ERR_LEN];
     static const char *const names[] = {"hot", "wet"}, *const fields[] = {"t", "h"};
     static const char *const swapped[] = {"wet", "hot"}, *const swapped_fields[] = {"h", "t"};
     static const char *const renamed[] = {"wet", "cold"};
@@ -802,8 +810,7 @@ static void test_alert_rules_reload(void **state)
     tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"global\"]");
     ingest_fields(f, "sensor-1", "{\"t\": 35}");
-    next_alert(f, c, got, sizeof(got));
-    assert_string_equal(got, "hot firing 30");
+    expect_alert(f, c, "hot firing 30");
 
     assert_int_equal(tb_hub_set_alerts(f->hub, make_rules(names, fields, (const double[]){1}, 1), 1,
                                        err, sizeof(err)),
@@ -815,21 +822,17 @@ static void test_alert_rules_reload(void **state)
                      -1);
     assert_non_null(strstr(err, "rule 'cold' is new"));
     ingest_fields(f, "sensor-1", "{\"h\": 90}"); /* the running rules still apply */
-    next_alert(f, c, got, sizeof(got));
-    assert_string_equal(got, "wet firing 80");
+    expect_alert(f, c, "wet firing 80");
 
     assert_int_equal(
         tb_hub_set_alerts(f->hub, make_rules(swapped, swapped_fields, (const double[]){85, 50}, 2),
                           2, err, sizeof(err)),
         0);
     ingest_fields(f, "sensor-1", "{\"t\": 40, \"h\": 92}"); /* hot resolves, wet holds on */
-    next_alert(f, c, got, sizeof(got));
-    assert_string_equal(got, "hot resolved 50");
-    next_alert(f, c, got, sizeof(got));
-    assert_string_equal(got, "");
+    expect_alert(f, c, "hot resolved 50");
+    expect_alert(f, c, "");
     ingest_fields(f, "sensor-2", "{\"t\": 55}");
-    next_alert(f, c, got, sizeof(got));
-    assert_string_equal(got, "hot firing 50");
+    expect_alert(f, c, "hot firing 50");
 }
 
 /* A published message gets a seq, reaches that room's members only, and is in the history. */
@@ -1197,6 +1200,14 @@ static void drain_summary(fixture_t *f, tb_conn_t *c, char *out, size_t cap)
     }
 }
 
+/* drain_summary() must read want. */
+static void expect_summary(fixture_t *f, tb_conn_t *c, const char *want)
+{
+    char got[256];
+    drain_summary(f, c, got, sizeof(got));
+    assert_string_equal(got, want);
+}
+
 static void unsubscribe(fixture_t *f, tb_conn_t *c, const char *rooms_json)
 {
     char buf[256];
@@ -1214,7 +1225,6 @@ static void unsubscribe(fixture_t *f, tb_conn_t *c, const char *rooms_json)
 static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
 {
     fixture_t *f = *state;
-    char got[256];
     tb_conn_t *c =
         open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"device:a\",\"device:b\",\"global\"]");
     const char *devs[] = {"a", "b", "c"};
@@ -1230,12 +1240,10 @@ static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
     unsubscribe(f, c, "[\"device:a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 8); /* 1..6 and pong stay; 7 went, the answer came */
     unsubscribe(f, c, "[\"global\"]");
-    drain_summary(f, c, got, sizeof(got));
-    assert_string_equal(got, "2 pong 5 unsubscribed unsubscribed");
+    expect_summary(f, c, "2 pong 5 unsubscribed unsubscribed");
     ingest_fields(f, "a", "{\"n\": 3}"); /* 8: no room of c holds a any more */
     ingest_fields(f, "b", "{\"n\": 3}"); /* 9 */
-    drain_summary(f, c, got, sizeof(got));
-    assert_string_equal(got, "9");
+    expect_summary(f, c, "9");
     assert_int_equal(tb_hub_conn_close_code(c), 0);
 }
 
@@ -1247,17 +1255,14 @@ static void test_unsubscribe_drops_queued_frames_of_rooms_left(void **state)
 static void test_queued_messages_older_than_the_room_held_go(void **state)
 {
     fixture_t *f = *state;
-    char got[256];
     tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     for (int i = 0; i < 3; i++)
         ingest_fields(f, "a", "{\"n\": 1}"); /* 1..3 */
     subscribe(f, c, "[\"device:a\"]");
     unsubscribe(f, c, "[\"global\"]");
-    drain_summary(f, c, got, sizeof(got));
-    assert_string_equal(got, "subscribed S3 unsubscribed");
+    expect_summary(f, c, "subscribed S3 unsubscribed");
     ingest_fields(f, "a", "{\"n\": 2}");
-    drain_summary(f, c, got, sizeof(got));
-    assert_string_equal(got, "4");
+    expect_summary(f, c, "4");
 }
 
 /*
@@ -1268,7 +1273,7 @@ static void test_queued_messages_older_than_the_room_held_go(void **state)
 static void test_narrowing_refresh_drops_queued_frames(void **state)
 {
     fixture_t *f = *state;
-    char got[256], msg[2048];
+    char msg[2048];
     tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"device:a\",\"global\"]");
     for (int i = 0; i < 6; i++)
         ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a odd, b even */
@@ -1276,8 +1281,7 @@ static void test_narrowing_refresh_drops_queued_frames(void **state)
     snprintf(msg, sizeof(msg), "{\"type\":\"refresh\",\"payload\":{\"token\":\"%s\"}}", tok);
     free(tok);
     send_text(f, c, msg);
-    drain_summary(f, c, got, sizeof(got));
-    assert_string_equal(got, "1 3 5 unsubscribed refreshed");
+    expect_summary(f, c, "1 3 5 unsubscribed refreshed");
 }
 
 /* Drains c; the number of snapshot frames that came. */
