@@ -1,6 +1,6 @@
 /*
- * fixtures — what several unit tests need alike: HS*, RS* and ES* tokens minted with libjwt, and a
- * verifier keyed with a known HMAC secret.
+ * fixtures — what several unit tests need alike: HS*, RS* and ES* tokens minted with libjwt, a
+ * verifier keyed with a known HMAC secret, and the cmocka entry of a test with its file's fixture.
  *
  * Only for tests run by cmocka: a helper that cannot do its part fails the running test (cmocka
  * asserts), so none returns an error. Returned tokens are the caller's (free()), as are
@@ -34,5 +34,9 @@ tb_auth_t *fixtures_auth(const tb_config_auth_t *cfg, const char *secret);
 /* tb_auth_verify() at now_s of an HS256 token over claims (a JSON object's text) by secret. */
 int fixtures_verify_claims(const tb_auth_t *a, const char *secret, const char *claims,
                            int64_t now_s, tb_grant_t **out);
+
+/* A cmocka entry for the test fn run between the including file's own static setup() and
+ * teardown(). */
+#define FIXTURES_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 #endif

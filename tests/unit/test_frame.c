@@ -14,6 +14,8 @@
 #include "telebridge/frame.h"
 #include "telebridge/wsdeflate.h"
 
+#include "fixtures.h"
+
 #define MAX_MESSAGE (1u << 20)
 #define LEVEL 6
 #define MIN_BYTES 64
@@ -199,12 +201,11 @@ static void test_long_headers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_copy_is_made_lazily_and_shared, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_copy_lives_as_long_as_the_frame, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_small_and_incompressible_frames_stay_plain, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_window_bound, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_headers, setup, teardown),
+        FIXTURES_TEST(test_copy_is_made_lazily_and_shared),
+        FIXTURES_TEST(test_copy_lives_as_long_as_the_frame),
+        FIXTURES_TEST(test_small_and_incompressible_frames_stay_plain),
+        FIXTURES_TEST(test_window_bound),
+        FIXTURES_TEST(test_long_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

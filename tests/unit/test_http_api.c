@@ -245,16 +245,13 @@ static void test_authenticate_hands_over_the_grant(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operator_endpoints_need_the_admin_scope, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_health_is_open_and_admin_serves_nothing_else, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ticket_route, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ticket_route_spends_a_handshake_token, setup,
-                                        teardown),
+        FIXTURES_TEST(test_routing),
+        FIXTURES_TEST(test_operator_endpoints_need_the_admin_scope),
+        FIXTURES_TEST(test_health_is_open_and_admin_serves_nothing_else),
+        FIXTURES_TEST(test_ticket_route),
+        FIXTURES_TEST(test_ticket_route_spends_a_handshake_token),
         cmocka_unit_test(test_json_body),
-        cmocka_unit_test_setup_teardown(test_authenticate_hands_over_the_grant, setup, teardown),
+        FIXTURES_TEST(test_authenticate_hands_over_the_grant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,8 @@
 #include "telebridge/msg.h"
 #include "telebridge/util.h"
 
+#include "fixtures.h"
+
 extern char **environ;
 
 #define ERR_LEN 256
@@ -681,18 +683,18 @@ int main(void)
 {
     tb_log_set_level(TB_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_refuses_bad_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handle_telemetry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handle_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_template, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_messages_are_counted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_full_drops_after_backpressure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wake_only_when_needed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_is_prompt_while_broker_down, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_session_loss_and_reconnect, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_persistent_session, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broker_password_auth, setup, teardown),
+        FIXTURES_TEST(test_create_refuses_bad_config),
+        FIXTURES_TEST(test_password_file),
+        FIXTURES_TEST(test_handle_telemetry),
+        FIXTURES_TEST(test_handle_status),
+        FIXTURES_TEST(test_group_template),
+        FIXTURES_TEST(test_refused_messages_are_counted),
+        FIXTURES_TEST(test_queue_full_drops_after_backpressure),
+        FIXTURES_TEST(test_wake_only_when_needed),
+        FIXTURES_TEST(test_stop_is_prompt_while_broker_down),
+        FIXTURES_TEST(test_broker_session_loss_and_reconnect),
+        FIXTURES_TEST(test_broker_persistent_session),
+        FIXTURES_TEST(test_broker_password_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

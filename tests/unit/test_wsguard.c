@@ -17,6 +17,8 @@
 #include "telebridge/wsframe.h"
 #include "telebridge/wsguard.h"
 
+#include "fixtures.h"
+
 #define BUF 4096
 
 static const char k_request[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
@@ -193,15 +195,13 @@ static void test_one_guard_and_stop(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_unattached_passes_anything, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_violation_fails_once_and_reads_as_eof, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_frames_with_the_request_refuse_the_attach, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_peek_does_not_feed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_other_threads_pass_through, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_detach_takes_the_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_guard_and_stop, setup, teardown),
+        FIXTURES_TEST(test_unattached_passes_anything),
+        FIXTURES_TEST(test_violation_fails_once_and_reads_as_eof),
+        FIXTURES_TEST(test_frames_with_the_request_refuse_the_attach),
+        FIXTURES_TEST(test_peek_does_not_feed),
+        FIXTURES_TEST(test_other_threads_pass_through),
+        FIXTURES_TEST(test_detach_takes_the_owner),
+        FIXTURES_TEST(test_one_guard_and_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
