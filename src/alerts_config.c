@@ -25,7 +25,7 @@ void tb_alerts_free(tb_config_alert_t *alerts, size_t n)
         free(alerts[i].name);
         free(alerts[i].field);
         free(alerts[i].severity);
-        tb_config_strv_free(alerts[i].devices);
+        config_strv_free(alerts[i].devices);
     }
     free(alerts);
 }
@@ -38,36 +38,36 @@ const char *tb_alerts_op_name(tb_alert_op_t op)
 static int alert_number(json_t *obj, const char *akey, const char *name, bool required, double *out,
                         bool *present, char *err, size_t errlen)
 {
-    char key[TB_CONFIG_KEY_MAX];
+    char key[CONFIG_KEY_MAX];
     json_t *v;
-    if (tb_config_member(obj, akey, name, required, &v, key, err, errlen) != 0)
+    if (config_member(obj, akey, name, required, &v, key, err, errlen) != 0)
         return -1;
     if (present)
         *present = v != NULL;
     if (!v)
         return 0;
     if (!json_is_number(v))
-        return tb_config_fail(err, errlen, key, "must be a number");
+        return config_fail(err, errlen, key, "must be a number");
     *out = json_number_value(v);
     return 0;
 }
 
 static int alert_text(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
 {
-    char key[TB_CONFIG_KEY_MAX];
+    char key[CONFIG_KEY_MAX];
     json_t *v;
-    if (tb_config_member(obj, akey, "name", true, &v, key, err, errlen) != 0 ||
-        tb_config_dup_string(v, key, TB_CONFIG_STR_MAX, &a->name, err, errlen) != 0)
+    if (config_member(obj, akey, "name", true, &v, key, err, errlen) != 0 ||
+        config_dup_string(v, key, CONFIG_STR_MAX, &a->name, err, errlen) != 0)
         return -1;
-    if (tb_config_member(obj, akey, "field", true, &v, key, err, errlen) != 0 ||
-        tb_config_dup_string(v, key, TB_CONFIG_STR_MAX, &a->field, err, errlen) != 0)
+    if (config_member(obj, akey, "field", true, &v, key, err, errlen) != 0 ||
+        config_dup_string(v, key, CONFIG_STR_MAX, &a->field, err, errlen) != 0)
         return -1;
-    if (tb_config_member(obj, akey, "severity", false, &v, key, err, errlen) != 0)
+    if (config_member(obj, akey, "severity", false, &v, key, err, errlen) != 0)
         return -1;
     if (v)
-        return tb_config_dup_string(v, key, TB_CONFIG_STR_MAX, &a->severity, err, errlen);
+        return config_dup_string(v, key, CONFIG_STR_MAX, &a->severity, err, errlen);
     a->severity = strdup(ALERT_DEFAULT_SEVERITY);
-    return a->severity ? 0 : tb_config_fail(err, errlen, key, "out of memory");
+    return a->severity ? 0 : config_fail(err, errlen, key, "out of memory");
 }
 
 /* A clear level is hysteresis on the side the rule fires from, so it must not cross the
@@ -76,34 +76,34 @@ static int alert_check_clear(const tb_config_alert_t *a, const char *akey, char 
 {
     bool fires_above = a->op == TB_OP_GT || a->op == TB_OP_GE;
     bool fires_below = a->op == TB_OP_LT || a->op == TB_OP_LE;
-    char key[TB_CONFIG_KEY_MAX];
+    char key[CONFIG_KEY_MAX];
     if (a->has_clear_below) {
-        tb_config_key_join(key, akey, "clear_below");
+        config_key_join(key, akey, "clear_below");
         if (!fires_above)
-            return tb_config_fail(err, errlen, key, "only applies to op > and >=");
+            return config_fail(err, errlen, key, "only applies to op > and >=");
         if (a->clear_below > a->threshold)
-            return tb_config_fail(err, errlen, key, "must be <= threshold");
+            return config_fail(err, errlen, key, "must be <= threshold");
     }
     if (a->has_clear_above) {
-        tb_config_key_join(key, akey, "clear_above");
+        config_key_join(key, akey, "clear_above");
         if (!fires_below)
-            return tb_config_fail(err, errlen, key, "only applies to op < and <=");
+            return config_fail(err, errlen, key, "only applies to op < and <=");
         if (a->clear_above < a->threshold)
-            return tb_config_fail(err, errlen, key, "must be >= threshold");
+            return config_fail(err, errlen, key, "must be >= threshold");
     }
     return 0;
 }
 
 static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char *err, size_t errlen)
 {
-    char key[TB_CONFIG_KEY_MAX];
+    char key[CONFIG_KEY_MAX];
     json_t *v;
     int op;
-    if (tb_config_member(obj, akey, "op", true, &v, key, err, errlen) != 0)
+    if (config_member(obj, akey, "op", true, &v, key, err, errlen) != 0)
         return -1;
-    op = json_is_string(v) ? tb_config_name_index(op_names, N_OPS, json_string_value(v)) : -1;
+    op = json_is_string(v) ? config_name_index(op_names, N_OPS, json_string_value(v)) : -1;
     if (op < 0)
-        return tb_config_fail_one_of(err, errlen, key, op_names, N_OPS);
+        return config_fail_one_of(err, errlen, key, op_names, N_OPS);
     a->op = (tb_alert_op_t)op;
     if (alert_number(obj, akey, "threshold", true, &a->threshold, NULL, err, errlen) != 0 ||
         alert_number(obj, akey, "clear_below", false, &a->clear_below, &a->has_clear_below, err,
@@ -117,19 +117,18 @@ static int alert_rule(json_t *obj, const char *akey, tb_config_alert_t *a, char 
 static int alert_devices(json_t *obj, const char *akey, tb_config_alert_t *a, char *err,
                          size_t errlen)
 {
-    char key[TB_CONFIG_KEY_MAX];
+    char key[CONFIG_KEY_MAX];
     json_t *v;
-    if (tb_config_member(obj, akey, "devices", false, &v, key, err, errlen) != 0)
+    if (config_member(obj, akey, "devices", false, &v, key, err, errlen) != 0)
         return -1;
     if (v && json_is_array(v) && json_array_size(v) == 0)
-        return tb_config_fail(err, errlen, key,
-                              "must not be empty (leave it out for every device)");
+        return config_fail(err, errlen, key, "must not be empty (leave it out for every device)");
     if (v)
-        return tb_config_strv(v, key, tb_config_device_pattern_valid, "device pattern", &a->devices,
-                              &a->n_devices, err, errlen);
+        return config_strv(v, key, config_device_pattern_valid, "device pattern", &a->devices,
+                           &a->n_devices, err, errlen);
     a->devices = calloc(2, sizeof(*a->devices));
     if (!a->devices || !(a->devices[0] = strdup(ALERT_DEFAULT_DEVICES)))
-        return tb_config_fail(err, errlen, key, "out of memory");
+        return config_fail(err, errlen, key, "out of memory");
     a->n_devices = 1;
     return 0;
 }
@@ -138,8 +137,8 @@ static int parse_alert(json_t *obj, const char *akey, tb_config_alert_t *a, char
                        size_t errlen)
 {
     if (!json_is_object(obj))
-        return tb_config_fail(err, errlen, akey, "must be an object");
-    if (tb_config_known_keys(obj, akey, alert_keys, N_ALERT_KEYS, err, errlen) != 0 ||
+        return config_fail(err, errlen, akey, "must be an object");
+    if (config_known_keys(obj, akey, alert_keys, N_ALERT_KEYS, err, errlen) != 0 ||
         alert_text(obj, akey, a, err, errlen) != 0 || alert_rule(obj, akey, a, err, errlen) != 0 ||
         alert_devices(obj, akey, a, err, errlen) != 0)
         return -1;
@@ -153,22 +152,22 @@ int tb_alerts_parse(const json_t *arr, tb_config_alert_t **out, size_t *n_out, c
     size_t n, i;
     json_t *obj;
     if (!json_is_array(arr))
-        return tb_config_fail(err, errlen, "alerts", "must be an array");
+        return config_fail(err, errlen, "alerts", "must be an array");
     n = json_array_size(arr);
     if (n > 0 && !(alerts = calloc(n, sizeof(*alerts))))
-        return tb_config_fail(err, errlen, "alerts", "out of memory");
+        return config_fail(err, errlen, "alerts", "out of memory");
     json_array_foreach((json_t *)arr, i, obj)
     {
-        char akey[TB_CONFIG_KEY_MAX];
-        char key[TB_CONFIG_KEY_MAX];
-        tb_config_key_index(akey, "alerts", i);
+        char akey[CONFIG_KEY_MAX];
+        char key[CONFIG_KEY_MAX];
+        config_key_index(akey, "alerts", i);
         if (parse_alert(obj, akey, &alerts[i], err, errlen) != 0)
             goto fail;
         for (size_t j = 0; j < i; j++) {
             if (strcmp(alerts[j].name, alerts[i].name) != 0)
                 continue;
-            tb_config_key_join(key, akey, "name");
-            tb_config_fail(err, errlen, key, "duplicate alert name \"%s\"", alerts[i].name);
+            config_key_join(key, akey, "name");
+            config_fail(err, errlen, key, "duplicate alert name \"%s\"", alerts[i].name);
             goto fail;
         }
     }
@@ -184,16 +183,16 @@ static json_t *alert_to_json(const tb_config_alert_t *a)
 {
     json_t *obj =
         json_pack("{s:s, s:s, s:s, s:o}", "name", a->name, "field", a->field, "op",
-                  tb_alerts_op_name(a->op), "threshold", tb_config_number_json(a->threshold));
+                  tb_alerts_op_name(a->op), "threshold", config_number_json(a->threshold));
     if (obj && a->has_clear_below &&
-        json_object_set_new(obj, "clear_below", tb_config_number_json(a->clear_below)) != 0)
+        json_object_set_new(obj, "clear_below", config_number_json(a->clear_below)) != 0)
         goto fail;
     if (obj && a->has_clear_above &&
-        json_object_set_new(obj, "clear_above", tb_config_number_json(a->clear_above)) != 0)
+        json_object_set_new(obj, "clear_above", config_number_json(a->clear_above)) != 0)
         goto fail;
     if (obj &&
         (json_object_set_new(obj, "severity", json_string(a->severity)) != 0 ||
-         json_object_set_new(obj, "devices", tb_config_strv_json(a->devices, a->n_devices)) != 0))
+         json_object_set_new(obj, "devices", config_strv_json(a->devices, a->n_devices)) != 0))
         goto fail;
     return obj;
 fail:
