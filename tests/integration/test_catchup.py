@@ -50,6 +50,33 @@ def publish_devices(broker, prefix, n):
         client.disconnect()
 
 
+def seed_devices(bridge, broker, prefix, n, timeout_s=30):
+    """n devices known to the bridge: one message each, all routed."""
+    base = bridge.stats()["details"]["device_messages"]
+    publish_devices(broker, prefix, n)
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + n, timeout_s,
+                  f"{n} device messages routed")
+    return base
+
+
+def slow_reader(bridge):
+    """A handshaken raw socket with a small receive buffer, and the bytes read after the 101."""
+    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                             rcvbuf=4096)
+    assert status == 101
+    return sock, data
+
+
+def stall_in_global(bridge, sock, devices):
+    """Joins global and does not read: the socket fills, then the queue, so the snapshot of the
+    devices is held back. Returns the snapshot frames queued by then."""
+    sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
+    time.sleep(1.0)
+    queued = bridge.stats()["details"]["snapshot_frames"]
+    assert queued < devices, "the snapshot was not held back: the reader did not stall"
+    return queued
+
+
 def read_until_quiet(sock, data, until, quiet_s=1.0, limit_s=60.0):
     """Reads server frames until until(messages so far) holds and then nothing comes for
     quiet_s; returns the JSON messages."""
@@ -77,19 +104,11 @@ def test_narrowing_refresh_sends_nothing_of_rooms_left(make_bridge, broker):
     (docs/protocol.md, refresh)."""
     devices, bound = 20_000, 256
     bridge = make_bridge({"limits": {"send_queue_messages": bound}})
-    base = bridge.stats()["details"]["device_messages"]
-    publish_devices(broker, "nr", devices)
-    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + devices, 30,
-                  f"{devices} device messages routed")
+    seed_devices(bridge, broker, "nr", devices)
 
-    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                             rcvbuf=4096)
-    assert status == 101
+    sock, data = slow_reader(bridge)
     try:
-        sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
-        time.sleep(1.0)  # not reading: the socket fills, then the queue
-        queued = bridge.stats()["details"]["snapshot_frames"]
-        assert queued < devices, "the snapshot was not held back: the reader did not stall"
+        queued = stall_in_global(bridge, sock, devices)
         narrow = bridge.mint(rooms=["device:nr1"])
         sock.sendall(tb.ws_frame(json.dumps({"type": "refresh", "request_id": "n1",
                                              "payload": {"token": narrow}})))
@@ -120,14 +139,9 @@ def test_resubscribing_global_keeps_the_pending_snapshot_bounded(make_bridge, br
     it reads, only what was queued arrives (docs/protocol.md, unsubscribe)."""
     devices, cycles = 100_000, 40
     bridge = make_bridge()
-    base = bridge.stats()["details"]["device_messages"]
-    publish_devices(broker, "pb", devices)
-    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + devices, 60,
-                  f"{devices} device messages routed")
+    seed_devices(bridge, broker, "pb", devices, 60)
 
-    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                             rcvbuf=4096)
-    assert status == 101
+    sock, data = slow_reader(bridge)
     try:
         sub = tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}}))
         unsub = tb.ws_frame(json.dumps({"type": "unsubscribe", "payload": {"rooms": ["global"]}}))
@@ -174,19 +188,11 @@ def test_no_history_snapshot_drains_without_slow_consumer_close(make_bridge, bro
     as a slow consumer (docs/configuration.md, history.messages)."""
     devices = 20_000
     bridge = make_bridge({"history": {"messages": 0}})
-    base = bridge.stats()["details"]["device_messages"]
-    publish_devices(broker, "nh", devices)
-    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + devices, 30,
-                  f"{devices} device messages routed")
+    base = seed_devices(bridge, broker, "nh", devices)
 
-    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                             rcvbuf=4096)
-    assert status == 101
+    sock, data = slow_reader(bridge)
     try:
-        sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
-        time.sleep(1.0)  # not reading: the socket fills, then the queue
-        queued = bridge.stats()["details"]["snapshot_frames"]
-        assert queued < devices, "the snapshot was not held back: the reader did not stall"
+        stall_in_global(bridge, sock, devices)
         tb.mqtt_publish_lines(broker.port, "devices/nh7/telemetry",
                               [json.dumps({"late": i}) for i in range(10)])
         tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= base + devices + 10,
@@ -248,9 +254,7 @@ def test_unsubscribe_drops_queued_messages_of_rooms_left(make_bridge, broker):
     qb's queued messages still arrived."""
     n, bound = 8000, 256
     bridge = make_bridge({"limits": {"slow_consumer": "drop_oldest", "send_queue_messages": bound}})
-    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
-                                             rcvbuf=4096)
-    assert status == 101
+    sock, data = slow_reader(bridge)
     try:
         sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {
             "rooms": ["device:qa", "device:qb", "global"]}})))
