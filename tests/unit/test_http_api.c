@@ -1,6 +1,7 @@
 /* Unit tests for http_api: routing, who may read the operator endpoints (docs/security.md →
  * Operator endpoints), the Bearer and JSON helpers, the ticket route. */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,6 +243,43 @@ static void test_authenticate_hands_over_the_grant(void **state)
     tb_grant_free(g);
 }
 
+/* mqtt_reconnects_total is derived from the connects when /metrics is read: none before the
+ * first session, and never below 0 (metrics.c did this before it moved to http_api.c). */
+static void test_metrics_reconnects_never_go_below_zero(void **state)
+{
+    fixture_t *f = *state;
+    static tb_stats_t stats; /* zero-initialised, as stats.h asks */
+    static char text[TB_METRICS_TEXT_MAX];
+    static const struct {
+        uint64_t connects, reconnects;
+        const char *line;
+    } cases[] = {
+        {0, 0, "\ntelebridge_mqtt_reconnects_total 0\n"},
+        {1, 0, "\ntelebridge_mqtt_reconnects_total 0\n"},
+        {4, 3, "\ntelebridge_mqtt_reconnects_total 3\n"},
+    };
+    tb_hub_opts_t o = {.cfg = &f->cfg, .auth = f->auth, .epoch = "00000000000000e1"};
+    f->ctx.hub = tb_hub_create(&o);
+    assert_non_null(f->ctx.hub);
+    f->ctx.stats = &stats;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tb_metrics_snapshot_t snap;
+        size_t len = 0;
+        atomic_store(&stats.mqtt_connects, cases[i].connects);
+        tb_http_metrics_snapshot(&f->ctx, &snap);
+        assert_int_equal(snap.mqtt_connects, cases[i].connects);
+        assert_int_equal(snap.mqtt_reconnects, cases[i].reconnects);
+        assert_int_equal(tb_http_metrics(&f->ctx, text, sizeof(text), &len), 200);
+        assert_true(len < sizeof(text));
+        text[len] = '\0';
+        if (!strstr(text, cases[i].line))
+            fail_msg("connects %u: missing %s", (unsigned)cases[i].connects, cases[i].line);
+    }
+    tb_hub_destroy(f->ctx.hub);
+    f->ctx.hub = NULL;
+    f->ctx.stats = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +290,7 @@ int main(void)
         FIXTURES_TEST(test_ticket_route_spends_a_handshake_token),
         cmocka_unit_test(test_json_body),
         FIXTURES_TEST(test_authenticate_hands_over_the_grant),
+        FIXTURES_TEST(test_metrics_reconnects_never_go_below_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

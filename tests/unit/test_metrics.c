@@ -188,6 +188,8 @@ static void test_bounded(void **state)
 static void test_names(void **state)
 {
     (void)state;
+    assert_string_equal(tb_refuse_class_name(TB_REFUSE_CLASS_RATE_LIMITED), "rate_limited");
+    assert_string_equal(tb_refuse_class_name(TB_REFUSE_CLASS_TOO_LARGE), "too_large");
     assert_string_equal(tb_msg_kind_name(TB_MSG_STATUS), "status");
     assert_string_equal(tb_msg_kind_name(TB_MSG_KIND_N), "unknown");
     assert_string_equal(tb_frame_kind_name(TB_FRAME_CONTROL), "control");

@@ -293,6 +293,12 @@ static void test_error_reasons_reach_their_labels(void **state)
         assert_true(rc < 0);
         assert_string_equal(tb_invalid_reason_name(TB_NORMALIZE_REASON(rc)), cases[i].label);
     }
+    /* Every reason, out of memory included, survives the error return. */
+    for (int r = 1; r <= TB_INVALID_END; r++) {
+        int rc = TB_NORMALIZE_ERR(r);
+        assert_true(rc < 0);
+        assert_int_equal(TB_NORMALIZE_REASON(rc), r);
+    }
     /* Out of memory is no reason of its own: it is not counted as a bad payload. */
     assert_string_equal(
         tb_invalid_reason_name(TB_NORMALIZE_REASON(TB_NORMALIZE_ERR(TB_INVALID_END))), "unknown");
