@@ -795,3 +795,13 @@ def assert_device_envelope(env, type_, device, seq=None):
         assert set(p) == {"device_id", "status", "timestamp"}, p
     assert p["device_id"] == device
     assert isinstance(p["timestamp"], str)
+
+
+def assert_next_client_served(bridge, broker, connect, device="dev-next", rooms=("global",),
+                              **connect_kw):
+    """After bad input, the bridge carries on: a new client connects, joins rooms and receives
+    a device message of `device`. Returns that client, still open."""
+    ws = connect(bridge, rooms=list(rooms), **connect_kw)
+    broker.publish(f"devices/{device}/telemetry", json.dumps({"v": 1}))
+    assert_device_envelope(ws.recv(), "telemetry", device)
+    return ws

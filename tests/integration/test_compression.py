@@ -196,9 +196,7 @@ def test_9kb_message_closes_1009(bridge, broker, connect, wire, content):
     code, _ = ws.wait_closed()
     assert code == 1009
     assert bridge.stats()["refused"]["client_message_too_big"] == 1
-    nxt = connect(bridge, rooms=["global"])
-    broker.publish("devices/dev-next/telemetry", json.dumps({"v": 1}))
-    tb.assert_device_envelope(nxt.recv(), "telemetry", "dev-next")
+    tb.assert_next_client_served(bridge, broker, connect)
 
 
 def test_decompression_bomb_closes_1009(bridge, broker, connect):
@@ -216,9 +214,7 @@ def test_decompression_bomb_closes_1009(bridge, broker, connect):
         sock.close()
     assert close_code(frames) == 1009, frames
     assert bridge.stats()["refused"]["client_message_too_big"] == 1
-    nxt = connect(bridge, compression="deflate", rooms=["global"])
-    broker.publish("devices/dev-next/telemetry", json.dumps({"v": 1}))
-    tb.assert_device_envelope(nxt.recv(), "telemetry", "dev-next")
+    tb.assert_next_client_served(bridge, broker, connect, compression="deflate")
 
 
 def test_compressed_client_messages_are_inflated(bridge):

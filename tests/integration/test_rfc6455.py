@@ -165,10 +165,7 @@ def raw(bridge):
 
 def served(bridge, broker, connect):
     """A good client connects, subscribes and receives a device message."""
-    ws = connect(bridge, rooms=["device:dev-ok"])
-    broker.publish("devices/dev-ok/telemetry", json.dumps({"v": 7}))
-    tb.assert_device_envelope(ws.recv(), "telemetry", "dev-ok")
-    ws.close()
+    tb.assert_next_client_served(bridge, broker, connect, "dev-ok", ["device:dev-ok"]).close()
 
 
 def ping_msg(request_id):
