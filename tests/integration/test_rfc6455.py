@@ -194,6 +194,27 @@ def test_text_not_utf8_fails_with_1007(bridge, broker, connect, raw, case):
     served(bridge, broker, connect)
 
 
+@pytest.mark.parametrize("case", ["bad bytes", "overlong", "surrogate"])
+def test_subscribed_connection_not_utf8_fails_with_1007(bridge, broker, connect, raw, case):
+    """test_protocol's old bad_request test, for today's behaviour: on a connection that holds
+    a room, a text message that is not UTF-8 closes with 1007, never reaches the hub (no client
+    message and no error answer counted), and the room loses its subscriber."""
+    r = raw()
+    r.send(frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["device:dev-ok"]}})))
+    assert r.next_text()["type"] == "subscribed"
+    assert {"room": "device:dev-ok", "subscribers": 1} in bridge.get("/rooms")[1]
+    before = bridge.stats()["details"]
+    r.send(*BAD_UTF8[case])
+    assert r.close_code() == INVALID_PAYLOAD
+    tb.wait_until(lambda: not any(x["room"] == "device:dev-ok" and x["subscribers"]
+                                  for x in bridge.get("/rooms")[1]), 5,
+                  "the room to lose its subscriber")
+    after = bridge.stats()["details"]
+    assert after["client_errors"] == before["client_errors"]
+    assert after["client_messages"] == before["client_messages"]
+    served(bridge, broker, connect)
+
+
 def test_inflated_text_not_utf8_fails_with_1007(bridge, broker, connect, raw):
     """The check applies to the text after permessage-deflate, whole or cut at the end."""
     for text in (b'{"type":"ping","request_id":"\xff"}', b'{"type":"ping","request_id":"\xe2\x82'):
