@@ -107,6 +107,7 @@ static const config_field_t compression_fields[] = {
 static const config_field_t history_fields[] = {
     F_INT(tb_config_history_t, messages, 0, 16777216, 65536),
     F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
+    F_INT(tb_config_history_t, series_points, 0, TB_CONFIG_SERIES_POINTS_MAX, 60),
 };
 
 /* clang-format off */

@@ -99,9 +99,13 @@ typedef struct {
     int min_bytes;
 } tb_config_compression_t;
 
+/* Most points of one field's series a device keeps (history.series_points's upper bound). */
+#define TB_CONFIG_SERIES_POINTS_MAX 1000
+
 typedef struct {
     int messages;
     int devices;
+    int series_points; /* values kept per numeric field and device for `series`; 0: none */
 } tb_config_history_t;
 
 typedef enum { TB_OP_GT = 0, TB_OP_GE, TB_OP_LT, TB_OP_LE, TB_OP_EQ, TB_OP_NE } tb_alert_op_t;

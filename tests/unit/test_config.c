@@ -38,7 +38,7 @@ static const char *const documented_defaults =
     "  \"handshake_timeout_s\": 10},"
     " \"heartbeat\": {\"ping_interval_s\": 30, \"pong_timeout_s\": 60},"
     " \"compression\": {\"enabled\": true, \"level\": 1, \"min_bytes\": 128},"
-    " \"history\": {\"messages\": 65536, \"devices\": 100000},"
+    " \"history\": {\"messages\": 65536, \"devices\": 100000, \"series_points\": 60},"
     " \"alerts\": [],"
     " \"log_level\": \"info\"}";
 
@@ -65,7 +65,7 @@ static const char *const full_config =
     "  \"handshake_timeout_s\": 3},"
     " \"heartbeat\": {\"ping_interval_s\": 10, \"pong_timeout_s\": 25},"
     " \"compression\": {\"enabled\": false, \"level\": 9, \"min_bytes\": 0},"
-    " \"history\": {\"messages\": 0, \"devices\": 5},"
+    " \"history\": {\"messages\": 0, \"devices\": 5, \"series_points\": 7},"
     " \"alerts\": [{\"name\": \"high-temp\", \"field\": \"temperature\", \"op\": \">\","
     "   \"threshold\": 30.5, \"clear_below\": 29, \"severity\": \"critical\","
     "   \"devices\": [\"sensor-*\", \"x\"]},"
@@ -127,6 +127,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.heartbeat.pong_timeout_s, 60);
     assert_true(cfg.compression.enabled);
     assert_int_equal(cfg.history.devices, 100000);
+    assert_int_equal(cfg.history.series_points, 60);
     assert_int_equal(cfg.n_groups, 0);
     assert_int_equal(cfg.n_alerts, 0);
     assert_int_equal(cfg.log_level, TB_LOG_INFO);
@@ -278,6 +279,8 @@ static const bad_case_t bad_cases[] = {
     {"{\"heartbeat\": {\"ping_interval_s\": 61}}", "heartbeat.pong_timeout_s: must be greater"},
     {"{\"history\": {\"messages\": -1}}", "history.messages: must be between 0 and 16777216"},
     {"{\"history\": {\"devices\": 10000001}}", "history.devices: must be between 0 and 10000000"},
+    {"{\"history\": {\"series_points\": 1001}}",
+     "history.series_points: must be between 0 and 1000"},
     {"{\"alerts\": {}}", "alerts: must be an array"},
     {"{\"alerts\": [5]}", "alerts[0]: must be an object"},
     {"{\"alerts\": [{\"name\": \"a\", \"op\": \">\", \"threshold\": 1}]}",
