@@ -118,14 +118,23 @@ tb_stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# Prints a TCP port on 127.0.0.1 that was free a moment ago.
+# Prints a TCP port on 127.0.0.1 that was free a moment ago, from 20000-31999: below the
+# kernel's ephemeral range, so that no outgoing connection takes it before the server binds it
+# (tests/integration/tb.py's free_port() follows the same rule).
 tb_free_port() {
     /usr/bin/python3 - <<'EOF'
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()
+import random, socket
+for _ in range(1000):
+    port = random.randrange(20000, 32000)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port in 20000-31999")
 EOF
 }
 

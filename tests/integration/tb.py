@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import pwd
+import random
 import re
 import secrets
 import signal
@@ -69,10 +70,29 @@ def wait_until(pred, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+# Ports for the servers a test starts come from below the kernel's ephemeral range (32768 and up
+# on Linux): a port the kernel hands out as free is also the next source port of some outgoing
+# connection, of this test run or of another one on the machine, and a server that binds it a
+# moment later fails with EADDRINUSE. Ports handed out once in this process are not reused.
+PORT_RANGE = (20000, 32000)
+_ports_used = set()
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that nothing holds now, from PORT_RANGE, new to this process."""
+    for _ in range(1000):
+        port = _port_rng.randrange(*PORT_RANGE)
+        if port in _ports_used:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_used.add(port)
+        return port
+    raise AssertionError(f"no free port in {PORT_RANGE} after 1000 tries")
 
 
 def port_open(port):

@@ -57,15 +57,27 @@ export function nextEvent(target, type, pred = () => true, timeoutMs = RECV_TIME
     });
 }
 
-export function freePort() {
-    return new Promise((resolve, reject) => {
+// A loopback port nothing holds now, from 20000-31999: below the kernel's ephemeral range, so that
+// no outgoing connection takes it before the server binds it (as tests/integration/tb.py does).
+const portsUsed = new Set();
+function tryPort(port) {
+    return new Promise((resolve) => {
         const srv = net.createServer();
-        srv.on("error", reject);
-        srv.listen(0, "127.0.0.1", () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
+        srv.on("error", () => resolve(false));
+        srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
+}
+
+export async function freePort() {
+    for (let i = 0; i < 1000; i++) {
+        const port = 20000 + Math.floor(Math.random() * 12000);
+        if (portsUsed.has(port)) continue;
+        if (await tryPort(port)) {
+            portsUsed.add(port);
+            return port;
+        }
+    }
+    throw new Error("no free port in 20000-31999 after 1000 tries");
 }
 
 export function portOpen(port) {

@@ -105,7 +105,18 @@ check "--check-config does not print the secret" bash -c '! grep -qf "$1" "$2"' 
     "$R/etc/telebridge/secret.key" "$EFFECTIVE"
 
 # The installed binary serves the installed dashboard (web_root moved into the scratch root).
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free port below the kernel's ephemeral range (as tools/lib.sh's tb_free_port()).
+PORT=$(/usr/bin/python3 -c '
+import random, socket
+for _ in range(1000):
+    p = random.randrange(20000, 32000)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+    print(p)
+    break')
 sed "s|\"/usr/share/telebridge/web\"|\"$R/usr/share/telebridge/web\"|" \
     "$R/etc/telebridge/telebridge.json" >"$R/etc/telebridge/served.json"
 "$R/usr/bin/telebridge" --config "$R/etc/telebridge/served.json" --listen "127.0.0.1:$PORT" \
