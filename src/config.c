@@ -41,6 +41,7 @@ static const config_field_t listen_fields[] = {
     F_INT(tb_config_listen_t, port, CONFIG_PORT_MIN, CONFIG_PORT_MAX, 8080),
     F_ARR(tb_config_listen_t, allowed_origins, CONFIG_K_ORIGINS),
     F_STR(tb_config_listen_t, web_root, CONFIG_K_PATH_NULL, CFG_PATH_MAX, TB_WEB_ROOT_DEFAULT),
+    F_BOOL(tb_config_listen_t, reuse_port, 0),
 };
 
 /* admin.port must also differ from listen.port (config_check_cross). */

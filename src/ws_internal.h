@@ -60,6 +60,10 @@ struct tb_server {
     struct ev_loop *loop;    /* the service thread's loop, lws's "foreign" libev loop */
     void *loops[1];          /* {loop}, as lws_create_context() takes it */
     ev_timer deadline;       /* wakes tb_server_drain()'s last wait at its deadline */
+    int listen_fd;           /* listen.reuse_port: the shared listener (ws_listen.c); else -1 */
+    int listen_port;         /* its port, kept after it closes */
+    ev_io accept_io;         /* its readiness */
+    ev_timer accept_pause;   /* restarts accept_io after a pause for descriptors */
     tb_wsdeflate_t *z;       /* the one deflater and inflater; NULL: compression off */
     unsigned char *scratch;  /* LWS_PRE + scratch_cap bytes for gathered writes */
     size_t scratch_cap;      /* >= WS_COALESCE_MAX */
@@ -116,6 +120,16 @@ static inline void tb_ws_rx_free(pss_t *pss)
     free(pss->rx);
     pss->rx = NULL;
 }
+
+/* ---- ws_listen.c: the shared listener (listen.reuse_port) ----------------------------------- */
+
+/* Opens listen.host:listen.port with SO_REUSEADDR and SO_REUSEPORT and accepts on s->loop,
+ * handing each connection to s->vhost (created with no listener of its own). 0, or -1 with
+ * "cannot listen on HOST:PORT: reason" in err. */
+int tb_ws_listen_open(tb_server_t *s, char *err, size_t errlen);
+/* Stops accepting and closes the socket: new connections go to the other processes on the
+ * port. No-op when not open. */
+void tb_ws_listen_close(tb_server_t *s);
 
 /* ---- ws_http.c: each returns what the lws callback returns (0 goes on, -1 drops) ---------- */
 

@@ -384,6 +384,7 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     }
     s->cfg = opts->cfg;
     s->stats = opts->stats;
+    s->listen_fd = -1;
     s->bridge = opts->bridge;
     tb_ws_write_transport(s, &t);
     if (!tb_ws_write_scratch(s, WS_COALESCE_MAX) || create_deflate(s)) {
@@ -411,10 +412,15 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
                  "libwebsockets-evlib-ev) in " LWS_INSTALL_LIBDIR);
         goto fail;
     }
+    /* listen.reuse_port: a vhost without a listener, serving what ws_listen.c accepts. */
+    if (s->cfg->listen.reuse_port)
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     if (!(s->vhost = lws_create_vhost(s->ctx, &info))) {
         snprintf(err, errlen, "cannot listen on %s:%d", s->cfg->listen.host, s->cfg->listen.port);
         goto fail;
     }
+    if (s->cfg->listen.reuse_port && tb_ws_listen_open(s, err, errlen))
+        goto fail;
     if (create_admin(s, err, errlen))
         goto fail;
     lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
@@ -429,6 +435,8 @@ fail:
 
 int tb_server_port(const tb_server_t *s)
 {
+    if (s->cfg->listen.reuse_port)
+        return s->listen_port;
     return lws_get_vhost_listen_port(s->vhost);
 }
 
@@ -460,6 +468,7 @@ void tb_server_drain(tb_server_t *s)
 {
     int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
     s->draining = true;
+    tb_ws_listen_close(s); /* a shared port's new connections go to the other bridges */
     /* Each ev_run(EVRUN_ONCE) waits for one event; this timer bounds the last wait. */
     ev_timer_init(&s->deadline, on_deadline, TB_SERVER_DRAIN_MS / 1000.0, 0.0);
     ev_timer_start(s->loop, &s->deadline);
@@ -480,6 +489,7 @@ void tb_server_destroy(tb_server_t *s)
         return;
     /* Destroying the context closes every connection through the callback, which needs the
      * hub: the bridge, which owns it, is destroyed after the server. */
+    tb_ws_listen_close(s);
     if (s->ctx)
         lws_context_destroy(s->ctx); /* stops its watchers on the loop, which goes after */
     if (s->guarded)

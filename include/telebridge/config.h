@@ -32,7 +32,8 @@ typedef struct {
     int port;
     char **allowed_origins; /* NULL-terminated array, may be empty */
     size_t n_allowed_origins;
-    char *web_root; /* folder served at GET / (the dashboard); NULL: none. Resolved path */
+    char *web_root;  /* folder served at GET / (the dashboard); NULL: none. Resolved path */
+    bool reuse_port; /* SO_REUSEPORT: several processes share the port (ws_listen.c) */
 } tb_config_listen_t;
 
 /* The admin listener: the operator endpoints without a credential, for a private address. */

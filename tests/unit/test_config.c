@@ -21,7 +21,7 @@
  * log_level and web_root. */
 static const char *const documented_defaults =
     "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": [],"
-    "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\"},"
+    "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\", \"reuse_port\": false},"
     " \"admin\": {\"host\": \"127.0.0.1\", \"port\": 0},"
     " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": 1883, \"client_id\": \"telebridge\","
     "  \"username\": null, \"password_file\": null, \"keepalive_s\": 30, \"qos\": 1,"
@@ -46,7 +46,7 @@ static const char *const documented_defaults =
 static const char *const full_config =
     "{\"listen\": {\"host\": \"::1\", \"port\": 9000,"
     "  \"allowed_origins\": [\"https://a.example\", \"http://localhost:3000\"],"
-    "  \"web_root\": \"/srv/dashboard\"},"
+    "  \"web_root\": \"/srv/dashboard\", \"reuse_port\": true},"
     " \"admin\": {\"host\": \"10.0.0.5\", \"port\": 9100},"
     " \"mqtt\": {\"host\": \"broker.local\", \"port\": 8883, \"client_id\": \"tb-1\","
     "  \"username\": \"bridge\", \"password_file\": \"/run/secrets/mqtt\", \"keepalive_s\": 45,"
@@ -113,6 +113,7 @@ static void test_defaults(void **state)
     assert_non_null(cfg.listen.allowed_origins);
     assert_null(cfg.listen.allowed_origins[0]);
     assert_string_equal(cfg.listen.web_root, TB_WEB_ROOT_DEFAULT);
+    assert_false(cfg.listen.reuse_port);
     assert_string_equal(cfg.mqtt.client_id, "telebridge");
     assert_null(cfg.mqtt.username);
     assert_null(cfg.mqtt.password_file);
@@ -209,6 +210,7 @@ typedef struct {
 } bad_case_t;
 
 static const bad_case_t bad_cases[] = {
+    {"{\"listen\": {\"reuse_port\": 1}}", "listen.reuse_port: must be true or false"},
     {"{\"lisen\": {}}", "lisen: unknown key"},
     {"{\"limits\": {\"max_conections\": 1}}", "limits.max_conections: unknown key"},
     {"{\"listen\": 8080}", "listen: must be an object"},

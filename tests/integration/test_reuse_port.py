@@ -1,0 +1,66 @@
+"""Several bridges on one port (docs/operations.md → Several bridges on one host;
+docs/configuration.md → listen.reuse_port): the kernel spreads the connections over them, every
+client gets its messages from whichever bridge took it, and a port that is not shareable is a
+clear start-up error."""
+
+import json
+
+import tb
+
+CLIENTS = 40
+MESSAGES = 5
+
+
+def on_port(make_bridge, port, reuse_port, secret):
+    """A bridge (not started) configured for the given port."""
+    b = make_bridge({"listen": {"port": port, "reuse_port": reuse_port}}, start=False,
+                    secret=secret)
+    b.port = port
+    return b
+
+
+def test_two_bridges_share_one_port(make_bridge, connect):
+    b1 = make_bridge({"listen": {"reuse_port": True}})
+    b2 = on_port(make_bridge, b1.port, True, b1.secret).start()
+    # tb.Bridge.start moves to another port when "cannot listen": it must not have.
+    assert b2.port == b1.port
+    token = b1.mint(rooms=("device:dev-share",))
+    # Half the clients compress, half do not.
+    clients = [connect(b1, token=token, compression="deflate" if i % 2 else None,
+                       rooms=["device:dev-share"]) for i in range(CLIENTS)]
+    n1 = b1.stats()["connections"]
+    n2 = b2.stats()["connections"]
+    assert n1 + n2 == CLIENTS, (n1, n2)
+    # 40 connections all landing on one of two listeners: 2 * 2^-40 if the kernel spreads them.
+    assert n1 > 0 and n2 > 0, f"the kernel gave every connection to one bridge: {n1}, {n2}"
+
+    tb.mqtt_publish_lines(b1.broker_port, "devices/dev-share/telemetry",
+                          [json.dumps({"n": i}) for i in range(MESSAGES)])
+    for ws in clients:
+        got = [m["payload"]["fields"]["n"] for m in ws.recv_n(MESSAGES)]
+        assert got == list(range(MESSAGES)), got
+
+
+def wait_exit(bridge):
+    """Starts the bridge expecting it to refuse to start; returns its log."""
+    bridge.expect_clean_exit = False
+    offset = bridge._spawn()
+    rc = bridge.proc.wait(tb.START_TIMEOUT)
+    assert rc == 1, rc
+    return bridge._log_since(offset)
+
+
+def test_port_held_without_reuse_port_is_a_start_error(make_bridge):
+    plain = make_bridge()
+    late = on_port(make_bridge, plain.port, True, plain.secret)
+    log = wait_exit(late)
+    assert f"cannot listen on 127.0.0.1:{plain.port}: Address already in use" in log, log
+    assert plain.get("/healthz")[0] == 200
+
+
+def test_reuse_port_false_cannot_join_a_shared_port(make_bridge):
+    sharing = make_bridge({"listen": {"reuse_port": True}})
+    late = on_port(make_bridge, sharing.port, False, sharing.secret)
+    log = wait_exit(late)
+    assert f"cannot listen on 127.0.0.1:{sharing.port}" in log, log
+    assert sharing.get("/healthz")[0] == 200
