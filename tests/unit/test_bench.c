@@ -242,6 +242,29 @@ static void number_found_or_refused(void **state)
     assert_int_equal(tb_bench_find_number((const uint8_t *)bad, strlen(bad), "\"seq\":", &v), -1);
 }
 
+static int device_of(const char *msg, unsigned *run, unsigned *dev)
+{
+    return tb_bench_find_device((const uint8_t *)msg, strlen(msg), run, dev);
+}
+
+static void device_found_or_refused(void **state)
+{
+    (void)state;
+    unsigned run = 0, dev = 0;
+    assert_int_equal(
+        device_of("{\"payload\":{\"device_id\":\"r123456d78\",\"x\":1},\"seq\":3}", &run, &dev), 0);
+    assert_int_equal(run, 123456);
+    assert_int_equal(dev, 78);
+    static const char *const bad[] = {
+        "{\"payload\":{\"value\":1}}",       "{\"device_id\":\"sensor-1\"}",
+        "{\"device_id\":\"r12x3\"}",         "{\"device_id\":\"r12d\"}",
+        "{\"device_id\":\"rd3\"}",           "{\"device_id\":\"r1d3-idle\"}",
+        "{\"device_id\":\"r1234567890d1\"}", "{\"device_id\":\"r1d2",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(device_of(bad[i], &run, &dev), -1);
+}
+
 /* The answer head with one extra header line `ext` (NULL: none). */
 static int pmd(const char *ext, tb_bench_pmd_t *p)
 {
@@ -449,6 +472,7 @@ int main(void)
         cmocka_unit_test(hist_relative_precision),
         cmocka_unit_test(ws_parse_rsv1_only_when_negotiated),
         cmocka_unit_test(number_found_or_refused),
+        cmocka_unit_test(device_found_or_refused),
         cmocka_unit_test(pmd_answer_parameters),
         cmocka_unit_test(pmd_answer_refused),
         cmocka_unit_test(inflate_without_context_takeover),

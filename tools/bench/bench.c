@@ -20,6 +20,14 @@
  * (device:r<run>-idle; MQTT: bench/idle/r<run>/telemetry), or none with --idle-bare. Afterwards
  * they only answer pings, so the server's heartbeat keeps them open.
  *
+ * Every subscriber is checked on its own: at the end, the messages it received of this run are
+ * compared with those published to its room, and the report counts the subscribers that
+ * received fewer (`conns_missing`, a subscriber that never got ready included) or more
+ * (`conns_extra`). Several bench processes may load one fleet of bridges at once (tools/bench/
+ * fleet.sh): a message of another process's run (its device id names the run) reaching a group
+ * or global subscriber is counted as `foreign`, apart from this run's deliveries; --source-base
+ * gives each process its own source addresses.
+ *
  * --deflate offers permessage-deflate as Chromium does (TB_BENCH_PMD_OFFER), inflates every
  * compressed message (a window per connection when the server keeps its context, else one
  * inflater reset per message) and checks the inflated bytes as it checks plain ones; the report
@@ -69,6 +77,7 @@
 #define CLIENT_ID_MAX 32
 /* One source address per this many connections (a loopback address has ~28k ports). */
 #define SUBS_PER_SOURCE 20000
+#define LOOPBACK_LAST 254 /* source addresses are 127.0.0.1..254 */
 #define DEFAULT_SUBS 1000
 #define DEFAULT_DEVICES 100
 #define DEFAULT_GROUPS 10
@@ -116,6 +125,7 @@ typedef struct {
     unsigned devices;
     unsigned groups;
     unsigned sources;
+    unsigned source_base; /* the first source address is 127.0.0.<source_base> */
     const char *mqtt_host;
     int mqtt_port;
     int qos;
@@ -151,6 +161,7 @@ typedef struct {
     uint8_t msg_opcode; /* the fragmented message in c->msg: its opcode, 0 when none */
     bool msg_deflated;
     uint32_t room;
+    uint32_t received; /* this run's messages delivered to it (not snapshots, not foreign) */
     uint64_t last_seq; /* of the last live bridge message */
     carry_t ws;
     carry_t mqtt;
@@ -163,6 +174,7 @@ typedef struct {
     const opts_t *o;
     char (*topics)[TOPIC_MAX];
     const uint64_t *fanout; /* deliveries each device's message should make */
+    uint64_t *per_device;   /* messages published per device; read once the thread is joined */
     atomic_ullong published;
     atomic_ullong sent; /* messages libmosquitto has written (QoS 0) or had acknowledged */
     atomic_ullong expected;
@@ -195,7 +207,10 @@ typedef struct {
     unsigned ready, dead, failed_handshake, closed_later, inflight;
     unsigned idle_ready, idle_closed; /* the idle ones among ready and closed_later */
     uint64_t delivered, stale, protocol_errors;
-    uint64_t idle_received;               /* stamped messages that reached an idle connection */
+    uint64_t idle_received; /* stamped messages that reached an idle connection */
+    uint64_t foreign;       /* messages of another bench process's run (group and global rooms) */
+    uint64_t misrouted;     /* messages of this run from a device the connection's room lacks */
+    unsigned conns_missing, conns_extra;  /* subscribers given fewer / more than published */
     uint64_t pings;                       /* pings answered, on any connection */
     unsigned deflate_conns, window_conns; /* negotiated; of those, server context kept */
     uint64_t deflated_messages, zcache_hits;
@@ -318,6 +333,29 @@ static int carry_keep(carry_t *k, const uint8_t *buf, size_t used, size_t len)
 
 /* ---- the subscriber's protocol -------------------------------------------------------------- */
 
+/* Whether subscriber c's room gets device d's messages. */
+static bool conn_wants(const opts_t *o, const conn_t *c, unsigned d)
+{
+    return o->target == TARGET_RAW || c->kind == TB_BENCH_ROOM_GLOBAL ||
+           (c->kind == TB_BENCH_ROOM_DEVICE && c->room == d) ||
+           (c->kind == TB_BENCH_ROOM_GROUP && c->room == d % o->groups);
+}
+
+/*
+ * Sorts out a message that names a bench device: 1 when it is another run's (foreign), -1 when
+ * it is this run's but c's room does not cover its device, 0 otherwise (a message that names no
+ * bench device, as MQTT payloads and the raw server's do, included).
+ */
+static int check_origin(bench_t *b, const conn_t *c, const uint8_t *msg, size_t len)
+{
+    unsigned run, dev;
+    if (tb_bench_find_device(msg, len, &run, &dev) != 0)
+        return 0;
+    if (run != b->run_id)
+        return 1;
+    return dev < b->o->devices && conn_wants(b->o, c, dev) ? 0 : -1;
+}
+
 static void on_stamped(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
 {
     uint64_t stamp;
@@ -325,6 +363,12 @@ static void on_stamped(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
         return; /* not a bench message (a control answer, a status) */
     if (c->idle) {
         b->idle_received++;
+        return;
+    }
+    int origin = check_origin(b, c, msg, len);
+    if (origin != 0) {
+        b->foreign += origin > 0;
+        b->misrouted += origin < 0;
         return;
     }
     /*
@@ -341,6 +385,7 @@ static void on_stamped(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
         c->last_seq = seq;
     }
     b->delivered++;
+    c->received++;
     b->last_delivery_ns = b->now;
     tb_bench_hist_record(b->hist, b->now > stamp ? b->now - stamp : 0);
 }
@@ -652,7 +697,7 @@ static void conn_start(bench_t *b, conn_t *c, unsigned i)
     const opts_t *o = b->o;
     struct sockaddr_in src = {.sin_family = AF_INET};
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
-    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + i % o->sources);
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (o->source_base - 1) + i % o->sources);
     dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int one = 1;
     c->idle = i >= o->subs;
@@ -794,6 +839,7 @@ static int publish_all(pub_t *p, struct mosquitto *m)
         int n = format_payload(payload, sizeof(payload), o->payload, t, i);
         if (mosquitto_publish(m, NULL, p->topics[d], n, payload, o->qos, false) != MOSQ_ERR_SUCCESS)
             return -1;
+        p->per_device[d]++;
         atomic_fetch_add(&p->expected, p->fanout[d]);
         atomic_fetch_add(&p->published, 1);
     }
@@ -916,14 +962,41 @@ static uint64_t *fanouts(const bench_t *b)
         const conn_t *c = &b->conns[i];
         if (c->state != ST_READY)
             continue;
-        for (unsigned d = 0; d < o->devices; d++) {
-            bool hit = o->target == TARGET_RAW || c->kind == TB_BENCH_ROOM_GLOBAL ||
-                       (c->kind == TB_BENCH_ROOM_DEVICE && c->room == d) ||
-                       (c->kind == TB_BENCH_ROOM_GROUP && c->room == d % o->groups);
-            fan[d] += hit;
-        }
+        for (unsigned d = 0; d < o->devices; d++)
+            fan[d] += conn_wants(o, c, d);
     }
     return fan;
+}
+
+/*
+ * Compares what each subscriber received with what was published to its room (p->per_device is
+ * complete once the publisher thread is joined) and fills b->conns_missing and b->conns_extra;
+ * a subscriber that never got ready counts as missing when its room had messages. 0, or -1
+ * when out of memory.
+ */
+static int check_conns(bench_t *b, const pub_t *p)
+{
+    const opts_t *o = b->o;
+    uint64_t all = 0;
+    uint64_t *group = calloc(o->groups, sizeof(*group));
+    if (!group)
+        return -1;
+    for (unsigned d = 0; d < o->devices; d++) {
+        all += p->per_device[d];
+        group[d % o->groups] += p->per_device[d];
+    }
+    for (unsigned i = 0; i < o->subs; i++) {
+        const conn_t *c = &b->conns[i];
+        uint64_t want = p->per_device[c->room];
+        if (o->target == TARGET_RAW || c->kind == TB_BENCH_ROOM_GLOBAL)
+            want = all;
+        else if (c->kind == TB_BENCH_ROOM_GROUP)
+            want = group[c->room];
+        b->conns_missing += c->received < want;
+        b->conns_extra += c->received > want;
+    }
+    free(group);
+    return 0;
 }
 
 static bool drained(const bench_t *b, pub_t *p, uint64_t pub_end)
@@ -1002,9 +1075,17 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
         "wire_bytes", (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
         "wire_bytes_per_delivery", wire_per, "out_of_order", (json_int_t)b->out_of_order,
         "server_closes", (int)b->server_closes, "last_close_code", (int)b->last_close_code);
-    int rc = x && z && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 ? 0 : -1;
+    json_t *v = json_pack("{s:i, s:i, s:I, s:I, s:i, s:i}", "conns_missing", (int)b->conns_missing,
+                          "conns_extra", (int)b->conns_extra, "foreign", (json_int_t)b->foreign,
+                          "misrouted", (json_int_t)b->misrouted, "source_base",
+                          (int)b->o->source_base, "sources", (int)b->o->sources);
+    int rc = x && z && v && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 &&
+                     json_object_update(r, v) == 0
+                 ? 0
+                 : -1;
     json_decref(x);
     json_decref(z);
+    json_decref(v);
     return rc;
 }
 
@@ -1061,6 +1142,8 @@ static void print_table(json_t *r)
                                        "expected",
                                        "delivered",
                                        "lost",
+                                       "conns_missing",
+                                       "foreign",
                                        "deliveries_per_s",
                                        "p50_us",
                                        "p99_us",
@@ -1188,10 +1271,13 @@ static int bench_run(const opts_t *o)
     fan = fanouts(&b);
     p.fanout = fan;
     p.topics = make_topics(&b);
-    if (!fan || !p.topics)
+    p.per_device = calloc(o->devices, sizeof(*p.per_device));
+    if (!fan || !p.topics || !p.per_device)
         goto out;
     if (o->duration_s > 0 && run_publish(&b, &p, &m) != 0)
         fprintf(stderr, "telebridge-bench: publishing failed\n");
+    if (check_conns(&b, &p) != 0)
+        goto out;
     json_t *r = report_json(&b, &p, &m);
     if (!r)
         goto out;
@@ -1202,6 +1288,7 @@ static int bench_run(const opts_t *o)
     print_table(r);
     json_decref(r);
     bool clean = b.failed_handshake == 0 && b.closed_later == 0 && b.out_of_order == 0 &&
+                 b.conns_missing == 0 && b.conns_extra == 0 && b.misrouted == 0 &&
                  !atomic_load(&p.failed) && b.delivered == atomic_load(&p.expected) &&
                  (o->duration_s <= 0 || b.delivered > 0);
     status = !o->check || clean ? 0 : 1;
@@ -1209,6 +1296,7 @@ out:
     publisher_close(&p);
     free(fan);
     free(p.topics);
+    free(p.per_device);
     bench_free(&b);
     return status;
 }
@@ -1223,6 +1311,7 @@ static void usage(FILE *out)
             "  --host H --port P WebSocket server (127.0.0.1:8080); --path (/ws, mqtt-ws: /mqtt)\n"
             "  --token JWT       sent as ?token= (or env TB_BENCH_TOKEN)\n"
             "  --subs N          subscribers (%d); --sources K: 127.0.0.1..K (1 per %d conns)\n"
+            "  --source-base A   the first source address is 127.0.0.A (1), so A..A+K-1\n"
             "  --idle N          idle connections besides: handshake, token, a subscription to a\n"
             "                    room nobody publishes to (--idle-bare: none), then only pongs\n"
             "  --deflate         offer permessage-deflate as Chromium does; inflate, check\n"
@@ -1273,6 +1362,7 @@ enum {
     OPT_TOKEN,
     OPT_SUBS,
     OPT_SOURCES,
+    OPT_SOURCE_BASE,
     OPT_MIX,
     OPT_DEVICES,
     OPT_GROUPS,
@@ -1306,6 +1396,7 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"token", 1, NULL, OPT_TOKEN},
                                           {"subs", 1, NULL, OPT_SUBS},
                                           {"sources", 1, NULL, OPT_SOURCES},
+                                          {"source-base", 1, NULL, OPT_SOURCE_BASE},
                                           {"mix", 1, NULL, OPT_MIX},
                                           {"devices", 1, NULL, OPT_DEVICES},
                                           {"groups", 1, NULL, OPT_GROUPS},
@@ -1345,6 +1436,7 @@ static const struct {
     {OPT_SUBS, offsetof(opts_t, subs), NUM_UNSIGNED, 1, 1000000},
     {OPT_IDLE, offsetof(opts_t, idle), NUM_UNSIGNED, 0, 1000000},
     {OPT_SOURCES, offsetof(opts_t, sources), NUM_UNSIGNED, 1, 250},
+    {OPT_SOURCE_BASE, offsetof(opts_t, source_base), NUM_UNSIGNED, 1, 254},
     {OPT_DEVICES, offsetof(opts_t, devices), NUM_UNSIGNED, 1, 1000000},
     {OPT_GROUPS, offsetof(opts_t, groups), NUM_UNSIGNED, 1, 100000},
     {OPT_MQTT_PORT, offsetof(opts_t, mqtt_port), NUM_INT, 1, 65535},
@@ -1433,6 +1525,7 @@ static void opts_defaults(opts_t *o)
     *o = (opts_t){.host = "127.0.0.1",
                   .port = 8080,
                   .subs = DEFAULT_SUBS,
+                  .source_base = 1,
                   .devices = DEFAULT_DEVICES,
                   .groups = DEFAULT_GROUPS,
                   .mqtt_host = "127.0.0.1",
@@ -1471,6 +1564,11 @@ int main(int argc, char **argv)
         o.path = o.target == TARGET_MQTT_WS ? "/mqtt" : "/ws";
     if (!o.sources)
         o.sources = (o.subs + o.idle + SUBS_PER_SOURCE - 1) / SUBS_PER_SOURCE;
+    if (o.source_base + o.sources - 1 > LOOPBACK_LAST) {
+        fprintf(stderr, "telebridge-bench: --source-base %u with %u sources passes 127.0.0.%d\n",
+                o.source_base, o.sources, LOOPBACK_LAST);
+        return EXIT_USAGE;
+    }
     if (o.idle && o.target == TARGET_RAW) {
         fprintf(stderr, "telebridge-bench: --idle: the raw server sends everything to everyone\n");
         return EXIT_USAGE;

@@ -39,6 +39,8 @@
 
 /* A stamp has at most this many digits: it fits a uint64_t. */
 #define STAMP_MAX_DIGITS 19
+/* A bench device id's two numbers (run, device) fit an unsigned. */
+#define DEVICE_MAX_DIGITS 9
 
 /* Spreads the mix over each run of 100 subscribers: 37 is prime to 100. */
 #define MIX_STRIDE 37
@@ -218,6 +220,35 @@ int tb_bench_find_number(const uint8_t *text, size_t len, const char *key, uint6
     if (digits == 0 || (j < len && text[j] >= '0' && text[j] <= '9'))
         return -1;
     *ns = v;
+    return 0;
+}
+
+/* Reads 1..9 digits at text[*j..len) into *v and moves *j past them: 0, or -1. */
+static int read_small(const uint8_t *text, size_t len, size_t *j, unsigned *v)
+{
+    size_t digits = 0;
+    *v = 0;
+    for (; *j < len && text[*j] >= '0' && text[*j] <= '9'; (*j)++, digits++) {
+        if (digits == DEVICE_MAX_DIGITS)
+            return -1;
+        *v = *v * 10 + (unsigned)(text[*j] - '0');
+    }
+    return digits ? 0 : -1;
+}
+
+int tb_bench_find_device(const uint8_t *text, size_t len, unsigned *run, unsigned *device)
+{
+    static const char key[] = "\"device_id\":\"r";
+    const uint8_t *k = memmem(text, len, key, sizeof(key) - 1);
+    if (!k)
+        return -1;
+    size_t j = (size_t)(k - text) + sizeof(key) - 1;
+    unsigned r, d;
+    if (read_small(text, len, &j, &r) != 0 || j >= len || text[j++] != 'd' ||
+        read_small(text, len, &j, &d) != 0 || j >= len || text[j] != '"')
+        return -1;
+    *run = r;
+    *device = d;
     return 0;
 }
 

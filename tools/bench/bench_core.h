@@ -91,6 +91,14 @@ int tb_bench_find_stamp(const uint8_t *text, size_t len, uint64_t *ns);
  */
 int tb_bench_find_number(const uint8_t *text, size_t len, const char *key, uint64_t *v);
 
+/*
+ * Finds the bench's device id in a bridge message text[0..len): the first "device_id" member
+ * whose value is "r<run>d<device>" (tools/bench/bench.c names its devices so), and stores the
+ * two numbers. 0, or -1 when there is no such member or it is not of that form (a number over
+ * 9 digits included).
+ */
+int tb_bench_find_device(const uint8_t *text, size_t len, unsigned *run, unsigned *device);
+
 /* ---- permessage-deflate (RFC 7692), client side -------------------------------------------- */
 
 /* What Chromium offers (and Firefox, and Node's ws): the extension, any window for the client. */
