@@ -395,6 +395,16 @@ static void raise_alerts(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m
         emit_alert(h, e, &h->events[i], ts ? ts : "", dr);
 }
 
+/* Appends telemetry m's numeric fields to device e's series (history.series_points each). */
+static void record_series(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m)
+{
+    if (h->cfg->history.series_points == 0)
+        return;
+    const char *ts = json_string_value(json_object_get(m->payload, "timestamp"));
+    tb_series_add(tb_lastvalue_series(e), (size_t)h->cfg->history.series_points,
+                  json_object_get(m->payload, "fields"), tb_series_time_ms(ts, m->ingest_ms));
+}
+
 void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
 {
     dev_rooms_t dr;
@@ -413,8 +423,10 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     } else {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
     }
-    if (e && telemetry)
+    if (e && telemetry) {
+        record_series(h, e, m);
         raise_alerts(h, e, m, &dr);
+    }
     tb_msg_free(m);
 }
 

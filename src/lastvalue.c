@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/series.h"
 #include "telebridge/strhash.h"
 #include "telebridge/util.h"
 
@@ -24,6 +25,7 @@ struct tb_lastvalue_entry {
     uint64_t names;                      /* names_sig() of the stored telemetry */
     tb_frame_t *telemetry, *status;      /* device-message envelopes; NULL until the first */
     char *group;                         /* NULL when the topic named none */
+    tb_series_t *series;                 /* the caller's (series.h); freed with the record */
     uint64_t *words;
     char device[];
 };
@@ -55,6 +57,7 @@ static void entry_free(tb_lastvalue_entry_t *e)
 {
     tb_frame_unref(e->telemetry);
     tb_frame_unref(e->status);
+    tb_series_free(e->series);
     free(e->group);
     free(e);
 }
@@ -282,4 +285,9 @@ tb_frame_t *tb_lastvalue_status(const tb_lastvalue_entry_t *e)
 uint64_t *tb_lastvalue_words(tb_lastvalue_entry_t *e)
 {
     return e->words;
+}
+
+tb_series_t **tb_lastvalue_series(tb_lastvalue_entry_t *e)
+{
+    return &e->series;
 }

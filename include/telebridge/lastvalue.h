@@ -6,7 +6,7 @@
  * latest message's) and the last status, each with the `seq` of the message that last
  * changed it, plus the `{group}` the device's topic named last and a caller-sized array of
  * per-device words (the hub keeps alert state there, so it is bounded and evicted with the
- * device).
+ * device) and the device's series (series.h), likewise freed with the record.
  *
  * Bounded: at most max_devices records; a new device past the bound evicts the least recently
  * updated one (an LRU list kept in update order), counted in tb_lastvalue_evictions().
@@ -27,6 +27,7 @@
 
 #include "telebridge/frame.h"
 #include "telebridge/msg.h"
+#include "telebridge/series.h"
 
 typedef struct tb_lastvalue tb_lastvalue_t;
 typedef struct tb_lastvalue_entry tb_lastvalue_entry_t;
@@ -70,5 +71,9 @@ tb_frame_t *tb_lastvalue_telemetry(const tb_lastvalue_entry_t *e);
 tb_frame_t *tb_lastvalue_status(const tb_lastvalue_entry_t *e);
 /* The caller's n_words words of this record. */
 uint64_t *tb_lastvalue_words(tb_lastvalue_entry_t *e);
+/* The record's series (NULL until the caller's first tb_series_add()); the record owns what
+ * it points to and frees it with tb_series_free() when the device is evicted or the store
+ * destroyed. */
+tb_series_t **tb_lastvalue_series(tb_lastvalue_entry_t *e);
 
 #endif

@@ -1,0 +1,239 @@
+/* series — per-device rings of recent numeric values; see include/telebridge/series.h. */
+#define _XOPEN_SOURCE 700 /* strptime() */
+#define _DEFAULT_SOURCE   /* timegm() */
+#include "telebridge/series.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One point: 16 bytes (docs/performance.md → Series store). */
+typedef struct {
+    int64_t t_ms;
+    double v;
+} point_t;
+
+/*
+ * One field's ring, one allocation: the header, cap points, then the field's name and its JSON
+ * encoding (quoted and escaped once, for tb_series_encode()), each NUL-terminated.
+ */
+typedef struct {
+    uint32_t head; /* index of the oldest point */
+    uint32_t n;    /* points held, at most cap */
+    uint32_t cap;
+    uint32_t json_len; /* bytes of the encoded name */
+    const char *name, *json_name;
+    point_t pts[];
+} ring_t;
+
+struct tb_series {
+    uint32_t n_fields;
+    ring_t *rings[]; /* in the order first seen; reallocated by one for a new field */
+};
+
+/* Longest encoding of one point: "[", an int64, ",", a %.15g double, "],". */
+#define POINT_JSON_MAX (1 + 20 + 1 + 24 + 2)
+
+/* A ring for field name with cap points; NULL when out of memory. */
+static ring_t *ring_new(const char *name, size_t cap)
+{
+    json_t *js = json_string(name);
+    size_t name_len = strlen(name), json_len = js ? json_dumpb(js, NULL, 0, JSON_ENCODE_ANY) : 0;
+    ring_t *r =
+        json_len ? malloc(sizeof(*r) + cap * sizeof(point_t) + name_len + json_len + 2) : NULL;
+    if (r) {
+        char *chars = (char *)&r->pts[cap];
+        memcpy(chars, name, name_len + 1);
+        json_dumpb(js, chars + name_len + 1, json_len, JSON_ENCODE_ANY);
+        chars[name_len + 1 + json_len] = '\0';
+        *r = (ring_t){.cap = (uint32_t)cap,
+                      .json_len = (uint32_t)json_len,
+                      .name = chars,
+                      .json_name = chars + name_len + 1};
+    }
+    json_decref(js);
+    return r;
+}
+
+static void ring_push(ring_t *r, int64_t t_ms, double v)
+{
+    if (r->n < r->cap) {
+        r->pts[(r->head + r->n) % r->cap] = (point_t){t_ms, v};
+        r->n++;
+        return;
+    }
+    r->pts[r->head] = (point_t){t_ms, v};
+    r->head = (r->head + 1) % r->cap;
+}
+
+/* The ring of name, looked for first at index hint (fields tend to come in the same order). */
+static ring_t *ring_find(const tb_series_t *s, const char *name, size_t hint)
+{
+    if (!s)
+        return NULL;
+    if (hint < s->n_fields && strcmp(s->rings[hint]->name, name) == 0)
+        return s->rings[hint];
+    for (uint32_t i = 0; i < s->n_fields; i++)
+        if (strcmp(s->rings[i]->name, name) == 0)
+            return s->rings[i];
+    return NULL;
+}
+
+/* A new ring for name appended to *s (created when NULL); NULL at the field limit or OOM. */
+static ring_t *ring_add(tb_series_t **s, const char *name, size_t points)
+{
+    uint32_t n = *s ? (*s)->n_fields : 0;
+    if (n >= TB_SERIES_FIELDS_MAX)
+        return NULL;
+    ring_t *r = ring_new(name, points);
+    tb_series_t *grown = r ? realloc(*s, sizeof(**s) + (n + 1) * sizeof(ring_t *)) : NULL;
+    if (!grown) {
+        free(r);
+        return NULL;
+    }
+    grown->rings[n] = r;
+    grown->n_fields = n + 1;
+    *s = grown;
+    return r;
+}
+
+size_t tb_series_add(tb_series_t **s, size_t points, const json_t *fields, int64_t t_ms)
+{
+    const char *key;
+    json_t *v;
+    size_t added = 0, pos = 0;
+    json_object_foreach((json_t *)fields, key, v)
+    {
+        if (!json_is_number(v))
+            continue;
+        ring_t *r = ring_find(*s, key, pos++);
+        if (r || (r = ring_add(s, key, points))) {
+            ring_push(r, t_ms, json_number_value(v));
+            added++;
+        }
+    }
+    return added;
+}
+
+void tb_series_free(tb_series_t *s)
+{
+    if (!s)
+        return;
+    for (uint32_t i = 0; i < s->n_fields; i++)
+        free(s->rings[i]);
+    free(s);
+}
+
+size_t tb_series_fields(const tb_series_t *s)
+{
+    return s ? s->n_fields : 0;
+}
+
+/* Appends one point as "[t,v]" at p; returns the bytes written. */
+static size_t put_point(char *p, const point_t *pt)
+{
+    return (size_t)snprintf(p, POINT_JSON_MAX + 1, "[%" PRId64 ",%.15g]", pt->t_ms, pt->v);
+}
+
+/* Encodes ring r's last n points as "<name>":[…] at p; returns the bytes written. */
+static size_t put_ring(char *p, const ring_t *r, size_t n)
+{
+    char *start = p;
+    size_t skip = r->n > n ? r->n - n : 0;
+    memcpy(p, r->json_name, r->json_len);
+    p += r->json_len;
+    *p++ = ':';
+    *p++ = '[';
+    for (size_t i = skip; i < r->n; i++) {
+        if (i > skip)
+            *p++ = ',';
+        p += put_point(p, &r->pts[(r->head + i) % r->cap]);
+    }
+    *p++ = ']';
+    return (size_t)(p - start);
+}
+
+int tb_series_encode(const tb_series_t *s, size_t n, tb_series_keep_fn keep, void *ctx, char **out,
+                     size_t *len)
+{
+    size_t bound = 3; /* "{}" and the NUL */
+    for (uint32_t i = 0; s && i < s->n_fields; i++)
+        bound += s->rings[i]->json_len + 4 +
+                 (n < s->rings[i]->n ? n : s->rings[i]->n) * (POINT_JSON_MAX + 1);
+    char *buf = malloc(bound), *p = buf;
+    if (!buf)
+        return -1;
+    *p++ = '{';
+    for (uint32_t i = 0; s && i < s->n_fields; i++) {
+        const ring_t *r = s->rings[i];
+        if (keep && !keep(r->name, ctx))
+            continue;
+        if (p > buf + 1)
+            *p++ = ',';
+        p += put_ring(p, r, n);
+    }
+    *p++ = '}';
+    *p = '\0';
+    *out = buf;
+    *len = (size_t)(p - buf);
+    return 0;
+}
+
+bool tb_series_point(const tb_series_t *s, const char *name, size_t i, int64_t *t_ms, double *v)
+{
+    const ring_t *r = ring_find(s, name, 0);
+    if (!r || i >= r->n)
+        return false;
+    const point_t *pt = &r->pts[(r->head + i) % r->cap];
+    *t_ms = pt->t_ms;
+    *v = pt->v;
+    return true;
+}
+
+size_t tb_series_count(const tb_series_t *s, const char *name)
+{
+    const ring_t *r = ring_find(s, name, 0);
+    return r ? r->n : 0;
+}
+
+/* Reads the digits of an optional fraction at *p into milliseconds; advances *p past them. */
+static int64_t fraction_ms(const char **p)
+{
+    int64_t ms = 0;
+    int digits = 0;
+    if (**p != '.' && **p != ',')
+        return 0;
+    for ((*p)++; **p >= '0' && **p <= '9'; (*p)++, digits++)
+        if (digits < 3)
+            ms = ms * 10 + (**p - '0');
+    for (; digits < 3 && digits > 0; digits++)
+        ms *= 10;
+    return ms;
+}
+
+int64_t tb_series_time_ms(const char *ts, int64_t fallback)
+{
+    struct tm tm = {0};
+    const char *p = ts ? strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!p)
+        return fallback;
+    int64_t ms = fraction_ms(&p), offset_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+               p[2] <= '9' && p[3] == ':' && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' &&
+               p[5] <= '9') {
+        offset_min = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0');
+        if (*p == '-')
+            offset_min = -offset_min;
+        p += 6;
+    } else {
+        return fallback;
+    }
+    if (*p)
+        return fallback;
+    time_t secs = timegm(&tm);
+    return ((int64_t)secs - offset_min * 60) * 1000 + ms;
+}
