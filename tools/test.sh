@@ -245,6 +245,40 @@ assert r["ready"] == r["deflate_conns"] == 100 and r["protocol_errors"] == 0, r
 assert r["expected"] == r["delivered"] > 0 and r["lost"] == r["out_of_order"] == 0, r
 assert r["wire_bytes"] > 0 and r["message_bytes"] > 0, r
 EOF
+    fleet_smoke
+}
+
+# The CI size of the 100,000-connection run (tools/bench/fleet.sh, docs/performance.md → A
+# fleet on one port): two bridges on one port (listen.reuse_port), 400 connections from two
+# bench processes, one of them compressing. Every connection must get exactly its room's
+# messages; then the same with one bridge on a broker nobody publishes to, where the check must
+# name that bridge's connections and fail.
+fleet_smoke() {
+    local out args=(--bin build/bin --bridges 2 --conns 400 --clients 2 --deflate-clients 1
+        --devices 20 --groups 4 --rate 100 --duration 2 --drain 1
+        --mix device=60,group=30,global=10)
+    out=$(timeout "$BENCH_TIMEOUT" tools/bench/fleet.sh "${args[@]}") || return 1
+    printf '%s\n' "$out"
+    "$PYTHON" - "$out" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["ready"] == r["conns"] == 400 and r["deflate_conns"] == 200, r
+assert r["conns_missing"] == r["conns_extra"] == r["misrouted"] == r["lost"] == 0, r
+assert r["delivered"] > 0 and r["foreign"] > 0, r  # group/global rooms: both benches' devices
+held = [b["connections"] for b in r["bridges_detail"]]
+assert sum(held) == 400 and min(held) > 0, held  # the kernel spread them over both
+EOF
+    if out=$(timeout "$BENCH_TIMEOUT" tools/bench/fleet.sh "${args[@]}" --break-one); then
+        tb_log "fleet.sh --break-one passed: the per-connection check cannot fail"
+        return 1
+    fi
+    printf '%s\n' "$out"
+    "$PYTHON" - "$out" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+silent = r["bridges_detail"][-1]["connections"]
+assert r["ready"] == 400 and silent > 0 and r["conns_missing"] == silent, r
+EOF
 }
 
 # ---- main ------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@
  * (`conns_extra`). Several bench processes may load one fleet of bridges at once (tools/bench/
  * fleet.sh): a message of another process's run (its device id names the run) reaching a group
  * or global subscriber is counted as `foreign`, apart from this run's deliveries; --source-base
- * gives each process its own source addresses.
+ * gives each process its own source addresses, and --ready-file / --go-file line their runs up:
+ * each creates its ready file once connected and keeps serving its connections (pings
+ * included) until the go file exists, then publishes.
  *
  * --deflate offers permessage-deflate as Chromium does (TB_BENCH_PMD_OFFER), inflates every
  * compressed message (a window per connection when the server keeps its context, else one
@@ -35,6 +37,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <mosquitto.h>
@@ -90,6 +93,8 @@
 #define MQTT_KEEPALIVE_S 60
 #define MQTT_CONNECT_WAIT_NS (5 * NS_PER_S)
 #define PUBLISH_POLL_NS 20000L
+#define GO_WAIT_S 600 /* the longest --go-file wait */
+#define GO_POLL_MS 50
 #define PERCENT 100.0
 
 typedef enum { TARGET_TELEBRIDGE = 0, TARGET_NODE, TARGET_MQTT_WS, TARGET_RAW } target_t;
@@ -135,6 +140,8 @@ typedef struct {
     double messages;         /* > 0: stop after this many messages (or the duration) */
     const char *exec_before; /* a shell command run before publishing, or NULL */
     const char *exec_after;  /* a shell command run after the last delivery, or NULL */
+    const char *ready_file;  /* created once every connection is made, or NULL */
+    const char *go_file;     /* publishing waits for it to exist, or NULL */
     unsigned window;
     unsigned parallel;
     double drain_s;
@@ -1006,6 +1013,34 @@ static bool drained(const bench_t *b, pub_t *p, uint64_t pub_end)
            b->now - quiet_since > (uint64_t)(b->o->drain_s * (double)NS_PER_S);
 }
 
+/*
+ * --ready-file and --go-file: creates the one, then serves the connections until the other
+ * exists. 0, or -1 when the ready file cannot be created or the go file does not come within
+ * GO_WAIT_S.
+ */
+static int wait_go(bench_t *b)
+{
+    const opts_t *o = b->o;
+    if (o->ready_file) {
+        int fd = open(o->ready_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            fprintf(stderr, "telebridge-bench: cannot create %s: %s\n", o->ready_file,
+                    strerror(errno));
+            return -1;
+        }
+        close(fd);
+    }
+    uint64_t deadline = now_ns() + GO_WAIT_S * NS_PER_S;
+    while (o->go_file && access(o->go_file, F_OK) != 0) {
+        if (now_ns() > deadline) {
+            fprintf(stderr, "telebridge-bench: no %s after %d s\n", o->go_file, GO_WAIT_S);
+            return -1;
+        }
+        poll_once(b, GO_POLL_MS);
+    }
+    return 0;
+}
+
 /* Runs a --exec-before/--exec-after command (NULL: none); 0 when it exited 0. */
 static int run_hook(const char *cmd)
 {
@@ -1268,6 +1303,8 @@ static int bench_run(const opts_t *o)
         fprintf(stderr, "telebridge-bench: connect phase timed out\n");
     m.t_connect_ns = now_ns() - t;
     m.rss_connected_kb = proc_sample(o->server_pid).rss_kb;
+    if (wait_go(&b) != 0)
+        goto out;
     fan = fanouts(&b);
     p.fanout = fan;
     p.topics = make_topics(&b);
@@ -1326,6 +1363,8 @@ static void usage(FILE *out)
             "  --messages M      stop after M messages (or the duration, whichever is first)\n"
             "  --exec-before CMD --exec-after CMD   shell commands run just before publishing\n"
             "                    and after the last delivery (callgrind_control, perf …)\n"
+            "  --ready-file F --go-file G   create F once connected, then serve the\n"
+            "                    connections until G exists before publishing (several benches)\n"
             "  --parallel C      handshakes in flight (%d); --drain S: wait for stragglers (%.0f)\n"
             "  --server-pid PID --broker-pid PID   measure their CPU and RSS from /proc\n"
             "  --label NAME      the run's name in the report; --check: exit 1 on any loss\n",
@@ -1382,6 +1421,8 @@ enum {
     OPT_MESSAGES,
     OPT_EXEC_BEFORE,
     OPT_EXEC_AFTER,
+    OPT_READY_FILE,
+    OPT_GO_FILE,
     OPT_IDLE,
     OPT_IDLE_BARE,
     OPT_DEFLATE,
@@ -1417,6 +1458,8 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"messages", 1, NULL, OPT_MESSAGES},
                                           {"exec-before", 1, NULL, OPT_EXEC_BEFORE},
                                           {"exec-after", 1, NULL, OPT_EXEC_AFTER},
+                                          {"ready-file", 1, NULL, OPT_READY_FILE},
+                                          {"go-file", 1, NULL, OPT_GO_FILE},
                                           {"idle", 1, NULL, OPT_IDLE},
                                           {"idle-bare", 0, NULL, OPT_IDLE_BARE},
                                           {"deflate", 0, NULL, OPT_DEFLATE},
@@ -1495,6 +1538,12 @@ static int set_option(opts_t *o, int opt, const char *arg)
         return 0;
     case OPT_EXEC_AFTER:
         o->exec_after = arg;
+        return 0;
+    case OPT_READY_FILE:
+        o->ready_file = arg;
+        return 0;
+    case OPT_GO_FILE:
+        o->go_file = arg;
         return 0;
     case OPT_LABEL:
         o->label = arg;
