@@ -53,7 +53,7 @@ static const config_field_t admin_fields[] = {
 static const config_field_t mqtt_fields[] = {
     F_STR(tb_config_mqtt_t, host, CONFIG_K_HOST, CFG_HOST_MAX, "127.0.0.1"),
     F_INT(tb_config_mqtt_t, port, CONFIG_PORT_MIN, CONFIG_PORT_MAX, 1883),
-    F_STR(tb_config_mqtt_t, client_id, CONFIG_K_STR, CFG_CLIENT_ID_MAX, "telebridge"),
+    F_STR(tb_config_mqtt_t, client_id, CONFIG_K_CLIENT_ID, CFG_CLIENT_ID_MAX, "telebridge"),
     F_STR(tb_config_mqtt_t, username, CONFIG_K_STR_NULL, CONFIG_STR_MAX, NULL),
     F_STR(tb_config_mqtt_t, password_file, CONFIG_K_PATH_NULL, CFG_PATH_MAX, NULL),
     /* Not 0 (libmosquitto's "off"): without keepalive a half-open broker connection is never
@@ -316,6 +316,8 @@ static int check_string_value(const config_field_t *f, const char *s, const char
         return 0;
     case CONFIG_K_TOPIC:
         return check_topic(s, key, err, errlen);
+    case CONFIG_K_CLIENT_ID:
+        return config_client_id_check(s, key, err, errlen);
     default:
         return 0;
     }

@@ -40,11 +40,22 @@ json_t *config_strv_json(char *const *v, size_t n)
     return arr;
 }
 
-static json_t *field_to_json(const char *sect, const config_field_t *f)
+/* The effective client id is the expanded one; the template when it cannot be expanded. */
+static json_t *client_id_to_json(const tb_config_t *cfg)
+{
+    char id[TB_CONFIG_CLIENT_ID_MAX + 1];
+    if (tb_config_client_id(cfg, id, sizeof(id), NULL, 0) != 0)
+        return json_string(cfg->mqtt.client_id);
+    return json_string(id);
+}
+
+static json_t *field_to_json(const tb_config_t *cfg, const char *sect, const config_field_t *f)
 {
     const void *p = sect + f->off;
     const char *s = NULL;
     switch (f->kind) {
+    case CONFIG_K_CLIENT_ID:
+        return client_id_to_json(cfg);
     case CONFIG_K_INT:
         return json_integer(*(const int *)p);
     case CONFIG_K_BOOL:
@@ -66,7 +77,7 @@ static json_t *section_to_json(const tb_config_t *cfg, const config_section_t *s
     const char *sect = (const char *)cfg + s->off;
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < s->n_fields; i++) {
-        if (json_object_set_new(obj, s->fields[i].key, field_to_json(sect, &s->fields[i])) != 0) {
+        if (json_object_set_new(obj, s->fields[i].key, field_to_json(cfg, sect, &s->fields[i])) != 0) {
             json_decref(obj);
             return NULL;
         }

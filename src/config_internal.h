@@ -34,6 +34,7 @@ typedef enum {
     CONFIG_K_STR_NULL,  /* CONFIG_K_STR, or null for unset */
     CONFIG_K_PATH_NULL, /* CONFIG_K_STR_NULL, resolved against the config file's folder */
     CONFIG_K_TOPIC,     /* CONFIG_K_STR accepted by tb_topic_tpl_parse() */
+    CONFIG_K_CLIENT_ID, /* CONFIG_K_STR whose only placeholders are {hostname} and {port} */
     CONFIG_K_ALGORITHM, /* CONFIG_K_STR, one of config.c's algorithm_names */
     CONFIG_K_SLOW,      /* one of config.c's slow_names, as tb_slow_policy_t */
     CONFIG_K_ORIGINS,   /* array of non-empty strings */
@@ -68,6 +69,9 @@ bool config_host_valid(const char *s, size_t len);
 /* The rules that tie two keys together, on the effective values (after the file and after
  * --listen); the first one broken is the error. */
 int config_check_cross(const tb_config_t *cfg, char *err, size_t errlen);
+
+/* config_mqtt.c: fails naming key unless every '{' in tpl starts {hostname} or {port}. */
+int config_client_id_check(const char *tpl, const char *key, char *err, size_t errlen);
 
 typedef bool (*config_str_check_fn)(const char *s);
 

@@ -44,6 +44,7 @@ struct tb_ingest {
     tb_topic_tpl_t *telemetry;
     tb_topic_tpl_t *status;
     struct mosquitto *mosq;
+    char client_id[TB_CONFIG_CLIENT_ID_MAX + 1]; /* mqtt.client_id, placeholders expanded */
     /* Thread control: `running` belongs to the caller of start/stop; `stopping` is set under
      * `lock` so the backoff wait (a timed wait on `cond`) cannot miss it. */
     pthread_t thread;
@@ -199,7 +200,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     atomic_store(&in->stats->mqtt_connected, 1);
     atomic_fetch_add(&in->stats->mqtt_connects, 1);
     tb_log(TB_LOG_INFO, "mqtt connected", "host=%s port=%d client_id=%s qos=%d", m->host, m->port,
-           m->client_id, m->qos);
+           in->client_id, m->qos);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
@@ -422,9 +423,14 @@ static int init_sync(tb_ingest_t *in)
     return rc == 0 ? 0 : -1;
 }
 
+/* A persistent session (clean_session false) under the expanded client id: the broker keeps
+ * the subscriptions and the QoS 1/2 messages for it while the bridge is away. */
 static int create_client(tb_ingest_t *in, char *err, size_t errlen)
 {
-    in->mosq = mosquitto_new(in->cfg->mqtt.client_id, false, in);
+    if (tb_config_client_id(in->cfg, in->client_id, sizeof(in->client_id), err, errlen) != 0)
+        return -1;
+    tb_log(TB_LOG_INFO, "mqtt session", "client_id=%s clean_session=false", in->client_id);
+    in->mosq = mosquitto_new(in->client_id, false, in);
     if (!in->mosq) {
         tb_set_err(err, errlen, "mqtt.client_id: cannot create the MQTT client: %s",
                    strerror(errno));

@@ -21,6 +21,8 @@
 
 /* An error buffer size that holds any message the loading functions write. */
 #define TB_CONFIG_ERR_LEN 256
+/* Longest MQTT client id once its placeholders are expanded (tb_config_client_id()). */
+#define TB_CONFIG_CLIENT_ID_MAX 1024
 
 /* Where the dashboard's files are installed (listen.web_root's default); set by the build. */
 #ifndef TB_WEB_ROOT_DEFAULT
@@ -45,7 +47,7 @@ typedef struct {
 typedef struct {
     char *host;
     int port;
-    char *client_id;
+    char *client_id; /* may hold {hostname} and {port}: expand with tb_config_client_id() */
     char *username;      /* NULL when unset */
     char *password_file; /* NULL when unset; resolved path */
     int keepalive_s;
@@ -160,6 +162,14 @@ int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t er
 /* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error. */
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
+
+/*
+ * mqtt.client_id with {hostname} (gethostname()) and {port} (listen.port, after --listen)
+ * expanded, into out (outlen bytes; TB_CONFIG_CLIENT_ID_MAX + 1 holds any). 0, or -1 with err
+ * when it does not fit or the host name cannot be read.
+ */
+int tb_config_client_id(const tb_config_t *cfg, char *out, size_t outlen, char *err,
+                        size_t errlen);
 
 /* The effective configuration as JSON with secrets masked; caller owns the result. */
 json_t *tb_config_to_json(const tb_config_t *cfg);

@@ -4,6 +4,8 @@ client gets its messages from whichever bridge took it, and a port that is not s
 clear start-up error."""
 
 import json
+import socket
+import time
 
 import tb
 
@@ -64,3 +66,31 @@ def test_reuse_port_false_cannot_join_a_shared_port(make_bridge):
     log = wait_exit(late)
     assert f"cannot listen on 127.0.0.1:{sharing.port}" in log, log
     assert sharing.get("/healthz")[0] == 200
+
+
+def test_client_id_placeholders_give_each_bridge_its_own_session(make_bridge):
+    """docs/configuration.md → mqtt.client_id: {hostname} and {port} expand, the expanded id is
+    logged, and two bridges of one template keep their own broker sessions."""
+    template = {"mqtt": {"client_id": "tb-{hostname}-{port}"}}
+    bridges = [make_bridge(template), make_bridge(template)]
+    host = socket.gethostname()
+    for b in bridges:
+        assert f"client_id=tb-{host}-{b.port} clean_session=false" in b.log_text()
+        assert f'msg="mqtt connected"' in b.log_text()
+    time.sleep(1.5)  # longer than the first reconnect delay: a takeover would show by now
+    for b in bridges:
+        stats = b.stats()
+        assert stats["mqtt_connected"] is True
+        assert stats["details"]["mqtt_connects"] == 1, stats["details"]
+
+
+def test_one_client_id_on_two_bridges_take_over_each_other(make_bridge):
+    """docs/operations.md → Several bridges on one host: the broker keeps one session per id, so
+    two bridges with the same id keep taking it from each other."""
+    same = {"mqtt": {"client_id": "tb-same"}}
+    a = make_bridge(same)
+    b = make_bridge(same, probe=False)
+    tb.wait_until(lambda: a.stats()["details"]["mqtt_connects"] +
+                  b.stats()["details"]["mqtt_connects"] >= 4, 10,
+                  "the two bridges to take the session from each other")
+    assert "mqtt connection lost" in a.log_text() + b.log_text()

@@ -211,6 +211,9 @@ typedef struct {
 
 static const bad_case_t bad_cases[] = {
     {"{\"listen\": {\"reuse_port\": 1}}", "listen.reuse_port: must be true or false"},
+    {"{\"mqtt\": {\"client_id\": \"tb-{host}\"}}",
+     "mqtt.client_id: unknown placeholder \"{host}\" (known: {hostname}, {port})"},
+    {"{\"mqtt\": {\"client_id\": \"tb-{port\"}}", "mqtt.client_id: unknown placeholder \"{port\""},
     {"{\"lisen\": {}}", "lisen: unknown key"},
     {"{\"limits\": {\"max_conections\": 1}}", "limits.max_conections: unknown key"},
     {"{\"listen\": 8080}", "listen: must be an object"},
