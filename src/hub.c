@@ -64,6 +64,8 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
         snprintf(h->epoch, sizeof(h->epoch), "%s", opts->epoch);
     else
         random_epoch(h->epoch);
+    /* This epoch ingested nothing before now: the history reaches back to its start. */
+    tb_history_set_horizon(h->hist, tb_now_ms());
     return h;
 fail:
     tb_hub_destroy(h);
@@ -342,10 +344,11 @@ static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
     }
 }
 
-/* Records f (which has its seq) in the history and queues it on the members of rooms. */
-static void route(tb_hub_t *h, tb_frame_t *f, const char *const *rooms, size_t n)
+/* Records f (which has its seq, made at ms) in the history and queues it on the members of
+ * rooms. */
+static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *rooms, size_t n)
 {
-    if (tb_history_add(h->hist, f, rooms, n))
+    if (tb_history_add(h->hist, f, ms, rooms, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
                f->seq);
     /* A room named twice (topic group equal to a configured one) is harmless: the
@@ -371,16 +374,17 @@ static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_even
     *mark = ev->firing ? seq : 0;
     h->counters.alerts++;
     json_t *payload = tb_alerts_payload(rule, ev, tb_lastvalue_device(e), id, timestamp);
+    int64_t now = tb_now_ms();
     /* Kind status: the drop_oldest policy never drops an alert. */
-    tb_frame_t *f = payload ? tb_protocol_device("alert", dr->names[0], payload, seq, tb_now_ms(),
-                                                 TB_FRAME_STATUS)
-                            : NULL;
+    tb_frame_t *f =
+        payload ? tb_protocol_device("alert", dr->names[0], payload, seq, now, TB_FRAME_STATUS)
+                : NULL;
     json_decref(payload);
     if (!f) {
         tb_log(TB_LOG_ERROR, "out of memory encoding an alert", "seq=%" PRIu64, seq);
         return;
     }
-    route(h, f, dr->ptrs, dr->n);
+    route(h, f, now, dr->ptrs, dr->n);
     tb_frame_unref(f);
 }
 
@@ -411,14 +415,15 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     bool telemetry = m->kind == TB_MSG_TELEMETRY;
     hub_device_rooms(h, m->device_id, m->group, &dr);
     uint64_t seq = ++h->seq;
+    int64_t now = tb_now_ms();
     tb_frame_t *f = tb_protocol_device_spliced(
         telemetry ? "telemetry" : "device_status", dr.names[0], m->payload_json,
-        m->payload_json_len, seq, tb_now_ms(), telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
+        m->payload_json_len, seq, now, telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
     tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
-        route(h, f, dr.ptrs, dr.n);
+        route(h, f, now, dr.ptrs, dr.n);
         tb_frame_unref(f);
     } else {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
@@ -434,12 +439,13 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
 {
     uint64_t seq = ++h->seq;
     bool telemetry = strcmp(type, "telemetry") == 0;
-    tb_frame_t *f = tb_protocol_device(type, room, payload, seq, tb_now_ms(),
+    int64_t now = tb_now_ms();
+    tb_frame_t *f = tb_protocol_device(type, room, payload, seq, now,
                                        telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
         return 0;
     h->counters.published++;
-    route(h, f, &room, 1);
+    route(h, f, now, &room, 1);
     tb_frame_unref(f);
     return seq;
 }

@@ -100,19 +100,41 @@ static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t 
     json_array_append_new(into, name);
 }
 
-/*
- * A `since` can be honoured when it names this epoch, is at most history.messages behind (the
- * ring may hold more, for catch-ups) and the history still holds everything after it, and,
- * while c is already catching up, when it is not behind c's cursor (what lies behind was
- * already sent or skipped).
- */
-static bool can_recover(const tb_hub_t *h, const tb_conn_t *c, const tb_protocol_cmsg_t *m)
+/* How a subscribe's `since` is honoured: not, by seq, or by time. */
+typedef enum { RECOVER_NONE = 0, RECOVER_SEQ, RECOVER_TIME } recover_t;
+
+/* True when a replay of c after seq from misses nothing `since` may ask for: at most
+ * history.messages behind (the ring may hold more, for catch-ups) and, while c is already
+ * catching up, not behind c's cursor (what lies behind was already sent or skipped). */
+static bool replay_ok(const tb_hub_t *h, const tb_conn_t *c, uint64_t from)
 {
-    if (!m->has_since || strcmp(m->since_epoch, h->epoch) != 0 ||
-        !tb_history_covers(h->hist, m->since_seq, h->seq) ||
-        h->seq - m->since_seq > (uint64_t)h->cfg->history.messages)
-        return false;
-    return !c->cu || m->since_seq >= c->cu->cursor;
+    return h->seq - from <= (uint64_t)h->cfg->history.messages && (!c->cu || from >= c->cu->cursor);
+}
+
+/*
+ * A `since` is honoured by seq when it names this epoch and the history still holds everything
+ * after its seq; else by time when it has one and the history holds everything ingested since
+ * then (its horizon is not later), replaying what was ingested from TB_HUB_SINCE_TIME_OVERLAP_MS
+ * before it. Both only when replay_ok(). *from: the seq the replay starts after.
+ */
+static recover_t recovery(const tb_hub_t *h, const tb_conn_t *c, const tb_protocol_cmsg_t *m,
+                          uint64_t *from)
+{
+    if (!m->has_since)
+        return RECOVER_NONE;
+    if (strcmp(m->since_epoch, h->epoch) == 0 && tb_history_covers(h->hist, m->since_seq, h->seq) &&
+        replay_ok(h, c, m->since_seq)) {
+        *from = m->since_seq;
+        return RECOVER_SEQ;
+    }
+    if (!m->has_since_time || tb_history_horizon(h->hist) > m->since_time_ms)
+        return RECOVER_NONE;
+    uint64_t after =
+        tb_history_seq_before(h->hist, m->since_time_ms - TB_HUB_SINCE_TIME_OVERLAP_MS, h->seq);
+    if (!replay_ok(h, c, after))
+        return RECOVER_NONE;
+    *from = after;
+    return RECOVER_TIME;
 }
 
 /*
@@ -148,8 +170,9 @@ static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char 
 static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
     sub_result_t res = {json_array(), json_array(), json_array(), json_array(), json_array()};
-    bool recover = can_recover(h, c, m);
-    uint64_t from_seq = recover ? m->since_seq : h->seq;
+    uint64_t from_seq = h->seq;
+    recover_t mode = recovery(h, c, m, &from_seq);
+    bool recover = mode != RECOVER_NONE;
     size_t i;
     json_t *r;
     c->subs++;
@@ -158,6 +181,8 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t
     json_t *payload = json_pack("{s:O, s:I}", "rooms", res.joined, "seq", (json_int_t)h->seq);
     if (payload && m->has_since)
         json_object_set_new(payload, "recovered", json_boolean(recover));
+    if (payload && recover)
+        json_object_set_new(payload, "mode", json_string(mode == RECOVER_SEQ ? "seq" : "time"));
     json_decref(res.joined);
     hub_conn_send_owned(h, c,
                         tb_protocol_control("subscribed", payload, m->request_id, tb_now_ms()));

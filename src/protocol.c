@@ -48,6 +48,21 @@ static int parse_rooms(json_t *payload, tb_protocol_cmsg_t *out, const char **ec
     return 0;
 }
 
+/* since.time: absent, or an RFC 3339 time (the envelope timestamp of the last message had). */
+static int parse_since_time(const json_t *t, tb_protocol_cmsg_t *out, const char **ec,
+                            const char **em)
+{
+    if (!t)
+        return 0;
+    if (!json_is_string(t) ||
+        tb_parse_rfc3339_ms(json_string_value(t), json_string_length(t), &out->since_time_ms))
+        return fail(ec, em, TB_ERR_BAD_REQUEST,
+                    "payload.since.time must be an RFC 3339 time such as "
+                    "\"2026-11-23T13:26:03.123Z\"");
+    out->has_since_time = true;
+    return 0;
+}
+
 static int parse_since(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
 {
     json_t *since = json_object_get(payload, "since");
@@ -62,7 +77,7 @@ static int parse_since(json_t *payload, tb_protocol_cmsg_t *out, const char **ec
     out->has_since = true;
     out->since_epoch = json_string_value(epoch);
     out->since_seq = (uint64_t)json_integer_value(seq);
-    return 0;
+    return parse_since_time(json_object_get(since, "time"), out, ec, em);
 }
 
 static int parse_payload(tb_protocol_cmsg_t *out, const char **ec, const char **em)

@@ -86,6 +86,101 @@ void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN])
     *p = '\0';
 }
 
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * DAYS_PER_ERA + (int64_t)doe - DAYS_0000_TO_1970;
+}
+
+/* Reads exactly width digits at *p (within end) into *v; false when they are not there. */
+static bool get_digits(const char **p, const char *end, int width, unsigned *v)
+{
+    if (end - *p < width)
+        return false;
+    *v = 0;
+    for (int i = 0; i < width; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        *v = *v * 10 + (unsigned)(c - '0');
+    }
+    *p += width;
+    return true;
+}
+
+/* True when *p is at c (either case for letters), stepping over it. */
+static bool get_char(const char **p, const char *end, char c)
+{
+    if (*p == end || (**p != c && **p != (c | 0x20)))
+        return false;
+    (*p)++;
+    return true;
+}
+
+static unsigned days_in_month(unsigned year, unsigned month)
+{
+    static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* Fraction digits after the point; milliseconds keep the first three (truncated). */
+#define RFC3339_FRACTION_MAX 9
+
+/* ".d…" at *p: its milliseconds into *ms (0 when there is no fraction). False when malformed. */
+static bool get_fraction(const char **p, const char *end, unsigned *ms)
+{
+    *ms = 0;
+    if (*p == end || **p != '.')
+        return true;
+    (*p)++;
+    int n = 0;
+    for (unsigned scale = 100; *p < end && **p >= '0' && **p <= '9'; (*p)++, n++, scale /= 10)
+        *ms += (unsigned)(**p - '0') * scale;
+    return n >= 1 && n <= RFC3339_FRACTION_MAX;
+}
+
+/* "Z" or "+HH:MM"/"-HH:MM" at *p: the offset east of UTC in minutes into *min. */
+static bool get_offset(const char **p, const char *end, int *min)
+{
+    unsigned hh, mm;
+    *min = 0;
+    if (get_char(p, end, 'Z'))
+        return true;
+    if (*p == end || (**p != '+' && **p != '-'))
+        return false;
+    int sign = **p == '-' ? -1 : 1;
+    (*p)++;
+    if (!get_digits(p, end, 2, &hh) || !get_char(p, end, ':') || !get_digits(p, end, 2, &mm) ||
+        hh > 23 || mm > 59)
+        return false;
+    *min = sign * (int)(hh * 60 + mm);
+    return true;
+}
+
+int tb_parse_rfc3339_ms(const char *s, size_t len, int64_t *ms)
+{
+    const char *p = s, *end = s + len;
+    unsigned y, mo, d, hh, mi, ss, frac;
+    int off;
+    if (!get_digits(&p, end, 4, &y) || !get_char(&p, end, '-') || !get_digits(&p, end, 2, &mo) ||
+        !get_char(&p, end, '-') || !get_digits(&p, end, 2, &d) || !get_char(&p, end, 'T') ||
+        !get_digits(&p, end, 2, &hh) || !get_char(&p, end, ':') || !get_digits(&p, end, 2, &mi) ||
+        !get_char(&p, end, ':') || !get_digits(&p, end, 2, &ss) || !get_fraction(&p, end, &frac) ||
+        !get_offset(&p, end, &off) || p != end)
+        return -1;
+    /* Second 60 is a leap second (RFC 3339 §5.7). */
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || hh > 23 || mi > 59 || ss > 60)
+        return -1;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + (int64_t)hh * 3600 + (int64_t)mi * 60 + ss;
+    *ms = (secs - (int64_t)off * 60) * 1000 + frac;
+    return 0;
+}
+
 bool tb_prefix_pattern_match(const char *pattern, const char *s)
 {
     size_t plen = strlen(pattern);

@@ -54,6 +54,10 @@
 #define TB_CLOSE_TOO_BIG 1009
 #define TB_CLOSE_TOKEN_EXPIRED 4001
 
+/* A `since` honoured by time replays what the bridge ingested from this long before it: the
+ * margin for the clocks of two bridges and for when each got a message from the broker. */
+#define TB_HUB_SINCE_TIME_OVERLAP_MS 2000
+
 /* Longest epoch string (hex of 64 random bits) with its NUL. */
 #define TB_EPOCH_LEN 17
 

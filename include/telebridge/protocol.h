@@ -47,7 +47,9 @@ typedef struct {
     bool has_since;     /* subscribe: "since" present and well-formed */
     const char *since_epoch;
     uint64_t since_seq;
-    const char *token; /* refresh: payload.token */
+    bool has_since_time;   /* subscribe: "since" also had a valid "time" */
+    int64_t since_time_ms; /* its Unix epoch milliseconds */
+    const char *token;     /* refresh: payload.token */
 } tb_protocol_cmsg_t;
 
 /*

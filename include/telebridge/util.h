@@ -24,6 +24,14 @@ int64_t tb_mono_ms(void);
  * out as "9999-12-31T23:59:59.999Z". */
 void tb_format_rfc3339_ms(int64_t ms, char out[TB_RFC3339_LEN]);
 
+/*
+ * Parses an RFC 3339 date-time, s[0..len) exactly: "YYYY-MM-DDTHH:MM:SS[.fraction]" then "Z" or
+ * "+HH:MM"/"-HH:MM" ('T' and 'Z' in either case, 1 to 9 fraction digits, second 60 allowed),
+ * into Unix epoch milliseconds in *ms (fraction truncated to ms). Returns 0, or -1 (*ms
+ * untouched) when s is not such a time or names a day that does not exist.
+ */
+int tb_parse_rfc3339_ms(const char *s, size_t len, int64_t *ms);
+
 /* Longest device id or group name accepted, in bytes. */
 #define TB_ID_MAX 128
 /*

@@ -617,6 +617,89 @@ static void test_snapshot_then_live(void **state)
     assert_int_equal(tb_hub_devices(f->hub), 2);
 }
 
+/* Sends a subscribe to rooms_json with since {epoch, seq, time}; returns the `subscribed`
+ * payload's `mode` ("" when absent) and asserts its `recovered`. */
+static const char *subscribe_since_time(fixture_t *f, tb_conn_t *c, const char *rooms_json,
+                                        const char *epoch, const char *time, bool recovered)
+{
+    static char mode[8];
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "{\"type\":\"subscribe\",\"payload\":{\"rooms\":%s,"
+             "\"since\":{\"epoch\":\"%s\",\"seq\":3,\"time\":\"%s\"}}}",
+             rooms_json, epoch, time);
+    send_text(f, c, buf);
+    json_t *j = next_of_type(f, c, "subscribed");
+    json_t *p = json_object_get(j, "payload");
+    assert_int_equal(json_is_true(json_object_get(p, "recovered")), recovered);
+    const char *m = json_string_value(json_object_get(p, "mode"));
+    snprintf(mode, sizeof(mode), "%s", m ? m : "");
+    json_decref(j);
+    return mode;
+}
+
+/*
+ * `since` with a `time` (docs/protocol.md, Recovery): another epoch's client is replayed what
+ * this bridge ingested from 2 s before that time on (mode "time"); a time older than the
+ * bridge's history gets recovered:false and the snapshot; this epoch's seq wins (mode "seq");
+ * a bad time is a bad_request that joins nothing.
+ */
+static void test_since_time(void **state)
+{
+    fixture_t *f = *state;
+    char now[TB_RFC3339_LEN], later[TB_RFC3339_LEN];
+    for (int i = 0; i < 4; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a: 1 3, b: 2 4 */
+    tb_format_rfc3339_ms(tb_now_ms(), now);
+    tb_format_rfc3339_ms(tb_now_ms() + 3600 * 1000, later);
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    /* All four came within the overlap of now: a's are replayed, then live. */
+    assert_string_equal(subscribe_since_time(f, c, "[\"device:a\"]", "00000000000000e2", now, true),
+                        "time");
+    expect_seq(f, c, 1);
+    expect_seq(f, c, 3);
+    assert_null(next_json(f, c));
+    ingest_fields(f, "a", "{\"n\": 2}");
+    expect_seq(f, c, 5);
+    /* An hour ahead: nothing was ingested after it, nothing to replay, still recovered. */
+    assert_string_equal(
+        subscribe_since_time(f, c, "[\"device:b\"]", "00000000000000e2", later, true), "time");
+    assert_null(next_json(f, c));
+    /* Before the bridge started: its history does not reach back, so the snapshot. */
+    tb_conn_t *d = open_connected(f, 1, "{\"rooms\":[\"*\"]}");
+    assert_string_equal(subscribe_since_time(f, d, "[\"device:a\"]", "00000000000000e2",
+                                             "2000-01-01T00:00:00Z", false),
+                        "");
+    json_t *j = next_of_type(f, d, "telemetry");
+    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    json_decref(j);
+    assert_null(next_json(f, d));
+    /* This epoch: the seq decides (3 → a's 5), whatever the time says. */
+    tb_conn_t *e = open_connected(f, 2, "{\"rooms\":[\"*\"]}");
+    assert_string_equal(subscribe_since_time(f, e, "[\"device:a\"]", "00000000000000e1",
+                                             "2000-01-01T00:00:00Z", true),
+                        "seq");
+    expect_seq(f, e, 5);
+    assert_null(next_json(f, e));
+    /* A bad time: bad_request naming it, nothing joined; the next subscribe is served. */
+    send_text(f, e,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:b\"],"
+              "\"since\":{\"epoch\":\"x\",\"seq\":0,\"time\":\"2026-13-01T00:00:00Z\"}}}");
+    j = next_of_type(f, e, "error");
+    json_t *p = json_object_get(j, "payload");
+    assert_string_equal(json_string_value(json_object_get(p, "code")), "bad_request");
+    assert_non_null(strstr(json_string_value(json_object_get(p, "message")), "payload.since.time"));
+    json_decref(j);
+    ingest_fields(f, "b", "{\"n\": 2}"); /* 6: e did not join device:b */
+    assert_null(next_json(f, e));
+    assert_string_equal(subscribe_since_time(f, e, "[\"device:b\"]", "00000000000000e2", now, true),
+                        "time");
+    expect_seq(f, e, 2);
+    expect_seq(f, e, 4);
+    expect_seq(f, e, 6);
+    assert_null(next_json(f, e));
+}
+
 /* `since` replays exactly the messages of the joined rooms after it, in order, then live. */
 static void test_since_replays_owed_messages(void **state)
 {
@@ -1394,6 +1477,7 @@ int main(void)
         FIXTURES_TEST(test_group_from_topic_and_config),
         FIXTURES_TEST(test_forbidden_and_partial_subscribe),
         FIXTURES_TEST(test_since_reports_not_recovered),
+        FIXTURES_TEST(test_since_time),
         FIXTURES_TEST(test_too_many_rooms),
         FIXTURES_TEST(test_unsubscribe_and_ping),
         FIXTURES_TEST(test_bad_client_messages_keep_connection),

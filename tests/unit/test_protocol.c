@@ -48,6 +48,18 @@ static const parse_case_t cases[] = {
     {"{\"type\":\"subscribe\",\"payload\":{\"rooms\":[],\"since\":{\"epoch\":\"e\",\"seq\":-1}}}",
      TB_ERR_BAD_REQUEST},
     {"{\"type\":\"refresh\",\"payload\":{}}", TB_ERR_BAD_REQUEST},
+    {"{\"type\":\"subscribe\",\"payload\":{\"rooms\":[],\"since\":{\"epoch\":\"e\",\"seq\":1,"
+     "\"time\":\"2026-11-23T13:26:03.123Z\"}}}",
+     NULL},
+    {"{\"type\":\"subscribe\",\"payload\":{\"rooms\":[],\"since\":{\"epoch\":\"e\",\"seq\":1,"
+     "\"time\":1700000000}}}",
+     TB_ERR_BAD_REQUEST},
+    {"{\"type\":\"subscribe\",\"payload\":{\"rooms\":[],\"since\":{\"epoch\":\"e\",\"seq\":1,"
+     "\"time\":\"2026-02-30T00:00:00Z\"}}}",
+     TB_ERR_BAD_REQUEST},
+    {"{\"type\":\"subscribe\",\"payload\":{\"rooms\":[],\"since\":{\"epoch\":\"e\",\"seq\":1,"
+     "\"time\":null}}}",
+     TB_ERR_BAD_REQUEST},
 };
 
 static void test_parse_table(void **state)
@@ -83,6 +95,27 @@ static void test_parse_fields(void **state)
     assert_true(m.has_since);
     assert_string_equal(m.since_epoch, "abc");
     assert_int_equal(m.since_seq, 77);
+    assert_false(m.has_since_time);
+    tb_protocol_cmsg_clear(&m);
+}
+
+/* since.time: parsed to milliseconds; a bad one is a bad_request naming payload.since.time. */
+static void test_parse_since_time(void **state)
+{
+    (void)state;
+    const char *t = "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],\"since\":"
+                    "{\"epoch\":\"abc\",\"seq\":7,\"time\":\"2023-11-14T22:13:20.123Z\"}}}";
+    const char *bad = "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],\"since\":"
+                      "{\"epoch\":\"abc\",\"seq\":7,\"time\":\"yesterday\"}}}";
+    tb_protocol_cmsg_t m;
+    const char *code, *msg;
+    assert_int_equal(tb_protocol_cmsg_parse(t, strlen(t), &m, &code, &msg), 0);
+    assert_true(m.has_since && m.has_since_time);
+    assert_true(m.since_time_ms == 1700000000123);
+    tb_protocol_cmsg_clear(&m);
+    assert_int_equal(tb_protocol_cmsg_parse(bad, strlen(bad), &m, &code, &msg), -1);
+    assert_string_equal(code, TB_ERR_BAD_REQUEST);
+    assert_non_null(strstr(msg, "payload.since.time"));
     tb_protocol_cmsg_clear(&m);
 }
 
@@ -384,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_device_room_and_snapshot_mark),
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_since_time),
         cmocka_unit_test(test_invalid_utf8_and_embedded_nul),
         cmocka_unit_test(test_request_id_survives_error),
         cmocka_unit_test(test_device_envelope),

@@ -61,6 +61,70 @@ static void test_rfc3339_matches_gmtime(void **state)
     }
 }
 
+/* Parsing what tb_format_rfc3339_ms writes gives the instant back, across the whole range. */
+static void test_rfc3339_parse_round_trip(void **state)
+{
+    (void)state;
+    const int64_t step = INT64_C(97) * 86400000 + 3723457;
+    char ts[TB_RFC3339_LEN];
+    for (int64_t ms = INT64_C(-62167219200000); ms < INT64_C(253402300800000); ms += step) {
+        int64_t back = 0;
+        tb_format_rfc3339_ms(ms, ts);
+        assert_int_equal(tb_parse_rfc3339_ms(ts, strlen(ts), &back), 0);
+        assert_true(back == ms);
+    }
+}
+
+static void test_rfc3339_parse(void **state)
+{
+    static const struct {
+        const char *s;
+        int64_t ms; /* when valid */
+        bool ok;
+    } cases[] = {
+        {"2023-11-14T22:13:20.123Z", 1700000000123, true},
+        {"2023-11-14t22:13:20.123z", 1700000000123, true},
+        {"2023-11-14T22:13:20Z", 1700000000000, true},
+        {"2023-11-14T22:13:20.1234567Z", 1700000000123, true},
+        {"2023-11-14T23:13:20.123+01:00", 1700000000123, true},
+        {"2023-11-14T21:43:20.123-00:30", 1700000000123, true},
+        {"2000-02-29T00:00:00Z", INT64_C(951782400000), true},
+        {"1970-01-01T00:00:60Z", 60000, true},
+        {"2100-02-29T00:00:00Z", 0, false},
+        {"2023-13-01T00:00:00Z", 0, false},
+        {"2023-00-01T00:00:00Z", 0, false},
+        {"2023-04-31T00:00:00Z", 0, false},
+        {"2023-11-14T24:00:00Z", 0, false},
+        {"2023-11-14T22:60:00Z", 0, false},
+        {"2023-11-14T22:13:20", 0, false},
+        {"2023-11-14T22:13:20.Z", 0, false},
+        {"2023-11-14T22:13:20.1234567890Z", 0, false},
+        {"2023-11-14 22:13:20Z", 0, false},
+        {"2023-11-14T22:13:20+0100", 0, false},
+        {"2023-11-14T22:13:20+24:00", 0, false},
+        {"2023-11-14T22:13:20.123Zx", 0, false},
+        {"23-11-14T22:13:20Z", 0, false},
+        {"", 0, false},
+        {"1700000000123", 0, false},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms = -42;
+        int rc = tb_parse_rfc3339_ms(cases[i].s, strlen(cases[i].s), &ms);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_true(ms == cases[i].ms);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_true(ms == -42);
+        }
+    }
+    /* Only len bytes count: a valid time followed by more bytes outside len is read alone. */
+    int64_t ms = 0;
+    assert_int_equal(tb_parse_rfc3339_ms("1970-01-01T00:00:01Zjunk", 20, &ms), 0);
+    assert_true(ms == 1000);
+}
+
 static void test_id_valid(void **state)
 {
     (void)state;
@@ -205,11 +269,18 @@ static void test_hash_fnv1a(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),         cmocka_unit_test(test_rfc3339_matches_gmtime),
-        cmocka_unit_test(test_id_valid),        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_redact_query),    cmocka_unit_test(test_ratelimit),
-        cmocka_unit_test(test_log_level_parse), cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_read_file),       cmocka_unit_test(test_hash_fnv1a),
+        cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_rfc3339_matches_gmtime),
+        cmocka_unit_test(test_rfc3339_parse_round_trip),
+        cmocka_unit_test(test_rfc3339_parse),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_redact_query),
+        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_log_level_parse),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_hash_fnv1a),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,159 @@
+"""Failover across bridges without a gap: `since` with `time` (docs/protocol.md → subscribe,
+Recovery; docs/operations.md → Several bridges). Two bridges on one broker, each with its own
+MQTT client id, so each gets every message."""
+
+import json
+import time
+
+import tb
+
+DEVICE = "fh-1"
+ROOM = f"device:{DEVICE}"
+TOPIC = f"devices/{DEVICE}/telemetry"
+OVERLAP_S = 2.0  # docs/protocol.md: a replay by time starts 2 s before `time`
+
+
+def device_ts(i):
+    """A distinct device timestamp for message i (the client's repeat key uses it)."""
+    return f"2026-01-01T00:{i // 60000:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}Z"
+
+
+def publish_numbered(broker, first, n, stamped=True):
+    lines = [json.dumps({"i": i, **({"timestamp": device_ts(i)} if stamped else {})})
+             for i in range(first, first + n)]
+    tb.mqtt_publish_lines(broker.port, TOPIC, lines)
+
+
+def wait_routed(bridge, count):
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= count, 30,
+                  f"{bridge.name}: {count} device messages routed")
+
+
+def routed(bridge):
+    return bridge.stats()["details"]["device_messages"]
+
+
+def key(env):
+    """The repeat key of docs/protocol.md: type, device and the payload's timestamp."""
+    return (env["type"], env["payload"]["device_id"], env["payload"]["timestamp"])
+
+
+def drop_repeats(before, replay):
+    """The client's repeat rule (docs/protocol.md → Recovery): a replayed message whose key
+    matches one received before the failover is dropped, each received one matching once (a
+    multiset: distinct messages may share a key). Returns the replayed messages kept."""
+    had = {}
+    for m in before:
+        had[key(m)] = had.get(key(m), 0) + 1
+    kept = []
+    for m in replay:
+        if had.get(key(m), 0):
+            had[key(m)] -= 1
+        else:
+            kept.append(m)
+    return kept
+
+
+def subscribe_since(ws, since, rooms=(ROOM,)):
+    return ws.request({"type": "subscribe", "request_id": "s1",
+                       "payload": {"rooms": list(rooms), "since": since}})
+
+
+def test_failover_by_time_replays_what_was_missed_once(make_bridge, broker, connect, wire):
+    b1, b2 = make_bridge(), make_bridge()
+    base2 = routed(b2)
+    ws = connect(b1, rooms=[ROOM])
+    epoch1 = ws.connected["payload"]["epoch"]
+    publish_numbered(broker, 0, 10)  # A: older than the overlap by the time the client fails over
+    time.sleep(OVERLAP_S + 1.0)
+    publish_numbered(broker, 10, 10)  # B: within the overlap of the client's last message
+    got = ws.recv_n(20)
+    assert [m["payload"]["fields"]["i"] for m in got] == list(range(20))
+    last = got[-1]
+    wait_routed(b2, base2 + 20)
+
+    ws.close()
+    b1.stop()
+    publish_numbered(broker, 20, 10)  # C: published while the client has no bridge
+    wait_routed(b2, base2 + 30)
+
+    ws2 = connect(b2)
+    assert ws2.connected["payload"]["epoch"] != epoch1
+    ans = subscribe_since(ws2, {"epoch": epoch1, "seq": last["seq"], "time": last["timestamp"]})
+    assert ans["type"] == "subscribed", ans
+    assert ans["payload"]["recovered"] is True and ans["payload"]["mode"] == "time", ans
+    replay = ws2.recv_n(20)
+    ws2.expect_silence(0.5)
+    # B again (the overlap), then C; not A, which b2 ingested more than 2 s before `time`.
+    assert [m["payload"]["fields"]["i"] for m in replay] == list(range(10, 30))
+    assert all("snapshot" not in m for m in replay)
+    seqs = [m["seq"] for m in replay]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    # The client's repeat rule leaves every message exactly once, in order.
+    union = [m["payload"]["fields"]["i"] for m in got + drop_repeats(got, replay)]
+    assert union == list(range(30))
+    # Live after the replay, from b2.
+    publish_numbered(broker, 30, 1)
+    assert ws2.recv()["payload"]["fields"]["i"] == 30
+
+
+def test_time_before_the_bridge_history_is_not_recovered(make_bridge, broker, connect):
+    b1 = make_bridge()
+    ws = connect(b1, rooms=[ROOM])
+    publish_numbered(broker, 0, 3)
+    last = ws.recv_n(3)[-1]
+    time.sleep(0.05)
+    b2 = make_bridge()  # started after `time`: it cannot know what came before
+    publish_numbered(broker, 3, 1)
+    wait_routed(b2, 2)  # its probe and message 3
+    ws2 = connect(b2)
+    ws2.keep_snapshots = True
+    ans = subscribe_since(ws2, {"epoch": ws.connected["payload"]["epoch"], "seq": last["seq"],
+                                "time": last["timestamp"]})
+    assert ans["payload"]["recovered"] is False and "mode" not in ans["payload"], ans
+    snap = ws2.recv()
+    assert snap["snapshot"] is True and snap["payload"]["fields"]["i"] == 3
+
+
+def test_bad_since_time_is_refused_and_joins_nothing(bridge, broker, connect, wire):
+    ws = connect(bridge)
+    for bad in ["yesterday", 1764650000000, "2026-02-30T00:00:00.000Z", None,
+                "2026-12-02T05:28:31.123"]:
+        ans = subscribe_since(ws, {"epoch": "x", "seq": 0, "time": bad})
+        assert ans["type"] == "error", ans
+        assert ans["payload"]["code"] == "bad_request", ans
+        assert "payload.since.time" in ans["payload"]["message"], ans
+        assert ans["request_id"] == "s1"
+    publish_numbered(broker, 0, 1)
+    ws.expect_silence(0.5)  # nothing was joined
+    rooms = {r["room"]: r["subscribers"] for r in bridge.get("/rooms")[1]}
+    assert rooms.get(ROOM, 0) == 0
+    tb.assert_next_client_served(bridge, broker, connect)
+
+
+def test_unstamped_devices_repeat_only_in_the_overlap(make_bridge, broker, connect):
+    """Devices that send no timestamp: each bridge stamps its own ingest time, so a repeat of
+    the overlap may carry another payload.timestamp than the copy the client had: the client
+    may show such a message twice, never a message outside the overlap, and misses none."""
+    b1, b2 = make_bridge(), make_bridge()
+    base2 = routed(b2)
+    ws = connect(b1, rooms=[ROOM])
+    publish_numbered(broker, 0, 5, stamped=False)
+    got = ws.recv_n(5)
+    ws.close()
+    b1.stop()
+    publish_numbered(broker, 5, 5, stamped=False)
+    wait_routed(b2, base2 + 10)
+    ws2 = connect(b2)
+    last = got[-1]
+    ans = subscribe_since(ws2, {"epoch": ws.connected["payload"]["epoch"], "seq": last["seq"],
+                                "time": last["timestamp"]})
+    assert ans["payload"]["mode"] == "time", ans
+    replay = ws2.recv_n(10)
+    ws2.expect_silence(0.5)
+    assert [m["payload"]["fields"]["i"] for m in replay] == list(range(10))
+    shown = [m["payload"]["fields"]["i"] for m in got + drop_repeats(got, replay)]
+    # Every message shown, the overlap's (0..4) once or twice, the rest once.
+    assert sorted(set(shown)) == list(range(10))
+    assert all(shown.count(i) == 1 for i in range(5, 10))
+    assert all(shown.count(i) <= 2 for i in range(5))
