@@ -71,10 +71,18 @@ bool tb_grant_has_scope(const tb_grant_t *g, const char *scope)
     return false;
 }
 
+static bool is_user_room(const char *s)
+{
+    return strncmp(s, TB_ROOM_USER_PREFIX, TB_ROOM_USER_PREFIX_LEN) == 0;
+}
+
 bool tb_grant_allows_room(const tb_grant_t *g, const char *room)
 {
+    bool user = is_user_room(room);
+    if (user && strcmp(room + TB_ROOM_USER_PREFIX_LEN, g->sub) == 0)
+        return true;
     for (size_t i = 0; i < g->n_rooms; i++)
-        if (tb_room_pattern_match(g->strs[i], room))
+        if ((!user || is_user_room(g->strs[i])) && tb_room_pattern_match(g->strs[i], room))
             return true;
     return false;
 }

@@ -46,7 +46,7 @@ static const room_t *snapshot_by_scan(const tb_hub_t *h, const tb_lastvalue_entr
 /*
  * Snapshot of the rooms just joined (fresh), each device once: the devices named by device
  * rooms in request order, then, when a group room or global was joined, every other device
- * in them from the least to the most recently updated.
+ * in them from the least to the most recently updated. A user: room has no snapshot.
  */
 static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
 {
@@ -56,8 +56,9 @@ static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
     json_array_foreach(fresh, i, v)
     {
         const char *name = json_string_value(v), *id;
-        if (tb_room_parse(name, strlen(name), &id, NULL) != TB_ROOM_DEVICE) {
-            scan = true;
+        tb_room_kind_t kind = tb_room_parse(name, strlen(name), &id, NULL);
+        if (kind != TB_ROOM_DEVICE) {
+            scan = scan || kind != TB_ROOM_USER; /* a personal room holds no device */
             continue;
         }
         const tb_lastvalue_entry_t *e = tb_lastvalue_find(h->lv, id);

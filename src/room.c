@@ -10,6 +10,16 @@ static bool has_prefix(const char *s, size_t len, const char *prefix, size_t ple
     return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
+bool tb_room_user_sub_valid(const char *sub, size_t len)
+{
+    if (len == 0 || len > TB_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (sub[i] <= ' ' || sub[i] > '~' || sub[i] == '"' || sub[i] == '\\' || sub[i] == '*')
+            return false;
+    return true;
+}
+
 tb_room_kind_t tb_room_parse(const char *room, size_t len, const char **id, size_t *idlen)
 {
     tb_room_kind_t kind;
@@ -22,10 +32,14 @@ tb_room_kind_t tb_room_parse(const char *room, size_t len, const char **id, size
     } else if (has_prefix(room, len, "group:", 6)) {
         kind = TB_ROOM_GROUP;
         skip = 6;
+    } else if (has_prefix(room, len, TB_ROOM_USER_PREFIX, TB_ROOM_USER_PREFIX_LEN)) {
+        kind = TB_ROOM_USER;
+        skip = TB_ROOM_USER_PREFIX_LEN;
     } else {
         return TB_ROOM_INVALID;
     }
-    if (!tb_id_valid(room + skip, len - skip))
+    if (kind == TB_ROOM_USER ? !tb_room_user_sub_valid(room + skip, len - skip)
+                             : !tb_id_valid(room + skip, len - skip))
         return TB_ROOM_INVALID;
     if (id)
         *id = room + skip;
@@ -40,11 +54,14 @@ bool tb_room_pattern_valid(const char *pattern)
     if (len == 1 && pattern[0] == '*')
         return true;
     if (len > 0 && pattern[len - 1] == '*') {
-        /* "device:*", "group:*" or a prefix of a valid id: "device:sensor-*". */
+        /* "device:*", "group:*", "user:*" or a prefix of a valid id: "device:sensor-*". */
         size_t plen = len - 1;
         if (plen == 7 && memcmp(pattern, "device:", 7) == 0)
             return true;
         if (plen == 6 && memcmp(pattern, "group:", 6) == 0)
+            return true;
+        if (plen == TB_ROOM_USER_PREFIX_LEN &&
+            memcmp(pattern, TB_ROOM_USER_PREFIX, TB_ROOM_USER_PREFIX_LEN) == 0)
             return true;
         return tb_room_parse(pattern, plen, NULL, NULL) != TB_ROOM_INVALID &&
                !(plen == 6 && memcmp(pattern, "global", 6) == 0);

@@ -35,7 +35,12 @@ const char *tb_grant_sub(const tb_grant_t *g); /* "" when the token had no sub *
 int64_t tb_grant_exp(const tb_grant_t *g);
 /* True when scope (NUL-terminated) equals one of the grant's scopes, whole. */
 bool tb_grant_has_scope(const tb_grant_t *g, const char *scope);
-/* True when one of the grant's room patterns matches room (tb_room_pattern_match). */
+/*
+ * True when one of the grant's room patterns matches room (tb_room_pattern_match), with the rule
+ * of personal rooms: "user:<sub>" of the grant's own sub is always allowed, and any other
+ * user: room only by a pattern that starts with "user:" ("user:*", "user:alice") — "*" does not
+ * reach other people's rooms.
+ */
 bool tb_grant_allows_room(const tb_grant_t *g, const char *room);
 /* An independent copy of g (the caller owns and frees it), or NULL when out of memory. */
 tb_grant_t *tb_grant_dup(const tb_grant_t *g);

@@ -229,6 +229,49 @@ static void test_new_copies_and_keeps_rooms_apart_from_scopes(void **state)
     tb_grant_free(NULL);
 }
 
+static tb_grant_t *grant_for(const char *sub, const char *const *patterns, size_t n)
+{
+    tb_grant_str_t strs[4];
+    assert_true(n <= sizeof(strs) / sizeof(strs[0]));
+    for (size_t i = 0; i < n; i++)
+        strs[i] = (tb_grant_str_t){patterns[i], strlen(patterns[i])};
+    tb_grant_t *g = tb_grant_new(sub, strlen(sub), NOW_S, strs, n, 0);
+    assert_non_null(g);
+    return g;
+}
+
+/* The personal room: its own always, another user's only through a "user:" pattern ("*" and
+ * other kinds' patterns do not reach it); other rooms are unchanged. */
+static void test_personal_rooms(void **state)
+{
+    static const char *const star[] = {"*"}, *const users[] = {"user:*"},
+                             *const one[] = {"user:bo*", "device:*"};
+    (void)state;
+    tb_grant_t *none = grant_for("alice", NULL, 0), *all = grant_for("alice", star, 1);
+    tb_grant_t *admin = grant_for("ops", users, 1), *some = grant_for("carol", one, 2);
+    tb_grant_t *nosub = grant_for("", star, 1);
+    assert_true(tb_grant_allows_room(none, "user:alice"));
+    assert_false(tb_grant_allows_room(none, "user:bob"));
+    assert_false(tb_grant_allows_room(none, "user:alice2"));
+    assert_false(tb_grant_allows_room(none, "global"));
+    assert_true(tb_grant_allows_room(all, "user:alice"));
+    assert_false(tb_grant_allows_room(all, "user:bob"));
+    assert_true(tb_grant_allows_room(all, "global"));
+    assert_true(tb_grant_allows_room(admin, "user:bob"));
+    assert_true(tb_grant_allows_room(admin, "user:alice"));
+    assert_false(tb_grant_allows_room(admin, "device:x"));
+    assert_true(tb_grant_allows_room(some, "user:bob"));
+    assert_false(tb_grant_allows_room(some, "user:alice"));
+    assert_true(tb_grant_allows_room(some, "user:carol"));
+    assert_true(tb_grant_allows_room(some, "device:x"));
+    assert_false(tb_grant_allows_room(nosub, "user:alice"));
+    tb_grant_free(none);
+    tb_grant_free(all);
+    tb_grant_free(admin);
+    tb_grant_free(some);
+    tb_grant_free(nosub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_empty_grants_allow_nothing),
         cmocka_unit_test(test_invalid_patterns_refuse_the_token),
         cmocka_unit_test(test_new_copies_and_keeps_rooms_apart_from_scopes),
+        cmocka_unit_test(test_personal_rooms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

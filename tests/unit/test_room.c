@@ -51,6 +51,17 @@ static void test_parse_table(void **state)
         {"Global", TB_ROOM_INVALID, NULL},
         {"*", TB_ROOM_INVALID, NULL},
         {"device:caf\xc3\xa9", TB_ROOM_INVALID, NULL},
+        {"user:alice", TB_ROOM_USER, "alice"},
+        {"user:a.b+tag@example.com", TB_ROOM_USER, "a.b+tag@example.com"},
+        {"user:auth0|5f3c", TB_ROOM_USER, "auth0|5f3c"},
+        {"user:https://idp.example/u/1", TB_ROOM_USER, "https://idp.example/u/1"},
+        {"user:", TB_ROOM_INVALID, NULL},
+        {"user:a b", TB_ROOM_INVALID, NULL},
+        {"user:a*", TB_ROOM_INVALID, NULL},
+        {"user:a\"b", TB_ROOM_INVALID, NULL},
+        {"user:a\\b", TB_ROOM_INVALID, NULL},
+        {"user:caf\xc3\xa9", TB_ROOM_INVALID, NULL},
+        {"User:alice", TB_ROOM_INVALID, NULL},
     };
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -134,6 +145,13 @@ static void test_pattern_valid_table(void **state)
         {"group:a/b", false},
         {"Device:*", false},
         {"global:x", false},
+        {"user:*", true},
+        {"user:ali*", true},
+        {"user:alice", true},
+        {"user:a@b.c", true},
+        {"user:", false},
+        {"user:a b", false},
+        {"user:**", false},
     };
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
@@ -185,6 +203,12 @@ static void test_pattern_match_table(void **state)
         {"device:sensor-*", "group:sensor-1", false},
         {"group:b*", "group:building-a", true},
         {"group:b*", "group:a", false},
+        {"user:*", "user:alice", true},
+        {"user:*", "device:x", false},
+        {"user:al*", "user:alice", true},
+        {"user:alice", "user:alice", true},
+        {"user:alice", "user:alice2", false},
+        {"device:*", "user:alice", false},
     };
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
