@@ -185,6 +185,7 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
     while (c->n_rooms)
         hub_room_leave_slot(h, c, c->n_rooms - 1);
     free(c->rooms);
+    hub_opts_free(c);
     hub_queue_release(c);
     tb_grant_free(c->grant);
     h->slots[c->slot] = h->slots[--h->n_conns];

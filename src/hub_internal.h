@@ -15,6 +15,7 @@
 #include "telebridge/groups.h"
 #include "telebridge/history.h"
 #include "telebridge/lastvalue.h"
+#include "telebridge/project.h"
 #include "telebridge/protocol.h"
 #include "telebridge/room.h"
 #include "telebridge/strhash.h"
@@ -48,16 +49,40 @@ typedef struct {
  * One room a connection joined: the room, the seq after which the room's messages are owed to
  * the connection (the bridge's last seq when it joined, or the `since` it recovers from), where
  * the connection sits in its members, whether it already had them up to its catch-up's had_max or
- * only up to from_seq (its had_to, see catchup_t and joined_had_to()), and the connection's number
- * of the subscribe that joined it. 24 bytes: every connection holds at least one.
+ * only up to from_seq (its had_to, see catchup_t and joined_had_to()), the subscribe options it
+ * follows (opt: 0 none, else 1 + an index into the connection's conn_x_t.opts) and the
+ * connection's number of the subscribe that joined it. 24 bytes: every connection holds one.
  */
 typedef struct {
     room_t *room;
     uint64_t from_seq;
-    uint32_t pos : 31;     /* a room has fewer members than 2^31 (one per descriptor at most) */
+    uint32_t pos : 25;     /* a room has fewer members than 2^25 (one per descriptor at most) */
     uint32_t had_live : 1; /* held when the current catch-up began: had_to is had_max */
+    uint32_t opt : 6;      /* 0, or 1 + index in c->x->opts (HUB_OPTS_MAX sets at most) */
     uint32_t sub;
 } joined_t;
+
+/* Distinct option sets one connection's rooms may follow at once (joined_t.opt's 6 bits). */
+#define HUB_OPTS_MAX 63
+/* Members of one room at most (joined_t.pos's 25 bits). */
+#define HUB_ROOM_MEMBERS_MAX (1u << 25)
+
+/* One set of subscribe options (docs/protocol.md → Subscribe options) that joined rooms follow. */
+typedef struct {
+    uint32_t interval_ms; /* max_hz as the least time between two telemetry sends; 0: no cap */
+    uint32_t refs;        /* joined rooms that follow it; 0: the slot is free */
+    tb_project_t *fields; /* NULL: every field */
+} hub_opts_t;
+
+/*
+ * What a connection that uses subscribe options holds beyond struct tb_conn, allocated by the
+ * first subscribe with max_hz or fields and freed with the connection (hub_conflate.c); idle and
+ * option-less connections carry only the NULL pointer.
+ */
+typedef struct {
+    hub_opts_t *opts; /* opts[0..n_opts): joined_t.opt - 1 indexes it */
+    uint32_t n_opts, cap_opts;
+} conn_x_t;
 
 /* A pending snapshot frame: a reference to a stored frame and the joined room it is sent for. */
 typedef struct {
@@ -114,13 +139,14 @@ struct tb_conn {
     uint32_t slot; /* its index in the hub's slots */
     catchup_t *cu; /* while catching up, else NULL */
     joined_t *rooms;
-    int64_t rl_window; /* the second the rate-limit count belongs to */
-    uint32_t subs;     /* subscribes handled: joined_t.sub of the rooms the current one joins */
+    conn_x_t *x;   /* subscribe options and their state, or NULL (none used yet) */
+    uint32_t subs; /* subscribes handled: joined_t.sub of the rooms the current one joins */
     uint32_t n_rooms, cap_rooms;
     uint32_t rl_count;
-    int close_code;
-    bool warned; /* token_expiring was sent for the current grant */
-    bool pinged; /* ops.ping was called since its slot's seen_ms */
+    int32_t rl_window;   /* the second (tb_mono_ms() / 1000) the rate-limit count belongs to */
+    uint16_t close_code; /* a WebSocket close code, < 5000 */
+    bool warned;         /* token_expiring was sent for the current grant */
+    bool pinged;         /* ops.ping was called since its slot's seen_ms */
 };
 
 /*
@@ -217,6 +243,22 @@ void hub_snap_drop_room(tb_hub_t *h, tb_conn_t *c, uint32_t slot);
 void hub_conn_check(const tb_hub_t *h, const tb_conn_t *c);
 /* Refills a catching-up connection's queue up to its fill mark; live again at the last seq. */
 void hub_catch_up(tb_hub_t *h, tb_conn_t *c);
+
+/* ---- subscribe options and conflation (hub_conflate.c) ------------------------------------ */
+
+/*
+ * The opt value (joined_t.opt) for the options of subscribe m on c: 0 when m sets neither max_hz
+ * nor fields, else 1 + the index of an equal set c already has or of a new one. Takes no
+ * reference (hub_opts_set() does). 0 and *opt, or -1 when out of memory or when c would hold
+ * more than HUB_OPTS_MAX sets.
+ */
+int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt);
+/* Makes joined room j of c follow the option set opt (0: none), releasing the one it had. */
+void hub_opts_set(tb_conn_t *c, joined_t *j, uint32_t opt);
+/* The option set joined room j follows, or NULL. */
+const hub_opts_t *hub_opts_of(const tb_conn_t *c, const joined_t *j);
+/* Frees c's conn_x_t (after its rooms were left). */
+void hub_opts_free(tb_conn_t *c);
 
 /* ---- core (hub.c) ------------------------------------------------------------------------ */
 

@@ -150,13 +150,16 @@ bool hub_conn_joined(const tb_hub_t *h, const tb_conn_t *c, const char *name)
 
 /*
  * Adds c to the room called name, creating it, owing it the room's messages after from_seq.
- * 0 (also when c already was in it), or -1 when out of memory.
+ * 0 (also when c already was in it), or -1 when out of memory or the room is full
+ * (HUB_ROOM_MEMBERS_MAX).
  */
 int hub_room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq)
 {
     room_t *r = hub_room_find(h, name, strlen(name));
     if (r && hub_conn_joined_room(c, r))
         return 0;
+    if (r && r->n_members >= HUB_ROOM_MEMBERS_MAX)
+        return -1;
     if (hub_grow_for_one((void **)&c->rooms, &c->cap_rooms, c->n_rooms, CONN_MIN_ROOMS,
                          sizeof(joined_t)))
         return -1;
@@ -183,6 +186,7 @@ int hub_room_join(tb_hub_t *h, tb_conn_t *c, const char *name, uint64_t from_seq
 void hub_room_leave_slot(tb_hub_t *h, tb_conn_t *c, uint32_t slot)
 {
     hub_snap_drop_room(h, c, slot);
+    hub_opts_set(c, &c->rooms[slot], 0);
     room_t *r = c->rooms[slot].room;
     uint32_t pos = c->rooms[slot].pos;
     member_t last = r->members[--r->n_members];

@@ -89,7 +89,7 @@ void hub_conn_request_close(tb_hub_t *h, tb_conn_t *c, int code)
 {
     if (c->close_code)
         return;
-    c->close_code = code;
+    c->close_code = (uint16_t)code;
     h->ops.close(h->transport, c->io, code);
 }
 

@@ -80,8 +80,9 @@ typedef struct {
     json_t *joined, *invalid, *forbidden, *too_many, *fresh;
 } sub_result_t;
 
+/* Joins room (or keeps it) for subscribe options opt (hub_opts_find()), filing it in res. */
 static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t from_seq,
-                          sub_result_t *res)
+                          uint32_t opt, sub_result_t *res)
 {
     json_t *name = json_string(room);
     json_t *into = res->joined;
@@ -98,7 +99,21 @@ static void subscribe_one(tb_hub_t *h, tb_conn_t *c, const char *room, uint64_t 
         into = res->too_many; /* out of memory: the client can only try fewer rooms */
     else
         json_array_append(res->fresh, name);
+    if (into == res->joined)
+        hub_opts_set(c, (joined_t *)hub_conn_joined_room(c, hub_room_find(h, room, strlen(room))),
+                     opt);
     json_array_append_new(into, name);
+}
+
+/*
+ * The checks of a subscribe's options that need the configuration (the rest are the parser's):
+ * NULL, or the bad_request message naming the option.
+ */
+static const char *options_refused(const tb_hub_t *h, const tb_protocol_cmsg_t *m)
+{
+    if (m->series > (uint32_t)h->cfg->history.series_points)
+        return "payload.series must be an integer from 1 to history.series_points";
+    return NULL;
 }
 
 /* How a subscribe's `since` is honoured: not, by seq, or by time. */
@@ -170,6 +185,18 @@ static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char 
  */
 static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
+    const char *refused = options_refused(h, m);
+    uint32_t opt;
+    if (refused) {
+        hub_conn_error(h, c, TB_ERR_BAD_REQUEST, refused, NULL, m->request_id);
+        return;
+    }
+    if (hub_opts_find(c, m, &opt)) {
+        hub_conn_error(h, c, TB_ERR_BAD_REQUEST,
+                       "payload: too many different max_hz/fields options on this connection", NULL,
+                       m->request_id);
+        return;
+    }
     sub_result_t res = {json_array(), json_array(), json_array(), json_array(), json_array()};
     uint64_t from_seq = h->seq;
     recover_t mode = recovery(h, c, m, &from_seq);
@@ -178,7 +205,8 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t
     json_t *r;
     c->subs++;
     catch_up_start(h, c, from_seq);
-    json_array_foreach(m->rooms, i, r) subscribe_one(h, c, json_string_value(r), from_seq, &res);
+    json_array_foreach(m->rooms, i, r)
+        subscribe_one(h, c, json_string_value(r), from_seq, opt, &res);
     json_t *payload = json_pack("{s:O, s:I}", "rooms", res.joined, "seq", (json_int_t)h->seq);
     if (payload && m->has_since)
         json_object_set_new(payload, "recovered", json_boolean(recover));
@@ -260,7 +288,7 @@ static void handle_refresh(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *
 /* Counts c's message against client_messages_per_s; false when over the limit. */
 static bool rate_ok(tb_hub_t *h, tb_conn_t *c, bool *first_refusal)
 {
-    int64_t window = tb_mono_ms() / 1000;
+    int32_t window = (int32_t)(tb_mono_ms() / 1000);
     if (window != c->rl_window) {
         c->rl_window = window;
         c->rl_count = 0;

@@ -1,6 +1,7 @@
 /* protocol — client message parsing and server envelopes; see include/telebridge/protocol.h. */
 #include "telebridge/protocol.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +81,97 @@ static int parse_since(json_t *payload, tb_protocol_cmsg_t *out, const char **ec
     return parse_since_time(json_object_get(since, "time"), out, ec, em);
 }
 
+/* The keys a subscribe payload may hold. */
+static const char *const subscribe_keys[] = {"rooms", "since", "max_hz", "fields", "series"};
+
+/* Every key of a subscribe payload is one of subscribe_keys; else names the first other one. */
+static int check_subscribe_keys(json_t *payload, tb_protocol_cmsg_t *out, const char **ec,
+                                const char **em)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(payload, key, v)
+    {
+        size_t i = 0;
+        while (i < sizeof(subscribe_keys) / sizeof(subscribe_keys[0]) &&
+               strcmp(key, subscribe_keys[i]) != 0)
+            i++;
+        if (i == sizeof(subscribe_keys) / sizeof(subscribe_keys[0])) {
+            snprintf(out->err, sizeof(out->err),
+                     "payload.%.48s is not a subscribe option (rooms, since, max_hz, fields, "
+                     "series)",
+                     key);
+            return fail(ec, em, TB_ERR_BAD_REQUEST, out->err);
+        }
+    }
+    return 0;
+}
+
+static int parse_max_hz(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *v = json_object_get(payload, "max_hz");
+    if (!v)
+        return 0;
+    double hz = json_number_value(v);
+    if (!json_is_number(v) || !(hz >= TB_PROTOCOL_MAX_HZ_MIN && hz <= TB_PROTOCOL_MAX_HZ_MAX))
+        return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.max_hz must be a number from 0.1 to 100");
+    out->max_hz = hz;
+    return 0;
+}
+
+/* fields: a non-empty array of distinct, non-empty strings, within the limits. */
+static bool fields_ok(const json_t *fields)
+{
+    size_t n = json_array_size(fields);
+    if (!json_is_array(fields) || n == 0 || n > TB_PROTOCOL_FIELDS_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *f = json_array_get(fields, i);
+        size_t len = json_string_length(f);
+        if (!json_is_string(f) || len == 0 || len > TB_PROTOCOL_FIELD_NAME_MAX)
+            return false;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(json_string_value(json_array_get(fields, k)), json_string_value(f)) == 0)
+                return false;
+    }
+    return true;
+}
+
+static int parse_fields(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *v = json_object_get(payload, "fields");
+    if (!v)
+        return 0;
+    if (!fields_ok(v))
+        return fail(ec, em, TB_ERR_BAD_REQUEST,
+                    "payload.fields must be a non-empty array of at most 64 distinct field names "
+                    "(strings of 1 to 128 bytes)");
+    out->fields = v;
+    return 0;
+}
+
+static int parse_series(json_t *payload, tb_protocol_cmsg_t *out, const char **ec, const char **em)
+{
+    json_t *v = json_object_get(payload, "series");
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > UINT32_MAX)
+        return fail(ec, em, TB_ERR_BAD_REQUEST,
+                    "payload.series must be an integer from 1 to history.series_points");
+    out->series = (uint32_t)json_integer_value(v);
+    return 0;
+}
+
+static int parse_subscribe(json_t *payload, tb_protocol_cmsg_t *out, const char **ec,
+                           const char **em)
+{
+    if (parse_rooms(payload, out, ec, em) || check_subscribe_keys(payload, out, ec, em) ||
+        parse_since(payload, out, ec, em) || parse_max_hz(payload, out, ec, em) ||
+        parse_fields(payload, out, ec, em) || parse_series(payload, out, ec, em))
+        return -1;
+    return 0;
+}
+
 static int parse_payload(tb_protocol_cmsg_t *out, const char **ec, const char **em)
 {
     json_t *payload = json_object_get(out->root, "payload");
@@ -87,9 +179,7 @@ static int parse_payload(tb_protocol_cmsg_t *out, const char **ec, const char **
         return fail(ec, em, TB_ERR_BAD_REQUEST, "payload must be an object");
     switch (out->type) {
     case TB_PROTOCOL_CMSG_SUBSCRIBE:
-        if (parse_rooms(payload, out, ec, em))
-            return -1;
-        return parse_since(payload, out, ec, em);
+        return parse_subscribe(payload, out, ec, em);
     case TB_PROTOCOL_CMSG_UNSUBSCRIBE:
         return parse_rooms(payload, out, ec, em);
     case TB_PROTOCOL_CMSG_REFRESH:

@@ -20,6 +20,18 @@
 /* Longest request_id string echoed back; a longer one is a bad_request. */
 #define TB_REQUEST_ID_MAX 128
 
+/*
+ * Subscribe options (docs/protocol.md → Subscribe options), their limits defined here once:
+ * max_hz from TB_PROTOCOL_MAX_HZ_MIN to TB_PROTOCOL_MAX_HZ_MAX; fields at most
+ * TB_PROTOCOL_FIELDS_MAX distinct names of 1 to TB_PROTOCOL_FIELD_NAME_MAX bytes.
+ */
+#define TB_PROTOCOL_MAX_HZ_MIN 0.1
+#define TB_PROTOCOL_MAX_HZ_MAX 100.0
+#define TB_PROTOCOL_FIELDS_MAX 64
+#define TB_PROTOCOL_FIELD_NAME_MAX 128
+/* Room for an error message that names a payload key (cut to 48 bytes). */
+#define TB_PROTOCOL_ERR_LEN 128
+
 typedef enum {
     TB_PROTOCOL_CMSG_SUBSCRIBE = 0,
     TB_PROTOCOL_CMSG_UNSUBSCRIBE,
@@ -50,13 +62,20 @@ typedef struct {
     bool has_since_time;   /* subscribe: "since" also had a valid "time" */
     int64_t since_time_ms; /* its Unix epoch milliseconds */
     const char *token;     /* refresh: payload.token */
+    /* subscribe options, validated; each 0 / NULL when absent */
+    double max_hz;   /* TB_PROTOCOL_MAX_HZ_MIN..TB_PROTOCOL_MAX_HZ_MAX */
+    json_t *fields;  /* 1..TB_PROTOCOL_FIELDS_MAX distinct strings, 1..FIELD_NAME_MAX bytes */
+    uint32_t series; /* >= 1; the hub checks it against history.series_points */
+    char err[TB_PROTOCOL_ERR_LEN]; /* holds *err_msg when it names a payload key */
 } tb_protocol_cmsg_t;
 
 /*
  * Parses buf[0..len). Returns 0 and fills *out, or -1 and sets *err_code (one of TB_ERR_*) and
  * *err_msg (a static, human-readable reason). When the message had a usable request_id it is
  * still returned in *out->request_id (with out->root owning it) so the error can echo it: call
- * tb_protocol_cmsg_clear() after either outcome.
+ * tb_protocol_cmsg_clear() after either outcome. A subscribe payload holds only rooms, since,
+ * max_hz, fields and series: any other key, or a bad value of one, is a bad_request whose
+ * message names it (*err_msg may then point into out->err, valid until the clear).
  */
 int tb_protocol_cmsg_parse(const char *buf, size_t len, tb_protocol_cmsg_t *out,
                            const char **err_code, const char **err_msg);

@@ -119,6 +119,74 @@ static void test_parse_since_time(void **state)
     tb_protocol_cmsg_clear(&m);
 }
 
+/* Subscribe options (docs/protocol.md → Subscribe options): NULL `names` must parse. */
+static const struct {
+    const char *options; /* members after "rooms":["global"] */
+    const char *names;   /* what the bad_request message must name, or NULL */
+} option_cases[] = {
+    {"\"max_hz\":0.1", NULL},
+    {"\"max_hz\":100", NULL},
+    {"\"max_hz\":2.5,\"fields\":[\"t\",\"h\"],\"series\":1", NULL},
+    {"\"series\":4000000000", NULL}, /* the hub checks history.series_points */
+    {"\"max_hz\":0.09", "payload.max_hz"},
+    {"\"max_hz\":100.5", "payload.max_hz"},
+    {"\"max_hz\":0", "payload.max_hz"},
+    {"\"max_hz\":\"1\"", "payload.max_hz"},
+    {"\"max_hz\":null", "payload.max_hz"},
+    {"\"fields\":[]", "payload.fields"},
+    {"\"fields\":\"t\"", "payload.fields"},
+    {"\"fields\":[\"t\",\"t\"]", "payload.fields"},
+    {"\"fields\":[\"\"]", "payload.fields"},
+    {"\"fields\":[1]", "payload.fields"},
+    {"\"series\":0", "payload.series"},
+    {"\"series\":1.5", "payload.series"},
+    {"\"series\":-3", "payload.series"},
+    {"\"series\":5000000000", "payload.series"},
+    {"\"maxhz\":1", "payload.maxhz"},
+    {"\"max_hz\":1,\"extra\":{}", "payload.extra"},
+};
+
+static void test_subscribe_options(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(option_cases) / sizeof(option_cases[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],%s}}",
+                 option_cases[i].options);
+        tb_protocol_cmsg_t m;
+        const char *code = NULL, *msg = NULL;
+        int rc = tb_protocol_cmsg_parse(text, strlen(text), &m, &code, &msg);
+        if (option_cases[i].names) {
+            if (rc != -1 || strcmp(code, TB_ERR_BAD_REQUEST) != 0 ||
+                strncmp(msg, option_cases[i].names, strlen(option_cases[i].names)) != 0)
+                fail_msg("case %zu (%s): want bad_request naming %s, got rc=%d %s", i, text,
+                         option_cases[i].names, rc, msg ? msg : "-");
+        } else if (rc != 0) {
+            fail_msg("case %zu (%s): want success, got %s", i, text, msg);
+        }
+        tb_protocol_cmsg_clear(&m);
+    }
+}
+
+static void test_subscribe_option_values(void **state)
+{
+    (void)state;
+    const char *t = "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"global\"],"
+                    "\"max_hz\":2.5,\"fields\":[\"t\",\"h\"],\"series\":30}}";
+    tb_protocol_cmsg_t m;
+    const char *code, *msg;
+    assert_int_equal(tb_protocol_cmsg_parse(t, strlen(t), &m, &code, &msg), 0);
+    assert_true(m.max_hz == 2.5);
+    assert_int_equal(json_array_size(m.fields), 2);
+    assert_int_equal(m.series, 30);
+    tb_protocol_cmsg_clear(&m);
+    const char *plain = "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[]}}";
+    assert_int_equal(tb_protocol_cmsg_parse(plain, strlen(plain), &m, &code, &msg), 0);
+    assert_true(m.max_hz == 0 && m.fields == NULL && m.series == 0);
+    tb_protocol_cmsg_clear(&m);
+}
+
 static void test_invalid_utf8_and_embedded_nul(void **state)
 {
     (void)state;
@@ -418,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_parse_table),
         cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_parse_since_time),
+        cmocka_unit_test(test_subscribe_options),
+        cmocka_unit_test(test_subscribe_option_values),
         cmocka_unit_test(test_invalid_utf8_and_embedded_nul),
         cmocka_unit_test(test_request_id_survives_error),
         cmocka_unit_test(test_device_envelope),
