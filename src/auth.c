@@ -36,6 +36,7 @@
 #include "telebridge/keys.h"
 #include "telebridge/log.h"
 #include "telebridge/room.h"
+#include "telebridge/ticket.h"
 #include "telebridge/util.h"
 
 /* NumericDates beyond this magnitude (about 31 million years) are refused as not a date. */
@@ -62,6 +63,8 @@ struct tb_auth {
     int64_t leeway_s;
     char **default_rooms;
     size_t n_default_rooms;
+    bool has_ticket_key; /* HS*: the fleet's ticket key, derived from the secret */
+    unsigned char ticket_key[TB_TICKET_KEY_LEN];
 };
 
 static const struct tb_auth_alg *find_alg(const char *name)
@@ -104,6 +107,26 @@ static int copy_default_rooms(tb_auth_t *a, const tb_config_auth_t *cfg, char *e
     return 0;
 }
 
+/*
+ * The ticket key of every bridge with this secret: HMAC-SHA256(secret, TICKET_KEY_LABEL). The
+ * label holds a '/', which no JWS signing input (base64url and '.') does, so no ticket MAC is
+ * ever a token signature or the other way round.
+ */
+#define TICKET_KEY_LABEL "telebridge/ticket-key/v1"
+
+static void derive_ticket_key(tb_auth_t *a)
+{
+    unsigned int n = sizeof(a->ticket_key);
+    a->has_ticket_key =
+        HMAC(EVP_sha256(), a->key, (int)a->key_len, (const unsigned char *)TICKET_KEY_LABEL,
+             strlen(TICKET_KEY_LABEL), a->ticket_key, &n) != NULL;
+}
+
+const unsigned char *tb_auth_ticket_key(const tb_auth_t *a)
+{
+    return a->has_ticket_key ? a->ticket_key : NULL;
+}
+
 tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err, size_t errlen)
 {
     const struct tb_auth_alg *alg = find_alg(cfg->algorithm);
@@ -137,6 +160,8 @@ tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err, size_t errlen)
         copy_optional(&a->audience, cfg->audience, err, errlen) != 0 ||
         copy_default_rooms(a, cfg, err, errlen) != 0)
         goto fail;
+    if (alg->hmac)
+        derive_ticket_key(a);
     return a;
 fail:
     tb_auth_destroy(a);
@@ -148,6 +173,7 @@ void tb_auth_destroy(tb_auth_t *a)
     if (!a)
         return;
     tb_keys_free(a->key, a->key_len);
+    tb_wipe(a->ticket_key, sizeof(a->ticket_key));
     free(a->issuer);
     free(a->audience);
     for (size_t i = 0; i < a->n_default_rooms; i++)

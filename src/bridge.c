@@ -159,6 +159,8 @@ static void reload(tb_bridge_t *b)
     tb_hub_set_groups(b->hub, r.groups);
     tb_hub_set_auth(b->hub, r.auth);
     b->http.auth = r.auth;
+    tb_ticket_rotate(b->tickets, tb_auth_ticket_key(b->auth),
+                     tb_now_ms() + (int64_t)b->cfg->auth.ticket_ttl_s * 1000);
     tb_auth_destroy(b->auth);
     b->auth = r.auth;
     tb_log(TB_LOG_INFO, "reloaded groups, auth keys and alert rules", "alerts=%zu", r.n_alerts);

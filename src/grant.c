@@ -63,6 +63,13 @@ int64_t tb_grant_exp(const tb_grant_t *g)
     return g->exp;
 }
 
+const char *const *tb_grant_strs(const tb_grant_t *g, size_t *n_rooms, size_t *n_scopes)
+{
+    *n_rooms = g->n_rooms;
+    *n_scopes = g->n_scopes;
+    return g->strs;
+}
+
 bool tb_grant_has_scope(const tb_grant_t *g, const char *scope)
 {
     for (size_t i = 0; i < g->n_scopes; i++)

@@ -197,7 +197,7 @@ int tb_http_json_body(const tb_http_req_t *req, json_t **obj, json_t **body)
 static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **body)
 {
     tb_grant_t *grant = NULL;
-    char ticket[TB_TICKET_LEN + 1];
+    char ticket[TB_TICKET_TEXT_MAX + 1];
     int64_t expires_ms;
     if (ctx->handshakes &&
         !tb_ratelimit_allow(ctx->handshakes, req->peer ? req->peer : "", tb_mono_ms())) {
@@ -208,11 +208,16 @@ static int post_ticket(tb_http_ctx_t *ctx, const tb_http_req_t *req, json_t **bo
     if (status)
         return status;
     int64_t ttl_ms = (int64_t)ctx->cfg->auth.ticket_ttl_s * 1000;
-    int rc = tb_ticket_issue(ctx->tickets, grant, req->now_ms, ttl_ms, ticket, &expires_ms);
+    int rc = tb_ticket_issue(ctx->tickets, tb_auth_ticket_key(ctx->auth), grant, req->now_ms,
+                             ttl_ms, ticket, &expires_ms);
     tb_grant_free(grant);
     if (rc == TB_TICKET_E_FULL) {
         *body = tb_http_error("too_many_tickets");
         return TB_HTTP_UNAVAILABLE;
+    }
+    if (rc == TB_TICKET_E_TOOBIG) {
+        *body = tb_http_error("grant_too_large");
+        return TB_HTTP_BAD_REQUEST;
     }
     if (rc != TB_TICKET_OK) {
         *body = tb_http_error("server_error");

@@ -33,7 +33,9 @@ static const struct {
     TB_AUTH_ERRORS(AUTH_REFUSAL)
 #undef AUTH_REFUSAL
 #define TICKET_REFUSAL(name, reason)                                                               \
-    [TB_REFUSE_TICKET_##name] = {reason, TB_REFUSE_CLASS_UNAUTHORIZED},
+    [TB_REFUSE_TICKET_##name] = {reason, TB_TICKET_E_##name == TB_TICKET_E_BUSY                    \
+                                             ? TB_REFUSE_CLASS_OVER_CAPACITY                       \
+                                             : TB_REFUSE_CLASS_UNAUTHORIZED},
         TB_TICKET_REDEEM_ERRORS(TICKET_REFUSAL)
 #undef TICKET_REFUSAL
 #define OTHER_REFUSAL(name, reason, cls) [TB_REFUSE_##name] = {reason, TB_REFUSE_CLASS_##cls},

@@ -53,6 +53,10 @@ tb_ws_refusal_t tb_ws_handshake_size_refusal(tb_refuse_reason_t why)
 
 tb_ws_refusal_t tb_ws_handshake_ticket_refusal(int rc)
 {
+    if (rc == TB_TICKET_E_BUSY)
+        return (tb_ws_refusal_t){TB_HTTP_UNAVAILABLE, "too_many_tickets", TB_REFUSE_TICKET_BUSY};
+    if (rc == TB_TICKET_E_NOMEM)
+        return (tb_ws_refusal_t){TB_HTTP_SERVER_ERROR, "server_error", TB_REFUSE_NOMEM};
     return (tb_ws_refusal_t){TB_HTTP_UNAUTHORIZED, "invalid_ticket", tb_refuse_from_ticket(rc)};
 }
 
@@ -158,8 +162,9 @@ static int check_credential(tb_server_t *s, struct lws *wsi, tb_grant_t **grant)
     int rc;
     const char *ticket = query_arg(wsi, "ticket=", buf, sizeof(buf));
     if (ticket) {
-        rc = tb_ticket_redeem(tb_bridge_tickets(s->bridge), ticket, strlen(ticket), tb_now_ms(),
-                              grant);
+        rc = tb_ticket_redeem(tb_bridge_tickets(s->bridge),
+                              tb_auth_ticket_key(tb_bridge_auth(s->bridge)), ticket, strlen(ticket),
+                              tb_now_ms(), grant);
         tb_wipe(buf, sizeof(buf));
         return rc == TB_TICKET_OK ? 0 : refuse(s, wsi, tb_ws_handshake_ticket_refusal(rc));
     }

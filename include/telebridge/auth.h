@@ -100,6 +100,14 @@ void tb_auth_destroy(tb_auth_t *a);
 int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t now_s,
                    tb_grant_t **out);
 
+/*
+ * The fleet's ticket key (TB_TICKET_KEY_LEN bytes, ticket.h), derived from the HMAC secret so
+ * that every bridge with the same secret signs and accepts the same tickets; NULL for RS256 and
+ * ES256, whose bridges share no secret (each then signs with its own random key). Valid as long
+ * as a.
+ */
+const unsigned char *tb_auth_ticket_key(const tb_auth_t *a);
+
 /* Both return static strings; any thread. The code (TB_AUTH_ERRORS) of an error for HTTP
  * bodies: "missing_token", "token_expired", "server_error" (NOMEM), "invalid_token"; "ok" for
  * TB_AUTH_OK, "invalid_token" otherwise. */

@@ -33,6 +33,9 @@ tb_grant_t *tb_grant_new(const char *sub, size_t sub_len, int64_t exp, const tb_
 
 const char *tb_grant_sub(const tb_grant_t *g); /* "" when the token had no sub */
 int64_t tb_grant_exp(const tb_grant_t *g);
+/* The room patterns (*n_rooms of them), then the scopes (*n_scopes), as one array inside g (for
+ * copying a grant into a ticket). */
+const char *const *tb_grant_strs(const tb_grant_t *g, size_t *n_rooms, size_t *n_scopes);
 /* True when scope (NUL-terminated) equals one of the grant's scopes, whole. */
 bool tb_grant_has_scope(const tb_grant_t *g, const char *scope);
 /*

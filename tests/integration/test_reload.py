@@ -35,6 +35,9 @@ def test_sighup_reloads_groups_without_dropping(bridge, broker, connect):
 def test_sighup_reloads_the_secret(bridge, connect):
     old_token = bridge.mint()
     kept = connect(bridge, token=old_token, rooms=["global"])
+    # docs/security.md → Tickets across a fleet: one issued under the old secret (so signed with
+    # the old fleet key) stays good for its TTL after the reload.
+    old_ticket = tb.get_ticket(bridge.port, old_token)
     new_secret = "b" * 64
     bridge.secret_file.write_text(new_secret + "\n")
     bridge.send_signal(signal.SIGHUP)
@@ -43,6 +46,9 @@ def test_sighup_reloads_the_secret(bridge, connect):
     assert tb.handshake_status(bridge.port, f"/ws?token={old_token}")[0] == 401
     new_token = tb.mint("alice", ["*"], 3600, new_secret)
     assert tb.handshake_status(bridge.port, f"/ws?token={new_token}")[0] == 101
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={old_ticket}")[0] == 101
+    assert tb.handshake_status(bridge.port,
+                               f"/ws?ticket={tb.get_ticket(bridge.port, new_token)}")[0] == 101
     # The connection opened with the old key is still served.
     assert kept.request({"type": "ping", "request_id": 1})["type"] == "pong"
     bridge.secret = new_secret  # the teardown checks the log for the secret in use

@@ -4,6 +4,7 @@ token, then ?ticket= at the handshake."""
 
 import http.client
 import json
+import re
 import socket
 import time
 
@@ -45,7 +46,8 @@ def test_ticket_carries_identity_and_grants(bridge, connect):
     status, body, hdrs = tb.http_post(bridge.port, TICKET_PATH, headers=bearer(token))
     assert status == 200, body
     assert set(body) == {"ticket", "expires_in"} and body["expires_in"] == 30
-    assert len(body["ticket"]) == 64 and int(body["ticket"], 16) >= 0
+    # docs/security.md → Tickets across a fleet: base64url, short enough for any URL.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{100,300}", body["ticket"]), body["ticket"]
     assert hdrs["Content-Type"] == "application/json"
     assert hdrs["Cache-Control"] == "no-store"
     tb.ISSUED_TICKETS.add(body["ticket"])
@@ -108,10 +110,13 @@ def test_ticket_refuses_an_expired_bearer(bridge):
 
 
 def test_unknown_and_malformed_tickets(bridge, connect):
-    for t in ["0" * 64, "ZZ" * 32, "abc", "0" * 65]:
+    good = tb.get_ticket(bridge.port, bridge.mint(sub="good"))
+    forged = good[:-2] + ("AA" if good[-2:] != "AA" else "BA")  # the MAC no longer matches
+    for t in ["0" * 64, "ZZ" * 32, "abc", "0" * 65, forged, good[:-1], "A" * 2049]:
         assert tb.handshake_status(bridge.port, f"/ws?ticket={t}") == (
             401, {"error": "invalid_ticket"}), t
-    assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 4
+    assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 7
+    assert tb.handshake_status(bridge.port, f"/ws?ticket={good}")[0] == 101
     assert_still_serves(bridge, connect)
 
 
@@ -175,3 +180,38 @@ def test_one_user_asking_in_a_loop_takes_only_its_own_places(bridge, connect):
     assert ws.connected["payload"]["user"] == "hog"
     assert bridge.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 2
     assert_still_serves(bridge, connect)
+
+
+def test_grant_too_large_for_a_ticket(bridge, connect):
+    """docs/security.md → Tickets across a fleet: a grant whose ticket would pass 2,048
+    characters gets none (the token still works as ?token= or a Bearer header)."""
+    rooms = [f"device:a-rather-long-device-name-{i:03d}-*" for i in range(60)]
+    status, body, _ = tb.http_post(bridge.port, TICKET_PATH,
+                                   headers=bearer(bridge.mint(sub="big", rooms=rooms)))
+    assert (status, body) == (400, {"error": "grant_too_large"})
+    assert_still_serves(bridge, connect)
+
+
+def test_a_ticket_is_good_once_on_every_bridge_with_the_same_secret(make_bridge, connect):
+    """docs/security.md → Tickets across a fleet: bridges with the same HS* secret accept each
+    other's tickets, each at most once; a bridge with another secret knows none of them."""
+    a = make_bridge()
+    b = make_bridge(secret=a.secret)
+    other = make_bridge()
+    token = a.mint(sub="fleet", rooms=["device:pump-*"])
+    ticket = tb.get_ticket(a.port, token)
+    assert tb.handshake_status(other.port, f"/ws?ticket={ticket}") == (
+        401, {"error": "invalid_ticket"})
+    assert other.stats()["refused"]["handshake_by_reason"]["ticket_unknown"] == 1
+    ws = connect(b, headers={}, token=None, path=f"/ws?ticket={ticket}")
+    assert ws.connected["payload"]["user"] == "fleet"
+    ans = ws.subscribe(["device:pump-1", "global"])
+    assert ans["payload"]["rooms"] == ["device:pump-1"]  # the grant travelled with the ticket
+    assert tb.handshake_status(b.port, f"/ws?ticket={ticket}") == (
+        401, {"error": "invalid_ticket"})
+    assert b.stats()["refused"]["handshake_by_reason"]["ticket_used"] == 1
+    # The replay window the docs state: once more on each other bridge of the fleet.
+    assert tb.handshake_status(a.port, f"/ws?ticket={ticket}")[0] == 101
+    assert tb.handshake_status(a.port, f"/ws?ticket={ticket}") == (
+        401, {"error": "invalid_ticket"})
+    assert_still_serves(b, connect)

@@ -137,12 +137,39 @@ static void test_chars_ok(void **state)
     }
 }
 
+/* The decoder inverts the encoder at every length, and refuses what it never writes. */
+static void test_decode(void **state)
+{
+    (void)state;
+    unsigned char in[MAX_IN], back[MAX_IN];
+    char text[OUT_MAX];
+    for (size_t i = 0; i < MAX_IN; i++)
+        in[i] = (unsigned char)(i * 167 + 13);
+    for (size_t n = 0; n <= MAX_IN; n++) {
+        int len = tb_b64url_encode(in, n, text, sizeof(text));
+        assert_int_equal(TB_B64URL_DECODED_LEN((size_t)len), n);
+        assert_int_equal(tb_b64url_decode(text, (size_t)len, back, n), n);
+        assert_memory_equal(back, in, n);
+        if (n)
+            assert_int_equal(tb_b64url_decode(text, (size_t)len, back, n - 1), -1);
+    }
+    assert_int_equal(tb_b64url_decode("Zm9vYg", 6, back, sizeof(back)), 4);
+    assert_memory_equal(back, "foob", 4);
+    assert_int_equal(tb_b64url_decode("Zm9vYh", 6, back, sizeof(back)), -1); /* low bits set */
+    assert_int_equal(tb_b64url_decode("Zm9vY", 5, back, sizeof(back)), -1);  /* 5 % 4 == 1 */
+    assert_int_equal(tb_b64url_decode("Zm9vYg==", 8, back, sizeof(back)), -1);
+    assert_int_equal(tb_b64url_decode("Zm+v", 4, back, sizeof(back)), -1);
+    assert_int_equal(tb_b64url_decode("-_-_", 4, back, sizeof(back)), 3);
+    assert_memory_equal(back, "\xfb\xff\xbf", 3);
+    assert_int_equal(tb_b64url_decode("", 0, back, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),      cmocka_unit_test(test_lengths_mod_4),
         cmocka_unit_test(test_output_bound), cmocka_unit_test(test_matches_reference),
-        cmocka_unit_test(test_chars_ok),
+        cmocka_unit_test(test_chars_ok),     cmocka_unit_test(test_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

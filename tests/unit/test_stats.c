@@ -33,6 +33,7 @@ static void test_refuse_names(void **state)
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_RATE_LIMITED), "rate_limited");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_URI_TOO_LONG), "uri_too_long");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_HEADERS_LARGE), "headers_too_large");
+    assert_string_equal(tb_refuse_reason_name(TB_REFUSE_TICKET_BUSY), "ticket_busy");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_END), "unknown");
     assert_string_equal(tb_refuse_reason_name(TB_REFUSE_NONE), "unknown");
     assert_string_equal(tb_refuse_reason_name((tb_refuse_reason_t)-1), "unknown");
@@ -55,13 +56,14 @@ static void test_refusals_feed_their_totals(void **state)
     assert_int_equal(s.handshake_refusals[0], 0);
     for (int r = 1; r < TB_REFUSE_END; r++)
         assert_int_equal(s.handshake_refusals[r], r == TB_REFUSE_EXPIRED ? 2 : 1);
-    /* 10 JWT reasons (all but nomem, which is a 500) + 3 ticket reasons + the second expired. */
+    /* 10 JWT reasons (all but nomem, which is a 500) + 3 ticket reasons + the second expired;
+     * ticket_busy (a 503) counts as over capacity. */
     assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_UNAUTHORIZED], 14);
     assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_FORBIDDEN_ORIGIN], 1);
-    assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_OVER_CAPACITY], 1);
+    assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_OVER_CAPACITY], 2);
     assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_RATE_LIMITED], 1);
     assert_int_equal(s.handshake_failures[TB_REFUSE_CLASS_TOO_LARGE], 2); /* 414 and 431 */
-    assert_int_equal(tb_stats_sum(s.handshake_failures, TB_REFUSE_CLASS_END), 19);
+    assert_int_equal(tb_stats_sum(s.handshake_failures, TB_REFUSE_CLASS_END), 20);
 }
 
 int main(void)
