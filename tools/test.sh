@@ -182,12 +182,14 @@ integration() {
         timeout "$INTEGRATION_TIMEOUT" "$PYTHON" -m pytest -q -p no:cacheprovider tests/integration
 }
 
-# web/telebridge-client.js under Node's test runner, against the plain build.
+# web/telebridge-client.js under Node's test runner, against the plain build; its types
+# (web/telebridge-client.d.ts, docs/react.md's hook) under tsc --noEmit (tests/js/types.test.mjs).
 js_client() {
     tb_npm_ci || return 1
     TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
-        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs tests/js/cli.test.mjs
+        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs tests/js/cli.test.mjs \
+        tests/js/types.test.mjs
 }
 
 # The dashboard in headless chromium (playwright-core), against the plain build.
@@ -314,7 +316,7 @@ else
         skip "fuzz targets" "build failed"
     fi
 fi
-step "JavaScript client tests (node --test)" js_client || true
+step "JavaScript client tests (node --test, tsc --noEmit)" js_client || true
 if tb_ensure_chromium; then
     step "browser test (dashboard in headless chromium)" browser_test || true
 else

@@ -5,8 +5,12 @@
  *   import { TelebridgeClient } from "./telebridge-client.js";
  *   const tb = new TelebridgeClient({ url: "ws://127.0.0.1:8080/ws", getToken: () => token });
  *   tb.addEventListener("telemetry", (e) => console.log(e.detail.payload.fields));
- *   tb.subscribe(["global"]);
+ *   tb.subscribe({ rooms: ["global"], series: 60, max_hz: 1 }); // or tb.subscribe(["global"])
  *   tb.connect();
+ *
+ * In Node 20 (no global WebSocket) pass one: `import WebSocket from "ws"` and
+ * `new TelebridgeClient({ url, getToken, WebSocket })`; fetch is global since Node 18.
+ * Types for TypeScript: telebridge-client.d.ts beside this file.
  *
  * What it does for you:
  * - credentials: before every connection it asks getToken() (sync or async) for a JWT and, by
@@ -15,9 +19,15 @@
  * - reconnects after any close it did not ask for, with exponential backoff and full jitter:
  *   a delay drawn uniformly from [0, min(maxDelayMs, minDelayMs * 2^attempt)), 1 s → 30 s.
  *   The attempt counter resets once a connection has stayed up for stableAfterMs.
- * - resubscribes its rooms on every connection, with `since: {epoch, seq}` of its position
- *   (the last live device message seen), so the bridge replays what was missed
- *   (subscribed.payload.recovered: true) or sends its snapshot of latest values (false).
+ * - subscribe options (max_hz, fields, series) belong to the rooms of that request; on every
+ *   connection each request is sent again, with the rooms it still holds and its options.
+ * - resubscribes with `since: {epoch, seq, time}` of its position (the last live device message
+ *   seen: its bridge's epoch, its seq, its envelope timestamp), so the same bridge replays by
+ *   seq, another bridge of the fleet by time (subscribed.payload.recovered: true, mode "seq" or
+ *   "time"), or it sends its snapshot of latest values (recovered: false).
+ * - after a recovery by time it drops the repeats the bridge's overlap brings: a device message
+ *   with the same type, device_id and payload.timestamp (and, for alerts, rule_name and state)
+ *   as one it received within repeatWindowMs before the position, each at most once.
  * - refreshes the token before it expires: on the bridge's `token_expiring` message, and on a
  *   timer refreshMarginS before the token's `exp`, it calls getToken() and sends `refresh`.
  * - application ping every pingIntervalMs; no pong within pongTimeoutMs drops the connection
@@ -25,8 +35,9 @@
  *
  * Events (CustomEvent, the message or the information in `detail`):
  * - one per server message type: "connected", "subscribed", "unsubscribed", "telemetry",
- *   "device_status", "alert", "error" (a server error message: detail.payload.code), "pong",
- *   "refreshed", "token_expiring", and any other type the server sends; plus "message" for all.
+ *   "device_status", "alert", "series", "notice", "error" (a server error message:
+ *   detail.payload.code), "pong", "refreshed", "token_expiring", and any other type the server
+ *   sends; plus "message" for all. A dropped repeat fires only "repeat".
  * - "state": detail {state, attempt, delayMs?, code?, reason?}; states are "idle",
  *   "connecting", "open" (connected received), "reconnecting" (waiting delayMs), "closed".
  * - "close": detail {code, reason, willReconnect} for each connection that ends.
@@ -42,7 +53,24 @@ export const DEFAULTS = Object.freeze({
     pongTimeoutMs: 10000,
     refreshMarginS: 60,
     connectTimeoutMs: 10000,
+    repeatWindowMs: 5000, // > the bridge's 2 s overlap of a recovery by time (docs/protocol.md)
+    repeatMaxEntries: 20000, // bound of the repeat filter's memory, whatever the message rate
 });
+
+/*
+ * subscribe()'s argument, an array of rooms or {rooms, ...options}, as {rooms, options}. The
+ * options (max_hz, fields, series: docs/protocol.md) go to the bridge unchanged, unknown ones
+ * too: the bridge names what it refuses.
+ */
+function splitRequest(request) {
+    if (Array.isArray(request)) return { rooms: [...request], options: {} };
+    if (!request || !Array.isArray(request.rooms))
+        throw new TypeError("subscribe needs an array of rooms or {rooms, max_hz?, fields?, series?}");
+    if ("since" in request) throw new TypeError("since is the client's to send (its position)");
+    const options = {};
+    for (const [k, v] of Object.entries(request)) if (k !== "rooms" && v !== undefined) options[k] = v;
+    return { rooms: [...request.rooms], options };
+}
 
 /* CustomEvent is global in browsers and Node >= 19; Node 18 (Debian 12) gets this stand-in. */
 const DetailEvent = globalThis.CustomEvent || class extends Event {
@@ -89,11 +117,104 @@ export function ticketUrlFor(wsUrl) {
     return u.toString();
 }
 
+/*
+ * The key that identifies a device message across bridges: type, device_id and the device's
+ * payload.timestamp (and, for an alert, its rule and state: two rules firing on one sample share
+ * the rest). null for a message without device_id or payload.timestamp (a published notice).
+ */
+export function repeatKey(env) {
+    const p = env && env.payload;
+    if (!p || typeof p.device_id !== "string" || typeof p.timestamp !== "string") return null;
+    const key = `${env.type}\u0000${p.device_id}\u0000${p.timestamp}`;
+    return env.type === "alert" ? `${key}\u0000${p.rule_name}\u0000${p.state}` : key;
+}
+
+/* An envelope's timestamp in ms; `fallback` when it has none or it does not parse. */
+function envelopeMs(env, fallback) {
+    const t = typeof env.timestamp === "string" ? Date.parse(env.timestamp) : NaN;
+    return Number.isFinite(t) ? t : fallback;
+}
+
+/*
+ * Remembers the keys of the device messages received within windowMs of the newest one (at most
+ * maxEntries, the oldest forgotten first), so that after a recovery by time the messages the
+ * new bridge sends again can be told apart. Memory: O(min(maxEntries, messages in windowMs)).
+ *
+ *   record(env)   a device message was received (and shown)
+ *   arm(timeMs)   a recovery by time from position timeMs starts: the keys held now are the
+ *                 candidates; each drops one repeat
+ *   isRepeat(env) true for a candidate (which is used up); disarms once messages ingested
+ *                 more than windowMs after timeMs arrive, as none of those can be a repeat
+ */
+export class RepeatFilter {
+    constructor(windowMs = DEFAULTS.repeatWindowMs, maxEntries = DEFAULTS.repeatMaxEntries) {
+        this.windowMs = windowMs;
+        this.maxEntries = maxEntries;
+        this.recent = []; // [{key, t}] in arrival order
+        this.head = 0; // recent[head…] are live; the array is compacted now and then
+        this.counts = new Map(); // key → how many times it is in recent[head…]
+        this.candidates = null; // Map key → count while armed
+        this.armedUntil = 0;
+    }
+
+    get size() {
+        return this.recent.length - this.head;
+    }
+
+    record(env) {
+        const key = repeatKey(env);
+        if (key === null) return;
+        const t = envelopeMs(env, Date.now());
+        this.recent.push({ key, t });
+        this.counts.set(key, (this.counts.get(key) || 0) + 1);
+        while (this.size > this.maxEntries || (this.size && this.recent[this.head].t < t - this.windowMs))
+            this.forgetOldest();
+        if (this.head > 1024 && this.head * 2 > this.recent.length) {
+            this.recent = this.recent.slice(this.head);
+            this.head = 0;
+        }
+    }
+
+    forgetOldest() {
+        const { key } = this.recent[this.head++];
+        const n = this.counts.get(key) - 1;
+        if (n) this.counts.set(key, n);
+        else this.counts.delete(key);
+    }
+
+    arm(timeMs) {
+        this.candidates = new Map(this.counts);
+        this.armedUntil = timeMs + this.windowMs;
+    }
+
+    get armed() {
+        return this.candidates !== null;
+    }
+
+    isRepeat(env) {
+        if (!this.candidates) return false;
+        if (envelopeMs(env, Infinity) > this.armedUntil) {
+            this.candidates = null;
+            return false;
+        }
+        const key = repeatKey(env);
+        const n = key === null ? 0 : this.candidates.get(key) || 0;
+        if (!n) return false;
+        if (n > 1) this.candidates.set(key, n - 1);
+        else this.candidates.delete(key);
+        return true;
+    }
+
+    disarm() {
+        this.candidates = null;
+    }
+}
+
 export class TelebridgeClient extends EventTarget {
     /*
      * opts: url (ws://host:port/ws), getToken (() => token or Promise of it), and optionally
-     * rooms, credential, ticketUrl, the timings of DEFAULTS, WebSocket and fetch (defaults: the
-     * globals), random (Math.random).
+     * rooms (joined without options, like subscribe(rooms)), credential, ticketUrl, the timings
+     * and bounds of DEFAULTS, WebSocket and fetch (defaults: the globals), random (Math.random).
      */
     constructor(opts) {
         super();
@@ -104,11 +225,17 @@ export class TelebridgeClient extends EventTarget {
         this.WebSocket = opts.WebSocket || globalThis.WebSocket;
         this.fetch = opts.fetch || globalThis.fetch?.bind(globalThis);
         this.random = opts.random || Math.random;
-        this.rooms = new Set(opts.rooms || []);
+        /* The subscribe requests to send on every connection: {rooms: Set, options}, a room in
+         * one of them at most (its latest subscribe's). */
+        this.subscriptions = [];
+        if (opts.rooms && opts.rooms.length) this.subscriptions.push({ rooms: new Set(opts.rooms), options: {} });
         this.state = "idle";
         this.attempt = 0;
-        this.epoch = null; // the epoch of the last `connected`
-        this.lastSeq = 0; // the position in that epoch (see track())
+        this.epoch = null; // the epoch of the current (or last) connection's `connected`
+        this.position = null; // {epoch, seq, time}: what `since` says (see track())
+        this.repeats = new RepeatFilter(this.opts.repeatWindowMs, this.opts.repeatMaxEntries);
+        this.repeatsDropped = 0;
+        this.sinceSent = null; // the since of this connection's subscribe requests
         this.user = null;
         this.ws = null;
         this.token = null;
@@ -143,16 +270,41 @@ export class TelebridgeClient extends EventTarget {
         if (ws) ws.close(code, reason);
     }
 
-    /* Joins rooms now (when connected) and on every reconnection. */
-    subscribe(rooms) {
-        rooms.forEach((r) => this.rooms.add(r));
-        if (this.state === "open") this.send({ type: "subscribe", payload: { rooms: [...rooms] } });
+    /* Every room of every subscription. */
+    get rooms() {
+        const all = new Set();
+        for (const sub of this.subscriptions) sub.rooms.forEach((r) => all.add(r));
+        return all;
+    }
+
+    /* The seq of the position, 0 before any. */
+    get lastSeq() {
+        return this.position ? this.position.seq : 0;
+    }
+
+    /*
+     * Joins rooms now (when connected) and on every reconnection: subscribe(["global"]) or
+     * subscribe({rooms, max_hz, fields, series}). The options go to the bridge as given (it
+     * checks them: a bad one is an `error` bad_request and nothing is joined) and are sent
+     * again with these rooms on each connection; a room subscribed again takes the new ones.
+     */
+    subscribe(request) {
+        const { rooms, options } = splitRequest(request);
+        this.forget(rooms);
+        this.subscriptions.push({ rooms: new Set(rooms), options });
+        if (this.state === "open") this.send({ type: "subscribe", payload: { rooms: [...rooms], ...options } });
     }
 
     unsubscribe(rooms) {
-        rooms.forEach((r) => this.rooms.delete(r));
+        this.forget(rooms);
         if (this.state === "open")
             this.send({ type: "unsubscribe", payload: { rooms: [...rooms] } });
+    }
+
+    /* Takes rooms out of every subscription, dropping those left empty. */
+    forget(rooms) {
+        for (const sub of this.subscriptions) rooms.forEach((r) => sub.rooms.delete(r));
+        this.subscriptions = this.subscriptions.filter((sub) => sub.rooms.size);
     }
 
     /* Sends an application ping; resolves with the round trip in ms when the pong arrives. */
@@ -243,22 +395,22 @@ export class TelebridgeClient extends EventTarget {
     onConnected(env) {
         clearTimeout(this.timers.connect);
         const p = env.payload || {};
-        const since = this.epoch !== null && this.lastSeq > 0
-            ? { epoch: this.epoch, seq: this.lastSeq } : undefined;
-        if (p.epoch !== this.epoch) {
-            this.epoch = p.epoch;
-            this.lastSeq = 0;
-        }
+        const pos = this.position;
+        const since = pos ? { epoch: pos.epoch, seq: pos.seq } : undefined;
+        if (since && typeof pos.time === "string") since.time = pos.time;
+        this.epoch = p.epoch;
         this.user = p.user;
+        this.repeats.disarm();
         this.setState("open");
         this.timers.stable = setTimeout(() => { this.attempt = 0; }, this.opts.stableAfterMs);
         this.timers.ping = setInterval(() => this.heartbeat(), this.opts.pingIntervalMs);
         this.scheduleRefresh();
-        if (this.rooms.size) {
-            const payload = { rooms: [...this.rooms] };
+        for (const sub of this.subscriptions) {
+            const payload = { rooms: [...sub.rooms], ...sub.options };
             if (since) payload.since = since;
             this.send({ type: "subscribe", payload });
         }
+        this.sinceSent = since || null;
     }
 
     onMessage(data) {
@@ -269,10 +421,23 @@ export class TelebridgeClient extends EventTarget {
             return; // the bridge sends only JSON text; anything else is not ours to interpret
         }
         if (!env || typeof env.type !== "string") return;
-        this.track(env);
+        if (this.isRepeat(env)) {
+            this.track(env, false);
+            this.repeatsDropped++;
+            this.emit("repeat", env);
+            return;
+        }
+        this.track(env, true);
         switch (env.type) {
         case "connected":
             this.onConnected(env);
+            break;
+        case "subscribed":
+            /* The first recovery by time of this connection arms the filter; the other
+             * requests of the reconnection share it (one since, one overlap). */
+            if (env.payload && env.payload.recovered === true && env.payload.mode === "time" &&
+                this.sinceSent && !this.repeats.armed)
+                this.repeats.arm(envelopeMs({ timestamp: this.sinceSent.time }, 0));
             break;
         case "pong":
             this.onPong(env);
@@ -293,19 +458,35 @@ export class TelebridgeClient extends EventTarget {
         this.emit("message", env);
     }
 
+    /* A device message of a live stream (not a snapshot, not an answer): it has a seq. */
+    static isLive(env) {
+        return typeof env.seq === "number" && !env.snapshot;
+    }
+
+    /* A repeat of a message received before a recovery by time (see RepeatFilter). */
+    isRepeat(env) {
+        return TelebridgeClient.isLive(env) && this.repeats.isRepeat(env);
+    }
+
     /*
-     * The position sent as `since`: the seq of the last live (non-snapshot) message, or the
-     * bridge's seq in a `subscribed` that brings a snapshot, when larger (what happened before
-     * it is in the snapshot). A recovering `subscribed` is not taken: its replay, which may be
-     * cut short, brings the position up to it message by message.
+     * The position sent as `since`: {epoch, seq, time} of the last live (non-snapshot) message
+     * (the epoch of the connection it came on, its envelope timestamp), or of a `subscribed`
+     * that brings a snapshot (its seq and timestamp: what happened before it is in the
+     * snapshot), when later. A recovering `subscribed` is not taken: its replay, which may be
+     * cut short, brings the position up to it message by message; until the first message of
+     * a new bridge arrives, the position stays the old bridge's, which is still true. `fresh`:
+     * not a dropped repeat (whose key the filter holds already).
      */
-    track(env) {
+    track(env, fresh) {
+        const pos = this.position;
+        const later = (seq) => !pos || pos.epoch !== this.epoch || seq > pos.seq;
         if (env.type === "subscribed") {
             const p = env.payload || {};
-            if (typeof p.seq === "number" && p.recovered !== true && p.seq > this.lastSeq)
-                this.lastSeq = p.seq;
-        } else if (typeof env.seq === "number" && !env.snapshot && env.seq > this.lastSeq) {
-            this.lastSeq = env.seq;
+            if (typeof p.seq === "number" && p.recovered !== true && later(p.seq))
+                this.position = { epoch: this.epoch, seq: p.seq, time: env.timestamp };
+        } else if (TelebridgeClient.isLive(env)) {
+            if (fresh) this.repeats.record(env);
+            if (later(env.seq)) this.position = { epoch: this.epoch, seq: env.seq, time: env.timestamp };
         }
     }
 

@@ -6,10 +6,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
-import WebSocket from "ws";
+import WebSocket, { WebSocketServer } from "ws";
 
 import {
-    backoffDelay, DEFAULTS, TelebridgeClient, ticketUrlFor, tokenExpiry,
+    backoffDelay, DEFAULTS, RepeatFilter, repeatKey, TelebridgeClient, ticketUrlFor, tokenExpiry,
 } from "../../web/telebridge-client.js";
 import { nextEvent, sleep, startStack, ticketsSupported, waitFor } from "./harness.mjs";
 
@@ -103,6 +103,190 @@ describe("pure helpers", () => {
 
     test("constructor needs url and getToken", () => {
         assert.throws(() => new TelebridgeClient({ url: "ws://h/ws" }), TypeError);
+    });
+});
+
+const iso = (ms) => new Date(ms).toISOString();
+const T0 = Date.parse("2026-12-02T06:00:00.000Z");
+
+/* A device message as a bridge sends it: env timestamp envMs, device time devMs. */
+function deviceMsg(type, device, seq, envMs, devMs, extra = {}) {
+    const payload = { device_id: device, timestamp: iso(devMs), ...extra };
+    return { type, room: `device:${device}`, payload, timestamp: iso(envMs), seq };
+}
+
+describe("repeat filter (docs/protocol.md → Failover between bridges)", () => {
+    test("the key: type, device_id, payload.timestamp; alerts add rule and state", () => {
+        const t = deviceMsg("telemetry", "d1", 1, T0, T0, { fields: { a: 1 } });
+        assert.equal(repeatKey(t), repeatKey({ ...t, seq: 99, timestamp: iso(T0 + 5) }),
+            "another bridge's seq and envelope timestamp do not matter");
+        assert.notEqual(repeatKey(t), repeatKey({ ...t, type: "device_status" }));
+        assert.notEqual(repeatKey(t), repeatKey(deviceMsg("telemetry", "d2", 1, T0, T0)));
+        assert.notEqual(repeatKey(t), repeatKey(deviceMsg("telemetry", "d1", 1, T0, T0 + 1)));
+        const alert = (rule, state) => deviceMsg("alert", "d1", 2, T0, T0, { rule_name: rule, state });
+        assert.notEqual(repeatKey(alert("high", "firing")), repeatKey(alert("low", "firing")));
+        assert.notEqual(repeatKey(alert("high", "firing")), repeatKey(alert("high", "resolved")));
+        assert.equal(repeatKey({ type: "notice", payload: { text: "x" } }), null, "no device: no key");
+        assert.equal(repeatKey({ type: "telemetry", payload: { device_id: "d" } }), null);
+    });
+
+    test("holds only the window before the newest message, and at most maxEntries", () => {
+        const f = new RepeatFilter(1000, 50);
+        for (let i = 0; i < 40; i++) f.record(deviceMsg("telemetry", "d", i, T0 + i * 100, T0 + i * 100));
+        assert.equal(f.size, 11, "the last second: 100 ms apart, 3.0 s to 3.9 s");
+        for (let i = 0; i < 200; i++) f.record(deviceMsg("telemetry", `e${i}`, i, T0 + 4000, T0));
+        assert.equal(f.size, 50, "bounded by maxEntries at any rate");
+        for (let i = 0; i < 5000; i++) f.record(deviceMsg("telemetry", "x", i, T0 + 5000 + i, T0 + i));
+        assert.ok(f.size <= 50 && f.recent.length <= 2 * 1024 + 100, `compacted: ${f.recent.length}`);
+        assert.ok(f.counts.size <= 50);
+    });
+
+    test("armed, it drops each held message once, then disarms past the window", () => {
+        const f = new RepeatFilter(5000, 1000);
+        const a = deviceMsg("telemetry", "d", 10, T0, T0);
+        const b = deviceMsg("telemetry", "d", 11, T0 + 100, T0 + 100);
+        f.record(a);
+        f.record(b);
+        assert.equal(f.isRepeat({ ...a, seq: 1 }), false, "not armed: nothing is a repeat");
+        f.arm(T0 + 100);
+        assert.equal(f.isRepeat({ ...a, seq: 1 }), true);
+        assert.equal(f.isRepeat({ ...a, seq: 2 }), false, "a key drops one repeat");
+        const fresh = deviceMsg("telemetry", "d", 3, T0 + 200, T0 + 200);
+        assert.equal(f.isRepeat(fresh), false);
+        assert.equal(f.isRepeat({ ...b, seq: 4, timestamp: iso(T0 + 5101) }), false,
+            "ingested past the window after the position: new, and the filter disarms");
+        assert.equal(f.armed, false);
+        assert.equal(f.isRepeat({ ...b, seq: 5 }), false);
+    });
+});
+
+/*
+ * A scripted bridge fleet on one port: each connection gets the next script, a function of
+ * (socket, the subscribe messages it sent) — two bridges of different epochs behind one
+ * address, as a proxy makes them look.
+ */
+async function scriptedFleet(scripts) {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+    await new Promise((r) => wss.once("listening", r));
+    const subscribes = [];
+    let n = 0;
+    wss.on("connection", (sock) => {
+        const script = scripts[Math.min(n++, scripts.length - 1)];
+        const mine = [];
+        subscribes.push(mine);
+        sock.on("message", (data) => {
+            const m = JSON.parse(data);
+            if (m.type === "subscribe") {
+                mine.push(m);
+                script.onSubscribe(sock, m);
+            }
+        });
+        sock.send(JSON.stringify({ type: "connected", payload: { connection_id: `c${n}`,
+            server_time: iso(Date.now()), epoch: script.epoch, user: "alice" }, timestamp: iso(Date.now()) }));
+    });
+    return {
+        url: `ws://127.0.0.1:${wss.address().port}/ws`,
+        subscribes,
+        close: () => new Promise((r) => {
+            wss.clients.forEach((c) => c.terminate());
+            wss.close(r);
+        }),
+    };
+}
+
+const send = (sock, ...msgs) => msgs.forEach((m) => sock.send(JSON.stringify(m)));
+
+describe("failover between bridges (scripted bridges)", () => {
+    test("since carries time; a recovery by time drops the overlap's repeats, keeps the rest", async () => {
+        /* Bridge A: 5 messages, then it dies (the socket is cut). */
+        const fromA = [1, 2, 3, 4, 5].map((i) => deviceMsg("telemetry", "d1", 100 + i, T0 + i * 100, T0 + i * 100,
+            { fields: { v: i }, tags: {} }));
+        const alertA = deviceMsg("alert", "d1", 106, T0 + 550, T0 + 500,
+            { rule_name: "high", state: "firing", alert_id: "a", severity: "warning", field: "v", value: 5, threshold: 4 });
+        const bridgeA = {
+            epoch: "epoch-A",
+            onSubscribe(sock, m) {
+                send(sock, { type: "subscribed", payload: { rooms: m.payload.rooms, seq: 100 }, timestamp: iso(T0) },
+                    ...fromA, alertA);
+                setTimeout(() => sock.terminate(), 100);
+            },
+        };
+        /* Bridge B (another epoch): replays from time − 2 s: messages 3..5 and the alert
+         * again (its own seq and envelope times), another rule's alert on the same sample, a
+         * device without timestamps (stamped by B: differs), then new ones. */
+        const bridgeB = {
+            epoch: "epoch-B",
+            onSubscribe(sock, m) {
+                const t = (i) => T0 + i * 100 + 7; // B got each message 7 ms later than A
+                send(sock, { type: "subscribed", payload: { rooms: m.payload.rooms, seq: 900, recovered: true,
+                    mode: "time" }, timestamp: iso(Date.now()) },
+                ...[3, 4, 5].map((i) => ({ ...fromA[i - 1], seq: 880 + i, timestamp: iso(t(i)) })),
+                { ...alertA, seq: 886, timestamp: iso(t(5.5)) },
+                { ...alertA, seq: 887, timestamp: iso(t(5.5)), payload: { ...alertA.payload, rule_name: "other" } },
+                deviceMsg("telemetry", "d1", 888, t(6), T0 + 600, { fields: { v: 6 }, tags: {} }),
+                deviceMsg("telemetry", "d1", 889, T0 + 9000, T0 + 5 * 100, { fields: { v: 55 }, tags: {} }));
+            },
+        };
+        const fleet = await scriptedFleet([bridgeA, bridgeB]);
+        const c = new TelebridgeClient({ url: fleet.url, credential: "token", getToken: () => "t", WebSocket,
+            minDelayMs: 50, maxDelayMs: 100 });
+        const got = [];
+        const repeats = [];
+        c.addEventListener("telemetry", (e) => got.push(e.detail));
+        c.addEventListener("alert", (e) => got.push(e.detail));
+        c.addEventListener("repeat", (e) => repeats.push(e.detail));
+        try {
+            c.subscribe({ rooms: ["global"], max_hz: 2, fields: ["v"], series: 10 });
+            const recovered = nextEvent(c, "subscribed", (m) => m.payload.recovered === true, 5000);
+            c.connect();
+            await recovered;
+            await waitFor(() => got.length === 9, 5000, "A's 6 messages and B's 3 new ones");
+            const [toA, toB] = fleet.subscribes;
+            assert.deepEqual(toA[0].payload, { rooms: ["global"], max_hz: 2, fields: ["v"], series: 10 },
+                "the options go with the request");
+            assert.deepEqual(toB[0].payload, { rooms: ["global"], max_hz: 2, fields: ["v"], series: 10,
+                since: { epoch: "epoch-A", seq: 106, time: alertA.timestamp } },
+            "and again on reconnection, with since {epoch, seq, time} of the last message");
+            assert.deepEqual(repeats.map((m) => m.seq), [883, 884, 885, 886], "the overlap's repeats");
+            assert.equal(c.repeatsDropped, 4);
+            assert.deepEqual(got.slice(6).map((m) => m.seq), [887, 888, 889],
+                "another rule's alert, a new message, and one past the window: kept");
+            assert.deepEqual(c.position, { epoch: "epoch-B", seq: 889, time: iso(T0 + 9000) },
+                "the position moves to bridge B's stream");
+            assert.equal(c.repeats.armed, false, "past the window the filter is off");
+        } finally {
+            c.close();
+            await fleet.close();
+        }
+    });
+
+    test("until bridge B sends a message the position stays A's; a snapshot answer takes B's", async () => {
+        const fromA = deviceMsg("telemetry", "d1", 7, T0, T0, { fields: { v: 1 }, tags: {} });
+        const quick = (epoch, answer) => ({
+            epoch,
+            onSubscribe(sock, m) {
+                send(sock, { type: "subscribed", payload: { rooms: m.payload.rooms, ...answer },
+                    timestamp: iso(T0 + 1000) }, ...(epoch === "A" ? [fromA] : []));
+                setTimeout(() => sock.terminate(), 100);
+            },
+        });
+        const fleet = await scriptedFleet([quick("A", { seq: 6 }), quick("B", { seq: 40, recovered: true, mode: "time" }),
+            quick("C", { seq: 70, recovered: false }), quick("C", { seq: 71, recovered: true, mode: "seq" })]);
+        const c = new TelebridgeClient({ url: fleet.url, credential: "token", getToken: () => "t", WebSocket,
+            rooms: ["device:d1"], minDelayMs: 50, maxDelayMs: 100 });
+        try {
+            c.connect();
+            await waitFor(() => fleet.subscribes.length === 4 && fleet.subscribes[3].length, 5000, "four connections");
+            const since = fleet.subscribes.map((s) => s[0].payload.since);
+            assert.equal(since[0], undefined);
+            assert.deepEqual(since[1], { epoch: "A", seq: 7, time: fromA.timestamp });
+            assert.deepEqual(since[2], since[1], "B recovered by time but sent nothing: still A's position");
+            assert.deepEqual(since[3], { epoch: "C", seq: 70, time: iso(T0 + 1000) },
+                "C's snapshot answer: its seq and the subscribed timestamp");
+        } finally {
+            c.close();
+            await fleet.close();
+        }
     });
 });
 
@@ -280,7 +464,7 @@ describe("against a bridge", () => {
             }
             const resub = sent.filter((m) => m.type === "subscribe").at(-1);
             assert.deepEqual(resub.payload.rooms, ["device:js-b"]);
-            assert.deepEqual(resub.payload.since, { epoch, seq: seen.seq },
+            assert.deepEqual(resub.payload.since, { epoch, seq: seen.seq, time: seen.timestamp },
                 "since names the last message seen before the drop");
             assert.equal(c.state, "open");
         } finally {
@@ -308,7 +492,7 @@ describe("against a bridge", () => {
             c.addEventListener("telemetry", (e) => got.push(e.detail));
             const subscribed = await nextEvent(c, "subscribed", () => true, 5000);
             assert.deepEqual(sent.filter((m) => m.type === "subscribe").at(-1).payload.since,
-                { epoch: c.epoch, seq: seen.seq });
+                { epoch: c.epoch, seq: seen.seq, time: seen.timestamp });
             if (subscribed.payload.recovered !== true) {
                 t.skip("the bridge holds no history to recover from (recovered: false)");
                 return;
