@@ -23,7 +23,8 @@
  * Every subscriber is checked on its own: at the end, the messages it received of this run are
  * compared with those published to its room, and the report counts the subscribers that
  * received fewer (`conns_missing`, a subscriber that never got ready included) or more
- * (`conns_extra`). Several bench processes may load one fleet of bridges at once (tools/bench/
+ * (`conns_extra`), and those whose room got no message, whose check proves nothing
+ * (`conns_unchecked`). Several bench processes may load one fleet of bridges at once (tools/bench/
  * fleet.sh): a message of another process's run (its device id names the run) reaching a group
  * or global subscriber is counted as `foreign`, apart from this run's deliveries; --source-base
  * gives each process its own source addresses, and --ready-file / --go-file line their runs up:
@@ -218,6 +219,7 @@ typedef struct {
     uint64_t foreign;       /* messages of another bench process's run (group and global rooms) */
     uint64_t misrouted;     /* messages of this run from a device the connection's room lacks */
     unsigned conns_missing, conns_extra;  /* subscribers given fewer / more than published */
+    unsigned conns_unchecked;             /* subscribers whose room got no message at all */
     uint64_t pings;                       /* pings answered, on any connection */
     unsigned deflate_conns, window_conns; /* negotiated; of those, server context kept */
     uint64_t deflated_messages, zcache_hits;
@@ -1001,6 +1003,7 @@ static int check_conns(bench_t *b, const pub_t *p)
             want = group[c->room];
         b->conns_missing += c->received < want;
         b->conns_extra += c->received > want;
+        b->conns_unchecked += want == 0;
     }
     free(group);
     return 0;
@@ -1110,10 +1113,11 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
         "wire_bytes", (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
         "wire_bytes_per_delivery", wire_per, "out_of_order", (json_int_t)b->out_of_order,
         "server_closes", (int)b->server_closes, "last_close_code", (int)b->last_close_code);
-    json_t *v = json_pack("{s:i, s:i, s:I, s:I, s:i, s:i}", "conns_missing", (int)b->conns_missing,
-                          "conns_extra", (int)b->conns_extra, "foreign", (json_int_t)b->foreign,
-                          "misrouted", (json_int_t)b->misrouted, "source_base",
-                          (int)b->o->source_base, "sources", (int)b->o->sources);
+    json_t *v =
+        json_pack("{s:i, s:i, s:i, s:I, s:I, s:i, s:i}", "conns_missing", (int)b->conns_missing,
+                  "conns_extra", (int)b->conns_extra, "conns_unchecked", (int)b->conns_unchecked,
+                  "foreign", (json_int_t)b->foreign, "misrouted", (json_int_t)b->misrouted,
+                  "source_base", (int)b->o->source_base, "sources", (int)b->o->sources);
     int rc = x && z && v && json_object_update(r, x) == 0 && json_object_update(r, z) == 0 &&
                      json_object_update(r, v) == 0
                  ? 0
