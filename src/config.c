@@ -20,9 +20,9 @@
 
 /* Hard bounds on what a config may hold. */
 #define CFG_FILE_MAX (1024 * 1024) /* a larger config file is refused */
-#define CFG_HOST_MAX 255           /* longest host name (the DNS limit) */
-#define CFG_CLIENT_ID_MAX 256      /* MQTT allows more; nobody needs it */
-#define CFG_PATH_MAX 4096          /* longest file path, before and after resolution */
+#define CFG_HOST_MAX TB_CONFIG_HOST_MAX
+#define CFG_CLIENT_ID_MAX 256 /* MQTT allows more; nobody needs it */
+#define CFG_PATH_MAX 4096     /* longest file path, before and after resolution */
 
 /* clang-format off */
 #define F_INT(T, k, lo, hi, def) {#k, CONFIG_K_INT, offsetof(T, k), 0, lo, hi, def, NULL}
@@ -53,6 +53,7 @@ static const config_field_t admin_fields[] = {
 static const config_field_t mqtt_fields[] = {
     F_STR(tb_config_mqtt_t, host, CONFIG_K_HOST, CFG_HOST_MAX, "127.0.0.1"),
     F_INT(tb_config_mqtt_t, port, CONFIG_PORT_MIN, CONFIG_PORT_MAX, 1883),
+    F_ARR(tb_config_mqtt_t, hosts, CONFIG_K_HOSTPORTS),
     F_STR(tb_config_mqtt_t, client_id, CONFIG_K_CLIENT_ID, CFG_CLIENT_ID_MAX, "telebridge"),
     F_STR(tb_config_mqtt_t, username, CONFIG_K_STR_NULL, CONFIG_STR_MAX, NULL),
     F_STR(tb_config_mqtt_t, password_file, CONFIG_K_PATH_NULL, CFG_PATH_MAX, NULL),
@@ -151,7 +152,7 @@ static void free_groups(tb_config_group_t *groups, size_t n)
 
 static bool is_array_kind(config_kind_t kind)
 {
-    return kind == CONFIG_K_ORIGINS || kind == CONFIG_K_ROOMS;
+    return kind == CONFIG_K_ORIGINS || kind == CONFIG_K_ROOMS || kind == CONFIG_K_HOSTPORTS;
 }
 
 static bool is_string_kind(config_kind_t kind)
@@ -382,10 +383,27 @@ static int apply_slow(void *sect, const config_field_t *f, json_t *v, const char
     return 0;
 }
 
+/* The rule of an array kind's elements, and what names one in errors. */
+static config_str_check_fn element_check(config_kind_t kind, const char **what)
+{
+    switch (kind) {
+    case CONFIG_K_ROOMS:
+        *what = "room pattern";
+        return tb_room_pattern_valid;
+    case CONFIG_K_HOSTPORTS:
+        *what = "host:port";
+        return config_hostport_valid;
+    default:
+        *what = "origin";
+        return origin_valid;
+    }
+}
+
 static int apply_field(void *sect, const config_field_t *f, json_t *v, const char *key,
                        const ctx_t *ctx)
 {
-    bool rooms = f->kind == CONFIG_K_ROOMS;
+    const char *what = NULL;
+    config_str_check_fn ok;
     char **arr = NULL;
     size_t n = 0;
     switch (f->kind) {
@@ -397,8 +415,9 @@ static int apply_field(void *sect, const config_field_t *f, json_t *v, const cha
         return apply_slow(sect, f, v, key, ctx->err, ctx->errlen);
     case CONFIG_K_ORIGINS:
     case CONFIG_K_ROOMS:
-        if (config_strv(v, key, rooms ? tb_room_pattern_valid : origin_valid,
-                        rooms ? "room pattern" : "origin", &arr, &n, ctx->err, ctx->errlen) != 0)
+    case CONFIG_K_HOSTPORTS:
+        ok = element_check(f->kind, &what);
+        if (config_strv(v, key, ok, what, &arr, &n, ctx->err, ctx->errlen) != 0)
             return -1;
         replace_strv(sect, f, arr, n);
         return 0;

@@ -4,6 +4,7 @@
 
 #include "config_internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,30 +26,65 @@ static int parse_port_digits(const char *s, int *out)
     return 0;
 }
 
-/* "HOST:PORT" or "[V6ADDR]:PORT" into *host (without brackets) and *port; flag names errors. */
-static int set_hostport(char **host, int *port, const char *flag, const char *hp, char *err,
-                        size_t errlen)
+/* "HOST:PORT" or "[V6ADDR]:PORT": the host (*h, *hlen bytes, without brackets) and the port.
+ * 0, or -1 when hp is not one, or the port is out of range (*range_err then true). */
+static int split_hostport(const char *hp, const char **h, size_t *hlen, int *port, bool *range_err)
 {
-    const char *h = hp, *h_end, *p;
-    char *copy;
-    int num;
-    if (!hp)
-        return config_fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT");
+    const char *h_end, *p;
+    *range_err = false;
     if (hp[0] == '[') {
-        h = hp + 1;
-        h_end = strchr(h, ']');
+        *h = hp + 1;
+        h_end = strchr(*h, ']');
         p = (h_end && h_end[1] == ':') ? h_end + 2 : NULL;
     } else {
+        *h = hp;
         h_end = strrchr(hp, ':');
         /* A second colon means an IPv6 address without brackets: ambiguous. */
         p = (h_end && !memchr(hp, ':', (size_t)(h_end - hp))) ? h_end + 1 : NULL;
     }
-    if (!p || !config_host_valid(h, (size_t)(h_end - h)) || parse_port_digits(p, &num) != 0)
-        return config_fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
-    if (num < CONFIG_PORT_MIN || num > CONFIG_PORT_MAX)
-        return config_fail(err, errlen, flag, "port must be between %d and %d", CONFIG_PORT_MIN,
-                           CONFIG_PORT_MAX);
-    if (!(copy = strndup(h, (size_t)(h_end - h))))
+    if (!p || !config_host_valid(*h, (size_t)(h_end - *h)) || parse_port_digits(p, port) != 0)
+        return -1;
+    *hlen = (size_t)(h_end - *h);
+    *range_err = *port < CONFIG_PORT_MIN || *port > CONFIG_PORT_MAX;
+    return *range_err ? -1 : 0;
+}
+
+int tb_config_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *h;
+    size_t n;
+    bool range_err;
+    if (!s || split_hostport(s, &h, &n, port, &range_err) != 0 || n >= hostlen)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    return 0;
+}
+
+bool config_hostport_valid(const char *s)
+{
+    char host[TB_CONFIG_HOST_MAX + 1];
+    int port;
+    return tb_config_hostport(s, host, sizeof(host), &port) == 0;
+}
+
+/* "HOST:PORT" or "[V6ADDR]:PORT" into *host (without brackets) and *port; flag names errors. */
+static int set_hostport(char **host, int *port, const char *flag, const char *hp, char *err,
+                        size_t errlen)
+{
+    const char *h = NULL;
+    size_t n = 0;
+    bool range_err = false;
+    char *copy;
+    int num = 0;
+    if (!hp)
+        return config_fail(err, errlen, flag, "expected HOST:PORT or [IPv6]:PORT");
+    if (split_hostport(hp, &h, &n, &num, &range_err) != 0)
+        return range_err ? config_fail(err, errlen, flag, "port must be between %d and %d",
+                                       CONFIG_PORT_MIN, CONFIG_PORT_MAX)
+                         : config_fail(err, errlen, flag,
+                                       "expected HOST:PORT or [IPv6]:PORT, got \"%s\"", hp);
+    if (!(copy = strndup(h, n)))
         return config_fail(err, errlen, flag, "out of memory");
     free(*host);
     *host = copy;
@@ -73,7 +109,16 @@ int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size
     return 0;
 }
 
+/* The command line wins over the file: the one broker given replaces mqtt.hosts too. */
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen)
 {
-    return set_hostport(&cfg->mqtt.host, &cfg->mqtt.port, "--mqtt", hostport, err, errlen);
+    char **none;
+    if (set_hostport(&cfg->mqtt.host, &cfg->mqtt.port, "--mqtt", hostport, err, errlen) != 0)
+        return -1;
+    if (!(none = calloc(1, sizeof(*none))))
+        return config_fail(err, errlen, "--mqtt", "out of memory");
+    config_strv_free(cfg->mqtt.hosts);
+    cfg->mqtt.hosts = none;
+    cfg->mqtt.n_hosts = 0;
+    return 0;
 }

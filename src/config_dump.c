@@ -64,6 +64,7 @@ static json_t *field_to_json(const tb_config_t *cfg, const char *sect, const con
         return json_string(config_slow_name(*(const tb_slow_policy_t *)p));
     case CONFIG_K_ORIGINS:
     case CONFIG_K_ROOMS:
+    case CONFIG_K_HOSTPORTS:
         return config_strv_json(*(char *const *const *)p,
                                 *(const size_t *)(const void *)(sect + f->n_off));
     default:
@@ -77,7 +78,8 @@ static json_t *section_to_json(const tb_config_t *cfg, const config_section_t *s
     const char *sect = (const char *)cfg + s->off;
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < s->n_fields; i++) {
-        if (json_object_set_new(obj, s->fields[i].key, field_to_json(cfg, sect, &s->fields[i])) != 0) {
+        if (json_object_set_new(obj, s->fields[i].key, field_to_json(cfg, sect, &s->fields[i])) !=
+            0) {
             json_decref(obj);
             return NULL;
         }

@@ -39,6 +39,7 @@ typedef enum {
     CONFIG_K_SLOW,      /* one of config.c's slow_names, as tb_slow_policy_t */
     CONFIG_K_ORIGINS,   /* array of non-empty strings */
     CONFIG_K_ROOMS,     /* array of room patterns (tb_room_pattern_valid) */
+    CONFIG_K_HOSTPORTS, /* array of "host:port" (tb_config_hostport) */
 } config_kind_t;
 
 typedef struct {
@@ -106,6 +107,9 @@ int config_strv(json_t *v, const char *key, config_str_check_fn ok, const char *
                 size_t *n_out, char *err, size_t errlen);
 /* Frees a NULL-terminated string array; NULL is a no-op. */
 void config_strv_free(char **v);
+
+/* tb_config_hostport() accepts s. */
+bool config_hostport_valid(const char *s);
 
 /* "*", a device id, or an id prefix with one trailing '*' ("sensor-hum-*"). */
 bool config_device_pattern_valid(const char *s);

@@ -188,6 +188,7 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
 {
     static tb_stats_t stats;
     char err[TB_CONFIG_ERR_LEN];
+    char broker[TB_CONFIG_HOST_MAX + sizeof("[]:65535")];
     int rc = 1;
     tb_ingest_t *ingest = NULL;
     tb_signals_t *sig = NULL;
@@ -215,8 +216,14 @@ static int serve(const options_t *o, const tb_config_t *cfg, tb_auth_t *auth)
         tb_log(TB_LOG_ERROR, "cannot start", "error=\"signal thread\"");
         goto done;
     }
-    tb_log(TB_LOG_INFO, "listening", "host=%s port=%d ws=/ws mqtt=%s:%d", cfg->listen.host,
-           tb_server_port(server), cfg->mqtt.host, cfg->mqtt.port);
+    /* The broker: mqtt.hosts' first node, or mqtt.host:mqtt.port. */
+    if (cfg->mqtt.n_hosts)
+        snprintf(broker, sizeof(broker), "%s", cfg->mqtt.hosts[0]);
+    else
+        snprintf(broker, sizeof(broker), "%s:%d", cfg->mqtt.host, cfg->mqtt.port);
+    tb_log(TB_LOG_INFO, "listening", "host=%s port=%d reuse_port=%s ws=/ws mqtt=%s mqtt_nodes=%zu",
+           cfg->listen.host, tb_server_port(server), cfg->listen.reuse_port ? "true" : "false",
+           broker, cfg->mqtt.n_hosts ? cfg->mqtt.n_hosts : 1);
     rc = tb_server_run(server) ? 1 : 0;
     tb_log(TB_LOG_INFO, "stopping", NULL);
     /* MQTT first: what arrives from now on stays with the broker for the persistent session,

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "telebridge/log.h"
+#include "telebridge/mqtt_nodes.h"
 #include "telebridge/msg.h"
 #include "telebridge/topic.h"
 #include "telebridge/util.h"
@@ -44,6 +45,7 @@ struct tb_ingest {
     tb_topic_tpl_t *telemetry;
     tb_topic_tpl_t *status;
     struct mosquitto *mosq;
+    tb_mqtt_nodes_t nodes; /* the broker nodes; the ingest thread moves through them */
     char client_id[TB_CONFIG_CLIENT_ID_MAX + 1]; /* mqtt.client_id, placeholders expanded */
     /* Thread control: `running` belongs to the caller of start/stop; `stopping` is set under
      * `lock` so the backoff wait (a timed wait on `cond`) cannot miss it. */
@@ -199,8 +201,9 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     in->failures = 0;
     atomic_store(&in->stats->mqtt_connected, 1);
     atomic_fetch_add(&in->stats->mqtt_connects, 1);
-    tb_log(TB_LOG_INFO, "mqtt connected", "host=%s port=%d client_id=%s qos=%d", m->host, m->port,
-           in->client_id, m->qos);
+    const tb_mqtt_node_t *node = tb_mqtt_nodes_current(&in->nodes);
+    tb_log(TB_LOG_INFO, "mqtt connected", "host=%s port=%d node=%zu/%zu client_id=%s qos=%d",
+           node->host, node->port, in->nodes.cur + 1, in->nodes.n, in->client_id, m->qos);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
@@ -262,17 +265,18 @@ static void disconnect_cleanly(tb_ingest_t *in)
         if (loop_once(in->mosq, LOOP_TIMEOUT_MS) != MOSQ_ERR_SUCCESS)
             break;
     if (in->session_up)
-        tb_log(TB_LOG_INFO, "mqtt disconnected", "host=%s port=%d", in->cfg->mqtt.host,
-               in->cfg->mqtt.port);
+        tb_log(TB_LOG_INFO, "mqtt disconnected", "host=%s port=%d",
+               tb_mqtt_nodes_current(&in->nodes)->host, tb_mqtt_nodes_current(&in->nodes)->port);
 }
 
 /* One connection attempt and, when it succeeds, the whole session; returns on loss or stop. */
 static void run_session(tb_ingest_t *in)
 {
-    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    const tb_mqtt_node_t *node = tb_mqtt_nodes_current(&in->nodes);
     in->session_up = false;
     in->last_error[0] = '\0';
-    int rc = mosquitto_connect_async(in->mosq, m->host, m->port, m->keepalive_s);
+    atomic_store(&in->stats->mqtt_node, in->nodes.cur);
+    int rc = mosquitto_connect_async(in->mosq, node->host, node->port, in->cfg->mqtt.keepalive_s);
     while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&in->stopping))
         rc = loop_once(in->mosq, LOOP_TIMEOUT_MS);
     int err_no = errno;
@@ -312,16 +316,18 @@ static void wait_or_stop(tb_ingest_t *in, unsigned ms)
     pthread_mutex_unlock(&in->lock);
 }
 
-static void log_retry(const tb_ingest_t *in, bool was_up, unsigned delay)
+/* m: the node that was lost or refused; the current one is where the retry goes. */
+static void log_retry(const tb_ingest_t *in, const tb_mqtt_node_t *m, bool was_up, unsigned delay)
 {
-    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    const tb_mqtt_node_t *next = tb_mqtt_nodes_current(&in->nodes);
     if (was_up)
-        tb_log(TB_LOG_WARN, "mqtt connection lost", "host=%s port=%d error=\"%s\" retry_in_ms=%u",
-               m->host, m->port, in->last_error, delay);
+        tb_log(TB_LOG_WARN, "mqtt connection lost",
+               "host=%s port=%d error=\"%s\" retry_in_ms=%u next_host=%s next_port=%d", m->host,
+               m->port, in->last_error, delay, next->host, next->port);
     else
         tb_log(TB_LOG_WARN, "mqtt connect failed",
-               "host=%s port=%d attempt=%u retry_in_ms=%u error=\"%s\"", m->host, m->port,
-               in->failures, delay, in->last_error);
+               "host=%s port=%d attempt=%u retry_in_ms=%u error=\"%s\" next_host=%s next_port=%d",
+               m->host, m->port, in->failures, delay, in->last_error, next->host, next->port);
 }
 
 static void *ingest_main(void *arg)
@@ -335,7 +341,9 @@ static void *ingest_main(void *arg)
         if (!in->session_up)
             atomic_fetch_add(&in->stats->mqtt_connect_failures, 1);
         unsigned delay = backoff_ms(in->failures, &in->seed);
-        log_retry(in, in->session_up, delay);
+        const tb_mqtt_node_t *was = tb_mqtt_nodes_current(&in->nodes);
+        tb_mqtt_nodes_next(&in->nodes); /* a cluster's next node; the same one without */
+        log_retry(in, was, in->session_up, delay);
         wait_or_stop(in, delay);
     }
     return NULL;
@@ -467,7 +475,8 @@ tb_ingest_t *tb_ingest_create(const tb_ingest_opts_t *opts, char *err, size_t er
     if (!in->telemetry)
         goto fail;
     in->status = parse_template(cfg->mqtt.status_topic, "mqtt.status_topic", err, errlen);
-    if (!in->status || create_client(in, err, errlen) != 0)
+    if (!in->status || tb_mqtt_nodes_init(&in->nodes, &cfg->mqtt, err, errlen) != 0 ||
+        create_client(in, err, errlen) != 0)
         goto fail;
     return in;
 fail:
@@ -507,6 +516,7 @@ void tb_ingest_destroy(tb_ingest_t *in)
         mosquitto_destroy(in->mosq);
     tb_topic_tpl_free(in->telemetry);
     tb_topic_tpl_free(in->status);
+    tb_mqtt_nodes_free(&in->nodes);
     if (in->sync_ready) {
         pthread_cond_destroy(&in->cond);
         pthread_mutex_destroy(&in->lock);

@@ -21,6 +21,8 @@
 
 /* An error buffer size that holds any message the loading functions write. */
 #define TB_CONFIG_ERR_LEN 256
+/* Longest host name or address (the DNS limit), without brackets. */
+#define TB_CONFIG_HOST_MAX 255
 /* Longest MQTT client id once its placeholders are expanded (tb_config_client_id()). */
 #define TB_CONFIG_CLIENT_ID_MAX 1024
 
@@ -44,9 +46,13 @@ typedef struct {
     int port; /* 0: no admin listener */
 } tb_config_admin_t;
 
+/* The broker: mqtt.hosts when not empty (a cluster's nodes, tried in order then round; host and
+ * port are then unused), else host:port. */
 typedef struct {
     char *host;
     int port;
+    char **hosts; /* "host:port" / "[v6]:port" entries, validated; NULL-terminated, may be empty */
+    size_t n_hosts;
     char *client_id; /* may hold {hostname} and {port}: expand with tb_config_client_id() */
     char *username;      /* NULL when unset */
     char *password_file; /* NULL when unset; resolved path */
@@ -159,9 +165,15 @@ int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_di
 /* Reads `path` and applies it as above, base_dir being the file's folder; sets cfg->path. */
 int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error. */
+/* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error.
+ * --mqtt also empties mqtt.hosts: the command line wins over the file. */
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
+
+/* "HOST:PORT" or "[V6ADDR]:PORT" (an mqtt.hosts entry) into host (hostlen bytes, without the
+ * brackets; TB_CONFIG_HOST_MAX + 1 holds any) and *port (1-65535). 0, or -1 when s is not one
+ * or host does not fit. */
+int tb_config_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /*
  * mqtt.client_id with {hostname} (gethostname()) and {port} (listen.port, after --listen)

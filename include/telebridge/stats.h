@@ -182,6 +182,8 @@ const char *tb_compression_name(tb_compression_t c);
     C(mqtt_reconnects, COUNTER, DERIVED, DETAILS,                                                  \
       "MQTT broker sessions established after the first.")                                         \
     C(mqtt_connect_failures, COUNTER, INGEST, DETAILS, "MQTT connection attempts that failed.")    \
+    C(mqtt_node, GAUGE, INGEST, DETAILS,                                                           \
+      "Index in mqtt.hosts of the broker node in use or being tried (0 without mqtt.hosts).")      \
     C(uptime_seconds, GAUGE, DERIVED, TOP, "Seconds since the bridge started.")                    \
     C(history_messages, GAUGE, DERIVED, DETAILS, "Device messages held for since recovery.")       \
     C(devices, GAUGE, DERIVED, DETAILS, "Devices in the last-value store.")                        \

@@ -23,7 +23,8 @@ static const char *const documented_defaults =
     "{\"listen\": {\"host\": \"127.0.0.1\", \"port\": 8080, \"allowed_origins\": [],"
     "  \"web_root\": \"" TB_WEB_ROOT_DEFAULT "\", \"reuse_port\": false},"
     " \"admin\": {\"host\": \"127.0.0.1\", \"port\": 0},"
-    " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": 1883, \"client_id\": \"telebridge\","
+    " \"mqtt\": {\"host\": \"127.0.0.1\", \"port\": 1883, \"hosts\": [],"
+    "  \"client_id\": \"telebridge\","
     "  \"username\": null, \"password_file\": null, \"keepalive_s\": 30, \"qos\": 1,"
     "  \"telemetry_topic\": \"devices/{device}/telemetry\","
     "  \"status_topic\": \"devices/{device}/status\"},"
@@ -48,7 +49,9 @@ static const char *const full_config =
     "  \"allowed_origins\": [\"https://a.example\", \"http://localhost:3000\"],"
     "  \"web_root\": \"/srv/dashboard\", \"reuse_port\": true},"
     " \"admin\": {\"host\": \"10.0.0.5\", \"port\": 9100},"
-    " \"mqtt\": {\"host\": \"broker.local\", \"port\": 8883, \"client_id\": \"tb-1\","
+    " \"mqtt\": {\"host\": \"broker.local\", \"port\": 8883,"
+    "  \"hosts\": [\"n1.example:1883\", \"[::1]:1884\", \"10.0.0.3:65535\"],"
+    "  \"client_id\": \"tb-1\","
     "  \"username\": \"bridge\", \"password_file\": \"/run/secrets/mqtt\", \"keepalive_s\": 45,"
     "  \"qos\": 2, \"telemetry_topic\": \"site/{group}/{device}/t\","
     "  \"status_topic\": \"site/{device}/s\"},"
@@ -211,6 +214,13 @@ typedef struct {
 
 static const bad_case_t bad_cases[] = {
     {"{\"listen\": {\"reuse_port\": 1}}", "listen.reuse_port: must be true or false"},
+    {"{\"mqtt\": {\"hosts\": \"a:1\"}}", "mqtt.hosts: must be an array of strings"},
+    {"{\"mqtt\": {\"hosts\": [\"a:1\", \"b\"]}}", "mqtt.hosts[1]: \"b\" is not a valid host:port"},
+    {"{\"mqtt\": {\"hosts\": [\"a:0\"]}}", "mqtt.hosts[0]: \"a:0\" is not a valid host:port"},
+    {"{\"mqtt\": {\"hosts\": [\"a:65536\"]}}", "mqtt.hosts[0]: \"a:65536\" is not a valid"},
+    {"{\"mqtt\": {\"hosts\": [\"::1:1883\"]}}", "mqtt.hosts[0]: \"::1:1883\" is not a valid"},
+    {"{\"mqtt\": {\"hosts\": [\":1883\"]}}", "mqtt.hosts[0]: \":1883\" is not a valid"},
+    {"{\"mqtt\": {\"hosts\": [\"a:18x3\"]}}", "mqtt.hosts[0]: \"a:18x3\" is not a valid"},
     {"{\"mqtt\": {\"client_id\": \"tb-{host}\"}}",
      "mqtt.client_id: unknown placeholder \"{host}\" (known: {hostname}, {port})"},
     {"{\"mqtt\": {\"client_id\": \"tb-{port\"}}", "mqtt.client_id: unknown placeholder \"{port\""},
