@@ -1,13 +1,16 @@
 """docs/operations.md's nginx examples, run as written in front of a real bridge: the reverse
 proxy (WebSocket upgrade on /ws and /api/v1/ws, the dashboard and tickets, the operator
 endpoints answering only an admin token: docs/security.md → Operator endpoints) and TLS
-termination (wss://, HSTS, the port-80 redirect).
+termination (wss://, HSTS, the port-80 redirect); and the fleet example, three bridges with one
+secret behind one nginx, round robin: tickets issued and redeemed wherever nginx sends them.
 
 Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
 or nginx in PATH; without one every test here fails (a missing tool is a failure, not a skip). The only edits to the documented text are the addresses,
 ports and certificate paths, and each must apply, so a changed example fails here."""
 
 import asyncio
+import base64
+import contextlib
 import http.client
 import json
 import os
@@ -33,9 +36,10 @@ HOST = "telemetry.example.com"
 
 
 def doc_blocks():
+    """The proxy, TLS and fleet (three bridges) examples, in this order."""
     text = (tb.ROOT / "docs" / "operations.md").read_text()
     blocks = re.findall(r"^```nginx\n(.*?)^```$", text, re.M | re.S)
-    assert len(blocks) == 2, "operations.md has the proxy and the TLS nginx examples"
+    assert len(blocks) == 3, "operations.md has the proxy, the TLS and the fleet nginx examples"
     return blocks
 
 
@@ -44,8 +48,37 @@ def edit(text, old, new, count=1):
     return text.replace(old, new)
 
 
+def nginx_main(d, http):
+    """A whole nginx.conf in the foreground, everything under d, around the http block text."""
+    temp = "".join(f"    {k}_temp_path {d / k};\n"
+                   for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (f"daemon off;\nmaster_process off;\npid {d / 'nginx.pid'};\n"
+            f"error_log {d / 'error.log'};\nevents {{}}\nhttp {{\n"
+            f"    access_log {d / 'access.log'};\n{temp}{http}}}\n")
+
+
+@contextlib.contextmanager
+def running_nginx(d, conf_text, ports):
+    """Checks and starts nginx on conf_text; yields once it listens on every port; stops it."""
+    conf = d / "nginx.conf"
+    conf.write_text(conf_text)
+    check = subprocess.run([NGINX, "-t", "-p", str(d), "-c", str(conf)], capture_output=True,
+                           text=True, timeout=tb.PROCESS_TIMEOUT)
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        tb.wait_until(lambda: proc.poll() is not None or all(map(tb.port_open, ports)),
+                      tb.START_TIMEOUT, "nginx to listen")
+        assert proc.poll() is None, (d / "error.log").read_text()
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(tb.STOP_TIMEOUT)
+
+
 def nginx_conf(d, bridge_port, ports, cert, key):
-    proxy, tls = doc_blocks()
+    proxy, tls, _ = doc_blocks()
     inner = proxy[proxy.index("    # WebSocket"):proxy.rindex("}")]
     proxy = edit(proxy, "server 127.0.0.1:8080;", f"server 127.0.0.1:{bridge_port};")
     proxy = edit(proxy, "listen 80;", f"listen 127.0.0.1:{ports['http']};")
@@ -54,11 +87,7 @@ def nginx_conf(d, bridge_port, ports, cert, key):
     tls = edit(tls, "listen 80;", f"listen 127.0.0.1:{ports['redirect']};")
     tls = edit(tls, f"/etc/letsencrypt/live/{HOST}/fullchain.pem", str(cert))
     tls = edit(tls, f"/etc/letsencrypt/live/{HOST}/privkey.pem", str(key))
-    temp = "".join(f"    {k}_temp_path {d / k};\n"
-                   for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return (f"daemon off;\nmaster_process off;\npid {d / 'nginx.pid'};\n"
-            f"error_log {d / 'error.log'};\nevents {{}}\nhttp {{\n"
-            f"    access_log {d / 'access.log'};\n{temp}{proxy}\n{tls}}}\n")
+    return nginx_main(d, f"{proxy}\n{tls}")
 
 
 @pytest.fixture
@@ -71,22 +100,8 @@ def proxy(bridge, tmp_path):
                     "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=tb.PROCESS_TIMEOUT)
     ports = {k: tb.free_port() for k in ("http", "tls", "redirect")}
-    conf = d / "nginx.conf"
-    conf.write_text(nginx_conf(d, bridge.port, ports, cert, key))
-    check = subprocess.run([NGINX, "-t", "-p", str(d), "-c", str(conf)], capture_output=True,
-                           text=True, timeout=tb.PROCESS_TIMEOUT)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        tb.wait_until(lambda: proc.poll() is not None or all(map(tb.port_open, ports.values())),
-                      tb.START_TIMEOUT, "nginx to listen")
-        assert proc.poll() is None, (d / "error.log").read_text()
-        ctx = ssl.create_default_context(cafile=str(cert))
-        yield {"ports": ports, "ssl": ctx}
-    finally:
-        proc.terminate()
-        proc.wait(tb.STOP_TIMEOUT)
+    with running_nginx(d, nginx_conf(d, bridge.port, ports, cert, key), ports.values()):
+        yield {"ports": ports, "ssl": ssl.create_default_context(cafile=str(cert))}
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -173,3 +188,121 @@ def test_port_80_redirects_to_https(proxy):
                                headers={"Host": HOST})
     assert status == 301
     assert headers["Location"] == f"https://{HOST}/x?y=1"
+
+
+# ---- three bridges behind nginx (docs/operations.md → Several bridges behind nginx) ----------
+
+FLEET_DOC_PORTS = ("8081", "8082", "8083")
+
+
+def fleet_conf(d, bridge_ports, port):
+    """The fleet example with its three servers and listen port replaced, after the map of the
+    proxy example (the text says to use it)."""
+    proxy, _, fleet = doc_blocks()
+    conf = proxy[:proxy.index("upstream")]
+    for doc_port, bridge_port in zip(FLEET_DOC_PORTS, bridge_ports, strict=True):
+        fleet = edit(fleet, f"server 127.0.0.1:{doc_port} ", f"server 127.0.0.1:{bridge_port} ")
+    return nginx_main(d, conf + edit(fleet, "listen 80;", f"listen 127.0.0.1:{port};"))
+
+
+class Fleet:
+    """Three bridges with one secret and one config shape on one mosquitto, behind nginx."""
+
+    def __init__(self, bridges, port):
+        self.bridges, self.port = bridges, port
+        self.url = f"ws://127.0.0.1:{port}/ws"
+        self.epochs = {}
+        for b in bridges:
+            self.learn(b)
+
+    def learn(self, b):
+        """Records b's epoch and ticket issuer id, asked of b directly (not through nginx)."""
+        hello, _ = asyncio.run(session(f"ws://127.0.0.1:{b.port}/ws?token={b.mint()}"))
+        self.epochs[hello["payload"]["epoch"]] = b
+        b.issuer = issuer_of(tb.get_ticket(b.port, b.mint(sub="probe")))
+
+    def bridge_of(self, epoch):
+        return self.epochs[epoch]
+
+
+def issuer_of(ticket):
+    """The issuing bridge's id in a ticket (docs/security.md → Tickets across a fleet: after the
+    version byte, 8 bytes)."""
+    raw = base64.urlsafe_b64decode(ticket + "=" * (-len(ticket) % 4))
+    assert raw[0] == 1, "ticket format version 1"
+    return raw[1:9]
+
+
+@pytest.fixture
+def make_fleet(make_bridge, tmp_path):
+    """make_fleet(per_bridge=None): per_bridge(i) gives bridge i's config overrides."""
+    procs = contextlib.ExitStack()
+
+    def make(per_bridge=None):
+        secret = None
+        bridges = []
+        for i in range(3):
+            overrides = tb.deep_merge({"mqtt": {"client_id": "tb-fleet-{hostname}-{port}"}},
+                                      per_bridge(i) if per_bridge else {})
+            bridges.append(make_bridge(overrides, secret=secret))
+            secret = bridges[0].secret
+        d = tmp_path / "nginx-fleet"
+        d.mkdir()
+        port = tb.free_port()
+        procs.enter_context(running_nginx(d, fleet_conf(d, [b.port for b in bridges], port),
+                                          [port]))
+        return Fleet(bridges, port)
+
+    with procs:
+        yield make
+
+
+def test_tickets_through_the_proxy_redeem_wherever_they_land(make_fleet):
+    """Round robin, no stickiness: each ticket POST and each WebSocket goes to whichever bridge
+    nginx picks, and every ticket is redeemed there."""
+    fleet = make_fleet()
+    token = fleet.bridges[0].mint(sub="fleet", rooms=["device:*"])
+    url = f"http://127.0.0.1:{fleet.port}/api/v1/ws/ticket"
+    pairs = []
+
+    async def one():
+        status, _, body = fetch_post(url, token)
+        assert status == 200, body
+        ticket = json.loads(body)["ticket"]
+        tb.ISSUED_TICKETS.add(ticket)
+        hello, sub = await session(f"ws://127.0.0.1:{fleet.port}/ws?ticket={ticket}")
+        assert hello["payload"]["user"] == "fleet" and sub["type"] == "subscribed"
+        pairs.append((issuer_of(ticket), fleet.bridge_of(hello["payload"]["epoch"]).issuer))
+
+    for _ in range(30):
+        asyncio.run(one())
+    issuers = {b.issuer for b in fleet.bridges}
+    assert {i for i, _ in pairs} == issuers, "every bridge issued tickets"
+    assert {r for _, r in pairs} == issuers, "every bridge redeemed tickets"
+    elsewhere = sum(1 for i, r in pairs if i != r)
+    assert elsewhere >= 10, f"only {elsewhere} of 30 tickets were redeemed off their issuer"
+    # The replay window docs/security.md states, seen through the proxy: one ticket tried six
+    # times goes through once on each of the three bridges, and is refused as used after that.
+    ticket = ticket_through(fleet, token)
+    statuses = [tb.handshake_status(fleet.port, f"/ws?ticket={ticket}")[0] for _ in range(6)]
+    assert sorted(statuses) == [101] * 3 + [401] * 3, statuses
+    assert sum(b.stats()["refused"]["handshake_by_reason"]["ticket_used"]
+               for b in fleet.bridges) == 3
+
+
+def fetch_post(url, token):
+    req = urllib.request.Request(url, method="POST", data=b"",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def ticket_through(fleet, token):
+    status, _, body = fetch_post(f"http://127.0.0.1:{fleet.port}/api/v1/ws/ticket", token)
+    assert status == 200, body
+    ticket = json.loads(body)["ticket"]
+    tb.ISSUED_TICKETS.add(ticket)
+    return ticket
