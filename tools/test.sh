@@ -188,7 +188,7 @@ js_client() {
     tb_npm_ci || return 1
     TELEBRIDGE_BIN="$PWD/build/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/build/bin/telebridge-token" \
-        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs tests/js/cli.test.mjs \
+        timeout "$JS_TIMEOUT" node --test tests/js/client.test.mjs tests/js/failover.test.mjs tests/js/cli.test.mjs \
         tests/js/types.test.mjs
 }
 
