@@ -174,6 +174,8 @@ fuzz_short() {
 integration() {
     local dir=$1 nginx
     nginx=$(tb_nginx_bin) || tb_log "no nginx: the reverse-proxy doc test will be skipped"
+    # test_nginx.py runs web/telebridge-client.js in node, with tests/js's `ws`.
+    tb_npm_ci || tb_log "no node or tests/js packages: test_nginx.py's Node client tests will fail"
     TB_NGINX=${nginx:-} TELEBRIDGE_BIN="$PWD/$dir/bin/telebridge" \
         TELEBRIDGE_TOKEN_BIN="$PWD/$dir/bin/telebridge-token" \
         ASAN_OPTIONS=detect_leaks=1 \

@@ -2,7 +2,9 @@
 proxy (WebSocket upgrade on /ws and /api/v1/ws, the dashboard and tickets, the operator
 endpoints answering only an admin token: docs/security.md → Operator endpoints) and TLS
 termination (wss://, HSTS, the port-80 redirect); and the fleet example, three bridges with one
-secret behind one nginx, round robin: tickets issued and redeemed wherever nginx sends them.
+secret behind one nginx, round robin: tickets issued and redeemed wherever nginx sends them, and
+web/telebridge-client.js (in node, tests/js/fleet-client.mjs) failing over when its bridge is
+killed. A missing node or tests/js/node_modules fails those tests.
 
 Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
 or nginx in PATH; without one every test here fails (a missing tool is a failure, not a skip). The only edits to the documented text are the addresses,
@@ -17,8 +19,11 @@ import os
 import re
 import shutil
 import socket
+import signal
 import ssl
 import subprocess
+import threading
+import time
 import urllib.request
 
 import pytest
@@ -306,3 +311,125 @@ def ticket_through(fleet, token):
     ticket = json.loads(body)["ticket"]
     tb.ISSUED_TICKETS.add(ticket)
     return ticket
+
+
+# ---- the Node client through failures of its bridge -------------------------------------------
+
+NODE = shutil.which("node")
+FLEET_CLIENT = tb.ROOT / "tests" / "js" / "fleet-client.mjs"
+WS_PACKAGE = tb.ROOT / "tests" / "js" / "node_modules" / "ws"
+DEVICE = "fleet-1"
+ROOM = f"device:{DEVICE}"
+TOPIC = f"devices/{DEVICE}/telemetry"
+RATE = 100  # messages per second while the bridges fail
+
+
+class StampedPublisher(tb.NumberedPublisher):
+    """{"i": n, "timestamp": …}: each message with its own device timestamp, the key the client
+    drops repeats by after a failover (docs/protocol.md → Recovery)."""
+
+    def _run(self):
+        while not self.done.wait(self.period):
+            i = self.count
+            ts = f"2026-01-01T00:{i // 60000:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}Z"
+            payload = json.dumps({"i": i, "timestamp": ts})
+            self.infos.append(self.client.publish(self.topic, payload, qos=1))
+            self.count += 1
+
+
+class NodeClient:
+    """web/telebridge-client.js in node (tests/js/fleet-client.mjs), its events read by a
+    thread. Stopped by closing its stdin; killed if it does not exit."""
+
+    def __init__(self, url, rooms, token, log):
+        assert NODE, "no node in PATH (tools/test.sh installs nodejs)"
+        assert WS_PACKAGE.is_dir(), "tests/js/node_modules/ws missing: (cd tests/js && npm ci)"
+        self.events, self.lock = [], threading.Lock()
+        self.log = log
+        self.proc = subprocess.Popen([NODE, str(FLEET_CLIENT), url, ",".join(rooms)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(log, "wb"), env={**os.environ, "TB_TOKEN": token})
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.events.append(json.loads(line))
+
+    def of(self, event):
+        with self.lock:
+            return [e["detail"] for e in self.events if e["event"] == event]
+
+    def numbers(self):
+        """The i of every live telemetry message the application was given, in order."""
+        return [m["payload"]["fields"]["i"] for m in self.of("telemetry") if not m.get("snapshot")]
+
+    def wait(self, pred, timeout, what):
+        tb.wait_until(lambda: self.proc.poll() is not None or pred(), timeout, what)
+        assert self.proc.poll() is None, f"node exited: {self.log.read_text()}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(tb.STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(tb.STOP_TIMEOUT)
+        self.reader.join(tb.STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def client_and_publisher(fleet, broker, tmp_path):
+    """The Node client joined to ROOM through the proxy, then a publisher at RATE; both stopped
+    on the way out (the publisher only if the test did not)."""
+    client = NodeClient(fleet.url, [ROOM], fleet.bridges[0].mint(sub="fleet"),
+                        tmp_path / "node.log")
+    pub = None
+    try:
+        client.wait(lambda: client.of("subscribed"), 10, "the Node client to subscribe")
+        pub = StampedPublisher(broker.port, TOPIC, RATE)
+        yield client, pub
+    finally:
+        if pub:
+            pub.stop()
+            pub.client.loop_stop()
+        client.stop()
+
+
+def bridge_now(fleet, client):
+    """The bridge the client is connected to (by the epoch of its last `connected`)."""
+    return fleet.bridge_of(client.of("connected")[-1]["payload"]["epoch"])
+
+
+def finish(fleet, client, pub):
+    """Stops the flow; returns how many were published once every live bridge and the client
+    have them all (bounded), plus a moment for any late repeat to show."""
+    n = pub.stop()
+    pub.close()
+    client.wait(lambda: len(client.numbers()) >= n, 15, f"the client to get all {n} messages")
+    time.sleep(0.5)
+    return n
+
+
+def test_node_client_fails_over_through_the_proxy_with_every_message_once(make_fleet, broker,
+                                                                          tmp_path):
+    """docs/operations.md → Several bridges behind nginx: SIGKILL the client's bridge while
+    numbered messages flow; the client reconnects through nginx to another bridge, resumes with
+    `since` by time (docs/protocol.md → Recovery) and drops the overlap's repeats."""
+    fleet = make_fleet()
+    with client_and_publisher(fleet, broker, tmp_path) as (client, pub):
+        client.wait(lambda: len(client.numbers()) >= RATE // 2, 10, "messages before the kill")
+        victim = bridge_now(fleet, client)
+        victim.expect_clean_exit = False
+        victim.stop(signal.SIGKILL)
+        client.wait(lambda: len(client.of("subscribed")) >= 2, 10, "the client to resubscribe")
+        time.sleep(1.0)  # and more messages after the failover
+        n = finish(fleet, client, pub)
+    again = client.of("subscribed")[1]["payload"]
+    assert (again.get("recovered"), again.get("mode")) == (True, "time"), again
+    assert bridge_now(fleet, client) is not victim
+    # The replay by time overlaps what the client had (2 s): it dropped those itself.
+    assert client.of("repeat"), "no repeat dropped: the failover replay overlapped nothing"
+    assert client.numbers() == list(range(n)), "every message once, in order"
