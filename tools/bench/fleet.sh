@@ -62,6 +62,7 @@ PARALLEL=128
 PER_SOURCE=20000 # connections per source address: at most 3/4 of the ephemeral port range
 CONNECT_WAIT=600 # seconds for every bench to connect
 RUN_WAIT=300     # seconds from "go" to every bench done
+EXIT_WAIT=60     # seconds for the benches to exit after that
 while (($#)); do
     case "$1" in
     --bridges) BRIDGES=${2:?}; shift 2 ;;
@@ -261,8 +262,15 @@ sample_all done
 for ((i = 0; i < BRIDGES; i++)); do
     curl -s "http://127.0.0.1:${ADMIN_PORTS[i]}/stats" >"$BENCH_DIR/stats-end-$i.json"
 done
+# Each bench exits once it has written its report; one that does not within EXIT_WAIT is
+# stopped and the run fails.
 status=0
-for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" || status=1; done
+deadline=$((SECONDS + EXIT_WAIT))
+for pid in "${CLIENT_PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { tb_log "bench $pid did not exit"; tb_stop_pid "$pid" 20; status=1; }
+    wait "$pid" || status=1
+done
 CLIENT_PIDS=()
 
 "$PYTHON" - "$BENCH_DIR" "$BRIDGES" "$CLIENTS" "$connect_s" "$go_ns" "$done_ns" "$status" \
@@ -292,6 +300,8 @@ for i in range(nb):
         "rss_per_conn_bytes": round(grown / held) if held else None,
         "cpu_pct": round((end[i][1] - conn[i][1]) / tck / wall * 100, 1),
         "connect_cpu_s": round((conn[i][1] - start[i][1]) / tck, 2),
+        "connect_cpu_us_per_conn": round((conn[i][1] - start[i][1]) / tck * 1e6 / held)
+        if held else None,
     })
 broker_cpu = round((end[nb][1] - conn[nb][1]) / tck / wall * 100, 1)
 ok = [b for b in benches if "delivered" in b]
@@ -338,7 +348,8 @@ w(f"  CPU %: bridges {r['bridge_cpu_pct_sum']}, broker {broker_cpu}, benches "
 for b in bridges:
     w(f"  bridge {b['bridge']}: {b['connections']} connections, RSS {b['rss_start_kb']} -> "
       f"{b['rss_connected_kb']} kB ({b['rss_done_kb']} at the end), "
-      f"{b['rss_per_conn_bytes']} B/conn, CPU {b['cpu_pct']} %\n")
+      f"{b['rss_per_conn_bytes']} B/conn, CPU {b['cpu_pct']} %, "
+      f"{b['connect_cpu_us_per_conn']} us CPU per handshake\n")
 bad = r["conns_missing"] or r["conns_extra"] or r["conns_unchecked"] or r["misrouted"] \
     or r["failed_connects"] \
     or r["closed_during_run"] or r["ready"] != conns or int(status)
