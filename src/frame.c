@@ -70,6 +70,7 @@ tb_frame_t *tb_frame_alloc(size_t len, tb_frame_kind_t kind, uint64_t seq)
     f->refs = 1;
     f->len = (uint32_t)len;
     f->seq = seq;
+    f->ingest_us = 0;
     f->kind = (uint8_t)kind;
     f->deflate = TB_FRAME_DEFLATE_UNTRIED;
     f->zlen = 0;

@@ -46,6 +46,7 @@ static void snapshot_derived(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *m)
     m->uptime_seconds = (uint64_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000);
     m->history_messages = tb_hub_history_held(ctx->hub);
     m->devices = tb_hub_devices(ctx->hub);
+    m->send_queue_over_half = tb_hub_queues_over_half(ctx->hub);
 }
 
 void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *snap)
@@ -65,6 +66,7 @@ void tb_http_metrics_snapshot(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *s
 #define COPY_V(name, type, owner, section, label, first, end, label_name, help)                    \
     COPY_V_##owner(name, end)
     TB_COUNTERS(COPY_C, COPY_V)
+    snap->delivery_latency = hc->delivery_latency;
     snapshot_derived(ctx, snap);
 }
 

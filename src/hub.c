@@ -119,6 +119,20 @@ const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h)
     return &h->counters;
 }
 
+tb_latency_t *tb_hub_latency(tb_hub_t *h)
+{
+    return &h->counters.delivery_latency;
+}
+
+size_t tb_hub_queues_over_half(const tb_hub_t *h)
+{
+    size_t n = 0;
+    uint32_t half = (uint32_t)h->cfg->limits.send_queue_messages / 2;
+    for (size_t i = 0; i < h->n_conns; i++)
+        n += h->slots[i].c->q_len > half;
+    return n;
+}
+
 /* ---- connections ------------------------------------------------------------------------- */
 
 /*
@@ -364,7 +378,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *roo
  * messages of a firing/resolved pair carry the alert_id "<rule>:<device>:<firing seq>".
  */
 static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_event_t *ev,
-                       const char *timestamp, const dev_rooms_t *dr)
+                       const tb_msg_t *m, const char *timestamp, const dev_rooms_t *dr)
 {
     const tb_config_alert_t *rule = &h->alerts[ev->rule];
     uint64_t *mark = &tb_lastvalue_words(e)[ev->rule];
@@ -385,6 +399,7 @@ static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_even
         tb_log(TB_LOG_ERROR, "out of memory encoding an alert", "seq=%" PRIu64, seq);
         return;
     }
+    f->ingest_us = m->ingest_us; /* its latency runs from the sample's arrival */
     route(h, f, now, dr->ptrs, dr->n);
     tb_frame_unref(f);
 }
@@ -397,7 +412,7 @@ static void raise_alerts(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m
         tb_alerts_eval(h->alerts, h->n_alerts, m->device_id, json_object_get(m->payload, "fields"),
                        tb_lastvalue_words(e), h->events);
     for (size_t i = 0; i < n; i++)
-        emit_alert(h, e, &h->events[i], ts ? ts : "", dr);
+        emit_alert(h, e, &h->events[i], m, ts ? ts : "", dr);
 }
 
 /* Appends telemetry m's numeric fields to device e's series (history.series_points each). */
@@ -421,6 +436,8 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
         telemetry ? "telemetry" : "device_status", dr.names[0], m->payload_json,
         m->payload_json_len, seq, now, telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     h->counters.device_messages++;
+    if (f)
+        f->ingest_us = m->ingest_us;
     tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
@@ -445,6 +462,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
                                        telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
         return 0;
+    f->ingest_us = tb_mono_us();
     h->counters.published++;
     route(h, f, now, &room, 1);
     tb_frame_unref(f);

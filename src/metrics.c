@@ -67,6 +67,23 @@ static void labelled(writer_t *w, const char *name, const char *type, const char
     put(w, PREFIX "%s%s{%s=\"%s\"} %" PRIu64 "\n", name, suffix(name, type), label, value, v);
 }
 
+#define LATENCY_FAMILY PREFIX "delivery_latency_seconds"
+
+/* The delivery latency histogram: cumulative buckets, the sum in seconds, the count. */
+static void histogram(writer_t *w, const tb_latency_t *h)
+{
+    uint64_t cumulative = 0;
+    put(w, "# HELP " LATENCY_FAMILY " %s\n# TYPE " LATENCY_FAMILY " histogram\n",
+        "Time from a message's arrival (MQTT or publish) to the write of its frame to a client.");
+    for (int i = 0; i <= TB_LATENCY_N; i++) {
+        cumulative += h->bucket[i];
+        put(w, LATENCY_FAMILY "_bucket{le=\"%s\"} %" PRIu64 "\n", tb_latency_le(i), cumulative);
+    }
+    put(w, LATENCY_FAMILY "_sum %" PRIu64 ".%06" PRIu64 "\n", h->sum_us / 1000000,
+        h->sum_us % 1000000);
+    put(w, LATENCY_FAMILY "_count %" PRIu64 "\n", cumulative);
+}
+
 int tb_metrics_render(const tb_metrics_snapshot_t *snap, char *buf, size_t cap, size_t *len)
 {
     writer_t w = {.buf = buf, .cap = cap, .len = 0, .overflow = cap == 0};
@@ -78,6 +95,7 @@ int tb_metrics_render(const tb_metrics_snapshot_t *snap, char *buf, size_t cap, 
     TB_COUNTERS(RENDER_C, RENDER_V)
 #undef RENDER_C
 #undef RENDER_V
+    histogram(&w, &snap->delivery_latency);
     *len = w.len;
     return w.overflow ? TB_METRICS_E_SPACE : 0;
 }
@@ -132,6 +150,19 @@ static void add_legacy(json_t *doc, json_t *refused, json_t *details,
     json_object_set_new(details, "snapshot_frames", number(s->snapshot_messages));
 }
 
+/* {"le": {bound: cumulative count, …, "+Inf": n}, "sum": seconds, "count": n}. */
+static json_t *latency_json(const tb_latency_t *h)
+{
+    json_t *le = json_object();
+    uint64_t cumulative = 0;
+    for (int i = 0; i <= TB_LATENCY_N; i++) {
+        cumulative += h->bucket[i];
+        json_object_set_new(le, tb_latency_le(i), number(cumulative));
+    }
+    return json_pack("{s:o, s:f, s:I}", "le", le, "sum", (double)h->sum_us / 1e6, "count",
+                     (json_int_t)cumulative);
+}
+
 json_t *tb_metrics_stats_json(const tb_metrics_snapshot_t *snap)
 {
     json_t *doc = json_object(), *refused = json_object(), *details = json_object();
@@ -162,6 +193,7 @@ json_t *tb_metrics_stats_json(const tb_metrics_snapshot_t *snap)
 #undef STATS_V
     (void)ignored;
     add_legacy(doc, refused, details, snap, sums);
+    json_object_set_new(details, "delivery_latency_seconds", latency_json(&snap->delivery_latency));
     json_object_set_new(doc, "refused", refused);
     json_object_set_new(doc, "details", details);
     return doc;

@@ -167,6 +167,7 @@ int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, si
     if (rc == 0) {
         m->retained = retained;
         m->ingest_ms = tb_now_ms();
+        m->ingest_us = tb_mono_us();
         rc = normalize_into(in, payload, len, m);
     }
     if (rc != 0) {

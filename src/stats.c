@@ -91,3 +91,33 @@ void tb_stats_refused(tb_stats_t *s, tb_refuse_reason_t reason)
     if (cls != TB_REFUSE_CLASS_NONE)
         atomic_fetch_add_explicit(&s->handshake_failures[cls], 1, memory_order_relaxed);
 }
+
+/* Upper bounds of the finite latency buckets, in microseconds, and their labels. */
+#define LATENCY_BOUND(us, le) us,
+#define LATENCY_LE(us, le) le,
+static const int64_t latency_bounds[TB_LATENCY_N] = {TB_LATENCY_BUCKETS(LATENCY_BOUND)};
+static const char *const latency_les[TB_LATENCY_N + 1] = {TB_LATENCY_BUCKETS(LATENCY_LE) "+Inf"};
+
+void tb_latency_observe(tb_latency_t *h, int64_t us, uint64_t n)
+{
+    int i = 0;
+    if (us < 0)
+        us = 0;
+    while (i < TB_LATENCY_N && us > latency_bounds[i])
+        i++;
+    h->bucket[i] += n;
+    h->sum_us += (uint64_t)us * n;
+}
+
+const char *tb_latency_le(int i)
+{
+    return i >= 0 && i <= TB_LATENCY_N ? latency_les[i] : "unknown";
+}
+
+uint64_t tb_latency_count(const tb_latency_t *h)
+{
+    uint64_t n = 0;
+    for (int i = 0; i <= TB_LATENCY_N; i++)
+        n += h->bucket[i];
+    return n;
+}

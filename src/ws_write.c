@@ -6,6 +6,7 @@
 
 #include "telebridge/frame.h"
 #include "telebridge/hub.h"
+#include "telebridge/util.h"
 #include "ws_internal.h"
 
 /* Seconds a connection asked to close may take to take its close frame. */
@@ -75,6 +76,43 @@ static const unsigned char *conn_wire(tb_server_t *s, const pss_t *pss, tb_frame
     return wire ? wire : tb_frame_wire(f, len);
 }
 
+/* ---- delivery latency ------------------------------------------------------------------ */
+
+/*
+ * telebridge_delivery_latency_seconds at one clock read per write callback or batch, not per
+ * recipient: the frames written meanwhile count from that read, and a run of frames of one
+ * arrival stamp (one message to many connections, the fan-out case) is one observation of
+ * weight n. Frames without a stamp (control frames, snapshot copies) are not counted.
+ */
+static void latency_flush(tb_server_t *s)
+{
+    if (s->lat_n && s->lat_key)
+        tb_latency_observe(tb_hub_latency(s->hub), s->lat_now - s->lat_key, s->lat_n);
+    s->lat_n = 0;
+}
+
+static void latency_begin(tb_server_t *s)
+{
+    latency_flush(s);
+    s->lat_now = tb_mono_us();
+}
+
+static void latency_switch(tb_server_t *s, int64_t key)
+{
+    latency_flush(s);
+    s->lat_key = key;
+}
+
+/* One frame is being written (inlined by hand: it runs once per delivery). */
+#define LATENCY_COUNT(s, f)                                                                        \
+    do {                                                                                           \
+        if ((f)->ingest_us != (s)->lat_key)                                                        \
+            latency_switch((s), (f)->ingest_us);                                                   \
+        (s)->lat_n++;                                                                              \
+    } while (0)
+
+/* ---- writes -------------------------------------------------------------------------------- */
+
 /*
  * Every connection, compressing or not: the frames carry their own WebSocket headers, so the
  * queued ones leave in one raw write — straight from the shared frame when only one fits, else
@@ -86,13 +124,18 @@ static int write_raw(tb_server_t *s, struct lws *wsi, const pss_t *pss)
     const tb_conn_t *c = pss->conn;
     size_t len, used = 0;
     int n = 0;
-    const unsigned char *wire = conn_wire(s, pss, tb_hub_conn_at(c, 0), &len);
-    if (tb_hub_conn_queued(c) == 1 || len > WS_COALESCE_MAX / 2)
+    tb_frame_t *f = tb_hub_conn_at(c, 0);
+    const unsigned char *wire = conn_wire(s, pss, f, &len);
+    if (tb_hub_conn_queued(c) == 1 || len > WS_COALESCE_MAX / 2) {
+        LATENCY_COUNT(s, f);
         return send_raw(wsi, (unsigned char *)wire, len) ? -1 : 1;
+    }
     for (size_t i = 0; i < tb_hub_conn_queued(c); i++) {
-        wire = conn_wire(s, pss, tb_hub_conn_at(c, i), &len);
+        f = tb_hub_conn_at(c, i);
+        wire = conn_wire(s, pss, f, &len);
         if (used + len > WS_COALESCE_MAX)
             break;
+        LATENCY_COUNT(s, f);
         memcpy(s->scratch + LWS_PRE + used, wire, len); /* scratch_cap >= WS_COALESCE_MAX */
         used += len;
         n++;
@@ -131,7 +174,9 @@ int tb_ws_write_on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
     if (pss->ping_due)
         return write_ping(wsi, pss);
     if (tb_hub_conn_queued(pss->conn)) {
+        latency_begin(s);
         int n = write_raw(s, wsi, pss);
+        latency_flush(s);
         if (n < 0)
             return -1;
         while (n-- > 0)
@@ -153,6 +198,8 @@ int tb_ws_write_on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
  */
 static void flush_pending(tb_server_t *s)
 {
+    if (s->n_pending)
+        latency_begin(s);
     for (size_t i = 0; i < s->n_pending; i++) {
         struct lws *wsi = s->pending[i];
         pss_t *pss = lws_wsi_user(wsi);
@@ -171,6 +218,7 @@ static void flush_pending(tb_server_t *s)
         }
         lws_callback_on_writable(wsi);
     }
+    latency_flush(s);
     s->n_pending = 0;
 }
 

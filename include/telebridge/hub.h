@@ -110,6 +110,9 @@ typedef struct {
 typedef struct {
     TB_COUNTERS(TB_HUB_FIELD_C, TB_HUB_FIELD_V)
     uint64_t dropped; /* device-message frames a connection lost to its queue bound */
+    /* Arrival to socket write of each delivered frame, kept by the transport (ws_write.c)
+     * through tb_hub_latency(). */
+    tb_latency_t delivery_latency;
 } tb_hub_counters_t;
 
 /* NULL when out of memory. */
@@ -124,6 +127,11 @@ size_t tb_hub_rooms(const tb_hub_t *h);
 size_t tb_hub_devices(const tb_hub_t *h);
 size_t tb_hub_history_held(const tb_hub_t *h);
 const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h);
+/* The delivery latency histogram, for the transport to count its writes in. */
+tb_latency_t *tb_hub_latency(tb_hub_t *h);
+/* Connections whose send queue holds more than half of limits.send_queue_messages: one
+ * comparison per connection (for /metrics, not the hot path). */
+size_t tb_hub_queues_over_half(const tb_hub_t *h);
 /* [{"room": name, "subscribers": n}, …] sorted by name; caller owns it. */
 json_t *tb_hub_rooms_json(const tb_hub_t *h);
 

@@ -4,7 +4,8 @@
  * Transport- and hub-free: the caller copies the counters into a tb_metrics_snapshot_t
  * (http_api.c does, on the service thread) and tb_metrics_render() writes the text into a
  * caller-owned buffer of bounded size; tb_metrics_stats_json() makes the /stats document of the
- * same snapshot. Both walk TB_COUNTERS (stats.h), so each counter is in both, once. Every family
+ * same snapshot. Both walk TB_COUNTERS (stats.h), so each counter is in both, once; the one
+ * histogram (delivery latency, tb_latency_t) follows them in both. Every family
  * has a HELP and a TYPE line; names carry the "telebridge_" prefix and counters end in
  * "_total". Label values come from the modules' fixed reason/kind name tables, which hold only
  * [a-z0-9_] names, so none needs escaping.
@@ -36,6 +37,8 @@
 
 typedef struct {
     TB_COUNTERS(TB_METRICS_SNAP_C, TB_METRICS_SNAP_V)
+    /* The one histogram, telebridge_delivery_latency_seconds (after the TB_COUNTERS families). */
+    tb_latency_t delivery_latency;
 } tb_metrics_snapshot_t;
 
 /*

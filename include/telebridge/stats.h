@@ -134,6 +134,51 @@ typedef enum {
 const char *tb_compression_name(tb_compression_t c);
 
 /*
+ * The buckets of telebridge_delivery_latency_seconds, the time from a message's arrival (MQTT,
+ * or POST /api/v1/publish) to the write of its frame to a client's socket:
+ * X(upper bound in microseconds, its `le` label in seconds). Fixed, so observing allocates
+ * nothing; a last +Inf bucket follows.
+ */
+#define TB_LATENCY_BUCKETS(X)                                                                      \
+    X(100, "0.0001")                                                                               \
+    X(250, "0.00025")                                                                              \
+    X(500, "0.0005")                                                                               \
+    X(1000, "0.001")                                                                               \
+    X(2500, "0.0025")                                                                              \
+    X(5000, "0.005")                                                                               \
+    X(10000, "0.01")                                                                               \
+    X(25000, "0.025")                                                                              \
+    X(50000, "0.05")                                                                               \
+    X(100000, "0.1")                                                                               \
+    X(250000, "0.25")                                                                              \
+    X(500000, "0.5")                                                                               \
+    X(1000000, "1")                                                                                \
+    X(2500000, "2.5")                                                                              \
+    X(5000000, "5")                                                                                \
+    X(10000000, "10")
+
+#define TB_LATENCY_COUNT_ONE(us, le) +1
+/* Finite buckets; the +Inf one is bucket[TB_LATENCY_N]. */
+#define TB_LATENCY_N (0 TB_LATENCY_BUCKETS(TB_LATENCY_COUNT_ONE))
+
+/*
+ * A latency histogram: bucket[i] counts the observations in (bound[i-1], bound[i]] (not
+ * cumulative; the exposition sums them), sum_us their total. Service thread only: a plain
+ * struct, zero-initialised.
+ */
+typedef struct {
+    uint64_t bucket[TB_LATENCY_N + 1];
+    uint64_t sum_us;
+} tb_latency_t;
+
+/* Counts n observations of us microseconds (a negative one as 0). */
+void tb_latency_observe(tb_latency_t *h, int64_t us, uint64_t n);
+/* The `le` label of bucket i ("0.0001", …, "+Inf"). */
+const char *tb_latency_le(int i);
+/* Observations in all (the +Inf bucket's cumulative count). */
+uint64_t tb_latency_count(const tb_latency_t *h);
+
+/*
  * The counters, in /metrics order.
  *   C(name, type, owner, section, help)                               one number
  *   V(name, type, owner, section, label, first, end, label_name, help) split by one label
@@ -167,6 +212,8 @@ const char *tb_compression_name(tb_compression_t c);
     V(dropped, COUNTER, DERIVED, TOP, reason, 1, TB_DROP_END, tb_drop_reason_name,                 \
       "Device messages lost, by reason.")                                                          \
     C(slow_consumer_disconnects, COUNTER, HUB, TOP, "Clients closed with 1008 as slow consumers.") \
+    C(send_queue_over_half, GAUGE, DERIVED, DETAILS,                                               \
+      "Connections whose send queue holds more than half of limits.send_queue_messages.")          \
     C(client_messages, COUNTER, HUB, DETAILS, "Client messages received.")                         \
     C(client_errors, COUNTER, HUB, DETAILS, "Error answers sent to clients.")                      \
     C(rate_limited, COUNTER, HUB, DETAILS, "Client messages refused by the rate limit.")           \

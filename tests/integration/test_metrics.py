@@ -4,6 +4,7 @@ against the bridge's behaviour (docs/operations.md lists the families)."""
 import json
 import math
 import re
+import time
 import urllib.request
 
 import tb
@@ -71,9 +72,17 @@ def parse_exposition(text):
             current = name
             continue
         name, labels, value = parse_sample(line, where)
-        assert name == current, f"{where}: sample outside its family ({current})"
-        fam = families[name]
-        assert fam["type"], f"{where}: sample before TYPE"
+        fam = families.get(current)
+        assert fam and fam["type"], f"{where}: sample before TYPE"
+        if fam["type"] == "histogram":
+            # name_bucket{le=…}, name_sum, name_count: kept under the family, the suffix as
+            # the label "__sample__".
+            suffix = name[len(current):] if name.startswith(current) else None
+            assert suffix in ("_bucket", "_sum", "_count"), f"{where}: not of {current}"
+            assert ("le" in labels) == (suffix == "_bucket"), f"{where}: le"
+            labels["__sample__"] = suffix
+        else:
+            assert name == current, f"{where}: sample outside its family ({current})"
         key = frozenset(labels.items())
         assert key not in fam["samples"], f"{where}: duplicate sample"
         fam["samples"][key] = value
@@ -82,7 +91,38 @@ def parse_exposition(text):
         assert (fam["type"] == "counter") == name.endswith("_total"), name
         if fam["type"] == "counter":
             assert all(v >= 0 and v == int(v) for v in fam["samples"].values()), name
+        if fam["type"] == "histogram":
+            check_histogram(name, fam["samples"])
     return families
+
+
+def le_bound(le):
+    return math.inf if le == "+Inf" else float(le)
+
+
+def check_histogram(name, samples):
+    """Cumulative buckets in increasing le ending with +Inf, equal to _count; a _sum >= 0."""
+    buckets = sorted(((le_bound(dict(k)["le"]), v) for k, v in samples.items()
+                      if dict(k)["__sample__"] == "_bucket"))
+    assert buckets and buckets[-1][0] == math.inf, f"{name}: no +Inf bucket"
+    counts = [v for _, v in buckets]
+    assert counts == sorted(counts), f"{name}: buckets not cumulative"
+    assert all(v == int(v) for v in counts), name
+    assert samples[frozenset({("__sample__", "_count")})] == counts[-1], f"{name}: _count"
+    assert samples[frozenset({("__sample__", "_sum")})] >= 0, f"{name}: _sum"
+
+
+def latency(families):
+    """(count, sum in seconds, {le bound: cumulative count}) of the delivery latency."""
+    return latency_of(families, "telebridge_delivery_latency_seconds")
+
+
+def latency_of(families, name):
+    samples = families[name]["samples"]
+    buckets = {le_bound(dict(k)["le"]): v for k, v in samples.items()
+               if dict(k)["__sample__"] == "_bucket"}
+    return (samples[frozenset({("__sample__", "_count")})],
+            samples[frozenset({("__sample__", "_sum")})], buckets)
 
 
 def scrape(bridge):
@@ -112,6 +152,16 @@ def test_parser_rejects_malformed_expositions():
         good.replace("_total 1", '_total{a="1} 1'),  # unterminated label
         good.replace("telebridge_", "other_"),  # no prefix
         good + "# HELP telebridge_x_total again\n",  # comment after samples
+    ]
+    hist = ("# HELP telebridge_h X.\n# TYPE telebridge_h histogram\n"
+            'telebridge_h_bucket{le="0.1"} 2\ntelebridge_h_bucket{le="+Inf"} 3\n'
+            "telebridge_h_sum 0.5\ntelebridge_h_count 3\n")
+    assert latency_of(parse_exposition(hist), "telebridge_h")[0] == 3
+    bad += [
+        hist.replace("_count 3", "_count 4"),  # count is not the +Inf bucket
+        hist.replace('"0.1"} 2', '"0.1"} 4'),  # not cumulative
+        hist.replace('{le="+Inf"} 3\n', ""),  # no +Inf bucket
+        hist.replace("telebridge_h_sum", "telebridge_hx_sum"),  # another family's sample
     ]
     for text in bad:
         try:
@@ -202,3 +252,61 @@ def test_mqtt_state_and_reconnects(bridge, broker):
         value(before, "telebridge_mqtt_connects_total") + 1
     assert value(up, "telebridge_mqtt_connect_failures_total") >= \
         value(before, "telebridge_mqtt_connect_failures_total")
+
+
+def test_delivery_latency_and_queues_over_half(make_bridge, broker, connect):
+    """telebridge_delivery_latency_seconds counts each frame written, from the arrival of its
+    message; telebridge_send_queue_over_half counts the connections whose queue is past half
+    its bound, as a reader stalls and as it drains (docs/operations.md)."""
+    bridge = make_bridge({"limits": {"send_queue_messages": 32, "slow_consumer": "drop_oldest"}})
+    before = scrape(bridge)
+    count0, sum0, _ = latency(before)
+    assert value(before, "telebridge_send_queue_over_half") == 0
+    ws = connect(bridge, rooms=["device:lat-1"])
+    other = connect(bridge, rooms=["device:lat-1"])
+    for i in range(5):
+        broker.publish("devices/lat-1/telemetry", json.dumps({"i": i}))
+    assert len(ws.recv_n(5)) == 5 and len(other.recv_n(5)) == 5
+    after = scrape(bridge)
+    count1, sum1, buckets1 = latency(after)
+    # Ten deliveries (plus the probe's), each written within a second of its arrival.
+    assert count1 - count0 >= 10
+    assert sum1 > sum0 and (sum1 - sum0) / (count1 - count0) < 1.0
+    assert buckets1[1.0] - latency(before)[2][1.0] >= 10
+
+    # A reader that stops reading: its queue passes half the bound and stays there.
+    sock, status, _, data = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                             rcvbuf=4096)
+    assert status == 101
+    sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe",
+                                         "payload": {"rooms": ["device:lat-2"]}})))
+    tb.wait_until(lambda: bridge.stats()["rooms"] == 2, 5, "the stalled reader's subscription")
+    # ~6 MB: more than the kernel buffers of a reader that does not read hold.
+    blob = "x" * 2000
+    tb.mqtt_publish_lines(broker.port, "devices/lat-2/telemetry",
+                          [json.dumps({"fields": {"i": i, "blob": blob}}) for i in range(3000)])
+    tb.wait_until(lambda: value(scrape(bridge), "telebridge_send_queue_over_half") == 1, 10,
+                  "the stalled reader to count as over half its queue")
+    stalled = latency(scrape(bridge))
+    time.sleep(1.2)
+    # It reads again: the queue drains, the gauge falls, and what waited shows as latency
+    # above half a second.
+    sock.settimeout(0.5)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if not sock.recv(1 << 16):
+                break
+        except TimeoutError:
+            if value(scrape(bridge), "telebridge_send_queue_over_half") == 0:
+                break
+    sock.close()
+    drained = scrape(bridge)
+    assert value(drained, "telebridge_send_queue_over_half") == 0
+    count2, _, buckets2 = latency(drained)
+    assert count2 > stalled[0]
+    slow = (count2 - buckets2[0.5]) - (stalled[0] - stalled[2][0.5])
+    assert slow >= 1, (stalled, latency(drained))
+    # The others were served all along.
+    broker.publish("devices/lat-1/telemetry", json.dumps({"i": 99}))
+    assert ws.recv()["payload"]["fields"] == {"i": 99}

@@ -35,6 +35,10 @@ static tb_metrics_snapshot_t sample_snapshot(void)
     s.mqtt_reconnects = 3;
     s.queue_depth = 7;
     s.queue_capacity = 16384;
+    s.send_queue_over_half = 5;
+    tb_latency_observe(&s.delivery_latency, 80, 10);      /* le 0.0001 */
+    tb_latency_observe(&s.delivery_latency, 1000, 3);     /* le 0.001, the bound itself */
+    tb_latency_observe(&s.delivery_latency, 20000000, 1); /* +Inf */
     return s;
 }
 
@@ -76,6 +80,15 @@ static void test_samples(void **state)
         "\ntelebridge_queue_capacity 16384\n",
         "\n# TYPE telebridge_queue_depth gauge\n",
         "\n# TYPE telebridge_messages_in_total counter\n",
+        "\ntelebridge_send_queue_over_half 5\n",
+        "\n# TYPE telebridge_delivery_latency_seconds histogram\n",
+        "\ntelebridge_delivery_latency_seconds_bucket{le=\"0.0001\"} 10\n",
+        "\ntelebridge_delivery_latency_seconds_bucket{le=\"0.0005\"} 10\n",
+        "\ntelebridge_delivery_latency_seconds_bucket{le=\"0.001\"} 13\n",
+        "\ntelebridge_delivery_latency_seconds_bucket{le=\"10\"} 13\n",
+        "\ntelebridge_delivery_latency_seconds_bucket{le=\"+Inf\"} 14\n",
+        "\ntelebridge_delivery_latency_seconds_sum 20.003800\n",
+        "\ntelebridge_delivery_latency_seconds_count 14\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (!strstr(t, want[i]))
@@ -120,14 +133,43 @@ static void check_comment(const char *line, char *family, size_t cap)
         return;
     }
     assert_int_equal(sscanf(line, "# TYPE %127s %15s", name, type), 2);
-    assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0);
+    assert_true(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
+                strcmp(type, "histogram") == 0);
     size_t n = strlen(name);
     bool total = n > 6 && strcmp(name + n - 6, "_total") == 0;
     assert_int_equal(total, strcmp(type, "counter") == 0);
     snprintf(family, cap, "%s", name);
 }
 
-/* Every sample belongs to the family of the TYPE line above it; label values are [a-z0-9_]+. */
+/* A sample line of the histogram family (name without the prefix): _bucket{le="<bound>"} with
+ * a bound of [0-9.] or +Inf and an integer, _sum with a decimal, _count with an integer. */
+static void check_histogram_line(const char *p)
+{
+    if (strncmp(p, "_bucket{le=\"", 12) == 0) {
+        p += 12;
+        if (strncmp(p, "+Inf", 4) == 0)
+            p += 4;
+        else
+            for (; *p != '"'; p++)
+                assert_true(isdigit((unsigned char)*p) || *p == '.');
+        assert_true(strncmp(p, "\"} ", 3) == 0);
+        p += 2;
+    } else if (strncmp(p, "_sum ", 5) == 0) {
+        p += 4;
+        for (p++; *p; p++)
+            assert_true(isdigit((unsigned char)*p) || *p == '.');
+        return;
+    } else {
+        assert_true(strncmp(p, "_count ", 7) == 0);
+        p += 6;
+    }
+    assert_int_equal(*p, ' ');
+    for (p++; *p; p++)
+        assert_true(isdigit((unsigned char)*p));
+}
+
+/* Every sample belongs to the family of the TYPE line above it; label values are [a-z0-9_]+
+ * (the histogram's `le` bounds are numbers). */
 static void test_every_line_well_formed(void **state)
 {
     (void)state;
@@ -143,6 +185,11 @@ static void test_every_line_well_formed(void **state)
         size_t fl = strlen(family);
         assert_true(fl > 0 && strncmp(line, family, fl) == 0);
         const char *p = line + fl;
+        if (strcmp(family, "telebridge_delivery_latency_seconds") == 0) {
+            check_histogram_line(p);
+            samples++;
+            continue;
+        }
         if (*p == '{') {
             p = strchr(p, '"');
             assert_non_null(p);
@@ -267,6 +314,14 @@ static void test_each_counter_once(void **state)
         fail_msg("/metrics has \"%s\" %d times", line, count_line(t, line));                       \
     entries++;
     TB_COUNTERS(CHECK_C, CHECK_V)
+    /* The histogram: once in each. */
+    assert_int_equal(count_key(doc, "delivery_latency_seconds"), 1);
+    assert_int_equal(count_line(t, "# TYPE telebridge_delivery_latency_seconds histogram"), 1);
+    assert_int_equal(count_line(t, "telebridge_delivery_latency_seconds_count 14"), 1);
+    json_t *lat = json_object_get(json_object_get(doc, "details"), "delivery_latency_seconds");
+    assert_int_equal(json_integer_value(json_object_get(lat, "count")), 14);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(lat, "le"), "0.001")), 13);
+    entries++;
     /* One TYPE line per entry, none other. */
     assert_int_equal(count_key(doc, "mqtt_connected"), 1);
     int types = 0;
