@@ -84,10 +84,16 @@ typedef struct {
     uint32_t n_opts, cap_opts;
 } conn_x_t;
 
-/* A pending snapshot frame: a reference to a stored frame and the joined room it is sent for. */
+/*
+ * A pending snapshot frame: a reference to a stored frame and the joined room it is sent for; or,
+ * with series N > 0, a pending `series` message of the last N values of the device whose last
+ * telemetry frame is `frame` (read from the series store when it is queued, so pending series
+ * cost no more than a snapshot frame until then).
+ */
 typedef struct {
     tb_frame_t *frame;
     const room_t *room;
+    uint32_t series;
 } snap_t;
 
 struct room {
@@ -232,6 +238,9 @@ void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *mes
                     const json_t *request_id);
 /* Appends a reference to stored frame f to c's pending snapshot, sent for joined room r. */
 void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r);
+/* Appends to c's pending snapshot the series message (last n values) of the device whose last
+ * telemetry frame is f, sent for joined room r. */
+void hub_snap_push_series(tb_conn_t *c, tb_frame_t *f, const room_t *r, uint32_t n);
 /* Allocates c's catch-up state (catchup_t); false, c closed as a slow consumer (as when its
  * queue cannot grow), when out of memory. */
 bool hub_catchup_new(tb_hub_t *h, tb_conn_t *c);

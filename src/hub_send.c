@@ -180,14 +180,24 @@ void hub_conn_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char *mes
  * pending snapshot costs two pointers per message and still shows the state of the moment of
  * the subscribe (frames are immutable: a later update replaces the store's frame, not this one).
  */
-void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r)
+static void snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r, uint32_t series)
 {
     catchup_t *u = c->cu;
     if (!u || hub_grow_for_one((void **)&u->snap, &u->snap_cap, u->snap_n, SNAP_MIN_CAP,
                                sizeof(*u->snap)))
         return; /* out of memory (no catch-up: c is closing): the snapshot lacks this message */
     tb_frame_ref(f);
-    u->snap[u->snap_n++] = (snap_t){.frame = f, .room = r};
+    u->snap[u->snap_n++] = (snap_t){.frame = f, .room = r, .series = series};
+}
+
+void hub_snap_push(tb_conn_t *c, tb_frame_t *f, const room_t *r)
+{
+    snap_push(c, f, r, 0);
+}
+
+void hub_snap_push_series(tb_conn_t *c, tb_frame_t *f, const room_t *r, uint32_t n)
+{
+    snap_push(c, f, r, n);
 }
 
 /* Unreferences the pending snapshot frames of a catch-up and frees the array. */
@@ -319,13 +329,46 @@ static bool snap_due(const tb_conn_t *c)
            hub_conn_joined_room(c, u->snap[u->snap_i].room)->from_seq <= u->cursor;
 }
 
-/* Queues the marked copy of c's next pending snapshot frame. */
+static bool series_keep(const char *name, void *fields)
+{
+    return tb_project_has(fields, name);
+}
+
+/*
+ * Queues the series message of pending entry e: the last e->series values of its device as the
+ * series store holds them now, cut to the `fields` of the room's subscribe. Nothing when the
+ * device was evicted meanwhile or keeps no value of those fields.
+ */
+static void series_send(tb_hub_t *h, tb_conn_t *c, const snap_t *e)
+{
+    char room[TB_ROOM_MAX + 1];
+    const char *id;
+    bool none;
+    size_t len = tb_protocol_device_room(e->frame, room);
+    if (!len || tb_room_parse(room, len, &id, NULL) != TB_ROOM_DEVICE)
+        return;
+    tb_lastvalue_entry_t *d = tb_lastvalue_find(h->lv, id);
+    const hub_opts_t *o = hub_opts_of(c, hub_conn_joined_room(c, e->room));
+    tb_project_t *fields = o ? o->fields : NULL;
+    tb_frame_t *f = d ? tb_series_frame(*tb_lastvalue_series(d), id, e->series,
+                                        fields ? series_keep : NULL, fields, tb_now_ms(), &none)
+                      : NULL;
+    if (f)
+        h->counters.series_messages++;
+    hub_conn_send_owned(h, c, f);
+}
+
+/* Queues c's next pending snapshot entry: a stored frame's marked copy, or a series message. */
 static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
 {
-    tb_frame_t *stored = c->cu->snap[c->cu->snap_i++].frame;
-    h->counters.snapshot_messages++;
-    hub_conn_send_owned(h, c, tb_protocol_snapshot(stored));
-    tb_frame_unref(stored);
+    snap_t e = c->cu->snap[c->cu->snap_i++];
+    if (e.series) {
+        series_send(h, c, &e);
+    } else {
+        h->counters.snapshot_messages++;
+        hub_conn_send_owned(h, c, tb_protocol_snapshot(e.frame));
+    }
+    tb_frame_unref(e.frame);
 }
 
 /* The seq up to which catching-up c already had the messages of joined room j (catchup_t). */

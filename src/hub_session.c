@@ -18,12 +18,20 @@ static bool names_have(const json_t *names, const char *name)
 }
 
 /* Queues, as pending snapshot frames of c for room r, device e's last status and telemetry. */
-static void snapshot_device(tb_conn_t *c, const tb_lastvalue_entry_t *e, const room_t *r)
+static void snapshot_device(tb_conn_t *c, tb_lastvalue_entry_t *e, const room_t *r, uint32_t n)
 {
+    (void)n;
     if (tb_lastvalue_status(e))
         hub_snap_push(c, tb_lastvalue_status(e), r);
     if (tb_lastvalue_telemetry(e))
         hub_snap_push(c, tb_lastvalue_telemetry(e), r);
+}
+
+/* Queues, as a pending series entry of c for room r, device e's last n values of each field. */
+static void series_device(tb_conn_t *c, tb_lastvalue_entry_t *e, const room_t *r, uint32_t n)
+{
+    if (tb_lastvalue_telemetry(e) && *tb_lastvalue_series(e))
+        hub_snap_push_series(c, tb_lastvalue_telemetry(e), r, n);
 }
 
 /*
@@ -43,12 +51,16 @@ static const room_t *snapshot_by_scan(const tb_hub_t *h, const tb_lastvalue_entr
     return NULL;
 }
 
+typedef void (*device_fn)(tb_conn_t *c, tb_lastvalue_entry_t *e, const room_t *r, uint32_t n);
+
 /*
- * Snapshot of the rooms just joined (fresh), each device once: the devices named by device
- * rooms in request order, then, when a group room or global was joined, every other device
- * in them from the least to the most recently updated. A user: room has no snapshot.
+ * Calls push(c, device, room, n) for each device of the rooms just joined (fresh), once: the
+ * devices named by device rooms in request order, then, when a group room or global was joined,
+ * every other device in them from the least to the most recently updated. A user: room holds no
+ * device. The snapshot and the series are made so.
  */
-static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
+static void for_fresh_devices(tb_hub_t *h, tb_conn_t *c, const json_t *fresh, device_fn push,
+                              uint32_t n)
 {
     bool scan = false;
     size_t i;
@@ -61,15 +73,15 @@ static void queue_snapshot(tb_hub_t *h, tb_conn_t *c, const json_t *fresh)
             scan = scan || kind != TB_ROOM_USER; /* a personal room holds no device */
             continue;
         }
-        const tb_lastvalue_entry_t *e = tb_lastvalue_find(h->lv, id);
+        tb_lastvalue_entry_t *e = tb_lastvalue_find(h->lv, id);
         if (e)
-            snapshot_device(c, e, hub_room_find(h, name, strlen(name)));
+            push(c, e, hub_room_find(h, name, strlen(name)), n);
     }
-    for (const tb_lastvalue_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
+    for (tb_lastvalue_entry_t *e = scan ? tb_lastvalue_oldest(h->lv) : NULL; e;
          e = tb_lastvalue_newer(e)) {
         const room_t *r = snapshot_by_scan(h, e, fresh);
         if (r)
-            snapshot_device(c, e, r);
+            push(c, e, r, n);
     }
 }
 
@@ -180,8 +192,9 @@ static void rooms_error(tb_hub_t *h, tb_conn_t *c, const char *code, const char 
 }
 
 /*
- * Order on c: `subscribed`, then the snapshot of the rooms just joined or, when `since` can be
- * honoured, the replay of what they missed, then live messages — all through hub_catch_up().
+ * Order on c: `subscribed`, then, with `series`, a series message per device of the rooms just
+ * joined, then their snapshot or, when `since` can be honoured, the replay of what they missed,
+ * then live messages — all through hub_catch_up(), paced by the send queue.
  */
 static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m)
 {
@@ -215,8 +228,10 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t
     json_decref(res.joined);
     hub_conn_send_owned(h, c,
                         tb_protocol_control("subscribed", payload, m->request_id, tb_now_ms()));
+    if (m->series)
+        for_fresh_devices(h, c, res.fresh, series_device, m->series);
     if (!recover)
-        queue_snapshot(h, c, res.fresh);
+        for_fresh_devices(h, c, res.fresh, snapshot_device, 0);
     json_decref(res.fresh);
     rooms_error(h, c, TB_ERR_BAD_REQUEST, "invalid room name", res.invalid, m->request_id);
     rooms_error(h, c, TB_ERR_FORBIDDEN, "room not granted by the token", res.forbidden,

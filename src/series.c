@@ -1,13 +1,12 @@
 /* series — per-device rings of recent numeric values; see include/telebridge/series.h. */
-#define _XOPEN_SOURCE 700 /* strptime() */
-#define _DEFAULT_SOURCE   /* timegm() */
 #include "telebridge/series.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "telebridge/util.h"
 
 /* One point: 16 bytes (docs/performance.md → Series store). */
 typedef struct {
@@ -181,6 +180,30 @@ int tb_series_encode(const tb_series_t *s, size_t n, tb_series_keep_fn keep, voi
     return 0;
 }
 
+tb_frame_t *tb_series_frame(const tb_series_t *s, const char *device, size_t n,
+                            tb_series_keep_fn keep, void *ctx, int64_t now_ms, bool *none)
+{
+    char *fields = NULL, ts[TB_RFC3339_LEN];
+    size_t fields_len = 0;
+    tb_frame_t *f = NULL;
+    *none = false;
+    if (tb_series_encode(s, n, keep, ctx, &fields, &fields_len))
+        return NULL;
+    if (fields_len == 2) { /* "{}" */
+        *none = true;
+        free(fields);
+        return NULL;
+    }
+    tb_format_rfc3339_ms(now_ms, ts);
+    static const char fmt[] = "{\"type\":\"series\",\"room\":\"device:%s\",\"payload\":{"
+                              "\"device_id\":\"%s\",\"fields\":%s},\"timestamp\":\"%s\"}";
+    int len = snprintf(NULL, 0, fmt, device, device, fields, ts);
+    if (len > 0 && (f = tb_frame_alloc((size_t)len, TB_FRAME_CONTROL, 0)))
+        snprintf(tb_frame_payload(f), (size_t)len + 1, fmt, device, device, fields, ts);
+    free(fields);
+    return f;
+}
+
 bool tb_series_point(const tb_series_t *s, const char *name, size_t i, int64_t *t_ms, double *v)
 {
     const ring_t *r = ring_find(s, name, 0);
@@ -198,42 +221,8 @@ size_t tb_series_count(const tb_series_t *s, const char *name)
     return r ? r->n : 0;
 }
 
-/* Reads the digits of an optional fraction at *p into milliseconds; advances *p past them. */
-static int64_t fraction_ms(const char **p)
-{
-    int64_t ms = 0;
-    int digits = 0;
-    if (**p != '.' && **p != ',')
-        return 0;
-    for ((*p)++; **p >= '0' && **p <= '9'; (*p)++, digits++)
-        if (digits < 3)
-            ms = ms * 10 + (**p - '0');
-    for (; digits < 3 && digits > 0; digits++)
-        ms *= 10;
-    return ms;
-}
-
 int64_t tb_series_time_ms(const char *ts, int64_t fallback)
 {
-    struct tm tm = {0};
-    const char *p = ts ? strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!p)
-        return fallback;
-    int64_t ms = fraction_ms(&p), offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
-               p[2] <= '9' && p[3] == ':' && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' &&
-               p[5] <= '9') {
-        offset_min = ((p[1] - '0') * 10 + (p[2] - '0')) * 60 + (p[4] - '0') * 10 + (p[5] - '0');
-        if (*p == '-')
-            offset_min = -offset_min;
-        p += 6;
-    } else {
-        return fallback;
-    }
-    if (*p)
-        return fallback;
-    time_t secs = timegm(&tm);
-    return ((int64_t)secs - offset_min * 60) * 1000 + ms;
+    int64_t ms;
+    return ts && tb_parse_rfc3339_ms(ts, strlen(ts), &ms) == 0 ? ms : fallback;
 }

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "telebridge/frame.h"
+
 /* Most numeric fields one device keeps a series for. */
 #define TB_SERIES_FIELDS_MAX 16
 
@@ -57,6 +59,17 @@ typedef bool (*tb_series_keep_fn)(const char *name, void *ctx);
  */
 int tb_series_encode(const tb_series_t *s, size_t n, tb_series_keep_fn keep, void *ctx, char **out,
                      size_t *len);
+
+/*
+ * The `series` message of device (a valid device id, tb_id_valid()) with s's last n values of
+ * each kept field, as a control frame (seq 0) with one reference, the caller's:
+ *   {"type":"series","room":"device:<device>","payload":{"device_id":"<device>",
+ *    "fields":{…tb_series_encode()…}},"timestamp":"<now_ms, RFC 3339>"}
+ * NULL with *none true when no field is kept (nothing to send), with *none false when out of
+ * memory.
+ */
+tb_frame_t *tb_series_frame(const tb_series_t *s, const char *device, size_t n,
+                            tb_series_keep_fn keep, void *ctx, int64_t now_ms, bool *none);
 
 /*
  * The value at position i (0 = oldest) of field name's ring, false when there is none: for

@@ -236,6 +236,7 @@ uint64_t tb_latency_count(const tb_latency_t *h);
     C(devices, GAUGE, DERIVED, DETAILS, "Devices in the last-value store.")                        \
     C(device_evictions, COUNTER, HUB, DETAILS, "Devices evicted from the full last-value store.")  \
     C(snapshot_messages, COUNTER, HUB, DETAILS, "Snapshot messages queued after subscribes.")      \
+    C(series_messages, COUNTER, HUB, DETAILS, "Series messages queued after subscribes.")          \
     C(replayed, COUNTER, HUB, DETAILS, "History messages queued by since recovery and catch-up.")  \
     C(alerts, COUNTER, HUB, DETAILS, "Alert messages routed, firing and resolved.")                \
     C(published, COUNTER, HUB, DETAILS, "Messages accepted by POST /api/v1/publish.")              \
