@@ -298,6 +298,8 @@ for i in range(nb):
         "bridge": i, "connections": held, "fds": conn[i][2] - start[i][2],
         "rss_start_kb": start[i][0], "rss_connected_kb": conn[i][0], "rss_done_kb": end[i][0],
         "rss_per_conn_bytes": round(grown / held) if held else None,
+        # after the messages: queues grown, history, last values and series of the devices
+        "rss_per_conn_end_bytes": round((end[i][0] - start[i][0]) * 1024 / held) if held else None,
         "cpu_pct": round((end[i][1] - conn[i][1]) / tck / wall * 100, 1),
         "connect_cpu_s": round((conn[i][1] - start[i][1]) / tck, 2),
         "connect_cpu_us_per_conn": round((conn[i][1] - start[i][1]) / tck * 1e6 / held)
@@ -326,6 +328,8 @@ r = {
     "broker_cpu_pct": broker_cpu,
     "bench_cpu_pct_sum": round(sum(b.get("bench_cpu_pct", 0) for b in ok), 1),
     "rss_per_conn_bytes_max": max((b["rss_per_conn_bytes"] or 0 for b in bridges), default=0),
+    "rss_per_conn_end_bytes_max": max((b["rss_per_conn_end_bytes"] or 0 for b in bridges),
+                                      default=0),
     "loadavg_1m": round(os.getloadavg()[0], 2), "bridges_detail": bridges,
     "status": int(status),
 }
@@ -348,7 +352,8 @@ w(f"  CPU %: bridges {r['bridge_cpu_pct_sum']}, broker {broker_cpu}, benches "
 for b in bridges:
     w(f"  bridge {b['bridge']}: {b['connections']} connections, RSS {b['rss_start_kb']} -> "
       f"{b['rss_connected_kb']} kB ({b['rss_done_kb']} at the end), "
-      f"{b['rss_per_conn_bytes']} B/conn, CPU {b['cpu_pct']} %, "
+      f"{b['rss_per_conn_bytes']} B/conn ({b['rss_per_conn_end_bytes']} at the end), "
+      f"CPU {b['cpu_pct']} %, "
       f"{b['connect_cpu_us_per_conn']} us CPU per handshake\n")
 bad = r["conns_missing"] or r["conns_extra"] or r["conns_unchecked"] or r["misrouted"] \
     or r["failed_connects"] \
