@@ -4,7 +4,7 @@
 # telebridge-bench processes, each from its own loopback source addresses.
 #
 #   tools/bench/fleet.sh [--bridges 6] [--conns 100000] [--clients 7] [--deflate-clients 2]
-#       [--mix device=80,group=17,global=3] [--devices 350] [--groups 50] [--rate 100]
+#       [--mix device=80,group=19,global=1] [--devices 350] [--groups 50] [--rate 50]
 #       [--duration 20] [--drain 5] [--payload demo] [--sysctl] [--break-one] [--bin build/bin]
 #       [--out FILE]
 #
@@ -48,10 +48,10 @@ BRIDGES=6
 CONNS=100000
 CLIENTS=7
 DEFLATE_CLIENTS=2
-MIX=device=80,group=17,global=3
+MIX=device=80,group=19,global=1
 DEVICES=350
 GROUPS_N=50
-RATE=100
+RATE=50
 DURATION=20
 PAYLOAD=demo
 DRAIN=5
