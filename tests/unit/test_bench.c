@@ -188,6 +188,31 @@ static void hist_quantiles(void **state)
     tb_bench_hist_free(h);
 }
 
+static void hist_walk_non_empty_buckets(void **state)
+{
+    (void)state;
+    tb_bench_hist_t *h = tb_bench_hist_create();
+    assert_non_null(h);
+    size_t i = 0;
+    uint64_t up = 0, n = 0;
+    assert_false(tb_bench_hist_next(h, &i, &up, &n));
+    tb_bench_hist_record(h, 5);
+    tb_bench_hist_record(h, 5);
+    tb_bench_hist_record(h, 250000);
+    tb_bench_hist_record(h, 1ULL << 60); /* the overflow bucket: its bound is the maximum */
+    assert_true(tb_bench_hist_next(h, &i, &up, &n));
+    assert_int_equal(up, 5);
+    assert_int_equal(n, 2);
+    assert_true(tb_bench_hist_next(h, &i, &up, &n));
+    assert_true(up >= 250000 && up <= 250000 + 250000 / 1024);
+    assert_int_equal(n, 1);
+    assert_true(tb_bench_hist_next(h, &i, &up, &n));
+    assert_int_equal(up, 1ULL << 60);
+    assert_int_equal(n, 1);
+    assert_false(tb_bench_hist_next(h, &i, &up, &n));
+    tb_bench_hist_free(h);
+}
+
 static void hist_relative_precision(void **state)
 {
     (void)state;
@@ -470,6 +495,7 @@ int main(void)
         cmocka_unit_test(mix_parse_and_pick),
         cmocka_unit_test(hist_quantiles),
         cmocka_unit_test(hist_relative_precision),
+        cmocka_unit_test(hist_walk_non_empty_buckets),
         cmocka_unit_test(ws_parse_rsv1_only_when_negotiated),
         cmocka_unit_test(number_found_or_refused),
         cmocka_unit_test(device_found_or_refused),

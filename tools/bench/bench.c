@@ -143,6 +143,7 @@ typedef struct {
     const char *exec_after;  /* a shell command run after the last delivery, or NULL */
     const char *ready_file;  /* created once every connection is made, or NULL */
     const char *go_file;     /* publishing waits for it to exist, or NULL */
+    const char *hist_file;   /* the latency histogram is written there, or NULL */
     unsigned window;
     unsigned parallel;
     double drain_s;
@@ -1285,6 +1286,25 @@ static void bench_free(bench_t *b)
         close(b->epfd);
 }
 
+/*
+ * --hist-file: the latency histogram's non-empty buckets, one "upper-bound-ns count" line each
+ * in ascending order, for merging the histograms of several bench processes (fleet.sh).
+ * 0, or -1 when the file cannot be written.
+ */
+static int write_hist(const bench_t *b, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "telebridge-bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t i = 0;
+    uint64_t up, n;
+    while (tb_bench_hist_next(b->hist, &i, &up, &n))
+        fprintf(f, "%llu %llu\n", (unsigned long long)up, (unsigned long long)n);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 /* Connects, publishes, reports. Returns the exit status. */
 static int bench_run(const opts_t *o)
 {
@@ -1328,6 +1348,8 @@ static int bench_run(const opts_t *o)
     free(line);
     print_table(r);
     json_decref(r);
+    if (o->hist_file && write_hist(&b, o->hist_file) != 0)
+        goto out;
     bool clean = b.failed_handshake == 0 && b.closed_later == 0 && b.out_of_order == 0 &&
                  b.conns_missing == 0 && b.conns_extra == 0 && b.misrouted == 0 &&
                  !atomic_load(&p.failed) && b.delivered == atomic_load(&p.expected) &&
@@ -1369,6 +1391,7 @@ static void usage(FILE *out)
             "                    and after the last delivery (callgrind_control, perf …)\n"
             "  --ready-file F --go-file G   create F once connected, then serve the\n"
             "                    connections until G exists before publishing (several benches)\n"
+            "  --hist-file F     write the latency histogram's buckets to F (for merging)\n"
             "  --parallel C      handshakes in flight (%d); --drain S: wait for stragglers (%.0f)\n"
             "  --server-pid PID --broker-pid PID   measure their CPU and RSS from /proc\n"
             "  --label NAME      the run's name in the report; --check: exit 1 on any loss\n",
@@ -1427,6 +1450,7 @@ enum {
     OPT_EXEC_AFTER,
     OPT_READY_FILE,
     OPT_GO_FILE,
+    OPT_HIST_FILE,
     OPT_IDLE,
     OPT_IDLE_BARE,
     OPT_DEFLATE,
@@ -1464,6 +1488,7 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"exec-after", 1, NULL, OPT_EXEC_AFTER},
                                           {"ready-file", 1, NULL, OPT_READY_FILE},
                                           {"go-file", 1, NULL, OPT_GO_FILE},
+                                          {"hist-file", 1, NULL, OPT_HIST_FILE},
                                           {"idle", 1, NULL, OPT_IDLE},
                                           {"idle-bare", 0, NULL, OPT_IDLE_BARE},
                                           {"deflate", 0, NULL, OPT_DEFLATE},
@@ -1548,6 +1573,9 @@ static int set_option(opts_t *o, int opt, const char *arg)
         return 0;
     case OPT_GO_FILE:
         o->go_file = arg;
+        return 0;
+    case OPT_HIST_FILE:
+        o->hist_file = arg;
         return 0;
     case OPT_LABEL:
         o->label = arg;

@@ -382,6 +382,19 @@ uint64_t tb_bench_hist_quantile(const tb_bench_hist_t *h, double q)
     return h->max;
 }
 
+bool tb_bench_hist_next(const tb_bench_hist_t *h, size_t *i, uint64_t *upper, uint64_t *count)
+{
+    for (size_t k = *i; k < HIST_BUCKETS; k++) {
+        if (!h->buckets[k])
+            continue;
+        *upper = k == HIST_BUCKETS - 1 ? h->max : hist_upper(k);
+        *count = h->buckets[k];
+        *i = k + 1;
+        return true;
+    }
+    return false;
+}
+
 /* ---- permessage-deflate ---------------------------------------------------------------------- */
 
 #define PMD_NAME "permessage-deflate"

@@ -200,5 +200,12 @@ uint64_t tb_bench_hist_max(const tb_bench_hist_t *h);
  * ceil(q * count)-th smallest value, never above the maximum recorded. 0 when empty.
  */
 uint64_t tb_bench_hist_quantile(const tb_bench_hist_t *h, double q);
+/*
+ * Walks the non-empty buckets in ascending order, so that histograms of several processes can
+ * be merged: from *i (start at 0), finds the next bucket holding values, stores its upper bound
+ * (for the overflow bucket, the maximum recorded) in *upper and its count in *count, and moves
+ * *i past it. Returns false, changing nothing, when no bucket is left.
+ */
+bool tb_bench_hist_next(const tb_bench_hist_t *h, size_t *i, uint64_t *upper, uint64_t *count);
 
 #endif

@@ -244,7 +244,7 @@ for ((p = 0; p < CLIENTS; p++)); do
         --source-base $((2 + p * SOURCES)) --sources "$SOURCES" --mix "$MIX" --devices "$devs" \
         --groups "$GROUPS_N" --rate "$rate" --duration "$DURATION" --payload "$PAYLOAD" \
         --parallel "$PARALLEL" --drain "$DRAIN" --check --ready-file "$BENCH_DIR/ready.$p" \
-        --go-file "$BENCH_DIR/go" --exec-after "touch $BENCH_DIR/done.$p" "${flags[@]}"
+        --go-file "$BENCH_DIR/go" --hist-file "$BENCH_DIR/hist-$p" --exec-after "touch $BENCH_DIR/done.$p" "${flags[@]}"
     CLIENT_PIDS+=("$BENCH_PID")
 done
 t0=$SECONDS
@@ -275,7 +275,7 @@ CLIENT_PIDS=()
 
 "$PYTHON" - "$BENCH_DIR" "$BRIDGES" "$CLIENTS" "$connect_s" "$go_ns" "$done_ns" "$status" \
     "${OUT:-/dev/null}" "$(getconf CLK_TCK)" "$CONNS" <<'EOF' || exit 1
-import json, os, sys
+import json, math, os, sys
 d, nb, nc, connect_s, go, done, status, out, tck, conns = sys.argv[1:]
 nb, nc, tck, conns = int(nb), int(nc), int(tck), int(conns)
 wall = (int(done) - int(go)) / 1e9
@@ -307,6 +307,24 @@ for i in range(nb):
     })
 broker_cpu = round((end[nb][1] - conn[nb][1]) / tck / wall * 100, 1)
 ok = [b for b in benches if "delivered" in b]
+
+# Every bench's latency histogram merged: quantiles over all the fleet's own deliveries.
+buckets = {}
+for p in range(nc):
+    path = os.path.join(d, f"hist-{p}")
+    for line in open(path) if os.path.exists(path) else []:
+        up, n = (int(x) for x in line.split())
+        buckets[up] = buckets.get(up, 0) + n
+total = sum(buckets.values())
+
+def quantile(q):
+    rank, seen = max(1, math.ceil(q * total)), 0  # as tb_bench_hist_quantile
+    for up in sorted(buckets):
+        seen += buckets[up]
+        if seen >= rank:
+            return up // 1000
+    return 0
+
 get = lambda k: sum(b.get(k, 0) for b in ok)
 deliveries = get("delivered") + get("foreign")
 r = {
@@ -320,6 +338,7 @@ r = {
     "lost": get("lost"), "out_of_order": get("out_of_order"),
     "connect_s": int(connect_s), "run_s": round(wall, 2),
     "deliveries_per_s": round(deliveries / wall),
+    "p50_us": quantile(0.5), "p99_us": quantile(0.99), "p999_us": quantile(0.999),
     "p50_us_worst": max((b["p50_us"] for b in ok), default=0),
     "p99_us_worst": max((b["p99_us"] for b in ok), default=0),
     "p999_us_worst": max((b["p999_us"] for b in ok), default=0),
@@ -346,7 +365,8 @@ w(f"  conns_missing {r['conns_missing']}, conns_extra {r['conns_extra']}, unchec
   f"{r['conns_unchecked']}, misrouted "
   f"{r['misrouted']}, failed {r['failed_connects']}, closed {r['closed_during_run']}\n")
 w(f"  {r['published']} messages, {r['delivered']} deliveries + {r['foreign']} foreign in "
-  f"{wall:.1f} s: {r['deliveries_per_s']}/s; p99 {r['p99_us_best']}-{r['p99_us_worst']} us\n")
+  f"{wall:.1f} s: {r['deliveries_per_s']}/s; p50 / p99 / p99.9 {r['p50_us']} / {r['p99_us']} / "
+  f"{r['p999_us']} us (p99 of the benches {r['p99_us_best']}-{r['p99_us_worst']})\n")
 w(f"  CPU %: bridges {r['bridge_cpu_pct_sum']}, broker {broker_cpu}, benches "
   f"{r['bench_cpu_pct_sum']}\n")
 for b in bridges:
