@@ -108,18 +108,33 @@ static int copy_default_rooms(tb_auth_t *a, const tb_config_auth_t *cfg, char *e
 }
 
 /*
- * The ticket key of every bridge with this secret: HMAC-SHA256(secret, TICKET_KEY_LABEL). The
- * label holds a '/', which no JWS signing input (base64url and '.') does, so no ticket MAC is
- * ever a token signature or the other way round.
+ * The ticket key of every bridge with the same secret: HMAC-SHA256(secret, TICKET_KEY_LABEL), the
+ * secret being auth.ticket_secret_file's or else the HS* one (RS256/ES256 without it: no key). The
+ * label holds a '/', which no JWS signing input (base64url and '.') does, so no ticket MAC is ever
+ * a token signature or the other way round. 0, or -1 with a message in err.
  */
 #define TICKET_KEY_LABEL "telebridge/ticket-key/v1"
 
-static void derive_ticket_key(tb_auth_t *a)
+static int derive_ticket_key(tb_auth_t *a, const tb_config_auth_t *cfg, char *err, size_t errlen)
 {
+    unsigned char *secret = a->key;
+    size_t len = a->key_len;
     unsigned int n = sizeof(a->ticket_key);
+    if (cfg->ticket_secret_file) {
+        if (tb_keys_load_secret_as(cfg->ticket_secret_file, "auth.ticket_secret_file", &secret,
+                                   &len, err, errlen) != 0)
+            return -1;
+    } else if (!a->alg->hmac) {
+        return 0;
+    }
     a->has_ticket_key =
-        HMAC(EVP_sha256(), a->key, (int)a->key_len, (const unsigned char *)TICKET_KEY_LABEL,
+        HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)TICKET_KEY_LABEL,
              strlen(TICKET_KEY_LABEL), a->ticket_key, &n) != NULL;
+    if (secret != a->key)
+        tb_keys_free(secret, len);
+    if (!a->has_ticket_key)
+        tb_set_err(err, errlen, "auth: cannot derive the ticket key");
+    return a->has_ticket_key ? 0 : -1;
 }
 
 const unsigned char *tb_auth_ticket_key(const tb_auth_t *a)
@@ -158,10 +173,8 @@ tb_auth_t *tb_auth_create(const tb_config_auth_t *cfg, char *err, size_t errlen)
                "algorithm=%s bytes=%zu minimum=%zu", alg->name, a->key_len, alg->min_key);
     if (rc != 0 || copy_optional(&a->issuer, cfg->issuer, err, errlen) != 0 ||
         copy_optional(&a->audience, cfg->audience, err, errlen) != 0 ||
-        copy_default_rooms(a, cfg, err, errlen) != 0)
+        copy_default_rooms(a, cfg, err, errlen) != 0 || derive_ticket_key(a, cfg, err, errlen) != 0)
         goto fail;
-    if (alg->hmac)
-        derive_ticket_key(a);
     return a;
 fail:
     tb_auth_destroy(a);

@@ -77,6 +77,7 @@ static const config_field_t auth_fields[] = {
     F_ARR(tb_config_auth_t, default_rooms, CONFIG_K_ROOMS),
     F_INT(tb_config_auth_t, expiry_warning_s, 0, INT_MAX, 60),
     F_INT(tb_config_auth_t, ticket_ttl_s, 1, 3600, 30),
+    F_STR(tb_config_auth_t, ticket_secret_file, CONFIG_K_PATH_NULL, CFG_PATH_MAX, NULL),
 };
 
 static const config_field_t limits_fields[] = {

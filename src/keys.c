@@ -58,10 +58,10 @@ static int secret_from_env(char **out, size_t *len, char *err, size_t errlen)
     return 0;
 }
 
-int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err,
-                        size_t errlen)
+int tb_keys_load_secret_as(const char *path, const char *what, unsigned char **key, size_t *len,
+                           char *err, size_t errlen)
 {
-    const char *source = path ? "auth.secret_file" : TB_KEYS_SECRET_ENV;
+    const char *source = path ? what : TB_KEYS_SECRET_ENV;
     char *buf;
     size_t n;
     if (path) {
@@ -81,6 +81,12 @@ int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char
     *key = (unsigned char *)buf;
     *len = n;
     return 0;
+}
+
+int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err,
+                        size_t errlen)
+{
+    return tb_keys_load_secret_as(path, "auth.secret_file", key, len, err, errlen);
 }
 
 void tb_keys_free(unsigned char *key, size_t len)

@@ -53,7 +53,7 @@ typedef struct {
     int port;
     char **hosts; /* "host:port" / "[v6]:port" entries, validated; NULL-terminated, may be empty */
     size_t n_hosts;
-    char *client_id; /* may hold {hostname} and {port}: expand with tb_config_client_id() */
+    char *client_id;     /* may hold {hostname} and {port}: expand with tb_config_client_id() */
     char *username;      /* NULL when unset */
     char *password_file; /* NULL when unset; resolved path */
     int keepalive_s;
@@ -73,6 +73,9 @@ typedef struct {
     size_t n_default_rooms;
     int expiry_warning_s;
     int ticket_ttl_s;
+    /* NULL when unset; resolved path. The secret ticket keys derive from (any algorithm); unset:
+     * the HS* secret, or none for RS256/ES256 (tickets then stay on their bridge). */
+    char *ticket_secret_file;
 } tb_config_auth_t;
 
 typedef struct {
@@ -180,8 +183,7 @@ int tb_config_hostport(const char *s, char *host, size_t hostlen, int *port);
  * expanded, into out (outlen bytes; TB_CONFIG_CLIENT_ID_MAX + 1 holds any). 0, or -1 with err
  * when it does not fit or the host name cannot be read.
  */
-int tb_config_client_id(const tb_config_t *cfg, char *out, size_t outlen, char *err,
-                        size_t errlen);
+int tb_config_client_id(const tb_config_t *cfg, char *out, size_t outlen, char *err, size_t errlen);
 
 /* The effective configuration as JSON with secrets masked; caller owns the result. */
 json_t *tb_config_to_json(const tb_config_t *cfg);

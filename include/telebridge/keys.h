@@ -34,6 +34,11 @@ typedef enum {
 int tb_keys_load_secret(const char *path, unsigned char **key, size_t *len, char *err,
                         size_t errlen);
 
+/* tb_keys_load_secret() for a secret file named by another config key, what (e.g.
+ * "auth.ticket_secret_file"), which its messages name. */
+int tb_keys_load_secret_as(const char *path, const char *what, unsigned char **key, size_t *len,
+                           char *err, size_t errlen);
+
 /*
  * Reads the SubjectPublicKeyInfo PEM at path (auth.public_key_file; NULL is refused) for the
  * algorithm named alg (used in messages only) and checks it parses as a key of kind. Returns 0

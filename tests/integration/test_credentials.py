@@ -269,6 +269,27 @@ def test_es256_happy_path(make_bridge, connect, keys):
     assert ws.connected["payload"]["user"] == "alice"
 
 
+def test_es256_fleet_tickets_need_a_ticket_secret(make_bridge, keys, tmp_path):
+    """docs/security.md → Tickets across a fleet: ES256 bridges share no secret, so each one's
+    tickets stay on it, until auth.ticket_secret_file gives them one key."""
+    token = sign(claims(sub="ec-fleet", iss=None, aud=None), keys["ec.pem"], "ES256")
+    a, b = (rs_or_es_bridge(make_bridge, keys, "ES256", "ec.pub") for _ in range(2))
+    ticket = tb.get_ticket(a.port, token)
+    assert tb.handshake_status(b.port, f"/ws?ticket={ticket}") == (
+        401, {"error": "invalid_ticket"})
+    assert tb.handshake_status(a.port, f"/ws?ticket={ticket}")[0] == 101
+    shared = tmp_path / "ticket.key"
+    shared.write_text("fleet-ticket-secret-0123456789abcdef\n")
+    c, d = (make_bridge({"auth": {"algorithm": "ES256", "expiry_warning_s": 0,
+                                  "public_key_file": str(keys["dir"] / "ec.pub"),
+                                  "ticket_secret_file": str(shared)}}) for _ in range(2))
+    ticket = tb.get_ticket(c.port, token)
+    assert tb.handshake_status(d.port, f"/ws?ticket={ticket}")[0] == 101
+    assert tb.handshake_status(c.port, f"/ws?ticket={ticket}")[0] == 101
+    assert tb.handshake_status(d.port, f"/ws?ticket={ticket}") == (
+        401, {"error": "invalid_ticket"})
+
+
 def test_handshake_rate_limit_429_and_recovery(make_bridge, connect):
     # 1 per second: nothing refills while the burst is spent, even on a slow (ASan) run.
     bridge = make_bridge({"limits": {"handshakes_per_ip_per_s": 1, "handshake_burst": 3}})

@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/ticket.h"
 #include "telebridge/keys.h"
 #include "telebridge/b64url.h"
 
@@ -885,6 +886,48 @@ static void test_no_key(void **state)
     assert_string_equal(err, "auth: no key: set auth.public_key_file for RS256");
 }
 
+/* docs/security.md → Tickets across a fleet: what the ticket key derives from. */
+static void test_ticket_key(void **state)
+{
+    char secret[PATH_LEN], other[PATH_LEN], ticket[PATH_LEN], pub[PATH_LEN];
+    char err[TB_CONFIG_ERR_LEN];
+    (void)state;
+    write_file("tk-secret", k_secret, strlen(k_secret));
+    write_file("tk-other", "another-secret-0123456789abcdef!", 32);
+    write_file("tk-ticket", "fleet-ticket-secret\n", 20);
+    fx_path(secret, "tk-secret");
+    fx_path(other, "tk-other");
+    fx_path(ticket, "tk-ticket");
+    fx_path(pub, "ec.pub");
+    tb_config_auth_t c1 = cfg_for("HS256", secret, NULL), c2 = cfg_for("HS384", secret, NULL);
+    tb_config_auth_t c3 = cfg_for("HS256", other, NULL), c4 = cfg_for("ES256", NULL, pub);
+    tb_config_auth_t c5 = c4, c6 = c3;
+    c5.ticket_secret_file = ticket;
+    c6.ticket_secret_file = ticket;
+    tb_auth_t *a1 = create_ok(&c1), *a2 = create_ok(&c2), *a3 = create_ok(&c3);
+    tb_auth_t *a4 = create_ok(&c4), *a5 = create_ok(&c5), *a6 = create_ok(&c6);
+    /* The same HS* secret, whatever the hash: the same key; another secret, another key. */
+    assert_memory_equal(tb_auth_ticket_key(a1), tb_auth_ticket_key(a2), TB_TICKET_KEY_LEN);
+    assert_memory_not_equal(tb_auth_ticket_key(a1), tb_auth_ticket_key(a3), TB_TICKET_KEY_LEN);
+    /* ES256 alone has none; ticket_secret_file gives one, the same for any algorithm. */
+    assert_null(tb_auth_ticket_key(a4));
+    assert_non_null(tb_auth_ticket_key(a5));
+    assert_memory_equal(tb_auth_ticket_key(a5), tb_auth_ticket_key(a6), TB_TICKET_KEY_LEN);
+    assert_memory_not_equal(tb_auth_ticket_key(a5), tb_auth_ticket_key(a3), TB_TICKET_KEY_LEN);
+    /* The key is not the secret itself. */
+    assert_memory_not_equal(tb_auth_ticket_key(a1), k_secret, TB_TICKET_KEY_LEN);
+    fx_path(ticket, "no-such-ticket-file");
+    c6.ticket_secret_file = ticket;
+    assert_null(tb_auth_create(&c6, err, sizeof(err)));
+    assert_non_null(strstr(err, "auth.ticket_secret_file: cannot open"));
+    tb_auth_destroy(a1);
+    tb_auth_destroy(a2);
+    tb_auth_destroy(a3);
+    tb_auth_destroy(a4);
+    tb_auth_destroy(a5);
+    tb_auth_destroy(a6);
+}
+
 static void test_create_errors(void **state)
 {
     static const char *const bad_algs[] = {"none", "HS1", "hs256", "RS512", ""};
@@ -1021,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_secret_file_newline),
         cmocka_unit_test(test_secret_file_errors),
         cmocka_unit_test(test_no_key),
+        cmocka_unit_test(test_ticket_key),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_private_key_as_public_key_refused),
         cmocka_unit_test(test_public_key_must_fit_the_algorithm),

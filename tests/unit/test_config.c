@@ -30,7 +30,7 @@ static const char *const documented_defaults =
     "  \"status_topic\": \"devices/{device}/status\"},"
     " \"auth\": {\"algorithm\": \"HS256\", \"secret_file\": null, \"public_key_file\": null,"
     "  \"issuer\": null, \"audience\": null, \"leeway_s\": 30, \"default_rooms\": [],"
-    "  \"expiry_warning_s\": 60, \"ticket_ttl_s\": 30},"
+    "  \"expiry_warning_s\": 60, \"ticket_ttl_s\": 30, \"ticket_secret_file\": null},"
     " \"groups\": {},"
     " \"limits\": {\"max_connections\": 10000, \"max_message_bytes\": 8192,"
     "  \"max_rooms_per_connection\": 64, \"send_queue_messages\": 256,"
@@ -59,7 +59,7 @@ static const char *const full_config =
     "  \"public_key_file\": \"/etc/tb/pub.pem\", \"issuer\": \"https://issuer.example\","
     "  \"audience\": \"telebridge\", \"leeway_s\": 5,"
     "  \"default_rooms\": [\"global\", \"device:sensor-*\"], \"expiry_warning_s\": 0,"
-    "  \"ticket_ttl_s\": 10},"
+    "  \"ticket_ttl_s\": 10, \"ticket_secret_file\": \"/etc/tb/ticket.key\"},"
     " \"groups\": {\"building-a\": [\"sensor-temp-001\", \"sensor-hum-*\"], \"all\": [\"*\"]},"
     " \"limits\": {\"max_connections\": 5, \"max_message_bytes\": 64,"
     "  \"max_rooms_per_connection\": 3, \"send_queue_messages\": 65536,"
@@ -214,6 +214,7 @@ typedef struct {
 
 static const bad_case_t bad_cases[] = {
     {"{\"listen\": {\"reuse_port\": 1}}", "listen.reuse_port: must be true or false"},
+    {"{\"auth\": {\"ticket_secret_file\": 1}}", "auth.ticket_secret_file: must be a string or null"},
     {"{\"mqtt\": {\"hosts\": \"a:1\"}}", "mqtt.hosts: must be an array of strings"},
     {"{\"mqtt\": {\"hosts\": [\"a:1\", \"b\"]}}", "mqtt.hosts[1]: \"b\" is not a valid host:port"},
     {"{\"mqtt\": {\"hosts\": [\"a:0\"]}}", "mqtt.hosts[0]: \"a:0\" is not a valid host:port"},
