@@ -101,10 +101,10 @@ int tb_auth_verify(const tb_auth_t *a, const char *token, size_t len, int64_t no
                    tb_grant_t **out);
 
 /*
- * The fleet's ticket key (TB_TICKET_KEY_LEN bytes, ticket.h), derived from the HMAC secret so
- * that every bridge with the same secret signs and accepts the same tickets; NULL for RS256 and
- * ES256, whose bridges share no secret (each then signs with its own random key). Valid as long
- * as a.
+ * The fleet's ticket key (TB_TICKET_KEY_LEN bytes, ticket.h), derived from auth.ticket_secret_file
+ * or else the HMAC secret, so that every bridge with the same secret signs and accepts the same
+ * tickets; NULL for RS256 and ES256 without auth.ticket_secret_file (each bridge then signs with
+ * its own random key). Valid as long as a.
  */
 const unsigned char *tb_auth_ticket_key(const tb_auth_t *a);
 

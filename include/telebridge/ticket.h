@@ -8,8 +8,9 @@
  * the token's exp). It is self-contained and signed (HMAC-SHA256, format in src/ticket_internal.h
  * and docs/security.md → Tickets across a fleet), so any bridge holding the same key can redeem
  * it without asking the one that issued it. The key is the fleet key (tb_auth_ticket_key():
- * derived from the JWT secret) or, where there is none, the store's own random key: such tickets
- * are valid on the issuing bridge only. The grant is signed, not encrypted.
+ * derived from auth.ticket_secret_file or the HS* secret) or, where there is none, the store's
+ * own random key: such tickets are valid on the issuing bridge only. The grant is signed, not
+ * encrypted.
  *
  * Single use is kept per store (per bridge process). A store remembers, until each would have
  * expired:
