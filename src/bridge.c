@@ -176,6 +176,7 @@ static bool route_batch(tb_bridge_t *b, int max)
             break;
         tb_hub_ingest(b->hub, m);
     }
+    tb_hub_flush(b->hub); /* into history.file before the batch's frames reach a socket */
     b->t.batch_end(b->t.transport);
     return m != NULL;
 }

@@ -111,6 +111,7 @@ static const config_field_t history_fields[] = {
     F_INT(tb_config_history_t, messages, 0, 16777216, 65536),
     F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
     F_INT(tb_config_history_t, series_points, 0, TB_CONFIG_SERIES_POINTS_MAX, 60),
+    F_STR(tb_config_history_t, file, CONFIG_K_PATH_NULL, CFG_PATH_MAX, NULL),
 };
 
 /* clang-format off */

@@ -66,6 +66,7 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
         random_epoch(h->epoch);
     /* This epoch ingested nothing before now: the history reaches back to its start. */
     tb_history_set_horizon(h->hist, tb_now_ms());
+    hub_persist_start(h, history_capacity(opts->cfg), tb_now_ms());
     return h;
 fail:
     tb_hub_destroy(h);
@@ -81,6 +82,7 @@ void tb_hub_destroy(tb_hub_t *h)
     free(h->slots);
     tb_groups_destroy(h->groups);
     tb_lastvalue_destroy(h->lv);
+    tb_histfile_close(h->file);
     tb_history_destroy(h->hist);
     free(h->events);
     if (h->alerts_owned)
@@ -311,6 +313,8 @@ static void conn_deadline(tb_hub_t *h, tb_conn_t *c, int64_t now_s)
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms)
 {
     int64_t now_s = now_ms / 1000;
+    if (h->file)
+        tb_histfile_sync(h->file);
     /* One comparison per connection when nothing is due. The walk changes no slot: closes
      * asked for here happen later, in the transport. */
     for (size_t i = 0; i < h->n_conns; i++)
@@ -366,6 +370,8 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *roo
     if (tb_history_add(h->hist, f, ms, rooms, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
                f->seq);
+    else if (h->file)
+        hub_persist_record(h, f, ms);
     /* A room named twice (topic group equal to a configured one) is harmless: the
      * per-connection last_seq guard already makes delivery at-most-once. */
     for (size_t i = 0; i < n; i++)
@@ -465,6 +471,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
     f->ingest_us = tb_mono_us();
     h->counters.published++;
     route(h, f, now, &room, 1);
+    tb_hub_flush(h); /* outside a batch: into the file before the frame reaches a socket */
     tb_frame_unref(f);
     return seq;
 }

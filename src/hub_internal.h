@@ -13,6 +13,7 @@
 
 #include "telebridge/alerts.h"
 #include "telebridge/groups.h"
+#include "telebridge/histfile.h"
 #include "telebridge/history.h"
 #include "telebridge/lastvalue.h"
 #include "telebridge/project.h"
@@ -176,6 +177,7 @@ struct tb_hub {
     tb_groups_t *groups;
     tb_lastvalue_t *lv;
     tb_history_t *hist;
+    tb_histfile_t *file;      /* history.file's writer; NULL: memory only (hub_persist.c) */
     tb_alert_event_t *events; /* one per alert rule: an ingest's transitions */
     /* The rules: cfg's until a reload hands over its own (alerts_owned); always n_alerts of
      * them, the count the last-value store's per-device words were sized for. */
@@ -268,6 +270,15 @@ void hub_opts_set(tb_conn_t *c, joined_t *j, uint32_t opt);
 const hub_opts_t *hub_opts_of(const tb_conn_t *c, const joined_t *j);
 /* Frees c's conn_x_t (after its rooms were left). */
 void hub_opts_free(tb_conn_t *c);
+
+/* ---- history.file (hub_persist.c) ----------------------------------------------------------- */
+
+/* With history.file: restores the epoch, the last seq and the history (capacity messages) from
+ * it, then writes it anew and keeps h->file appending; without, or when it cannot be written
+ * (logged), nothing. Called once by tb_hub_create(), after the history and a fresh epoch. */
+void hub_persist_start(tb_hub_t *h, size_t capacity, int64_t now_ms);
+/* Appends f (just recorded in the history at ms) to h->file, which must be set. */
+void hub_persist_record(tb_hub_t *h, const tb_frame_t *f, int64_t ms);
 
 /* ---- core (hub.c) ------------------------------------------------------------------------ */
 

@@ -118,6 +118,8 @@ typedef struct {
     int messages;
     int devices;
     int series_points; /* values kept per numeric field and device for `series`; 0: none */
+    char *file;        /* where the history and epoch persist across restarts (resolved); NULL:
+                          memory only */
 } tb_config_history_t;
 
 typedef enum { TB_OP_GT = 0, TB_OP_GE, TB_OP_LT, TB_OP_LE, TB_OP_EQ, TB_OP_NE } tb_alert_op_t;

@@ -168,6 +168,14 @@ int tb_hub_conn_close_code(const tb_conn_t *c);
 void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
 
 /*
+ * Writes to history.file what was routed since the last call (one write(); nothing without a
+ * file): the transport calls it at the end of each batch, before the batch's frames are
+ * written to sockets, so that a crash never loses from the file a message a client got.
+ * tb_hub_publish() calls it itself.
+ */
+void tb_hub_flush(tb_hub_t *h);
+
+/*
  * Routes a message from POST /api/v1/publish: type, a valid room (tb_room_parse), payload
  * (borrowed) — the caller validated them. It gets the next seq, goes into the history and
  * to that room's members only (its envelope `room` is that room); the last-value store is
@@ -176,7 +184,8 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m);
 uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const json_t *payload);
 
 /*
- * Periodic work (once a second): sends `token_expiring` ({exp, expires_in}) once per grant
+ * Periodic work (once a second): fdatasync()s history.file when it was written to, sends
+ * `token_expiring` ({exp, expires_in}) once per grant
  * when auth.expiry_warning_s (0: never) remain before its exp, and closes connections whose
  * token expired with 4001. A `refresh` replaces the grant and re-arms both. Costs one
  * comparison per connection when nothing is due.

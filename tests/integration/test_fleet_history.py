@@ -3,7 +3,10 @@ Recovery; docs/operations.md → Several bridges). Two bridges on one broker, ea
 MQTT client id, so each gets every message."""
 
 import json
+import signal
 import time
+
+import pytest
 
 import tb
 
@@ -157,3 +160,70 @@ def test_unstamped_devices_repeat_only_in_the_overlap(make_bridge, broker, conne
     assert sorted(set(shown)) == list(range(10))
     assert all(shown.count(i) == 1 for i in range(5, 10))
     assert all(shown.count(i) <= 2 for i in range(5))
+
+
+# ---- restarts with history.file (docs/operations.md → Restarts without a gap) ---------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_restart_with_history_file_loses_nothing(make_bridge, broker, connect, wire, tmp_path,
+                                                 sig):
+    """Subscribed, numbered messages, the bridge stops (cleanly, or killed), more are published
+    while it is down (the broker keeps them for its persistent session), it restarts with the
+    same history.file: the same epoch, and a `since` gets every missed message once, in order."""
+    b = make_bridge({"history": {"file": "state-history"}})  # relative to the config's folder
+    ws = connect(b, rooms=[ROOM])
+    epoch = ws.connected["payload"]["epoch"]
+    publish_numbered(broker, 0, 10)
+    got = ws.recv_n(10)
+    assert [m["payload"]["fields"]["i"] for m in got] == list(range(10))
+    rc = b.stop(sig)
+    if sig == signal.SIGKILL:
+        assert rc == -signal.SIGKILL
+        b.exit_codes.pop()  # the one exit that is not 0 on purpose
+    ws.close()
+    assert (tmp_path / "state-history").exists()
+    publish_numbered(broker, 10, 10)  # held by the broker while the bridge is down
+    before = len(b.log_text())
+    b.start()
+    restored = b.log_text()[before:]
+    assert 'msg="history restored"' in restored, restored
+    assert f"epoch={epoch}" in restored
+    assert ("clean=true" if sig == signal.SIGTERM else "clean=false") in restored
+    tb.wait_until(lambda: routed(b) >= 11, 30, "the held messages and the probe routed")
+
+    ws2 = connect(b)
+    assert ws2.connected["payload"]["epoch"] == epoch
+    ans = subscribe_since(ws2, {"epoch": epoch, "seq": got[-1]["seq"]})
+    assert ans["payload"]["recovered"] is True and ans["payload"]["mode"] == "seq", ans
+    replay = ws2.recv_n(10)
+    ws2.expect_silence(0.5)
+    assert [m["payload"]["fields"]["i"] for m in got + replay] == list(range(20))
+    seqs = [m["seq"] for m in got + replay]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 20
+    assert replay[0]["seq"] > got[-1]["seq"]  # seq went on from the stored last seq
+    # A reconnect of a client that had everything before the stop gets the same replay from
+    # the restored history; one that had some of it gets the rest.
+    ws3 = connect(b)
+    ans = subscribe_since(ws3, {"epoch": epoch, "seq": got[4]["seq"]})
+    assert ans["payload"]["recovered"] is True
+    assert [m["payload"]["fields"]["i"] for m in ws3.recv_n(15)] == list(range(5, 20))
+    publish_numbered(broker, 20, 1)
+    assert ws2.recv()["payload"]["fields"]["i"] == 20
+    assert ws3.recv()["payload"]["fields"]["i"] == 20
+
+
+def test_corrupt_history_file_gives_a_fresh_start(make_bridge, broker, connect, tmp_path):
+    """A history file that is not one (or damaged) never stops the bridge: it logs, starts
+    with a new epoch, writes the file anew and serves."""
+    path = tmp_path / "corrupt-history"
+    path.write_bytes(b"\x00not a history file\xff" * 100)
+    b = make_bridge({"history": {"file": str(path)}})
+    assert 'msg="history file unusable, starting afresh (new epoch)"' in b.log_text()
+    ws = tb.assert_next_client_served(b, broker, connect, device=DEVICE, rooms=[ROOM])
+    epoch = ws.connected["payload"]["epoch"]
+    assert path.read_bytes().startswith(b"TBHIST1\n")
+    b.stop()
+    b.start()
+    ws2 = connect(b)
+    assert ws2.connected["payload"]["epoch"] == epoch

@@ -39,7 +39,8 @@ static const char *const documented_defaults =
     "  \"handshake_timeout_s\": 10},"
     " \"heartbeat\": {\"ping_interval_s\": 30, \"pong_timeout_s\": 60},"
     " \"compression\": {\"enabled\": true, \"level\": 1, \"min_bytes\": 128},"
-    " \"history\": {\"messages\": 65536, \"devices\": 100000, \"series_points\": 60},"
+    " \"history\": {\"messages\": 65536, \"devices\": 100000, \"series_points\": 60,"
+    "  \"file\": null},"
     " \"alerts\": [],"
     " \"log_level\": \"info\"}";
 
@@ -68,7 +69,8 @@ static const char *const full_config =
     "  \"handshake_timeout_s\": 3},"
     " \"heartbeat\": {\"ping_interval_s\": 10, \"pong_timeout_s\": 25},"
     " \"compression\": {\"enabled\": false, \"level\": 9, \"min_bytes\": 0},"
-    " \"history\": {\"messages\": 0, \"devices\": 5, \"series_points\": 7},"
+    " \"history\": {\"messages\": 0, \"devices\": 5, \"series_points\": 7,"
+    "  \"file\": \"/var/lib/telebridge/history\"},"
     " \"alerts\": [{\"name\": \"high-temp\", \"field\": \"temperature\", \"op\": \">\","
     "   \"threshold\": 30.5, \"clear_below\": 29, \"severity\": \"critical\","
     "   \"devices\": [\"sensor-*\", \"x\"]},"
@@ -132,6 +134,7 @@ static void test_defaults(void **state)
     assert_true(cfg.compression.enabled);
     assert_int_equal(cfg.history.devices, 100000);
     assert_int_equal(cfg.history.series_points, 60);
+    assert_null(cfg.history.file);
     assert_int_equal(cfg.n_groups, 0);
     assert_int_equal(cfg.n_alerts, 0);
     assert_int_equal(cfg.log_level, TB_LOG_INFO);
@@ -294,6 +297,7 @@ static const bad_case_t bad_cases[] = {
      "heartbeat.pong_timeout_s: must be greater than heartbeat.ping_interval_s"},
     {"{\"heartbeat\": {\"ping_interval_s\": 61}}", "heartbeat.pong_timeout_s: must be greater"},
     {"{\"history\": {\"messages\": -1}}", "history.messages: must be between 0 and 16777216"},
+    {"{\"history\": {\"file\": 7}}", "history.file"},
     {"{\"history\": {\"devices\": 10000001}}", "history.devices: must be between 0 and 10000000"},
     {"{\"history\": {\"series_points\": 1001}}",
      "history.series_points: must be between 0 and 1000"},
@@ -464,7 +468,8 @@ static void test_relative_paths(void **state)
     char err[TB_CONFIG_ERR_LEN] = "";
     const char *text = "{\"auth\": {\"secret_file\": \"secret.key\","
                        " \"public_key_file\": \"/abs/pub.pem\"},"
-                       " \"mqtt\": {\"password_file\": \"../pw/mqtt\"}}";
+                       " \"mqtt\": {\"password_file\": \"../pw/mqtt\"},"
+                       " \"history\": {\"file\": \"state/history\"}}";
     tb_config_t cfg;
     (void)state;
     assert_int_equal(tb_config_defaults(&cfg), 0);
@@ -472,6 +477,7 @@ static void test_relative_paths(void **state)
     assert_string_equal(cfg.auth.secret_file, "/etc/tb/secret.key");
     assert_string_equal(cfg.auth.public_key_file, "/abs/pub.pem");
     assert_string_equal(cfg.mqtt.password_file, "/etc/tb/../pw/mqtt");
+    assert_string_equal(cfg.history.file, "/etc/tb/state/history");
     assert_int_equal(tb_config_apply_json(&cfg, text, "/etc/tb/", err, sizeof(err)), 0);
     assert_string_equal(cfg.auth.secret_file, "/etc/tb/secret.key");
     assert_int_equal(tb_config_apply_json(&cfg, text, "conf", err, sizeof(err)), 0);

@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "telebridge/auth.h"
 #include "telebridge/hub.h"
@@ -698,6 +700,74 @@ static void test_since_time(void **state)
     expect_seq(f, e, 4);
     expect_seq(f, e, 6);
     assert_null(next_json(f, e));
+}
+
+/* Recreates the hub on the same config with a fresh epoch, as a restart does. */
+static void restart_hub(fixture_t *f, const char *epoch)
+{
+    tb_hub_destroy(f->hub);
+    tb_hub_opts_t o = {
+        .cfg = &f->cfg, .auth = f->auth, .ops = {want_write, do_close}, .epoch = epoch};
+    f->hub = tb_hub_create(&o);
+    assert_non_null(f->hub);
+}
+
+/*
+ * history.file (docs/operations.md → Restarts without a gap): a restarted hub keeps its epoch,
+ * its seq and its history, so a `since` of before the restart is a replay by seq; a damaged
+ * file gives a fresh start (a new epoch) and is written anew.
+ */
+static void test_history_file_restart(void **state)
+{
+    fixture_t *f = *state;
+    char dir[] = "/tmp/tb-hub-histfile-XXXXXX", path[64], side[80];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/history", dir);
+    f->cfg.history.file = strdup(path);
+    restart_hub(f, "00000000000000e9"); /* no file yet: the fresh epoch */
+    assert_string_equal(tb_hub_epoch(f->hub), "00000000000000e9");
+    for (int i = 0; i < 5; i++)
+        ingest_fields(f, i % 2 ? "b" : "a", "{\"n\": 1}"); /* a: 1 3 5, b: 2 4 */
+    restart_hub(f, "00000000000000ea");
+    assert_string_equal(tb_hub_epoch(f->hub), "00000000000000e9");
+    assert_int_equal(tb_hub_history_held(f->hub), 5);
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    send_text(f, c,
+              "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"device:a\"],"
+              "\"since\":{\"epoch\":\"00000000000000e9\",\"seq\":1}}}");
+    json_t *j = next_of_type(f, c, "subscribed");
+    assert_true(json_is_true(json_object_get(json_object_get(j, "payload"), "recovered")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "payload"), "seq")), 5);
+    json_decref(j);
+    j = next_of_type(f, c, "telemetry"); /* the restored frame, byte for byte */
+    assert_int_equal(seq_of(j), 3);
+    assert_int_equal(json_integer_value(field_of(j, "n")), 1);
+    json_decref(j);
+    expect_seq(f, c, 5);
+    ingest_fields(f, "a", "{\"n\": 2}");
+    expect_seq(f, c, 6); /* seq continues */
+    assert_null(next_json(f, c));
+    tb_hub_conn_close(f->hub, c);
+    f->conn[0] = NULL;
+    /* A damaged file: a fresh start with a new epoch, the file rewritten. */
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fputs("garbage!", fp);
+    fclose(fp);
+    restart_hub(f, "00000000000000eb");
+    assert_string_equal(tb_hub_epoch(f->hub), "00000000000000eb");
+    assert_int_equal(tb_hub_history_held(f->hub), 0);
+    ingest_fields(f, "a", "{\"n\": 3}");
+    restart_hub(f, "00000000000000ec");
+    assert_string_equal(tb_hub_epoch(f->hub), "00000000000000eb");
+    assert_int_equal(tb_hub_history_held(f->hub), 1);
+    tb_hub_destroy(f->hub);
+    f->hub = NULL;
+    unlink(path);
+    snprintf(side, sizeof(side), "%s.1", path);
+    unlink(side);
+    assert_int_equal(rmdir(dir), 0);
+    restart_hub(f, "00000000000000ed"); /* for teardown; the folder is gone: memory only */
 }
 
 /* `since` replays exactly the messages of the joined rooms after it, in order, then live. */
@@ -1478,6 +1548,7 @@ int main(void)
         FIXTURES_TEST(test_forbidden_and_partial_subscribe),
         FIXTURES_TEST(test_since_reports_not_recovered),
         FIXTURES_TEST(test_since_time),
+        FIXTURES_TEST(test_history_file_restart),
         FIXTURES_TEST(test_too_many_rooms),
         FIXTURES_TEST(test_unsubscribe_and_ping),
         FIXTURES_TEST(test_bad_client_messages_keep_connection),
