@@ -185,9 +185,8 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
 
 /*
  * Periodic work (once a second): fdatasync()s history.file when it was written to, sends
- * `token_expiring` ({exp, expires_in}) once per grant
- * when auth.expiry_warning_s (0: never) remain before its exp, and closes connections whose
- * token expired with 4001. A `refresh` replaces the grant and re-arms both. Costs one
+ * `token_expiring` ({exp, expires_in}) once per grant when auth.expiry_warning_s (0: never)
+ * remain before its exp, and closes connections whose token expired with 4001. A `refresh` replaces the grant and re-arms both. Costs one
  * comparison per connection when nothing is due.
  */
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
