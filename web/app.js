@@ -3,11 +3,17 @@
  * latest values, status, last-seen age and a sparkline per numeric field; alerts; connection
  * state and message rate. All data goes through telebridge-client.js (tickets, reconnection,
  * `since` recovery, token refresh). Device data is only ever written with textContent.
+ *
+ * The room is subscribed with `series` (SPARK_POINTS), so the bridge sends each device's last
+ * values before its snapshot and the sparklines are drawn at once; the rate cap control
+ * resubscribes the room with `max_hz` (at most that many telemetry messages per device per
+ * second, the newest values merged) for fleets too large to watch message by message.
  */
 import { TelebridgeClient } from "./telebridge-client.js";
 
 const TOKEN_KEY = "telebridge.token"; // sessionStorage: gone when the tab closes
 const ROOM_KEY = "telebridge.room";
+const CAP_KEY = "telebridge.max_hz"; // the rate cap: "" (none) or max_hz
 const DEFAULT_ROOM = "global";
 const SPARK_POINTS = 60; // values kept per field for its sparkline
 const MAX_ALERTS = 50;
@@ -99,6 +105,7 @@ function start(token) {
         if (e.detail.code === 4001) setNotice("Your token expired.");
     });
     client.addEventListener("subscribed", (e) => onSubscribed(e.detail));
+    client.addEventListener("series", (e) => onSeries(e.detail));
     client.addEventListener("telemetry", (e) => onTelemetry(e.detail));
     client.addEventListener("device_status", (e) => onStatus(e.detail));
     client.addEventListener("alert", (e) => onAlert(e.detail.payload));
@@ -134,7 +141,25 @@ function watch(room) {
     view.devices.clear();
     $("tiles").replaceChildren();
     $("empty").hidden = false;
-    view.client.subscribe([room]);
+    view.client.subscribe(subscription(room));
+}
+
+/* The subscribe request for room: its series, and the rate cap when one is chosen. */
+function subscription(room) {
+    const request = { rooms: [room], series: SPARK_POINTS };
+    const cap = Number(sessionStorage.getItem(CAP_KEY) || 0);
+    if (cap > 0) request.max_hz = cap;
+    return request;
+}
+
+/* A new rate cap: the room is subscribed again with it (its series and snapshot redraw the
+ * tiles, which stay). */
+function setRateCap(value) {
+    if (value) sessionStorage.setItem(CAP_KEY, value);
+    else sessionStorage.removeItem(CAP_KEY);
+    if (!view.client || !view.room) return;
+    view.client.unsubscribe([view.room]);
+    view.client.subscribe(subscription(view.room));
 }
 
 function onSubscribed(env) {
@@ -200,8 +225,24 @@ function onTelemetry(env) {
     const d = device(p.device_id);
     if (!d) return;
     seen(d, p.timestamp);
-    for (const [name, value] of Object.entries(p.fields || {})) setField(d, name, value);
+    const t = Date.parse(p.timestamp);
+    for (const [name, value] of Object.entries(p.fields || {})) setField(d, name, value, t);
     flash(d.el);
+}
+
+/* A device's last values per numeric field (before its snapshot): the sparklines at once. */
+function onSeries(env) {
+    const p = env.payload;
+    const d = device(p.device_id);
+    if (!d) return;
+    for (const [name, points] of Object.entries(p.fields || {})) {
+        if (!Array.isArray(points) || !points.length) continue;
+        const last = points[points.length - 1];
+        const f = setField(d, name, last[1], last[0], false);
+        f.points = points.slice(-SPARK_POINTS).map((pt) => pt[1]);
+        f.lastT = last[0];
+        queueDraw(f);
+    }
 }
 
 function onStatus(env) {
@@ -220,13 +261,17 @@ function setStatus(d, status) {
     el.dataset.status = status === "online" || status === "offline" ? status : "other";
 }
 
-function setField(d, name, value) {
+/*
+ * Shows a field's value; a numeric one measured at t (ms) is also a sparkline point, unless the
+ * sparkline has it already (the snapshot repeats the series' last sample) or `push` is false.
+ */
+function setField(d, name, value, t = NaN, push = true) {
     let f = d.fields.get(name);
     if (!f) {
         const el = $("field-template").content.firstElementChild.cloneNode(true);
         el.dataset.field = name;
         el.querySelector(".name").textContent = name;
-        f = { el, points: [] };
+        f = { el, points: [], lastT: -Infinity };
         d.fields.set(name, f);
         const list = d.el.querySelector(".fields");
         const next = [...list.children].find((c) => c.dataset.field > name);
@@ -235,9 +280,18 @@ function setField(d, name, value) {
     f.el.querySelector(".value").textContent = formatValue(value);
     const numeric = typeof value === "number" && Number.isFinite(value);
     f.el.querySelector(".spark").hidden = !numeric;
-    if (!numeric) return;
+    if (!numeric || !push) return f;
+    if (Number.isFinite(t)) {
+        if (t <= f.lastT) return f;
+        f.lastT = t;
+    }
     f.points.push(value);
     if (f.points.length > SPARK_POINTS) f.points.shift();
+    queueDraw(f);
+    return f;
+}
+
+function queueDraw(f) {
     view.dirty.add(f);
     if (!view.drawQueued) {
         view.drawQueued = true;
@@ -265,8 +319,10 @@ function drawSparks() {
     view.dirty.clear();
 }
 
-/* A polyline of the points, scaled to the canvas, the last point marked. */
+/* A polyline of the points, scaled to the canvas, the last point marked; data-points says how
+ * many it shows. */
 function drawSpark(canvas, points) {
+    canvas.dataset.points = String(points.length);
     const ratio = window.devicePixelRatio || 1;
     const w = canvas.clientWidth || canvas.width;
     const h = canvas.clientHeight || canvas.height;
@@ -381,6 +437,9 @@ $("room-form").addEventListener("submit", (e) => {
     const room = $("room").value.trim();
     if (room && view.client) watch(room);
 });
+
+$("rate-cap").value = sessionStorage.getItem(CAP_KEY) || "";
+$("rate-cap").addEventListener("change", (e) => setRateCap(e.target.value));
 
 $("sign-out").addEventListener("click", () => signOut(""));
 

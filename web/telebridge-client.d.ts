@@ -152,10 +152,9 @@ export type UnsubscribedMessage = Envelope<"unsubscribed", UnsubscribedPayload>;
 export type TelemetryMessage = DeviceEnvelope<"telemetry", TelemetryPayload>;
 export type DeviceStatusMessage = DeviceEnvelope<"device_status", DeviceStatusPayload>;
 export type AlertMessage = DeviceEnvelope<"alert", AlertPayload>;
-/** Not part of the stream: no seq of its own. */
+/** Not part of the stream: no seq, never replayed; sent again (fresh) with each subscribe that asks. */
 export interface SeriesMessage extends Envelope<"series", SeriesPayload> {
-    room?: DeviceRoom;
-    seq?: number;
+    room: DeviceRoom;
 }
 /** A message published with POST /api/v1/publish (e.g. to `user:<sub>`); `room` is the room published to. */
 export type NoticeMessage = StreamEnvelope<"notice", Record<string, unknown>>;

@@ -2,7 +2,8 @@
  * The dashboard (web/) in Debian's chromium, headless, driven by playwright-core, against a real
  * telebridge and mosquitto: sign in (URL fragment and form), tiles filled by the snapshot, a value
  * changing after mosquitto_pub, recovery after the bridge restarts, tickets instead of tokens in
- * URLs. Saves a screenshot (docs/dashboard.png with TB_UPDATE_SCREENSHOT=1).
+ * URLs; sparklines drawn from `series` at once, the rate cap resubscribing with `max_hz`. Saves a
+ * screenshot (docs/dashboard.png with TB_UPDATE_SCREENSHOT=1).
  *
  * CHROMIUM_BIN overrides /usr/bin/chromium.
  */
@@ -11,10 +12,8 @@ import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import WebSocket from "ws";
 
-import { TelebridgeClient } from "../../web/telebridge-client.js";
-import { nextEvent, ROOT, sleep, startStack } from "./harness.mjs";
+import { ROOT, sleep, startStack, waitFor } from "./harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
 const UI_TIMEOUT = 10000;
@@ -25,22 +24,6 @@ const HIGH_TEMP = [{ name: "high-temp", field: "temperature", op: ">", threshold
 
 const tile = (id) => `.tile[data-device="${id}"]`;
 const fieldValue = (id, field) => `${tile(id)} .field[data-field="${field}"] .value`;
-
-/* Does this bridge send a snapshot on subscribe? (It does once the last-value store exists.) */
-async function snapshotSupported(stack) {
-    const c = new TelebridgeClient({ url: stack.bridge.url, getToken: () => stack.bridge.mint(),
-        WebSocket, rooms: ["global"] });
-    try {
-        const snap = nextEvent(c, "message", (m) => m.snapshot === true, 2000);
-        c.connect();
-        await snap;
-        return true;
-    } catch {
-        return false;
-    } finally {
-        c.close();
-    }
-}
 
 async function publishReading(stack, device, i) {
     const wave = (k) => Math.round((Math.sin(i / 3 + k) * 3 + 20 + k) * 100) / 100;
@@ -80,7 +63,6 @@ describe("dashboard in headless chromium", () => {
                 { retain: true });
             await publishReading(stack, d, 0);
         }
-        const snapshots = await snapshotSupported(stack);
         const token = await stack.bridge.mint({ sub: "dashboard" });
         const page = await browser.newPage({ viewport: { width: 1280, height: 470 } });
         const wsUrls = [];
@@ -102,14 +84,10 @@ describe("dashboard in headless chromium", () => {
             // Chromium offers permessage-deflate: the page's connection compresses.
             assert.equal(await stack.bridge.metric('telebridge_connections{compression="deflate"}'), 1);
             assert.equal(await stack.bridge.metric('telebridge_connections{compression="none"}'), 0);
-            if (snapshots) {
-                for (const d of DEVICES) await page.waitForSelector(tile(d), { timeout: UI_TIMEOUT });
-                assert.equal(await textOf(page, `${tile("sensor-press-003")} .status`), "offline");
-                assert.equal(await textOf(page, `${tile("sensor-temp-001")} .status`), "online");
-                assert.match(await textOf(page, `${tile("sensor-temp-001")} .seen`), /^last seen \d+ s ago$/);
-            } else {
-                console.log("# this bridge sends no snapshot yet: tiles fill from live data");
-            }
+            for (const d of DEVICES) await page.waitForSelector(tile(d), { timeout: UI_TIMEOUT });
+            assert.equal(await textOf(page, `${tile("sensor-press-003")} .status`), "offline");
+            assert.equal(await textOf(page, `${tile("sensor-temp-001")} .status`), "online");
+            assert.match(await textOf(page, `${tile("sensor-temp-001")} .seen`), /^last seen \d+ s ago$/);
 
             await stack.broker.publish("devices/sensor-temp-001/telemetry", '{"temperature": 23.25}');
             await waitText(page, fieldValue("sensor-temp-001", "temperature"), "23.25");
@@ -151,6 +129,70 @@ describe("dashboard in headless chromium", () => {
             await page.screenshot({ path: out });
             assert.ok(statSync(out).size > 10000, "the screenshot has content");
             assert.deepEqual(pageErrors, []);
+        } finally {
+            await page.close();
+        }
+    });
+
+    test("draws sparklines from series at once; the rate cap resubscribes with max_hz", async () => {
+        // 20 readings per device before the page opens: only `series` can bring them.
+        const devices = ["series-a", "series-b"];
+        const before = (await stack.bridge.stats()).messages_in;
+        for (let i = 0; i < 20; i++) {
+            for (const [k, d] of devices.entries()) {
+                await stack.broker.publish(`devices/${d}/telemetry`, JSON.stringify({
+                    fields: { temperature: 20 + k + i / 10, label: `r${i}` },
+                    timestamp: new Date(Date.now() - (20 - i) * 1000).toISOString(),
+                }));
+            }
+        }
+        await waitFor(async () => (await stack.bridge.stats()).messages_in >= before + 40, UI_TIMEOUT,
+            "the bridge to ingest the readings");
+        const token = await stack.bridge.mint({ sub: "fleet-watcher" });
+        const page = await browser.newPage();
+        const sentFrames = [];
+        const received = [];
+        page.on("websocket", (ws) => {
+            ws.on("framesent", (f) => sentFrames.push(JSON.parse(f.payload)));
+            ws.on("framereceived", (f) => received.push(JSON.parse(f.payload)));
+        });
+        const spark = (d, f) => `${tile(d)} .field[data-field="${f}"] .spark`;
+        try {
+            await page.goto(`${stack.bridge.httpUrl}/#token=${token}`);
+            await page.waitForSelector('#state[data-state="open"]', { timeout: UI_TIMEOUT });
+            // Nothing is published after load: 20 points can only come from the series.
+            for (const d of devices)
+                await page.waitForSelector(`${spark(d, "temperature")}[data-points="20"]`, { timeout: UI_TIMEOUT });
+            assert.equal(await textOf(page, fieldValue("series-b", "temperature")), "22.90");
+            assert.equal(await textOf(page, fieldValue("series-a", "label")), "r19", "the snapshot's text field");
+            assert.equal(await page.locator(`${spark("series-a", "label")}`).isHidden(), true);
+            const subs = sentFrames.filter((m) => m.type === "subscribe");
+            assert.deepEqual(subs[0].payload, { rooms: ["global"], series: 60 });
+            const series = received.filter((m) => m.type === "series" && m.payload.device_id === "series-a");
+            assert.equal(series.length, 1);
+            assert.equal(series[0].payload.fields.temperature.length, 20);
+            // Still 20 after the snapshot: its sample is the series' last one, not a new point.
+            await sleep(300);
+            assert.equal(await page.getAttribute(spark("series-a", "temperature"), "data-points"), "20");
+
+            // The rate cap: the room is subscribed again with max_hz.
+            const nSent = sentFrames.length;
+            await page.selectOption("#rate-cap", "1");
+            await waitFor(() => sentFrames.slice(nSent).some((m) => m.type === "subscribe"), UI_TIMEOUT,
+                "the page to resubscribe");
+            const after = sentFrames.slice(nSent);
+            assert.deepEqual(after.map((m) => m.type), ["unsubscribe", "subscribe"]);
+            assert.deepEqual(after[1].payload, { rooms: ["global"], series: 60, max_hz: 1 });
+            await page.waitForSelector(`${spark("series-a", "temperature")}[data-points="20"]`, { timeout: UI_TIMEOUT });
+            assert.equal(await page.evaluate(() => sessionStorage.getItem("telebridge.max_hz")), "1");
+
+            // Back to every message: subscribed again without max_hz.
+            const n2 = sentFrames.length;
+            await page.selectOption("#rate-cap", "");
+            await waitFor(() => sentFrames.slice(n2).some((m) => m.type === "subscribe"), UI_TIMEOUT,
+                "the page to resubscribe");
+            assert.deepEqual(sentFrames.slice(n2).find((m) => m.type === "subscribe").payload,
+                { rooms: ["global"], series: 60 });
         } finally {
             await page.close();
         }
