@@ -126,7 +126,7 @@ const size_t config_n_sections = CONFIG_COUNT(config_sections);
 
 static const char *const algorithm_names[] = {TB_AUTH_ALGORITHMS(TB_AUTH_ALG_NAME)};
 /* Indexed by tb_slow_policy_t. */
-static const char *const slow_names[] = {"disconnect", "drop_oldest"};
+static const char *const slow_names[] = {"disconnect", "drop_oldest", "conflate"};
 
 typedef struct {
     const char *base_dir; /* relative paths resolve against it; NULL: leave them relative */

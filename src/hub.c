@@ -56,6 +56,7 @@ tb_hub_t *tb_hub_create(const tb_hub_opts_t *opts)
     h->events = calloc(opts->cfg->n_alerts ? opts->cfg->n_alerts : 1, sizeof(*h->events));
     h->alerts = opts->cfg->alerts;
     h->n_alerts = opts->cfg->n_alerts;
+    h->wake_ms = INT64_MAX;
     if (tb_strhash_init(&h->rooms, ROOM_BUCKETS_MIN,
                         offsetof(room_t, name) - offsetof(room_t, node)) ||
         !h->groups || !h->lv || !h->hist || !h->events)
@@ -80,6 +81,8 @@ void tb_hub_destroy(tb_hub_t *h)
     while (h->n_conns)
         tb_hub_conn_close(h, h->slots[h->n_conns - 1].c);
     free(h->slots);
+    free(h->due);
+    hub_pcache_release(h);
     tb_groups_destroy(h->groups);
     tb_lastvalue_destroy(h->lv);
     tb_histfile_close(h->file);
@@ -201,7 +204,7 @@ void tb_hub_conn_close(tb_hub_t *h, tb_conn_t *c)
     while (c->n_rooms)
         hub_room_leave_slot(h, c, c->n_rooms - 1);
     free(c->rooms);
-    hub_opts_free(c);
+    hub_opts_free(h, c);
     hub_queue_release(c);
     tb_grant_free(c->grant);
     h->slots[c->slot] = h->slots[--h->n_conns];
@@ -347,35 +350,53 @@ void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
 
 /* ---- fan-out ----------------------------------------------------------------------------- */
 
-static void deliver_room(tb_hub_t *h, const char *name, tb_frame_t *f)
+/*
+ * Queues f on the members of room r (one of rooms[0..n)) that have not had it. A connection with
+ * subscribe options or conflation (c->x) goes through hub_conflate_deliver(); the others cost
+ * what they did before options existed.
+ */
+static void deliver_room(tb_hub_t *h, room_t *r, tb_frame_t *f, room_t *const *rooms, size_t n,
+                         const char *device)
 {
-    room_t *r = hub_room_find(h, name, strlen(name));
-    if (!r)
-        return;
     for (uint32_t i = 0; i < r->n_members; i++) {
         tb_conn_t *c = r->members[i].conn;
         /* A catching-up connection gets this message from the history, in order. */
         if (c->cu || c->last_seq == f->seq)
             continue;
         c->last_seq = f->seq;
+        if (c->x) {
+            if (!h->route_ms)
+                h->route_ms = tb_mono_ms();
+            hub_conflate_deliver(h, c, f, rooms, n, device);
+            continue;
+        }
         h->counters.deliveries++;
         hub_conn_queue(h, c, f);
     }
 }
 
-/* Records f (which has its seq, made at ms) in the history and queues it on the members of
- * rooms. */
-static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *rooms, size_t n)
+/*
+ * Records f (which has its seq, routed at ms) in the history and queues it on the members of rooms.
+ * device: the device id of an ingested message (for conflation), NULL for a published one.
+ */
+static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *names, size_t n,
+                  const char *device)
 {
-    if (tb_history_add(h->hist, f, ms, rooms, n))
+    room_t *rooms[ROOMS_PER_MESSAGE];
+    size_t k = 0;
+    if (tb_history_add(h->hist, f, ms, names, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
                f->seq);
     else if (h->file)
         hub_persist_record(h, f, ms);
     /* A room named twice (topic group equal to a configured one) is harmless: the
      * per-connection last_seq guard already makes delivery at-most-once. */
-    for (size_t i = 0; i < n; i++)
-        deliver_room(h, rooms[i], f);
+    for (size_t i = 0; i < n && k < ROOMS_PER_MESSAGE; i++)
+        if ((rooms[k] = hub_room_find(h, names[i], strlen(names[i]))))
+            k++;
+    for (size_t i = 0; i < k; i++)
+        deliver_room(h, rooms[i], f, rooms, k, device);
+    h->route_ms = 0;
 }
 
 /*
@@ -406,7 +427,7 @@ static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_even
         return;
     }
     f->ingest_us = m->ingest_us; /* its latency runs from the sample's arrival */
-    route(h, f, now, dr->ptrs, dr->n);
+    route(h, f, now, dr->ptrs, dr->n, NULL);
     tb_frame_unref(f);
 }
 
@@ -447,7 +468,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
-        route(h, f, now, dr.ptrs, dr.n);
+        route(h, f, now, dr.ptrs, dr.n, telemetry ? m->device_id : NULL);
         tb_frame_unref(f);
     } else {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
@@ -470,7 +491,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
         return 0;
     f->ingest_us = tb_mono_us();
     h->counters.published++;
-    route(h, f, now, &room, 1);
+    route(h, f, now, &room, 1, NULL);
     tb_hub_flush(h); /* outside a batch: into the file before the frame reaches a socket */
     tb_frame_unref(f);
     return seq;

@@ -31,6 +31,8 @@
 #define CONN_MIN_ROOMS 1
 #define SNAP_MIN_CAP 8
 #define ROOM_MIN_MEMBERS 4
+/* Projected frames the hub keeps for reuse (hub_conflate.c): distinct field sets per message. */
+#define HUB_PCACHE 8
 /* First size of the hub's array of connection slots (doubled as needed). */
 #define SLOTS_MIN 64
 /* Initial hash buckets for the room index; it doubles when rooms outnumber buckets. */
@@ -76,13 +78,40 @@ typedef struct {
 } hub_opts_t;
 
 /*
+ * One device a connection conflates (max_hz, or slow_consumer "conflate"): when it last sent the
+ * device's telemetry and, while a message waits (seq != 0), the newest one held, in the hub's
+ * due heap at due_ms. Allocated on the device's first capped message, freed with the connection
+ * (or reclaimed when idle, conflate_entry_get()); nothing is allocated per message.
+ */
+typedef struct conflate_entry {
+    tb_strhash_node_t node; /* in its connection's conn_x_t.entries, keyed by id */
+    tb_conn_t *conn;
+    tb_frame_t *held; /* a reference to the newest held message, or NULL */
+    int64_t sent_ms;  /* tb_mono_ms() of the last send; INT64_MIN before the first */
+    int64_t due_ms;   /* while held: when it may go */
+    uint32_t heap_i;  /* while held: its index in tb_hub.due */
+    char id[];        /* the device id */
+} conflate_entry_t;
+
+/* A cached union of several option sets' fields, for a message matching rooms of each. */
+typedef struct {
+    uint64_t mask; /* bit i: opts[i]; 0: unused */
+    tb_project_t *fields;
+} fields_union_t;
+
+#define CONN_UNIONS 4
+
+/*
  * What a connection that uses subscribe options holds beyond struct tb_conn, allocated by the
- * first subscribe with max_hz or fields and freed with the connection (hub_conflate.c); idle and
- * option-less connections carry only the NULL pointer.
+ * first subscribe with max_hz or fields (or when slow_consumer "conflate" first holds it back) and
+ * freed with the connection (hub_conflate.c); other connections carry only the NULL pointer.
  */
 typedef struct {
     hub_opts_t *opts; /* opts[0..n_opts): joined_t.opt - 1 indexes it */
     uint32_t n_opts, cap_opts;
+    bool slow;            /* slow_consumer "conflate" holds back its telemetry (hub_send.c) */
+    tb_strhash_t entries; /* conflate_entry_t by device id; buckets allocated on first use */
+    fields_union_t unions[CONN_UNIONS];
 } conn_x_t;
 
 /*
@@ -190,6 +219,18 @@ struct tb_hub {
     uint64_t seq;
     uint64_t marks; /* the stamp of the last hub_rooms_mark() */
     uint64_t next_conn_id;
+    /* Conflation (hub_conflate.c): held entries of every connection, a min-heap on due_ms; the
+     * transport's wake-up as last asked (ops.wake_at); the mono ms of the batch being routed. */
+    conflate_entry_t **due;
+    uint32_t n_due, cap_due;
+    int64_t wake_ms;
+    int64_t route_ms;
+    /* Projected copies of recent frames, shared by the recipients of one field set. */
+    struct {
+        tb_frame_t *src, *out; /* out NULL: none of src's fields is in the set */
+        tb_project_t *fields;
+    } pcache[HUB_PCACHE];
+    uint32_t pcache_next;
     char epoch[TB_EPOCH_LEN];
     tb_hub_counters_t counters;
 };
@@ -268,8 +309,33 @@ int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt);
 void hub_opts_set(tb_conn_t *c, joined_t *j, uint32_t opt);
 /* The option set joined room j follows, or NULL. */
 const hub_opts_t *hub_opts_of(const tb_conn_t *c, const joined_t *j);
-/* Frees c's conn_x_t (after its rooms were left). */
-void hub_opts_free(tb_conn_t *c);
+/* Frees c's conn_x_t and its held messages (after its rooms were left). */
+void hub_opts_free(tb_hub_t *h, tb_conn_t *c);
+/* c's conn_x_t, allocated on first use; NULL when out of memory. */
+conn_x_t *hub_conn_x(tb_conn_t *c);
+
+/*
+ * Delivers device frame f, routed to rooms[0..n) (those that exist), to c, which has a
+ * conn_x_t: telemetry follows the least restrictive of c's rooms among them (uncapped and every
+ * field win, else the highest max_hz and the union of the fields), is projected to its fields
+ * (not sent when none is there) and, when capped and sent less than the interval ago, held: the
+ * device's newest state goes when the interval has passed (tb_hub_send_held()). device: the
+ * device id of an ingested message, NULL (no conflation) for a published one. Other frames are
+ * queued as they are.
+ */
+void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *const *rooms, size_t n,
+                          const char *device);
+/* The same for a frame replayed from the history (its packed room names, see history.h). */
+void hub_conflate_replay(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, const char *packed, size_t n);
+/* Queues snapshot copy s (one reference, taken) of a device frame on c, sent for room r: projected
+ * to the fields r follows; dropped when none of them is there. */
+void hub_conflate_snapshot(tb_hub_t *h, tb_conn_t *c, tb_frame_t *s, const room_t *r);
+/* slow_consumer "conflate": queued telemetry frame f gives way, its device's state held for c
+ * (which then conflates at 1 Hz until its queue drains to half). Takes a reference to f; false
+ * when f is no device's message or out of memory (nothing held). */
+bool hub_conflate_hold(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f);
+/* Releases the hub's projection cache (before destroy). */
+void hub_pcache_release(tb_hub_t *h);
 
 /* ---- history.file (hub_persist.c) ----------------------------------------------------------- */
 

@@ -105,18 +105,38 @@ static void slow_consumer(tb_hub_t *h, tb_conn_t *c)
     hub_conn_request_close(h, c, TB_CLOSE_POLICY);
 }
 
+/* Removes queued frame i, keeping the order of the rest. */
+static void queue_remove(tb_conn_t *c, uint32_t i)
+{
+    tb_frame_unref(*queue_at(c, i));
+    for (uint32_t k = i; k + 1 < c->q_len; k++)
+        *queue_at(c, k) = *queue_at(c, k + 1);
+    c->q_len--;
+}
+
 /* drop_oldest: removes the oldest queued telemetry frame; false when there is none. */
 static bool drop_oldest_telemetry(tb_hub_t *h, tb_conn_t *c)
 {
     for (uint32_t i = 0; i < c->q_len; i++) {
         if ((*queue_at(c, i))->kind != TB_FRAME_TELEMETRY)
             continue;
-        tb_frame_unref(*queue_at(c, i));
-        for (uint32_t k = i; k + 1 < c->q_len; k++)
-            *queue_at(c, k) = *queue_at(c, k + 1);
-        c->q_len--;
+        queue_remove(c, i);
         h->counters.dropped++;
         return true;
+    }
+    return false;
+}
+
+/* conflate: the oldest queued device telemetry gives way, its device's newest state held for c
+ * (hub_conflate_hold()); false when none could. */
+static bool conflate_oldest(tb_hub_t *h, tb_conn_t *c)
+{
+    for (uint32_t i = 0; i < c->q_len; i++) {
+        tb_frame_t *f = *queue_at(c, i);
+        if (f->kind == TB_FRAME_TELEMETRY && hub_conflate_hold(h, c, f)) {
+            queue_remove(c, i);
+            return true;
+        }
     }
     return false;
 }
@@ -126,8 +146,9 @@ static bool queue_make_room(tb_hub_t *h, tb_conn_t *c)
 {
     uint32_t bound = (uint32_t)h->cfg->limits.send_queue_messages;
     if (c->q_len >= bound) {
-        bool dropped =
-            h->cfg->limits.slow_consumer == TB_SLOW_DROP_OLDEST && drop_oldest_telemetry(h, c);
+        tb_slow_policy_t policy = h->cfg->limits.slow_consumer;
+        bool dropped = (policy == TB_SLOW_DROP_OLDEST && drop_oldest_telemetry(h, c)) ||
+                       (policy == TB_SLOW_CONFLATE && conflate_oldest(h, c));
         if (!dropped) {
             slow_consumer(h, c);
             return false;
@@ -364,6 +385,8 @@ static void snap_send_next(tb_hub_t *h, tb_conn_t *c)
     snap_t e = c->cu->snap[c->cu->snap_i++];
     if (e.series) {
         series_send(h, c, &e);
+    } else if (c->x) {
+        hub_conflate_snapshot(h, c, tb_protocol_snapshot(e.frame), e.room);
     } else {
         h->counters.snapshot_messages++;
         hub_conn_send_owned(h, c, tb_protocol_snapshot(e.frame));
@@ -409,6 +432,10 @@ static void replay_next(tb_hub_t *h, tb_conn_t *c)
         return;
     c->last_seq = seq;
     h->counters.replayed++;
+    if (c->x) {
+        hub_conflate_replay(h, c, f, rooms, n);
+        return;
+    }
     h->counters.deliveries++;
     hub_conn_queue(h, c, f);
 }
@@ -458,6 +485,9 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
     tb_frame_unref(f);
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
+    /* slow_consumer "conflate" ends once the queue drained to half its bound. */
+    if (c->x && c->x->slow && c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages / 2)
+        c->x->slow = false;
     if (c->cu)
         hub_catch_up(h, c);
 }

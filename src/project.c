@@ -98,8 +98,9 @@ tb_frame_t *tb_project_frame(const tb_frame_t *f, const tb_project_t *p, bool *n
     *none = false;
     if (json_is_object(fields) && tb_project_fields(fields, p) == 0)
         *none = true;
-    else if (json_is_object(fields))
-        out = tb_frame_from_json(env, (tb_frame_kind_t)f->kind, f->seq);
+    else if (json_is_object(fields) &&
+             (out = tb_frame_from_json(env, (tb_frame_kind_t)f->kind, f->seq)))
+        out->ingest_us = f->ingest_us; /* the same message: the same delivery latency */
     json_decref(env);
     return out;
 }

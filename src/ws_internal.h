@@ -68,7 +68,8 @@ struct tb_server {
     unsigned char *scratch;  /* LWS_PRE + scratch_cap bytes for gathered writes */
     size_t scratch_cap;      /* >= WS_COALESCE_MAX */
     lws_sorted_usec_list_t tick;
-    struct lws_http_mount web; /* the file mount at "/", unused without listen.web_root */
+    lws_sorted_usec_list_t conflate; /* tb_hub_send_held()'s next due time (ops.wake_at) */
+    struct lws_http_mount web;       /* the file mount at "/", unused without listen.web_root */
     atomic_int stop;
     bool draining;
     bool guarded;         /* this server started the frame guard (wsguard.h) */

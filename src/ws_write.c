@@ -271,6 +271,25 @@ static void io_close(void *transport, void *io, int code)
     lws_callback_on_writable(io);
 }
 
+/* Conflated telemetry is due: sends it and sleeps until the next is due. */
+static void on_conflate(lws_sorted_usec_list_t *sul)
+{
+    tb_server_t *s = lws_container_of(sul, tb_server_t, conflate);
+    int64_t now = tb_mono_ms(), next = tb_hub_send_held(s->hub, now);
+    if (next >= 0)
+        lws_sul_schedule(s->ctx, 0, &s->conflate, on_conflate,
+                         (lws_usec_t)(next > now ? next - now : 0) * LWS_US_PER_MS);
+}
+
+/* The hub holds a message due at mono_ms, before anything else it holds. */
+static void io_wake_at(void *transport, int64_t mono_ms)
+{
+    tb_server_t *s = transport;
+    int64_t now = tb_mono_ms();
+    lws_sul_schedule(s->ctx, 0, &s->conflate, on_conflate,
+                     (lws_usec_t)(mono_ms > now ? mono_ms - now : 0) * LWS_US_PER_MS);
+}
+
 /* A bridge batch begins: want_write remembers the connections for flush_pending. */
 static void batch_start(void *transport)
 {
@@ -287,8 +306,11 @@ static void batch_end(void *transport)
 
 void tb_ws_write_transport(tb_server_t *s, tb_bridge_transport_t *t)
 {
-    t->ops = (tb_hub_ops_t){
-        .want_write = io_want_write, .close = io_close, .ping = io_ping, .drop = io_drop};
+    t->ops = (tb_hub_ops_t){.want_write = io_want_write,
+                            .close = io_close,
+                            .ping = io_ping,
+                            .drop = io_drop,
+                            .wake_at = io_wake_at};
     t->transport = s;
     t->batch_start = batch_start;
     t->batch_end = batch_end;

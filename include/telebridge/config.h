@@ -84,7 +84,8 @@ typedef struct {
     size_t n_patterns;
 } tb_config_group_t;
 
-typedef enum { TB_SLOW_DISCONNECT = 0, TB_SLOW_DROP_OLDEST } tb_slow_policy_t;
+/* limits.slow_consumer: close 1008, drop the oldest telemetry, or conflate (docs/protocol.md). */
+typedef enum { TB_SLOW_DISCONNECT = 0, TB_SLOW_DROP_OLDEST, TB_SLOW_CONFLATE } tb_slow_policy_t;
 
 typedef struct {
     int max_connections;

@@ -85,6 +85,12 @@ typedef struct {
      * call tb_hub_conn_close()) before returning.
      */
     void (*drop)(void *transport, void *io);
+    /*
+     * Conflation (subscribe max_hz, slow_consumer "conflate") holds a message due at mono_ms
+     * (tb_mono_ms()) earlier than any before: call tb_hub_send_held() then. NULL: the transport
+     * calls tb_hub_send_held() on its own.
+     */
+    void (*wake_at)(void *transport, int64_t mono_ms);
 } tb_hub_ops_t;
 
 typedef struct {
@@ -186,10 +192,17 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
 /*
  * Periodic work (once a second): fdatasync()s history.file when it was written to, sends
  * `token_expiring` ({exp, expires_in}) once per grant when auth.expiry_warning_s (0: never)
- * remain before its exp, and closes connections whose token expired with 4001. A `refresh` replaces the grant and re-arms both. Costs one
- * comparison per connection when nothing is due.
+ * remain before its exp, and closes connections whose token expired with 4001. A `refresh` replaces
+ * the grant and re-arms both. Costs one comparison per connection when nothing is due.
  */
 void tb_hub_tick(tb_hub_t *h, int64_t now_ms);
+
+/*
+ * Sends the conflated telemetry due by mono_ms (tb_mono_ms()): for each connection and device held
+ * back, the device's newest state (docs/protocol.md → Subscribe options). Returns when the next
+ * is due, or -1 when nothing is held. O(due entries × log held).
+ */
+int64_t tb_hub_send_held(tb_hub_t *h, int64_t mono_ms);
 
 /*
  * Heartbeats (once a second, mono_ms from tb_mono_ms()): a connection quiet since its open or

@@ -207,6 +207,8 @@ uint64_t tb_latency_count(const tb_latency_t *h);
     V(messages_out, COUNTER, HUB, TOP, type, 0, TB_FRAME_KIND_N, tb_frame_kind_name,               \
       "Frames written to WebSocket clients, by type.")                                             \
     C(deliveries, COUNTER, HUB, DETAILS, "Device-message frames queued to clients.")               \
+    C(conflated, COUNTER, HUB, DETAILS,                                                            \
+      "Telemetry held back by max_hz or slow_consumer conflate, folded into a later send.")        \
     V(mqtt_invalid, COUNTER, INGEST, TOP, reason, 1, TB_INVALID_END, tb_invalid_reason_name,       \
       "MQTT messages refused, by reason.")                                                         \
     V(dropped, COUNTER, DERIVED, TOP, reason, 1, TB_DROP_END, tb_drop_reason_name,                 \

@@ -277,7 +277,7 @@ static const bad_case_t bad_cases[] = {
     {"{\"groups\": {\"g\": [\"a:b\"]}}", "groups.g[0]: "},
     {"{\"groups\": {\"g\": [\"\"]}}", "groups.g[0]: "},
     {"{\"limits\": {\"slow_consumer\": \"block\"}}",
-     "limits.slow_consumer: must be one of disconnect, drop_oldest"},
+     "limits.slow_consumer: must be one of disconnect, drop_oldest, conflate"},
     {"{\"limits\": {\"max_connections\": 0}}", "limits.max_connections: must be >= 1"},
     {"{\"limits\": {\"handshake_burst\": -1}}", "limits.handshake_burst: must be >= 0"},
     {"{\"limits\": {\"handshake_timeout_s\": 0}}",

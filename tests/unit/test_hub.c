@@ -1539,6 +1539,150 @@ static void test_large_snapshot_then_arrivals(void **state)
     assert_int_equal(tb_hub_counters(f->hub)->snapshot_messages, 30);
 }
 
+/* ---- subscribe options: fields, max_hz conflation, slow_consumer conflate -------------------- */
+
+/* Sends a subscribe of rooms_json with the options in opts_json (members, may be "") and takes
+ * its `subscribed`. */
+static void subscribe_opts(fixture_t *f, tb_conn_t *c, const char *rooms_json, const char *opts)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "{\"type\":\"subscribe\",\"payload\":{\"rooms\":%s%s%s}}",
+             rooms_json, opts[0] ? "," : "", opts);
+    send_text(f, c, buf);
+    expect_type(f, c, "subscribed");
+}
+
+/* Takes c's next message, telemetry, and checks its fields equal fields_json. */
+static json_int_t expect_fields(fixture_t *f, tb_conn_t *c, const char *fields_json)
+{
+    json_t *j = next_of_type(f, c, "telemetry");
+    json_t *want = json_loads(fields_json, 0, NULL);
+    if (!json_equal(json_object_get(json_object_get(j, "payload"), "fields"), want)) {
+        char *got = json_dumps(j, JSON_COMPACT);
+        fail_msg("want fields %s, got %s", fields_json, got);
+    }
+    json_int_t seq = seq_of(j);
+    json_decref(want);
+    json_decref(j);
+    return seq;
+}
+
+static void test_fields_cut_and_skip(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_opts(f, c, "[\"global\"]", "\"fields\":[\"a\",\"c\"]");
+    ingest_fields(f, "d", "{\"a\":1,\"b\":2}");
+    ingest_fields(f, "d", "{\"b\":3}"); /* none of the fields: not sent */
+    ingest(f, TB_MSG_STATUS, "d", NULL);
+    expect_fields(f, c, "{\"a\":1}");
+    expect_type(f, c, "device_status");
+    assert_null(tb_hub_conn_peek(c));
+}
+
+static void test_max_hz_first_at_once_then_newest_merged(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_opts(f, c, "[\"global\"]", "\"max_hz\":1");
+    ingest_fields(f, "d", "{\"a\":1}");
+    ingest_fields(f, "d", "{\"b\":2}");
+    ingest(f, TB_MSG_STATUS, "d", NULL); /* never held */
+    ingest_fields(f, "d", "{\"a\":3}");
+    expect_fields(f, c, "{\"a\":1}");
+    expect_type(f, c, "device_status");
+    assert_null(tb_hub_conn_peek(c));
+    assert_int_equal(tb_hub_counters(f->hub)->conflated, 2);
+    int64_t now = tb_mono_ms();
+    assert_true(tb_hub_send_held(f->hub, now) > now); /* held until a second after the first */
+    assert_null(tb_hub_conn_peek(c));
+    assert_int_equal(tb_hub_send_held(f->hub, now + 1001), -1);
+    /* The newest state, fields merged, with the newest message's seq (4: status was 3). */
+    assert_int_equal(expect_fields(f, c, "{\"a\":3,\"b\":2}"), 4);
+    assert_null(tb_hub_conn_peek(c));
+}
+
+static void test_max_hz_uncapped_room_wins(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_opts(f, c, "[\"device:d\"]", "\"max_hz\":0.5,\"fields\":[\"a\"]");
+    subscribe_opts(f, c, "[\"global\"]", "");
+    tb_conn_t *plain = open_subscribed(f, 1, "{\"rooms\":[\"*\"]}", "[\"global\"]");
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, "d", "{\"a\":1,\"b\":2}");
+    ingest_fields(f, "e", "{\"b\":5}");
+    for (int i = 0; i < 3; i++) {
+        expect_fields(f, c, "{\"a\":1,\"b\":2}");
+        expect_fields(f, plain, "{\"a\":1,\"b\":2}");
+    }
+    expect_fields(f, c, "{\"b\":5}");
+    assert_null(tb_hub_conn_peek(c));
+    assert_int_equal(tb_hub_send_held(f->hub, tb_mono_ms() + 5000), -1); /* nothing was held */
+}
+
+static void test_conflation_state_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.limits.send_queue_messages = 8192;
+    f->cfg.history.devices = 10; /* the bound is then 1024 devices per connection */
+    rebuild_hub(f);
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_opts(f, c, "[\"global\"]", "\"max_hz\":1");
+    char id[16];
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 1500; i++) {
+            snprintf(id, sizeof(id), "dev-%d", i);
+            ingest_fields(f, id, "{\"a\":1}");
+        }
+    /* 1024 devices had their second message held; the other 476 sent both at once. */
+    assert_int_equal(tb_hub_counters(f->hub)->conflated, 1024);
+    assert_int_equal(tb_hub_conn_queued(c), 1500 + 476);
+    assert_int_equal(tb_hub_send_held(f->hub, tb_mono_ms() + 1001), -1);
+    assert_int_equal(tb_hub_conn_queued(c), 1500 + 476 + 1024);
+    tb_hub_conn_close(f->hub, c); /* frees every entry (ASan checks) */
+    f->conn[0] = NULL;
+}
+
+static void test_slow_consumer_conflate_keeps_newest(void **state)
+{
+    fixture_t *f = *state;
+    f->cfg.limits.slow_consumer = TB_SLOW_CONFLATE;
+    tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
+    char id[8], fields[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "d%d", i % 3);
+        snprintf(fields, sizeof(fields), "{\"i\":%d}", i);
+        ingest_fields(f, id, fields);
+        if (i == 150)
+            ingest(f, TB_MSG_STATUS, "d0", NULL);
+    }
+    assert_int_equal(tb_hub_conn_close_code(c), 0);
+    assert_true(tb_hub_conn_queued(c) <= 16);
+    assert_true(tb_hub_counters(f->hub)->conflated > 0);
+    assert_int_equal(tb_hub_counters(f->hub)->slow_consumer_disconnects, 0);
+    /* The reader catches up: the status came, and then each device's newest state. */
+    int last[3] = {-1, -1, -1}, status = 0;
+    int64_t now = tb_mono_ms();
+    for (int round = 0; round < 4; round++, now += 1001) {
+        json_t *j;
+        while ((j = next_json(f, c))) {
+            if (strcmp(type_of(j), "device_status") == 0)
+                status++;
+            else
+                last[atoi(
+                    json_string_value(json_object_get(json_object_get(j, "payload"), "device_id")) +
+                    1)] = (int)json_integer_value(field_of(j, "i"));
+            json_decref(j);
+        }
+        tb_hub_send_held(f->hub, now);
+    }
+    assert_int_equal(status, 1);
+    assert_int_equal(last[0], 297);
+    assert_int_equal(last[1], 298);
+    assert_int_equal(last[2], 299);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1583,6 +1727,11 @@ int main(void)
         FIXTURES_TEST(test_heartbeat_ping_then_drop),
         FIXTURES_TEST(test_alert_rules_reload),
         FIXTURES_TEST(test_publish_routes_to_room),
+        FIXTURES_TEST(test_fields_cut_and_skip),
+        FIXTURES_TEST(test_max_hz_first_at_once_then_newest_merged),
+        FIXTURES_TEST(test_max_hz_uncapped_room_wins),
+        FIXTURES_TEST(test_conflation_state_is_bounded),
+        FIXTURES_TEST(test_slow_consumer_conflate_keeps_newest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
