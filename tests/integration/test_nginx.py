@@ -4,7 +4,7 @@ endpoints answering only an admin token: docs/security.md → Operator endpoints
 termination (wss://, HSTS, the port-80 redirect); and the fleet example, three bridges with one
 secret behind one nginx, round robin: tickets issued and redeemed wherever nginx sends them, and
 web/telebridge-client.js (in node, tests/js/fleet-client.mjs) failing over when its bridge is
-killed. A missing node or tests/js/node_modules fails those tests.
+killed or restarted with history.file. A missing node or tests/js/node_modules fails those tests.
 
 Needs an nginx binary: TB_NGINX (tools/test.sh unpacks Debian's package without installing it)
 or nginx in PATH; without one every test here fails (a missing tool is a failure, not a skip). The only edits to the documented text are the addresses,
@@ -432,4 +432,50 @@ def test_node_client_fails_over_through_the_proxy_with_every_message_once(make_f
     assert bridge_now(fleet, client) is not victim
     # The replay by time overlaps what the client had (2 s): it dropped those itself.
     assert client.of("repeat"), "no repeat dropped: the failover replay overlapped nothing"
+    assert client.numbers() == list(range(n)), "every message once, in order"
+def restart(bridge):
+    """Stops bridge cleanly and starts it again after a moment in which the broker keeps the
+    messages for its persistent session."""
+    assert bridge.stop() == 0
+    time.sleep(0.3)
+    bridge.start()
+
+
+def resubscribed(client, before):
+    """Waits for the client's next `subscribed` after the before-th; returns its payload."""
+    client.wait(lambda: len(client.of("subscribed")) > before, 10, "the client to resubscribe")
+    return client.of("subscribed")[before]["payload"]
+
+
+def test_node_client_through_restarts_with_history_file(make_fleet, broker, tmp_path):
+    """history.file (docs/operations.md → Restarts without a gap) behind nginx: the client's
+    bridge restarted while the others serve, then again while they are down, so it moves once
+    to another bridge (by time) and once back to the same, restarted bridge, whose epoch and
+    history survived (by seq); every bridge keeps its epoch; every message once."""
+    fleet = make_fleet(lambda i: {"history": {"file": str(tmp_path / f"history-{i}.tbh")}})
+    epochs = {b: e for e, b in fleet.epochs.items()}
+    with client_and_publisher(fleet, broker, tmp_path) as (client, pub):
+        client.wait(lambda: len(client.numbers()) >= RATE // 2, 10, "messages before restarts")
+        first = bridge_now(fleet, client)
+        restart(first)
+        moved = resubscribed(client, 1)
+        assert (moved.get("recovered"), moved.get("mode")) == (True, "time"), moved
+        second = bridge_now(fleet, client)
+        assert second is not first
+        time.sleep(0.5)
+        others = [b for b in fleet.bridges if b is not second]
+        for b in others:
+            assert b.stop() == 0
+        restart(second)
+        back = resubscribed(client, 2)
+        assert (back.get("recovered"), back.get("mode")) == (True, "seq"), back
+        assert bridge_now(fleet, client) is second
+        for b in others:
+            b.start()
+        time.sleep(0.5)
+        n = finish(fleet, client, pub)
+    assert len(client.of("subscribed")) == 3
+    for b in fleet.bridges:
+        hello, _ = asyncio.run(session(f"ws://127.0.0.1:{b.port}/ws?token={b.mint()}"))
+        assert hello["payload"]["epoch"] == epochs[b], f"{b.name} kept its epoch"
     assert client.numbers() == list(range(n)), "every message once, in order"
