@@ -31,6 +31,7 @@ const view = {
     arrivals: [], // arrival times (ms) of device messages within RATE_WINDOW_MS
     dirty: new Set(), // fields whose sparkline needs a redraw
     drawQueued: false,
+    leaving: new Map(), // room → unsubscribes of ours not answered yet
 };
 
 // ---- token --------------------------------------------------------------------------------
@@ -73,6 +74,7 @@ function signOut(message) {
     if (view.client) view.client.close();
     view.client = null;
     view.room = null;
+    view.leaving.clear();
     view.devices.clear();
     $("tiles").replaceChildren();
     $("alerts").replaceChildren();
@@ -98,7 +100,10 @@ function start(token) {
     view.client = client;
     client.addEventListener("state", (e) => onState(e.detail));
     client.addEventListener("unauthorized", () => signOut("The bridge refused this token."));
-    client.addEventListener("connected", () => setNotice(""));
+    client.addEventListener("connected", () => {
+        view.leaving.clear(); // a new connection answers nothing of the last one
+        setNotice("");
+    });
     client.addEventListener("token_expiring", () => setNotice(
         "Your token expires soon: sign out and in again with a new one to stay connected."));
     client.addEventListener("close", (e) => {
@@ -134,7 +139,7 @@ function suggest(room) {
 /* Switches the board to room: leaves the old one, forgets its devices, joins the new one. */
 function watch(room) {
     if (room === view.room) return;
-    if (view.room) view.client.unsubscribe([view.room]);
+    if (view.room) leave(view.room);
     view.room = room;
     sessionStorage.setItem(ROOM_KEY, room);
     $("room").value = room;
@@ -158,8 +163,14 @@ function setRateCap(value) {
     if (value) sessionStorage.setItem(CAP_KEY, value);
     else sessionStorage.removeItem(CAP_KEY);
     if (!view.client || !view.room) return;
-    view.client.unsubscribe([view.room]);
+    leave(view.room);
     view.client.subscribe(subscription(view.room));
+}
+
+/* Leaves room; its `unsubscribed` answer is then ours, not the bridge taking the room away. */
+function leave(room) {
+    if (view.client.state === "open") view.leaving.set(room, (view.leaving.get(room) || 0) + 1);
+    view.client.unsubscribe([room]);
 }
 
 function onSubscribed(env) {
@@ -169,8 +180,15 @@ function onSubscribed(env) {
 
 function onUnsubscribed(env) {
     const rooms = (env.payload && env.payload.rooms) || [];
-    if (rooms.includes(view.room))
-        setNotice(`The bridge took ${view.room} away (the token no longer grants it).`);
+    for (const room of rooms) {
+        const ours = view.leaving.get(room) || 0;
+        if (ours) {
+            if (ours > 1) view.leaving.set(room, ours - 1);
+            else view.leaving.delete(room);
+        } else if (room === view.room) {
+            setNotice(`The bridge took ${view.room} away (the token no longer grants it).`);
+        }
+    }
 }
 
 function onServerError(p) {

@@ -177,6 +177,7 @@ describe("dashboard in headless chromium", () => {
 
             // The rate cap: the room is subscribed again with max_hz.
             const nSent = sentFrames.length;
+            const nRecv = received.length;
             await page.selectOption("#rate-cap", "1");
             await waitFor(() => sentFrames.slice(nSent).some((m) => m.type === "subscribe"), UI_TIMEOUT,
                 "the page to resubscribe");
@@ -184,6 +185,12 @@ describe("dashboard in headless chromium", () => {
             assert.deepEqual(after.map((m) => m.type), ["unsubscribe", "subscribe"]);
             assert.deepEqual(after[1].payload, { rooms: ["global"], series: 60, max_hz: 1 });
             await page.waitForSelector(`${spark("series-a", "temperature")}[data-points="20"]`, { timeout: UI_TIMEOUT });
+            await waitFor(() => received.slice(nRecv).some((m) => m.type === "subscribed"), UI_TIMEOUT,
+                "the bridge's answers");
+            assert.deepEqual(received.slice(nRecv).filter((m) => /subscribed$/.test(m.type)).map((m) => m.type),
+                ["unsubscribed", "subscribed"]);
+            await sleep(200);
+            assert.equal(await textOf(page, "#notice"), "", "our own unsubscribe is not the bridge taking the room away");
             assert.equal(await page.evaluate(() => sessionStorage.getItem("telebridge.max_hz")), "1");
 
             // Back to every message: subscribed again without max_hz.
