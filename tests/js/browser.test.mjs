@@ -191,6 +191,15 @@ describe("dashboard in headless chromium", () => {
                 ["unsubscribed", "subscribed"]);
             await sleep(200);
             assert.equal(await textOf(page, "#notice"), "", "our own unsubscribe is not the bridge taking the room away");
+            // A burst of 10 readings in well under a second: at most one telemetry message a
+            // second arrives, and the last one shown is the newest.
+            const nReceived = received.length;
+            for (let i = 1; i <= 10; i++)
+                await stack.broker.publish("devices/series-a/telemetry", JSON.stringify({ temperature: 40 + i }));
+            await waitText(page, fieldValue("series-a", "temperature"), "50");
+            const live = received.slice(nReceived).filter((m) => m.type === "telemetry" && !m.snapshot &&
+                m.payload.device_id === "series-a");
+            assert.ok(live.length >= 1 && live.length <= 3, `capped: ${live.length} of 10 messages`);
             assert.equal(await page.evaluate(() => sessionStorage.getItem("telebridge.max_hz")), "1");
 
             // Back to every message: subscribed again without max_hz.

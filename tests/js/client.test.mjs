@@ -337,6 +337,81 @@ describe("against a bridge", () => {
             "the bridge to see the close");
     });
 
+    test("subscribe options reach the bridge; a bad one is its bad_request, the connection stays", async () => {
+        const sent = [];
+        const c = client(stack, { WebSocket: spyClass(sent) });
+        try {
+            c.subscribe({ rooms: ["device:js-o"], max_hz: 2, fields: ["temperature"], series: 5 });
+            const subscribed = nextEvent(c, "subscribed");
+            c.connect();
+            assert.deepEqual((await subscribed).payload.rooms, ["device:js-o"]);
+            assert.deepEqual(sent[0].payload, { rooms: ["device:js-o"], max_hz: 2, fields: ["temperature"], series: 5 });
+            const err = nextEvent(c, "error");
+            c.subscribe({ rooms: ["device:js-p"], max_hz: 1000 });
+            const e = await err;
+            assert.equal(e.payload.code, "bad_request");
+            assert.match(e.payload.message, /max_hz/);
+            const ok = nextEvent(c, "subscribed");
+            c.subscribe({ rooms: ["device:js-p"], fields: ["humidity"] });
+            assert.deepEqual((await ok).payload.rooms, ["device:js-p"], "the next request is served");
+            assert.deepEqual(c.subscriptions.map((x) => [[...x.rooms], x.options]),
+                [[["device:js-o"], { max_hz: 2, fields: ["temperature"], series: 5 }],
+                    [["device:js-p"], { fields: ["humidity"] }]], "the latest options of each room");
+            assert.throws(() => c.subscribe({ rooms: ["global"], since: { epoch: "e", seq: 1 } }), TypeError);
+            assert.equal(c.state, "open");
+        } finally {
+            c.close();
+        }
+    });
+
+    test("options take effect: a capped, projected room beside a full one; series on subscribe", async () => {
+        const c = client(stack);
+        const got = { "js-cap": [], "js-free": [] };
+        c.addEventListener("telemetry", (e) => {
+            if (!e.detail.snapshot) got[e.detail.payload.device_id]?.push(e.detail);
+        });
+        const c2 = client(stack);
+        try {
+            c.subscribe({ rooms: ["device:js-cap"], max_hz: 2, fields: ["temperature"] });
+            c.subscribe(["device:js-free"]);
+            const both = nextEvent(c, "subscribed", (m) => m.payload.rooms[0] === "device:js-free");
+            c.connect();
+            await both;
+            const t0 = Date.now();
+            for (let i = 1; i <= 10; i++) {
+                for (const d of ["js-cap", "js-free"])
+                    await stack.broker.publish(`devices/${d}/telemetry`, JSON.stringify({ temperature: i, humidity: 50 + i }));
+            }
+            await waitFor(() => got["js-free"].length === 10 &&
+                got["js-cap"].at(-1)?.payload.fields.temperature === 10, 5000, "the last of each");
+            const seconds = (Date.now() - t0) / 1000;
+            const cap = got["js-cap"];
+            assert.ok(cap.length >= 1 && cap.length <= 2 + 2 * seconds,
+                `${cap.length} capped messages in ${seconds.toFixed(2)} s at max_hz 2`);
+            assert.ok(cap.length < 10, "conflated");
+            for (const m of cap) assert.deepEqual(Object.keys(m.payload.fields), ["temperature"], "fields projection");
+            assert.deepEqual(got["js-free"].map((m) => m.payload.fields.temperature), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+                "the uncapped room in full, once each");
+            assert.deepEqual(Object.keys(got["js-free"][0].payload.fields).sort(), ["humidity", "temperature"]);
+
+            // Another connection asks for the last 5 values: a series message before the snapshot.
+            const order = [];
+            c2.addEventListener("message", (e) => order.push(e.detail.type + (e.detail.snapshot ? "*" : "")));
+            c2.subscribe({ rooms: ["device:js-cap"], series: 5 });
+            const series = nextEvent(c2, "series");
+            c2.connect();
+            const s = await series;
+            assert.equal(s.room, "device:js-cap");
+            assert.deepEqual(s.payload.fields.temperature.map((p) => p[1]), [6, 7, 8, 9, 10]);
+            assert.ok(s.payload.fields.temperature.every((p) => Number.isInteger(p[0]) && p[0] > 0), "t_ms");
+            await waitFor(() => order.includes("telemetry*"), 5000, "the snapshot");
+            assert.ok(order.indexOf("series") < order.indexOf("telemetry*"), `series first: ${order}`);
+        } finally {
+            c.close();
+            c2.close();
+        }
+    });
+
     test("a compressing connection (ws offers permessage-deflate) gets every frame intact", async () => {
         const sockets = [];
         class Recording extends WebSocket {
