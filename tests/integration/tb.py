@@ -227,6 +227,14 @@ def get_ticket(port, token):
     return body["ticket"]
 
 
+def ticket_issuer(ticket):
+    """The issuing bridge's random id in a ticket (docs/security.md → Tickets across a fleet:
+    the 8 bytes after the version byte)."""
+    raw = base64.urlsafe_b64decode(ticket + "=" * (-len(ticket) % 4))
+    assert raw[0] == 1, "ticket format version 1"
+    return raw[1:9]
+
+
 def ws_key():
     return base64.b64encode(os.urandom(16)).decode()
 

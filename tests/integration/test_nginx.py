@@ -11,7 +11,6 @@ or nginx in PATH; without one every test here fails (a missing tool is a failure
 ports and certificate paths, and each must apply, so a changed example fails here."""
 
 import asyncio
-import base64
 import contextlib
 import http.client
 import json
@@ -224,18 +223,10 @@ class Fleet:
         """Records b's epoch and ticket issuer id, asked of b directly (not through nginx)."""
         hello, _ = asyncio.run(session(f"ws://127.0.0.1:{b.port}/ws?token={b.mint()}"))
         self.epochs[hello["payload"]["epoch"]] = b
-        b.issuer = issuer_of(tb.get_ticket(b.port, b.mint(sub="probe")))
+        b.issuer = tb.ticket_issuer(tb.get_ticket(b.port, b.mint(sub="probe")))
 
     def bridge_of(self, epoch):
         return self.epochs[epoch]
-
-
-def issuer_of(ticket):
-    """The issuing bridge's id in a ticket (docs/security.md → Tickets across a fleet: after the
-    version byte, 8 bytes)."""
-    raw = base64.urlsafe_b64decode(ticket + "=" * (-len(ticket) % 4))
-    assert raw[0] == 1, "ticket format version 1"
-    return raw[1:9]
 
 
 @pytest.fixture
@@ -277,7 +268,7 @@ def test_tickets_through_the_proxy_redeem_wherever_they_land(make_fleet):
         tb.ISSUED_TICKETS.add(ticket)
         hello, sub = await session(f"ws://127.0.0.1:{fleet.port}/ws?ticket={ticket}")
         assert hello["payload"]["user"] == "fleet" and sub["type"] == "subscribed"
-        pairs.append((issuer_of(ticket), fleet.bridge_of(hello["payload"]["epoch"]).issuer))
+        pairs.append((tb.ticket_issuer(ticket), fleet.bridge_of(hello["payload"]["epoch"]).issuer))
 
     for _ in range(30):
         asyncio.run(one())

@@ -215,3 +215,31 @@ def test_a_ticket_is_good_once_on_every_bridge_with_the_same_secret(make_bridge,
     assert tb.handshake_status(a.port, f"/ws?ticket={ticket}") == (
         401, {"error": "invalid_ticket"})
     assert_still_serves(b, connect)
+
+
+def test_bridges_sharing_a_port_take_each_others_tickets(make_bridge, connect):
+    """docs/operations.md → Several bridges on one host: the ticket POST and the WebSocket are
+    two connections the kernel may hand to different processes on the port; with one secret
+    each process redeems the other's tickets."""
+    a = make_bridge({"listen": {"reuse_port": True}})
+    token = a.mint(sub="shared")
+    issuer_a = tb.ticket_issuer(tb.get_ticket(a.port, token))
+    epoch_a = connect(a, token=token).connected["payload"]["epoch"]
+    b = make_bridge({"listen": {"port": a.port, "reuse_port": True}}, start=False,
+                    secret=a.secret)
+    b.port = a.port
+    b.start()
+    assert b.port == a.port
+    issued_by_a = redeemed_by_a = crossed = 0
+    for _ in range(20):
+        ticket = tb.get_ticket(a.port, token)
+        ws = connect(a, headers={}, token=None, path=f"/ws?ticket={ticket}")
+        by_a = tb.ticket_issuer(ticket) == issuer_a
+        on_a = ws.connected["payload"]["epoch"] == epoch_a
+        issued_by_a += by_a
+        redeemed_by_a += on_a
+        crossed += by_a != on_a
+        ws.close()
+    # 20 requests of each kind all on one process: 2 * 2^-20 if the kernel spreads them.
+    assert 0 < issued_by_a < 20 and 0 < redeemed_by_a < 20, (issued_by_a, redeemed_by_a)
+    assert crossed > 0, "no ticket was redeemed by the other process"
