@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -308,7 +309,8 @@ done:
 /* ---- writing ------------------------------------------------------------------------------ */
 
 struct tb_histfile {
-    int fd;             /* the segment being written: PATH.tmp until the commit, then PATH */
+    int fd;             /* the segment being written: PATH.tmp until the commit, then PATH; or -1 */
+    int lock;           /* PATH.lock, flock()ed for the writer's life */
     char *path;         /* PATH */
     char *tmp;          /* PATH.tmp */
     char *old;          /* PATH.1 */
@@ -323,6 +325,7 @@ struct tb_histfile {
     char epoch[TB_HISTFILE_EPOCH_LEN + 1];
     char boot[TB_HISTFILE_BOOT_LEN + 1];
     bool off;          /* a write failed: nothing more is written */
+    bool committed;    /* the segment is PATH (tb_histfile_commit()) */
     bool unsynced;     /* written since the last fdatasync() */
     bool folder_dirty; /* a rename since the last sync */
 };
@@ -392,12 +395,52 @@ static int open_segment(tb_histfile_t *hf, const char *name)
     return fd;
 }
 
-tb_histfile_t *tb_histfile_create(const char *path, size_t capacity, const char *epoch,
-                                  int64_t horizon_ms, uint64_t seq_base, char *err, size_t errlen)
+/* Frees hf's strings and buffer, closes its descriptors (the lock's last). */
+static void writer_free(tb_histfile_t *hf)
+{
+    if (hf->fd >= 0)
+        close(hf->fd);
+    if (hf->lock >= 0)
+        close(hf->lock); /* releases the flock() */
+    free(hf->path);
+    free(hf->tmp);
+    free(hf->old);
+    free(hf->folder);
+    free(hf->buf);
+    free(hf);
+}
+
+/* Takes PATH.lock (created if need be) for this process; 0, or -1 with err. */
+static int take_lock(tb_histfile_t *hf, const char *path, char *err, size_t errlen)
+{
+    char *name = path_with(path, ".lock");
+    if (!name) {
+        tb_set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    hf->lock = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (hf->lock < 0 || flock(hf->lock, LOCK_EX | LOCK_NB) != 0) {
+        tb_set_err(err, errlen, "%s: %s", name,
+                   errno == EWOULDBLOCK ? "held by another bridge: every bridge needs its own "
+                                          "history.file"
+                                        : strerror(errno));
+        free(name);
+        return -1;
+    }
+    free(name);
+    return 0;
+}
+
+tb_histfile_t *tb_histfile_open(const char *path, size_t capacity, char *err, size_t errlen)
 {
     tb_histfile_t *hf = calloc(1, sizeof(*hf));
     char *copy = NULL;
-    if (!hf || !(hf->path = path_with(path, "")) || !(hf->tmp = path_with(path, ".tmp")) ||
+    if (!hf) {
+        tb_set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    hf->fd = hf->lock = -1;
+    if (!(hf->path = path_with(path, "")) || !(hf->tmp = path_with(path, ".tmp")) ||
         !(hf->old = path_with(path, ".1")) || !(copy = path_with(path, "")) ||
         !(hf->folder = path_with(dirname(copy), ""))) {
         tb_set_err(err, errlen, "out of memory");
@@ -405,40 +448,38 @@ tb_histfile_t *tb_histfile_create(const char *path, size_t capacity, const char 
     }
     free(copy);
     copy = NULL;
-    hf->fd = -1;
     hf->capacity = capacity ? capacity : 1;
-    snprintf(hf->epoch, sizeof(hf->epoch), "%s", epoch);
     read_boot_id(hf->boot);
+    if (take_lock(hf, path, err, errlen))
+        goto fail;
+    return hf;
+fail:
+    free(copy);
+    writer_free(hf);
+    return NULL;
+}
+
+int tb_histfile_begin(tb_histfile_t *hf, const char *epoch, int64_t horizon_ms, uint64_t seq_base,
+                      char *err, size_t errlen)
+{
+    snprintf(hf->epoch, sizeof(hf->epoch), "%s", epoch);
     if ((hf->fd = open_segment(hf, hf->tmp)) < 0) {
         tb_set_err(err, errlen, "%s: %s", hf->tmp, strerror(errno));
-        goto fail;
+        return -1;
     }
     put_header(hf, horizon_ms, seq_base);
     if (hf->off) {
         tb_set_err(err, errlen, "out of memory");
-        goto fail;
+        return -1;
     }
-    return hf;
-fail:
-    free(copy);
-    if (hf && hf->fd >= 0) {
-        close(hf->fd);
-        unlink(hf->tmp);
-    }
-    if (hf) {
-        free(hf->path);
-        free(hf->tmp);
-        free(hf->old);
-        free(hf->folder);
-        free(hf->buf);
-    }
-    free(hf);
-    return NULL;
+    return 0;
 }
 
 void tb_histfile_flush(tb_histfile_t *hf)
 {
     size_t done = 0;
+    if (hf->fd < 0)
+        return;
     while (!hf->off && done < hf->len) {
         ssize_t n = write(hf->fd, hf->buf + done, hf->len - done);
         if (n < 0 && errno == EINTR)
@@ -468,7 +509,7 @@ static void sync_folder(tb_histfile_t *hf)
 
 void tb_histfile_sync(tb_histfile_t *hf)
 {
-    if (hf->off)
+    if (hf->off || hf->fd < 0)
         return;
     if (hf->unsynced && fdatasync(hf->fd) != 0) {
         writer_off(hf, "fdatasync", errno);
@@ -481,6 +522,10 @@ void tb_histfile_sync(tb_histfile_t *hf)
 
 int tb_histfile_commit(tb_histfile_t *hf, char *err, size_t errlen)
 {
+    if (hf->fd < 0 || hf->committed) {
+        tb_set_err(err, errlen, "no new segment to commit");
+        return -1;
+    }
     tb_histfile_flush(hf);
     tb_histfile_sync(hf);
     if (!hf->off && rename(hf->tmp, hf->path) != 0)
@@ -490,6 +535,7 @@ int tb_histfile_commit(tb_histfile_t *hf, char *err, size_t errlen)
         unlink(hf->tmp);
         return -1;
     }
+    hf->committed = true;
     unlink(hf->old);
     sync_folder(hf);
     return 0;
@@ -519,7 +565,7 @@ static void rotate(tb_histfile_t *hf)
 void tb_histfile_append(tb_histfile_t *hf, const tb_frame_t *f, int64_t ms, const char *rooms,
                         size_t n_rooms)
 {
-    if (hf->off || n_rooms == 0 || n_rooms > MAX_ROOMS)
+    if (hf->off || hf->fd < 0 || n_rooms == 0 || n_rooms > MAX_ROOMS)
         return;
     if (hf->in_segment >= hf->capacity)
         rotate(hf);
@@ -561,20 +607,17 @@ void tb_histfile_close(tb_histfile_t *hf)
 {
     if (!hf)
         return;
-    if (!hf->off && reserve(hf, FRAME_BYTES + 1)) {
+    if (hf->committed && !hf->off && reserve(hf, FRAME_BYTES + 1)) {
         size_t at = hf->len;
         hf->buf[at + FRAME_BYTES] = REC_CLOSE;
         hf->len = at + FRAME_BYTES + 1;
         seal(hf, at);
     }
-    tb_histfile_flush(hf);
-    tb_histfile_sync(hf);
-    if (hf->fd >= 0)
-        close(hf->fd);
-    free(hf->path);
-    free(hf->tmp);
-    free(hf->old);
-    free(hf->folder);
-    free(hf->buf);
-    free(hf);
+    if (hf->fd >= 0) {
+        tb_histfile_flush(hf);
+        tb_histfile_sync(hf);
+    }
+    if (!hf->committed && hf->fd >= 0)
+        unlink(hf->tmp);
+    writer_free(hf);
 }

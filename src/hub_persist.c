@@ -94,17 +94,21 @@ void hub_persist_start(tb_hub_t *h, size_t capacity, int64_t now_ms)
     const char *path = h->cfg->history.file;
     if (!path)
         return;
+    if (!(h->file = tb_histfile_open(path, capacity, err, sizeof(err)))) {
+        tb_log(TB_LOG_ERROR, "cannot use the history file: history in memory only, new epoch",
+               "error=\"%s\"", err);
+        return;
+    }
     load(h, path, now_ms);
     uint64_t first = oldest_held(h, capacity);
-    h->file = tb_histfile_create(path, capacity, h->epoch, tb_history_horizon(h->hist), first - 1,
-                                 err, sizeof(err));
-    if (h->file) {
+    if (tb_histfile_begin(h->file, h->epoch, tb_history_horizon(h->hist), first - 1, err,
+                          sizeof(err)) == 0) {
         write_held(h, first);
         if (tb_histfile_commit(h->file, err, sizeof(err)) == 0)
             return;
-        tb_histfile_close(h->file);
-        h->file = NULL;
     }
+    tb_histfile_close(h->file);
+    h->file = NULL;
     tb_log(TB_LOG_ERROR, "cannot write the history file: history in memory only", "error=\"%s\"",
            err);
 }

@@ -2,7 +2,8 @@
  * histfile — the history ring and the epoch on disk (history.file), so that a restart of the
  * same bridge keeps its epoch, its last seq and the messages `since` replays.
  *
- * Files: PATH, the segment being appended to, and PATH.1, the one before it. A segment is the
+ * Files: PATH, the segment being appended to, PATH.1, the one before it, and PATH.lock, which
+ * the writer holds. A segment is the
  * 8 bytes TB_HISTFILE_MAGIC, then records. A record is its body's length (u32, little-endian),
  * the CRC-32 (zlib) of the body, then the body, whose first byte is its type:
  *   HEADER   the first record of every segment: the epoch (TB_HISTFILE_EPOCH_LEN hex digits),
@@ -105,18 +106,26 @@ int tb_histfile_load(const char *path, tb_histfile_msg_fn fn, void *arg, tb_hist
                      char *err, size_t errlen);
 
 /*
- * Starts writing: a new segment in PATH.tmp with a header naming epoch (TB_HISTFILE_EPOCH_LEN
- * hex digits), horizon_ms and seq_base (the last seq before what it will hold), for segments of
- * capacity (>= 1) messages. Append what the new segment must start with (the restored history),
- * then tb_histfile_commit(). NULL with a message in err when the file cannot be created or memory
- * runs out.
+ * The writer of PATH for segments of capacity (>= 1) messages: takes PATH.lock (flock(), for
+ * the writer's life: two bridges never write one file) and writes nothing yet. NULL with a
+ * message in err when the lock is held by another process, cannot be made, or memory runs out.
+ * Then: tb_histfile_load() (what to restore), tb_histfile_begin(), the restored messages with
+ * tb_histfile_append(), tb_histfile_commit().
  */
-tb_histfile_t *tb_histfile_create(const char *path, size_t capacity, const char *epoch,
-                                  int64_t horizon_ms, uint64_t seq_base, char *err, size_t errlen);
+tb_histfile_t *tb_histfile_open(const char *path, size_t capacity, char *err, size_t errlen);
+
+/*
+ * Starts a new segment in PATH.tmp with a header naming epoch (TB_HISTFILE_EPOCH_LEN hex
+ * digits), horizon_ms and seq_base (the last seq before what it will hold). Once. 0, or -1 with
+ * a message in err (then close the writer).
+ */
+int tb_histfile_begin(tb_histfile_t *hf, const char *epoch, int64_t horizon_ms, uint64_t seq_base,
+                      char *err, size_t errlen);
 
 /*
  * Makes the new segment PATH: writes and fdatasync()s it, renames PATH.tmp over PATH, removes
- * PATH.1. 0, or -1 with a message in err (the writer is then off; nothing was replaced).
+ * PATH.1. 0, or -1 with a message in err (the writer is then off; nothing was replaced). Until
+ * then appends, flushes and syncs go to PATH.tmp, and a close removes it.
  */
 int tb_histfile_commit(tb_histfile_t *hf, char *err, size_t errlen);
 
@@ -136,7 +145,8 @@ bool tb_histfile_on(const tb_histfile_t *hf);
 /* Bytes of the current segment, written or buffered. */
 uint64_t tb_histfile_size(const tb_histfile_t *hf);
 
-/* Appends a CLOSE record, writes, fdatasync()s, closes and frees. NULL is a no-op. */
+/* After a commit appends a CLOSE record, writes and fdatasync()s; closes (the lock too) and
+ * frees. NULL is a no-op. */
 void tb_histfile_close(tb_histfile_t *hf);
 
 #endif

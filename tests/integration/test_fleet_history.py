@@ -261,3 +261,23 @@ def test_sigkill_while_messages_flow(make_bridge, broker, connect, tmp_path):
     assert numbers == list(range(total)), (total, len(numbers))
     size = (tmp_path / "kill-history").stat().st_size
     print(f"history file: {size} bytes for {total} messages ({size / total:.0f} per message)")
+
+
+def test_one_history_file_per_bridge(make_bridge, broker, connect, tmp_path):
+    """A second bridge configured with the file another one writes does not touch it: it logs,
+    keeps its history in memory and serves; the first one's restart still finds everything."""
+    path = str(tmp_path / "shared-history")
+    b1 = make_bridge({"history": {"file": path}})
+    b2 = make_bridge({"history": {"file": path}})
+    assert "held by another bridge" in b2.log_text()
+    assert "history restored" not in b2.log_text()
+    tb.assert_next_client_served(b2, broker, connect, device=DEVICE, rooms=[ROOM])
+    ws = connect(b1, rooms=[ROOM])
+    publish_numbered(broker, 100, 3)
+    got = ws.recv_n(3)
+    b1.stop()
+    b1.start()
+    ws2 = connect(b1)
+    ans = subscribe_since(ws2, {"epoch": ws.connected["payload"]["epoch"], "seq": got[0]["seq"]})
+    assert ans["payload"]["recovered"] is True, ans
+    assert [m["payload"]["fields"]["i"] for m in ws2.recv_n(2)] == [101, 102]

@@ -67,6 +67,7 @@ static int teardown(void **state)
     remove_with(f->path, "");
     remove_with(f->path, ".1");
     remove_with(f->path, ".tmp");
+    remove_with(f->path, ".lock");
     rmdir(f->dir);
     free(f);
     return 0;
@@ -91,9 +92,9 @@ static void append(tb_histfile_t *hf, uint64_t seq)
 static tb_histfile_t *write_file(const fixture_t *f, size_t capacity, uint64_t first, uint64_t last)
 {
     char err[256];
-    tb_histfile_t *hf =
-        tb_histfile_create(f->path, capacity, EPOCH, 5, first - 1, err, sizeof(err));
+    tb_histfile_t *hf = tb_histfile_open(f->path, capacity, err, sizeof(err));
     assert_non_null(hf);
+    assert_int_equal(tb_histfile_begin(hf, EPOCH, 5, first - 1, err, sizeof(err)), 0);
     assert_int_equal(tb_histfile_commit(hf, err, sizeof(err)), 0);
     for (uint64_t s = first; s <= last; s++)
         append(hf, s);
@@ -321,6 +322,25 @@ static void test_rule_breaking_records(void **state)
     assert_int_equal(parse_crafted(1, 1, global, sizeof(global), "{}", 0, 0), 0);
 }
 
+/* One writer per file: a second one is refused while the first lives, allowed after. */
+static void test_second_writer_refused(void **state)
+{
+    fixture_t *f = *state;
+    char err[256] = "";
+    tb_histfile_t *a = write_file(f, 16, 1, 2);
+    assert_null(tb_histfile_open(f->path, 16, err, sizeof(err)));
+    assert_non_null(strstr(err, "another bridge"));
+    tb_histfile_close(a);
+    tb_histfile_t *b = tb_histfile_open(f->path, 16, err, sizeof(err));
+    assert_non_null(b);
+    tb_histfile_close(b); /* nothing begun: the file stays as a left it */
+    got_t g;
+    tb_histfile_loaded_t l;
+    assert_int_equal(load(f, &g, &l), 0);
+    assert_int_equal(g.n, 2);
+    assert_true(l.clean);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +350,7 @@ int main(void)
         TEST(test_torn_tail_at_every_offset),
         TEST(test_corrupt_record_ends_prefix),
         TEST(test_foreign_and_damaged_files),
+        TEST(test_second_writer_refused),
         cmocka_unit_test(test_rule_breaking_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
