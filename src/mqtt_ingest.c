@@ -56,7 +56,8 @@ struct tb_ingest {
     pthread_cond_t cond;
     atomic_bool stopping;
     /* Ingest thread only. */
-    bool session_up;   /* a CONNACK accepted this attempt */
+    bool session_up;   /* this attempt's subscriptions were granted (SUBACK) */
+    int sub_mid;       /* the message id of this attempt's SUBSCRIBE */
     unsigned failures; /* consecutive attempts that ended without a session, or a lost one */
     char last_error[ERROR_TEXT_LEN];
     unsigned seed;
@@ -187,13 +188,27 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
         snprintf(in->last_error, sizeof(in->last_error), "%s", mosquitto_connack_string(rc));
         return;
     }
-    const char *filters[] = {tb_topic_tpl_filter(in->telemetry), tb_topic_tpl_filter(in->status)};
-    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
-        int src = mosquitto_subscribe(mosq, NULL, filters[i], m->qos);
-        if (src != MOSQ_ERR_SUCCESS) {
-            /* Without its subscriptions the session is useless: drop it and retry. */
-            snprintf(in->last_error, sizeof(in->last_error), "subscribe %s: %s", filters[i],
-                     mosquitto_strerror(src));
+    /* libmosquitto does not write through the filters (its prototype is not const). */
+    char *filters[] = {(char *)tb_topic_tpl_filter(in->telemetry),
+                       (char *)tb_topic_tpl_filter(in->status)};
+    int src = mosquitto_subscribe_multiple(mosq, &in->sub_mid, 2, filters, m->qos, 0, NULL);
+    if (src != MOSQ_ERR_SUCCESS) {
+        /* Without its subscriptions the session is useless: drop it and retry. */
+        snprintf(in->last_error, sizeof(in->last_error), "subscribe: %s", mosquitto_strerror(src));
+        mosquitto_disconnect(mosq);
+    }
+}
+
+/* The SUBACK of on_connect's subscriptions: the session is up once both are granted. */
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n, const int *granted)
+{
+    tb_ingest_t *in = obj;
+    const tb_config_mqtt_t *m = &in->cfg->mqtt;
+    if (mid != in->sub_mid)
+        return;
+    for (int i = 0; i < n; i++) {
+        if (granted[i] < 0 || granted[i] > 2) { /* 0x80: refused */
+            snprintf(in->last_error, sizeof(in->last_error), "subscribe refused by the broker");
             mosquitto_disconnect(mosq);
             return;
         }
@@ -449,6 +464,7 @@ static int create_client(tb_ingest_t *in, char *err, size_t errlen)
         return -1;
     mosquitto_connect_callback_set(in->mosq, on_connect);
     mosquitto_disconnect_callback_set(in->mosq, on_disconnect);
+    mosquitto_subscribe_callback_set(in->mosq, on_subscribe);
     mosquitto_message_callback_set(in->mosq, on_message);
     return 0;
 }

@@ -13,6 +13,7 @@ TB_PACKAGES=(
     python3-cryptography # python3-jwt only recommends it; the RS256/ES256 tests sign with it
     clang libclang-rt-14-dev openssl procps curl man-db groff-base
     file # CPack's dpkg-shlibdeps step needs it to build the .deb
+    nats-server # test_broker_cluster: a three-node MQTT broker cluster (JetStream)
 )
 
 tb_log() {

@@ -1,17 +1,20 @@
 /*
  * mqtt_ingest — the MQTT side: a libmosquitto client on its own thread.
  *
- * It connects with the configured fixed client id and clean session off, subscribes to the
+ * It connects with the configured client id (placeholders expanded) and clean session off to
+ * the current node of mqtt_nodes.h (mqtt.hosts, or mqtt.host:port), subscribes to the
  * telemetry and status templates at the configured QoS, normalises every message once and
  * pushes an owned tb_msg_t into the hub queue, then calls wake(wake_arg) when the consumer
  * needs waking (the service thread passes a function calling lws_cancel_service()). When the
  * queue is full it waits (bounded, TB_INGEST_BACKPRESSURE_MS) before dropping and counting.
  * Broker down: reconnects with exponential backoff 1 s → 30 s with jitter, one log line per
- * attempt; stats->mqtt_connected follows the session.
+ * attempt, each to the next node; stats->mqtt_connected follows the session, which is up once
+ * the broker has granted both subscriptions (SUBACK), not at CONNACK: a cluster may take a
+ * moment to set a subscription up, and nothing would arrive for it before.
  *
  * The retry delay after the n-th consecutive failure (a lost session counts as the first) is
  * "equal jitter": base = min(30 s, 1 s * 2^(n-1)), delay uniform in [base/2, base]. The
- * backoff restarts after every accepted CONNACK. Connecting is asynchronous, so stop() never
+ * backoff restarts after every session that came up. Connecting is asynchronous, so stop() never
  * waits on a slow TCP connect; an unanswered connect is abandoned after keepalive_s.
  *
  * libmosquitto is used from the ingest thread only (the clean DISCONNECT at stop is sent by
