@@ -341,11 +341,13 @@ export declare function ticketUrlFor(wsUrl: string): string;
 /** The repeat key of a device message (type, device_id, payload.timestamp; alerts: also rule and state), or null. */
 export declare function repeatKey(env: { type: string; payload?: unknown }): string | null;
 
-/** Keys of the device messages received within windowMs of the newest (at most maxEntries). */
+/** The device messages received within windowMs of the newest (at most maxEntries), for telling repeats. */
 export declare class RepeatFilter {
-    constructor(windowMs?: number, maxEntries?: number);
+    /** now: the clock of arrival times (Date.now). */
+    constructor(windowMs?: number, maxEntries?: number, now?: () => number);
     readonly windowMs: number;
     readonly maxEntries: number;
+    readonly now: () => number;
     /** How many keys it holds. */
     readonly size: number;
     /** True between arm() and the end of the overlap. */
@@ -358,10 +360,8 @@ export declare class RepeatFilter {
     disarm(): void;
     private recent;
     private head;
-    private counts;
     private candidates;
     private armedUntil;
-    private forgetOldest;
 }
 
 export declare class TelebridgeClient extends EventTarget {

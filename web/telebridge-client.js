@@ -125,8 +125,12 @@ export function ticketUrlFor(wsUrl) {
 export function repeatKey(env) {
     const p = env && env.payload;
     if (!p || typeof p.device_id !== "string" || typeof p.timestamp !== "string") return null;
-    const key = `${env.type}\u0000${p.device_id}\u0000${p.timestamp}`;
-    return env.type === "alert" ? `${key}\u0000${p.rule_name}\u0000${p.state}` : key;
+    return keyOf(env.type, p.device_id, p.timestamp, p.rule_name, p.state);
+}
+
+function keyOf(type, device, timestamp, rule, state) {
+    const key = `${type}\u0000${device}\u0000${timestamp}`;
+    return type === "alert" ? `${key}\u0000${rule}\u0000${state}` : key;
 }
 
 /* An envelope's timestamp in ms; `fallback` when it has none or it does not parse. */
@@ -136,23 +140,26 @@ function envelopeMs(env, fallback) {
 }
 
 /*
- * Remembers the keys of the device messages received within windowMs of the newest one (at most
- * maxEntries, the oldest forgotten first), so that after a recovery by time the messages the
- * new bridge sends again can be told apart. Memory: O(min(maxEntries, messages in windowMs)).
+ * Remembers the device messages received within windowMs of the newest one (at most maxEntries,
+ * the oldest forgotten first), so that after a recovery by time the messages the new bridge
+ * sends again can be told apart. Per message it keeps the parts of its key and its arrival time
+ * (now(), Date.now by default): keys are built only when a recovery starts, so the cost per
+ * message is a push and a compare. Memory: O(min(maxEntries, messages in windowMs)).
  *
  *   record(env)   a device message was received (and shown)
- *   arm(timeMs)   a recovery by time from position timeMs starts: the keys held now are the
+ *   arm(timeMs)   a recovery by time from position timeMs starts: the messages held now are the
  *                 candidates; each drops one repeat
  *   isRepeat(env) true for a candidate (which is used up); disarms once messages ingested
- *                 more than windowMs after timeMs arrive, as none of those can be a repeat
+ *                 more than windowMs after timeMs arrive (envelope timestamps), as none of those
+ *                 can be a repeat
  */
 export class RepeatFilter {
-    constructor(windowMs = DEFAULTS.repeatWindowMs, maxEntries = DEFAULTS.repeatMaxEntries) {
+    constructor(windowMs = DEFAULTS.repeatWindowMs, maxEntries = DEFAULTS.repeatMaxEntries, now = Date.now) {
         this.windowMs = windowMs;
         this.maxEntries = maxEntries;
-        this.recent = []; // [{key, t}] in arrival order
+        this.now = now;
+        this.recent = []; // [{type, d, ts, r, s: the key's parts, t: arrival}], oldest first
         this.head = 0; // recent[head…] are live; the array is compacted now and then
-        this.counts = new Map(); // key → how many times it is in recent[head…]
         this.candidates = null; // Map key → count while armed
         this.armedUntil = 0;
     }
@@ -162,28 +169,25 @@ export class RepeatFilter {
     }
 
     record(env) {
-        const key = repeatKey(env);
-        if (key === null) return;
-        const t = envelopeMs(env, Date.now());
-        this.recent.push({ key, t });
-        this.counts.set(key, (this.counts.get(key) || 0) + 1);
-        while (this.size > this.maxEntries || (this.size && this.recent[this.head].t < t - this.windowMs))
-            this.forgetOldest();
+        const p = env && env.payload;
+        if (!p || typeof p.device_id !== "string" || typeof p.timestamp !== "string") return;
+        const t = this.now();
+        this.recent.push({ type: env.type, d: p.device_id, ts: p.timestamp, r: p.rule_name, s: p.state, t });
+        while (this.size && (this.size > this.maxEntries || this.recent[this.head].t < t - this.windowMs))
+            this.head++;
         if (this.head > 1024 && this.head * 2 > this.recent.length) {
             this.recent = this.recent.slice(this.head);
             this.head = 0;
         }
     }
 
-    forgetOldest() {
-        const { key } = this.recent[this.head++];
-        const n = this.counts.get(key) - 1;
-        if (n) this.counts.set(key, n);
-        else this.counts.delete(key);
-    }
-
     arm(timeMs) {
-        this.candidates = new Map(this.counts);
+        this.candidates = new Map();
+        for (let i = this.head; i < this.recent.length; i++) {
+            const { type, d, ts, r, s } = this.recent[i];
+            const key = keyOf(type, d, ts, r, s);
+            this.candidates.set(key, (this.candidates.get(key) || 0) + 1);
+        }
         this.armedUntil = timeMs + this.windowMs;
     }
 

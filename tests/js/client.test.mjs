@@ -131,15 +131,24 @@ describe("repeat filter (docs/protocol.md → Failover between bridges)", () => 
         assert.equal(repeatKey({ type: "telemetry", payload: { device_id: "d" } }), null);
     });
 
-    test("holds only the window before the newest message, and at most maxEntries", () => {
-        const f = new RepeatFilter(1000, 50);
-        for (let i = 0; i < 40; i++) f.record(deviceMsg("telemetry", "d", i, T0 + i * 100, T0 + i * 100));
+    test("holds only the window before the newest arrival, and at most maxEntries", () => {
+        let now = T0;
+        const f = new RepeatFilter(1000, 50, () => now);
+        for (let i = 0; i < 40; i++, now += 100) f.record(deviceMsg("telemetry", "d", i, T0, T0 + i * 100));
         assert.equal(f.size, 11, "the last second: 100 ms apart, 3.0 s to 3.9 s");
-        for (let i = 0; i < 200; i++) f.record(deviceMsg("telemetry", `e${i}`, i, T0 + 4000, T0));
+        for (let i = 0; i < 200; i++) f.record(deviceMsg("telemetry", `e${i}`, i, T0, T0));
         assert.equal(f.size, 50, "bounded by maxEntries at any rate");
-        for (let i = 0; i < 5000; i++) f.record(deviceMsg("telemetry", "x", i, T0 + 5000 + i, T0 + i));
+        for (let i = 0; i < 5000; i++, now++) f.record(deviceMsg("telemetry", "x", i, T0, T0 + i));
         assert.ok(f.size <= 50 && f.recent.length <= 2 * 1024 + 100, `compacted: ${f.recent.length}`);
-        assert.ok(f.counts.size <= 50);
+        f.record({ type: "notice", payload: { text: "no device" }, timestamp: iso(T0) });
+        assert.equal(f.size, 50, "what has no key is not held");
+        now += 10000; // a long disconnection: nothing is forgotten until the next message
+        assert.equal(f.size, 50);
+        f.arm(T0);
+        assert.equal(f.candidates.size, 50);
+        const none = new RepeatFilter(1000, 0);
+        none.record(deviceMsg("telemetry", "d", 1, T0, T0));
+        assert.equal(none.size, 0, "maxEntries 0 holds nothing");
     });
 
     test("armed, it drops each held message once, then disarms past the window", () => {
