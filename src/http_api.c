@@ -45,6 +45,7 @@ static void snapshot_derived(const tb_http_ctx_t *ctx, tb_metrics_snapshot_t *m)
     m->mqtt_reconnects = m->mqtt_connects ? m->mqtt_connects - 1 : 0;
     m->uptime_seconds = (uint64_t)((tb_mono_ms() - ctx->started_mono_ms) / 1000);
     m->history_messages = tb_hub_history_held(ctx->hub);
+    m->history_file_writing = tb_hub_history_file(ctx->hub, &m->history_file_bytes);
     m->devices = tb_hub_devices(ctx->hub);
     m->send_queue_over_half = tb_hub_queues_over_half(ctx->hub);
 }

@@ -126,3 +126,10 @@ void tb_hub_flush(tb_hub_t *h)
     if (h->file)
         tb_histfile_flush(h->file);
 }
+
+uint64_t tb_hub_history_file(const tb_hub_t *h, uint64_t *bytes)
+{
+    bool on = h->file && tb_histfile_on(h->file);
+    *bytes = on ? tb_histfile_size(h->file) : 0;
+    return on;
+}

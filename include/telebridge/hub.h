@@ -132,6 +132,8 @@ size_t tb_hub_rooms(const tb_hub_t *h);
 /* Devices in the last-value store; messages held by the history. */
 size_t tb_hub_devices(const tb_hub_t *h);
 size_t tb_hub_history_held(const tb_hub_t *h);
+/* 1 while history.file is written (*bytes: its current segment's size), else 0 (*bytes 0). */
+uint64_t tb_hub_history_file(const tb_hub_t *h, uint64_t *bytes);
 const tb_hub_counters_t *tb_hub_counters(const tb_hub_t *h);
 /* The delivery latency histogram, for the transport to count its writes in. */
 tb_latency_t *tb_hub_latency(tb_hub_t *h);

@@ -235,6 +235,10 @@ uint64_t tb_latency_count(const tb_latency_t *h);
       "Index in mqtt.hosts of the broker node in use or being tried (0 without mqtt.hosts).")      \
     C(uptime_seconds, GAUGE, DERIVED, TOP, "Seconds since the bridge started.")                    \
     C(history_messages, GAUGE, DERIVED, DETAILS, "Device messages held for since recovery.")       \
+    C(history_file_writing, GAUGE, DERIVED, DETAILS,                                               \
+      "1 while history.file is written, 0 without one or after a write error turned it off.")      \
+    C(history_file_bytes, GAUGE, DERIVED, DETAILS,                                                 \
+      "Bytes of history.file's current segment (the previous one is at most as long).")           \
     C(devices, GAUGE, DERIVED, DETAILS, "Devices in the last-value store.")                        \
     C(device_evictions, COUNTER, HUB, DETAILS, "Devices evicted from the full last-value store.")  \
     C(snapshot_messages, COUNTER, HUB, DETAILS, "Snapshot messages queued after subscribes.")      \

@@ -191,6 +191,8 @@ def test_restart_with_history_file_loses_nothing(make_bridge, broker, connect, w
     assert f"epoch={epoch}" in restored
     assert ("clean=true" if sig == signal.SIGTERM else "clean=false") in restored
     tb.wait_until(lambda: routed(b) >= 11, 30, "the held messages and the probe routed")
+    d = b.stats()["details"]
+    assert d["history_file_writing"] == 1 and d["history_file_bytes"] > 21 * 200, d
 
     ws2 = connect(b)
     assert ws2.connected["payload"]["epoch"] == epoch
@@ -271,6 +273,8 @@ def test_one_history_file_per_bridge(make_bridge, broker, connect, tmp_path):
     b2 = make_bridge({"history": {"file": path}})
     assert "held by another bridge" in b2.log_text()
     assert "history restored" not in b2.log_text()
+    assert b2.stats()["details"]["history_file_writing"] == 0
+    assert b1.stats()["details"]["history_file_writing"] == 1
     tb.assert_next_client_served(b2, broker, connect, device=DEVICE, rooms=[ROOM])
     ws = connect(b1, rooms=[ROOM])
     publish_numbered(broker, 100, 3)
