@@ -178,6 +178,12 @@ export type ServerMessage =
     | RefreshedMessage
     | TokenExpiringMessage;
 
+/*
+ * POST /api/v1/publish may also put a `telemetry`, `device_status` or `alert` message of the
+ * publisher's making into a room (its `room` the room published to, its payload as published);
+ * such messages come typed as the device messages above, so check what a publisher may send.
+ */
+
 /** Device messages: what `since` recovers and the repeat filter compares. */
 export type DeviceMessage = TelemetryMessage | DeviceStatusMessage | AlertMessage;
 
