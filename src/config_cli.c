@@ -93,11 +93,32 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
 }
 
 /* Checked against the rest of the configuration before it replaces anything. */
+/* ":PORT" (one colon): the port alone, listen.host kept (the systemd template passes its
+ * instance's port). */
+static int set_port_only(tb_config_t *next, const char *hostport, char *err, size_t errlen)
+{
+    int num;
+    if (parse_port_digits(hostport + 1, &num) != 0 || num < CONFIG_PORT_MIN ||
+        num > CONFIG_PORT_MAX)
+        return config_fail(err, errlen, "--listen",
+                           "expected :PORT with a port 1-65535, got \"%s\"", hostport);
+    if (!(next->listen.host = strdup(next->listen.host)))
+        return config_fail(err, errlen, "--listen", "out of memory");
+    next->listen.port = num;
+    return 0;
+}
+
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen)
 {
     tb_config_t next = *cfg; /* shallow: only next.listen.host is its own */
-    next.listen.host = NULL;
-    if (set_hostport(&next.listen.host, &next.listen.port, "--listen", hostport, err, errlen) != 0)
+    int rc;
+    if (hostport && hostport[0] == ':' && !strchr(hostport + 1, ':')) {
+        rc = set_port_only(&next, hostport, err, errlen);
+    } else {
+        next.listen.host = NULL;
+        rc = set_hostport(&next.listen.host, &next.listen.port, "--listen", hostport, err, errlen);
+    }
+    if (rc != 0)
         return -1;
     if (config_check_cross(&next, err, errlen) != 0) {
         free(next.listen.host);

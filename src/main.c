@@ -43,7 +43,7 @@ static void usage(FILE *out)
                  "\n"
                  "  --config FILE     JSON configuration (default " DEFAULT_CONFIG ")\n"
                  "  --check-config    validate, print the effective config (secrets masked), exit\n"
-                 "  --listen H:P      WebSocket/HTTP address, overrides listen.host/port\n"
+                 "  --listen [H]:P    WebSocket/HTTP address, overrides listen.host/port (:P: the port only)\n"
                  "  --mqtt H:P        broker address, overrides mqtt.host/port\n"
                  "  --log-level L     log threshold (default info)\n"
                  "  --version         print the version\n"

@@ -171,7 +171,8 @@ int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_di
 /* Reads `path` and applies it as above, base_dir being the file's folder; sets cfg->path. */
 int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6). -1 + err on error.
+/* "HOST:PORT" overrides for --listen and --mqtt ("[::1]:8080" for IPv6); --listen also takes
+ * ":PORT", keeping listen.host. -1 + err on error.
  * --mqtt also empties mqtt.hosts: the command line wins over the file. */
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);
 int tb_config_set_mqtt(tb_config_t *cfg, const char *hostport, char *err, size_t errlen);

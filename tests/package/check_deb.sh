@@ -7,11 +7,13 @@ set -euo pipefail
 DEB=$(realpath "$1")
 WORK=$(mktemp -d)
 BRIDGE_PID=
+INSTANCE_PIDS=()
 cleanup() {
-    if [[ -n "$BRIDGE_PID" ]]; then
-        kill -TERM "$BRIDGE_PID" 2>/dev/null || true
-        wait "$BRIDGE_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in $BRIDGE_PID "${INSTANCE_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,7 +53,8 @@ done
 # ---- files ---------------------------------------------------------------------------------
 FILES=$(dpkg-deb -c "$DEB" | awk '{ print $6 }')
 for f in ./usr/bin/telebridge ./usr/bin/telebridge-token ./etc/telebridge/telebridge.json \
-    ./usr/lib/systemd/system/telebridge.service ./usr/share/man/man1/telebridge.1 \
+    ./usr/lib/systemd/system/telebridge.service ./usr/lib/systemd/system/telebridge@.service \
+    ./usr/share/man/man1/telebridge.1 \
     ./usr/share/man/man1/telebridge-token.1 \
     ./usr/share/telebridge/web/index.html ./usr/share/telebridge/web/app.js \
     ./usr/share/telebridge/web/style.css ./usr/share/telebridge/web/telebridge-client.js \
@@ -72,12 +75,22 @@ for line in "DynamicUser=yes" "ProtectSystem=strict" "NoNewPrivileges=yes" "Rest
     "SupplementaryGroups=telebridge" "WantedBy=multi-user.target"; do
     check "unit: $line" has_line "$(cat "$UNIT")" "$line"
 done
+# The template (docs/operations.md → systemd): the same unit, its instance the port.
+TEMPLATE=$WORK/x/usr/lib/systemd/system/telebridge@.service
+TEMPLATE_EXEC="ExecStart=/usr/bin/telebridge --config /etc/telebridge/telebridge.json --listen :%i"
+check "template: $TEMPLATE_EXEC" has_line "$(cat "$TEMPLATE")" "$TEMPLATE_EXEC"
+check "template: the unit's other lines" bash -c \
+    'diff <(grep -v "^ExecStart=\|^Description=" "$1") <(grep -v "^ExecStart=\|^Description=" "$2")' \
+    _ "$UNIT" "$TEMPLATE"
 if command -v systemd-analyze >/dev/null; then
     sed "s|/usr/bin/telebridge|$WORK/x/usr/bin/telebridge|" "$UNIT" >"$WORK/telebridge.service"
     check "systemd-analyze verify" env MANPATH="$WORK/x/usr/share/man" \
         systemd-analyze verify "$WORK/telebridge.service"
     check "systemd-analyze security: exposure <= 2.5" \
         systemd-analyze security --offline=yes --threshold=25 "$UNIT"
+    sed "s|/usr/bin/telebridge|$WORK/x/usr/bin/telebridge|" "$TEMPLATE" >"$WORK/telebridge@8081.service"
+    check "systemd-analyze verify telebridge@8081" env MANPATH="$WORK/x/usr/share/man" \
+        systemd-analyze verify "$WORK/telebridge@8081.service"
 fi
 
 # ---- install into a scratch root -------------------------------------------------------------
@@ -106,7 +119,8 @@ check "--check-config does not print the secret" bash -c '! grep -qf "$1" "$2"' 
 
 # The installed binary serves the installed dashboard (web_root moved into the scratch root).
 # A free port below the kernel's ephemeral range (as tools/lib.sh's tb_free_port()).
-PORT=$(/usr/bin/python3 -c '
+free_port() {
+    /usr/bin/python3 -c '
 import random, socket
 for _ in range(1000):
     p = random.randrange(20000, 32000)
@@ -116,7 +130,9 @@ for _ in range(1000):
         except OSError:
             continue
     print(p)
-    break')
+    break'
+}
+PORT=$(free_port)
 sed "s|\"/usr/share/telebridge/web\"|\"$R/usr/share/telebridge/web\"|" \
     "$R/etc/telebridge/telebridge.json" >"$R/etc/telebridge/served.json"
 "$R/usr/bin/telebridge" --config "$R/etc/telebridge/served.json" --listen "127.0.0.1:$PORT" \
@@ -136,6 +152,38 @@ check "installed binary serves the installed dashboard at GET /" serves_index
 kill -TERM "$BRIDGE_PID"
 check "installed binary exits 0 on SIGTERM" wait "$BRIDGE_PID"
 BRIDGE_PID=
+
+# Two instances of the template, started with its ExecStart line (%i = each one's port) on the
+# one installed config: each listens on its port and holds its own MQTT session id
+# (client_id "telebridge-{hostname}-{port}" in the shipped config).
+EXEC=$(sed -n 's/^ExecStart=//p' "$R/usr/lib/systemd/system/telebridge@.service")
+for i in 1 2; do
+    P=$(free_port)
+    read -ra CMD <<<"${EXEC//%i/$P}"
+    CMD=("${CMD[@]/#\/usr\/bin\/telebridge/$R/usr/bin/telebridge}")
+    CMD=("${CMD[@]/#\/etc\/telebridge\/telebridge.json/$R/etc/telebridge/served.json}")
+    "${CMD[@]}" --mqtt 127.0.0.1:1 >"$WORK/instance$i.log" 2>&1 &
+    INSTANCE_PIDS+=($!)
+    INSTANCE_PORTS+=("$P")
+done
+instance_serves() { # instance_serves PORT LOG
+    local deadline=$((SECONDS + 10))
+    until grep -q 'msg="listening"' "$2" && /usr/bin/python3 -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()' "http://127.0.0.1:$1/healthz" 2>/dev/null; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+    grep -q "port=$1 " "$2" && grep -q "client_id=telebridge-$(hostname)-$1 clean_session=false" "$2"
+}
+for i in 1 2; do
+    check "template instance $i serves its port with its own client id" \
+        instance_serves "${INSTANCE_PORTS[$((i - 1))]}" "$WORK/instance$i.log"
+done
+for i in 1 2; do
+    kill -TERM "${INSTANCE_PIDS[$((i - 1))]}"
+    check "template instance $i exits 0 on SIGTERM" wait "${INSTANCE_PIDS[$((i - 1))]}"
+done
+INSTANCE_PIDS=()
 
 check "dpkg --root -P (purge)" "${DPKG[@]}" -P telebridge
 check "purge: secret and group gone" bash -c '[[ ! -e "$1/etc/telebridge/secret.key" ]] &&

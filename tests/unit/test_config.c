@@ -217,7 +217,8 @@ typedef struct {
 
 static const bad_case_t bad_cases[] = {
     {"{\"listen\": {\"reuse_port\": 1}}", "listen.reuse_port: must be true or false"},
-    {"{\"auth\": {\"ticket_secret_file\": 1}}", "auth.ticket_secret_file: must be a string or null"},
+    {"{\"auth\": {\"ticket_secret_file\": 1}}",
+     "auth.ticket_secret_file: must be a string or null"},
     {"{\"mqtt\": {\"hosts\": \"a:1\"}}", "mqtt.hosts: must be an array of strings"},
     {"{\"mqtt\": {\"hosts\": [\"a:1\", \"b\"]}}", "mqtt.hosts[1]: \"b\" is not a valid host:port"},
     {"{\"mqtt\": {\"hosts\": [\"a:0\"]}}", "mqtt.hosts[0]: \"a:0\" is not a valid host:port"},
@@ -653,6 +654,10 @@ static void test_cli_overrides(void **state)
     assert_int_equal(tb_config_set_listen(&cfg, "[::1]:8081", err, sizeof(err)), 0);
     assert_string_equal(cfg.listen.host, "::1");
     assert_int_equal(cfg.listen.port, 8081);
+    /* ":PORT" keeps the host (the systemd template's --listen :%i). */
+    assert_int_equal(tb_config_set_listen(&cfg, ":8082", err, sizeof(err)), 0);
+    assert_string_equal(cfg.listen.host, "::1");
+    assert_int_equal(cfg.listen.port, 8082);
     assert_int_equal(tb_config_set_mqtt(&cfg, "broker.example:65535", err, sizeof(err)), 0);
     assert_string_equal(cfg.mqtt.host, "broker.example");
     assert_int_equal(cfg.mqtt.port, 65535);
@@ -665,7 +670,7 @@ static void test_cli_overrides(void **state)
 static void test_cli_overrides_bad(void **state)
 {
     static const char *const bad[] = {
-        "nohost",  ":80",   "host:",  "host:80x", "host:+80", "host:123456", "::1:80",
+        "nohost",  "x:",    "host:",  "host:80x", "host:+80", "host:123456", "::1:80",
         "[::1]80", "[]:80", "[::1]:", "[::1",     "ho st:80", "host: 80",    "",
     };
     char err[TB_CONFIG_ERR_LEN] = "";
@@ -679,6 +684,12 @@ static void test_cli_overrides_bad(void **state)
             fail_msg("\"%s\" gave \"%s\"", bad[i], err);
     }
     assert_int_equal(tb_config_set_listen(&cfg, NULL, err, sizeof(err)), -1);
+    for (size_t i = 0; i < 4; i++) {
+        static const char *const bad_port[] = {":", ":0", ":65536", ":8o"};
+        assert_int_equal(tb_config_set_listen(&cfg, bad_port[i], err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "--listen: expected :PORT with a port 1-65535"));
+    }
+    assert_int_equal(tb_config_set_mqtt(&cfg, ":1883", err, sizeof(err)), -1);
     assert_int_equal(tb_config_set_mqtt(&cfg, "host:0", err, sizeof(err)), -1);
     assert_string_equal(err, "--mqtt: port must be between 1 and 65535");
     assert_int_equal(tb_config_set_mqtt(&cfg, "[::1]:65536", err, sizeof(err)), -1);
