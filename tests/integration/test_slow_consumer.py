@@ -150,3 +150,66 @@ def test_drop_oldest_keeps_the_connection(make_bridge, broker, wire):
     assert seqs == sorted(set(seqs))
     assert len(got) < MESSAGES
     sock.close()
+
+
+def read_device_states(sock, want, timeout):
+    """Reads server frames until each device of `want` (device → fields.i) reached its i;
+    returns the device messages read."""
+    sock.settimeout(0.5)
+    buf, got, last = b"", [], {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        assert chunk, "the server closed the connection"
+        texts, close_code, buf = texts_and_close(buf + chunk)
+        assert close_code is None, f"closed with {close_code}"
+        for m in map(json.loads, texts):
+            if "seq" not in m:
+                continue
+            got.append(m)
+            if m["type"] == "telemetry":
+                last[m["payload"]["device_id"]] = m["payload"]["fields"]["i"]
+        if all(last.get(d) == i for d, i in want.items()):
+            return got
+    raise AssertionError(f"newest states {want} not received within {timeout} s: {last}")
+
+
+def test_conflate_keeps_the_connection_and_the_newest_state(make_bridge, broker, wire):
+    """slow_consumer "conflate" (docs/configuration.md, docs/protocol.md → Limits and closing):
+    a reader that stops is not closed; its telemetry falls back to each device's newest state,
+    status messages all come, and memory stays bounded."""
+    bridge = make_bridge({"limits": {"send_queue_messages": QUEUE_BOUND,
+                                     "slow_consumer": "conflate"}}, env=ASAN_ENV)
+    sock, status, _, _ = tb.raw_handshake(bridge.port, f"/ws?token={bridge.mint()}",
+                                          rcvbuf=4096, deflate=wire == "deflate")
+    assert status == 101
+    sock.sendall(tb.ws_frame(json.dumps({"type": "subscribe", "payload": {"rooms": ["global"]}})))
+    tb.wait_until(lambda: bridge.stats()["rooms"] == 1, 5, "the subscription")
+    rss_before = bridge.rss_kb()
+    devices = ["dev-c0", "dev-c1", "dev-c2"]
+    per_device = MESSAGES // 3
+    for d in devices:
+        tb.mqtt_publish_lines(broker.port, f"devices/{d}/telemetry",
+                              [json.dumps({"fields": {"i": i, "blob": blob()}})
+                               for i in range(per_device)])
+    broker.publish("devices/dev-c0/status", json.dumps({"status": "online"}))
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= MESSAGES + 1, 15,
+                  "the burst to be routed")
+    stats = bridge.stats()
+    assert stats["slow_consumer_disconnects"] == 0
+    assert stats["connections"] == 1
+    assert stats["details"]["conflated"] >= 1
+    growth = bridge.rss_kb() - rss_before
+    assert growth < RSS_GROWTH_MAX_KB, f"RSS grew by {growth} KiB"
+    # Reading now: every device's newest state arrives, and the status message.
+    got = read_device_states(sock, {d: per_device - 1 for d in devices}, 20)
+    assert len(got) < MESSAGES
+    assert [(m["type"], m["payload"]["device_id"]) for m in got].count(
+        ("device_status", "dev-c0")) == 1
+    for d in devices:
+        seqs = [m["seq"] for m in got if m["payload"].get("device_id") == d]
+        assert seqs == sorted(set(seqs)), d  # one device's messages in order, each once
+    sock.close()

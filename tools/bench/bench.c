@@ -116,6 +116,9 @@ typedef enum {
     ST_DEAD
 } conn_state_t;
 
+/* Longest --subscribe-options. */
+#define SUB_OPTIONS_MAX 256
+
 typedef struct {
     const char *host;
     int port;
@@ -123,9 +126,10 @@ typedef struct {
     const char *token;
     target_t target;
     unsigned subs;
-    unsigned idle;  /* idle connections opened beside the subscribers */
-    bool idle_bare; /* idle connections subscribe to nothing */
-    bool deflate;   /* offer permessage-deflate */
+    unsigned idle;           /* idle connections opened beside the subscribers */
+    bool idle_bare;          /* idle connections subscribe to nothing */
+    bool deflate;            /* offer permessage-deflate */
+    const char *sub_options; /* members added to each subscriber's subscribe payload, or NULL */
     payload_t payload;
     tb_bench_mix_t mix;
     unsigned devices;
@@ -415,7 +419,7 @@ static int on_text(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
         return 0;
     }
     if (c->state == ST_WAIT_WELCOME && has(msg, len, "\"type\":\"connected\"")) {
-        char sub[TOPIC_MAX + 64];
+        char sub[TOPIC_MAX + 64 + SUB_OPTIONS_MAX];
         static const char *const fmt[] = {"device:r%ud%u", "group:g%u", "global"};
         char room[TOPIC_MAX];
         if (c->idle && b->o->idle_bare) {
@@ -426,8 +430,12 @@ static int on_text(bench_t *b, conn_t *c, const uint8_t *msg, size_t len)
             snprintf(room, sizeof(room), "device:r%u-idle", b->run_id);
         else
             snprintf(room, sizeof(room), fmt[c->kind], c->kind == 0 ? b->run_id : c->room, c->room);
+        const char *opts = c->idle ? NULL : b->o->sub_options;
         int n = snprintf(sub, sizeof(sub),
-                         "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"%s\"]}}", room);
+                         "{\"type\":\"subscribe\",\"payload\":{\"rooms\":[\"%s\"]%s%s}}", room,
+                         opts ? "," : "", opts ? opts : "");
+        if (n < 0 || (size_t)n >= sizeof(sub))
+            return -1;
         c->state = ST_WAIT_JOINED;
         return conn_send_frame(c, TB_BENCH_WS_TEXT, sub, (size_t)n);
     }
@@ -1107,13 +1115,14 @@ static int report_extra(json_t *r, const bench_t *b, pub_t *p, const measures_t 
         (json_int_t)b->idle_received, "pings", (json_int_t)b->pings, "server_cpu_s", cpu,
         "server_cpu_us_per_message", per_msg, "server_cpu_us_per_delivery", per_delivery);
     json_t *z = json_pack(
-        "{s:b, s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:i, s:i}", "deflate", b->o->deflate,
-        "payload", PAYLOAD_NAMES[b->o->payload], "deflate_conns", (int)b->deflate_conns,
-        "context_takeover_conns", (int)b->window_conns, "deflated_messages",
-        (json_int_t)b->deflated_messages, "inflate_cache_hits", (json_int_t)b->zcache_hits,
-        "wire_bytes", (json_int_t)b->wire_bytes, "message_bytes", (json_int_t)b->message_bytes,
-        "wire_bytes_per_delivery", wire_per, "out_of_order", (json_int_t)b->out_of_order,
-        "server_closes", (int)b->server_closes, "last_close_code", (int)b->last_close_code);
+        "{s:b, s:s, s:s?, s:i, s:i, s:I, s:I, s:I, s:I, s:f, s:I, s:i, s:i}", "deflate",
+        b->o->deflate, "payload", PAYLOAD_NAMES[b->o->payload], "subscribe_options",
+        b->o->sub_options, "deflate_conns", (int)b->deflate_conns, "context_takeover_conns",
+        (int)b->window_conns, "deflated_messages", (json_int_t)b->deflated_messages,
+        "inflate_cache_hits", (json_int_t)b->zcache_hits, "wire_bytes", (json_int_t)b->wire_bytes,
+        "message_bytes", (json_int_t)b->message_bytes, "wire_bytes_per_delivery", wire_per,
+        "out_of_order", (json_int_t)b->out_of_order, "server_closes", (int)b->server_closes,
+        "last_close_code", (int)b->last_close_code);
     json_t *v =
         json_pack("{s:i, s:i, s:i, s:I, s:I, s:i, s:i}", "conns_missing", (int)b->conns_missing,
                   "conns_extra", (int)b->conns_extra, "conns_unchecked", (int)b->conns_unchecked,
@@ -1379,6 +1388,9 @@ static void usage(FILE *out)
             "                    room nobody publishes to (--idle-bare: none), then only pongs\n"
             "  --deflate         offer permessage-deflate as Chromium does; inflate, check\n"
             "  --payload P       minimal (default): stamp and counter; demo: tools/simulate.py's\n"
+            "  --subscribe-options M   JSON members added to the subscribers' subscribe payload,\n"
+            "                    e.g. '\"max_hz\":1' (telebridge; the loss check then counts what\n"
+            "                    conflation folded away as missing)\n"
             "  --mix SPEC        device=60,group=30,global=10 (the default)\n"
             "  --devices D --groups G   devices published round-robin (%d), groups (%d)\n"
             "  --mqtt-host H --mqtt-port P --qos Q   the broker to publish to (127.0.0.1:1883, 1)\n"
@@ -1455,6 +1467,7 @@ enum {
     OPT_IDLE_BARE,
     OPT_DEFLATE,
     OPT_PAYLOAD,
+    OPT_SUB_OPTIONS,
     OPT_HELP
 };
 
@@ -1493,6 +1506,7 @@ static const struct option LONG_OPTS[] = {{"target", 1, NULL, OPT_TARGET},
                                           {"idle-bare", 0, NULL, OPT_IDLE_BARE},
                                           {"deflate", 0, NULL, OPT_DEFLATE},
                                           {"payload", 1, NULL, OPT_PAYLOAD},
+                                          {"subscribe-options", 1, NULL, OPT_SUB_OPTIONS},
                                           {NULL, 0, NULL, 0}};
 
 /* Options with a number: its field in opts_t, that field's type, and its bounds. */
@@ -1585,6 +1599,11 @@ static int set_option(opts_t *o, int opt, const char *arg)
         return 0;
     case OPT_IDLE_BARE:
         o->idle_bare = true;
+        return 0;
+    case OPT_SUB_OPTIONS:
+        if (strlen(arg) > SUB_OPTIONS_MAX)
+            return -1;
+        o->sub_options = arg;
         return 0;
     case OPT_DEFLATE:
         o->deflate = true;
