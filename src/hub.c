@@ -443,7 +443,7 @@ static void raise_alerts(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m
 }
 
 /* Appends telemetry m's numeric fields to device e's series (history.series_points each). */
-static void record_series(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m)
+void hub_record_series(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m)
 {
     if (h->cfg->history.series_points == 0)
         return;
@@ -474,7 +474,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
     }
     if (e && telemetry) {
-        record_series(h, e, m);
+        hub_record_series(h, e, m);
         raise_alerts(h, e, m, &dr);
     }
     tb_msg_free(m);

@@ -350,5 +350,7 @@ void hub_persist_record(tb_hub_t *h, const tb_frame_t *f, int64_t ms);
 
 /* Takes g as c's grant (freeing the old one) and schedules its warning and expiry. */
 void hub_conn_set_grant(tb_hub_t *h, tb_conn_t *c, tb_grant_t *g);
+/* Appends telemetry m's numeric fields to device e's series (history.series_points each). */
+void hub_record_series(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_msg_t *m);
 
 #endif

@@ -7,6 +7,67 @@
 #include <string.h>
 
 #include "telebridge/log.h"
+#include "telebridge/room.h"
+
+/* The {group} of device's topic among a device message's rooms: a group room that is not one
+ * of the configured groups of the device, copied into out (TB_ID_MAX + 1); "" when none. */
+static void topic_group(const tb_hub_t *h, const char *device, const char *const *rooms, size_t n,
+                        char *out)
+{
+    dev_rooms_t dr;
+    const char *id;
+    size_t len;
+    out[0] = '\0';
+    hub_device_rooms(h, device, "", &dr);
+    for (size_t i = 1; i + 1 < n; i++) {
+        bool configured = false;
+        for (size_t k = 1; k + 1 < dr.n && !configured; k++)
+            configured = strcmp(rooms[i], dr.names[k]) == 0;
+        if (!configured && tb_room_parse(rooms[i], strlen(rooms[i]), &id, &len) == TB_ROOM_GROUP) {
+            memcpy(out, id, len);
+            out[len] = '\0';
+            return;
+        }
+    }
+}
+
+/*
+ * Folds a restored device message (telemetry or status from MQTT: routed to its device room
+ * first and global last; not an alert or a published message) into the last-value store and
+ * the series, as its ingest did, so that snapshots after a restart show what it held.
+ */
+static void restore_last_value(tb_hub_t *h, tb_frame_t *f, const tb_histfile_msg_t *m,
+                               const char *const *rooms)
+{
+    static const char telemetry[] = "{\"type\":\"telemetry\",",
+                      status[] = "{\"type\":\"device_status\",";
+    bool is_t =
+        m->len > sizeof(telemetry) && memcmp(m->payload, telemetry, sizeof(telemetry) - 1) == 0;
+    bool is_s = m->len > sizeof(status) && memcmp(m->payload, status, sizeof(status) - 1) == 0;
+    const char *device;
+    size_t len;
+    if ((!is_t && !is_s) || m->n_rooms < 2 || strcmp(rooms[m->n_rooms - 1], "global") != 0 ||
+        tb_room_parse(rooms[0], strlen(rooms[0]), &device, &len) != TB_ROOM_DEVICE)
+        return;
+    json_t *env = json_loadb(m->payload, m->len, 0, NULL);
+    json_t *payload = json_object_get(env, "payload");
+    tb_msg_t *msg = json_is_object(payload) ? tb_msg_new() : NULL;
+    if (msg) {
+        msg->kind = is_t ? TB_MSG_TELEMETRY : TB_MSG_STATUS;
+        memcpy(msg->device_id, device, len);
+        msg->device_id[len] = '\0';
+        topic_group(h, msg->device_id, rooms, m->n_rooms, msg->group);
+        msg->ingest_ms = m->ms;
+    }
+    if (msg && tb_msg_set_payload(msg, json_incref(payload), TB_MSG_JSON_MAX(m->len)) == 0) {
+        tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, msg, f);
+        if (e && is_t)
+            hub_record_series(h, e, msg);
+        h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
+    }
+    tb_msg_free(msg);
+    json_decref(env);
+}
 
 /* Puts one stored message back into the history, its frame rebuilt from the stored bytes. */
 static void restore_message(void *arg, const tb_histfile_msg_t *m)
@@ -19,6 +80,8 @@ static void restore_message(void *arg, const tb_histfile_msg_t *m)
     tb_frame_t *f = tb_frame_new(m->payload, m->len, (tb_frame_kind_t)m->kind, m->seq);
     if (!f || tb_history_add(h->hist, f, m->ms, rooms, m->n_rooms))
         tb_log(TB_LOG_ERROR, "out of memory restoring the history", "seq=%" PRIu64, m->seq);
+    if (f)
+        restore_last_value(h, f, m, rooms);
     tb_frame_unref(f);
     h->seq = m->seq;
 }

@@ -193,6 +193,11 @@ def test_restart_with_history_file_loses_nothing(make_bridge, broker, connect, w
     tb.wait_until(lambda: routed(b) >= 11, 30, "the held messages and the probe routed")
     d = b.stats()["details"]
     assert d["history_file_writing"] == 1 and d["history_file_bytes"] > 21 * 200, d
+    fresh = connect(b)  # a new dashboard: its snapshot holds the device's last values
+    fresh.keep_snapshots = True
+    assert fresh.subscribe([ROOM])["type"] == "subscribed"
+    snap = fresh.recv()
+    assert snap["snapshot"] is True and snap["payload"]["fields"]["i"] == 19, snap
 
     ws2 = connect(b)
     assert ws2.connected["payload"]["epoch"] == epoch

@@ -771,6 +771,15 @@ static void test_history_file_restart(void **state)
     ingest_fields(f, "a", "{\"n\": 2}");
     expect_seq(f, c, 6); /* seq continues */
     assert_null(next_json(f, c));
+    /* A new subscriber's snapshot: b's last values, restored from the file with its frame. */
+    tb_conn_t *b = open_subscribed(f, 2, "{\"rooms\":[\"*\"]}", "[\"device:b\"]");
+    j = next_of_type(f, b, "telemetry");
+    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    assert_int_equal(seq_of(j), 4);
+    json_decref(j);
+    assert_null(next_json(f, b));
+    tb_hub_conn_close(f->hub, b);
+    f->conn[2] = NULL;
     tb_hub_conn_close(f->hub, c);
     f->conn[0] = NULL;
     /* A damaged file: a fresh start with a new epoch, the file rewritten. */
@@ -794,12 +803,26 @@ static void test_history_file_restart(void **state)
     assert_string_equal(tb_hub_epoch(f->hub), "00000000000000ee");
     assert_int_equal(tb_hub_history_held(f->hub), 1);
     tb_conn_t *d = open_subscribed(f, 1, "{\"rooms\":[\"*\"]}", "[\"device:a\"]");
-    assert_null(next_json(f, d)); /* no snapshot: the last values are not restored */
+    json_t *snap = next_of_type(f, d, "telemetry"); /* the last values were restored too */
+    assert_true(json_is_true(json_object_get(snap, "snapshot")));
+    assert_int_equal(seq_of(snap), 1);
+    assert_int_equal(json_integer_value(field_of(snap, "n")), 3);
+    json_decref(snap);
+    assert_null(next_json(f, d));
     ingest_fields(f, "a", "{\"n\": 4}");
     expect_seq(f, d, 2);
+    /* A device in a {group} of its topic is in that group's snapshot after a restart. */
+    ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9"); /* 3 */
+    restart_hub(f, "00000000000000ef");
+    tb_conn_t *g = open_subscribed(f, 3, "{\"rooms\":[\"*\"]}", "[\"group:site-9\"]");
+    snap = next_of_type(f, g, "telemetry");
+    assert_true(json_is_true(json_object_get(snap, "snapshot")));
+    assert_int_equal(seq_of(snap), 3);
+    json_decref(snap);
+    assert_null(next_json(f, g));
     tb_hub_destroy(f->hub);
     f->hub = NULL;
-    f->conn[1] = NULL;
+    f->conn[1] = f->conn[3] = NULL;
     const char *const suffixes[] = {"", ".1", ".lock"};
     for (size_t i = 0; i < 3; i++) {
         snprintf(side, sizeof(side), "%s%s", path, suffixes[i]);
