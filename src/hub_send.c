@@ -263,6 +263,17 @@ void hub_conn_check(const tb_hub_t *h, const tb_conn_t *c)
     CONN_CHECK(c->last_seq <= h->seq);
     CONN_CHECK(c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages &&
                (c->q_len == 0 || c->q_len <= c->q_cap));
+    if (c->x) {
+        uint32_t with_opt = 0, refs = 0;
+        for (uint32_t i = 0; i < c->n_rooms; i++) {
+            CONN_CHECK(c->rooms[i].opt <= c->x->n_opts);
+            CONN_CHECK(!c->rooms[i].opt || c->x->opts[c->rooms[i].opt - 1].refs > 0);
+            with_opt += c->rooms[i].opt != 0;
+        }
+        for (uint32_t i = 0; i < c->x->n_opts; i++)
+            refs += c->x->opts[i].refs;
+        CONN_CHECK(refs == with_opt && c->x->n_opts <= HUB_OPTS_MAX);
+    }
     const catchup_t *u = c->cu;
     if (!u)
         return;
