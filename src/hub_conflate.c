@@ -399,13 +399,17 @@ void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *cons
     bool full = c->x->slow && c->q_len >= (uint32_t)h->cfg->limits.send_queue_messages;
     conflate_entry_t *e =
         p.interval_ms && device && !c->close_code ? entry_get(h, c, device, now) : NULL;
+    if (e && f->seq <= e->sent_seq)
+        return; /* a newer state of the device went already (a replay behind a send) */
     if (e && (e->held || full || since_sent(e, now) < (int64_t)p.interval_ms) &&
         entry_hold(h, e, f, p.interval_ms, now) == 0) {
         h->counters.conflated++;
         return;
     }
-    if (e)
+    if (e) {
         e->sent_ms = now;
+        e->sent_seq = f->seq;
+    }
     send_now(h, c, out);
 }
 
@@ -502,9 +506,11 @@ static void entry_send(tb_hub_t *h, conflate_entry_t *e, int64_t now)
     if (!state || state->seq < held->seq)
         state = held;
     policy_t p = conn_policy(c, rooms, n);
-    tb_frame_t *out = p.matched && !c->close_code ? projected(h, state, p.fields) : NULL;
+    bool news = p.matched && !c->close_code && state->seq > e->sent_seq;
+    tb_frame_t *out = news ? projected(h, state, p.fields) : NULL;
     if (out) {
         e->sent_ms = now;
+        e->sent_seq = state->seq;
         send_now(h, c, out);
     }
     tb_frame_unref(held);

@@ -86,11 +86,12 @@ typedef struct {
 typedef struct conflate_entry {
     tb_strhash_node_t node; /* in its connection's conn_x_t.entries, keyed by id */
     tb_conn_t *conn;
-    tb_frame_t *held; /* a reference to the newest held message, or NULL */
-    int64_t sent_ms;  /* tb_mono_ms() of the last send; INT64_MIN before the first */
-    int64_t due_ms;   /* while held: when it may go */
-    uint32_t heap_i;  /* while held: its index in tb_hub.due */
-    char id[];        /* the device id */
+    tb_frame_t *held;  /* a reference to the newest held message, or NULL */
+    uint64_t sent_seq; /* the seq of the newest state sent: older messages bring nothing */
+    int64_t sent_ms;   /* tb_mono_ms() of the last send; INT64_MIN before the first */
+    int64_t due_ms;    /* while held: when it may go */
+    uint32_t heap_i;   /* while held: its index in tb_hub.due */
+    char id[];         /* the device id */
 } conflate_entry_t;
 
 /* A cached union of several option sets' fields, for a message matching rooms of each. */

@@ -127,13 +127,37 @@ static bool drop_oldest_telemetry(tb_hub_t *h, tb_conn_t *c)
     return false;
 }
 
-/* conflate: the oldest queued device telemetry gives way, its device's newest state held for c
- * (hub_conflate_hold()); false when none could. */
+/* True when telemetry of f's room (its device) is queued on c after position i. */
+static bool newer_queued(const tb_conn_t *c, uint32_t i, const tb_frame_t *f)
+{
+    char room[TB_ROOM_MAX + 1], other[TB_ROOM_MAX + 1];
+    size_t len = tb_protocol_device_room(f, room);
+    for (uint32_t k = i + 1; len && k < c->q_len; k++) {
+        const tb_frame_t *g = *queue_at(c, k);
+        if (g->kind == TB_FRAME_TELEMETRY && tb_protocol_device_room(g, other) == len &&
+            memcmp(room, other, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * conflate: the oldest queued device telemetry gives way. When a newer message of its device is
+ * queued behind it, that one will bring the device on; else the device's newest state is held
+ * for c (hub_conflate_hold()). false when none could. O(queued frames).
+ */
 static bool conflate_oldest(tb_hub_t *h, tb_conn_t *c)
 {
     for (uint32_t i = 0; i < c->q_len; i++) {
         tb_frame_t *f = *queue_at(c, i);
-        if (f->kind == TB_FRAME_TELEMETRY && hub_conflate_hold(h, c, f)) {
+        if (f->kind != TB_FRAME_TELEMETRY)
+            continue;
+        if (newer_queued(c, i, f)) {
+            queue_remove(c, i);
+            h->counters.conflated++;
+            return true;
+        }
+        if (hub_conflate_hold(h, c, f)) {
             queue_remove(c, i);
             return true;
         }
