@@ -44,6 +44,49 @@ async function forwarder() {
     return fwd;
 }
 
+/*
+ * Numbered messages for device fo-<tag> through the forwarder, bridge `from` SIGKILLed after
+ * KILL_AT of them and the forwarder turned to `to`; the client's telemetry, subscribed answers,
+ * connected epochs and sent subscribes. token: valid on both (one fleet secret).
+ */
+async function failover(broker, fwd, from, to, request, tag, token) {
+    const sent = [];
+    class Spy extends WebSocket {
+        send(data) {
+            sent.push(JSON.parse(data));
+            super.send(data);
+        }
+    }
+    fwd.target = from.port;
+    const c = new TelebridgeClient({ url: `ws://127.0.0.1:${fwd.port}/ws`, credential: "token",
+        getToken: () => token, WebSocket: Spy, minDelayMs: 200, maxDelayMs: 400 });
+    const r = { c, sent, got: [], subscribed: [], connected: [] };
+    c.addEventListener("telemetry", (e) => { if (!e.detail.snapshot) r.got.push(e.detail); });
+    c.addEventListener("subscribed", (e) => r.subscribed.push(e.detail.payload));
+    c.addEventListener("connected", (e) => r.connected.push(e.detail.payload.epoch));
+    c.subscribe({ rooms: [`device:fo-${tag}`], ...request });
+    const first = nextEvent(c, "subscribed");
+    c.connect();
+    await first;
+    const t0 = Date.now();
+    const lastN = () => r.got.at(-1)?.payload.fields.n || 0;
+    for (let n = 1; n <= MESSAGES; n++) {
+        // The device's own timestamp: distinct per message, the same on both bridges.
+        await broker.publish(`devices/fo-${tag}/telemetry`, JSON.stringify({
+            fields: { n }, timestamp: new Date(t0 + n).toISOString(),
+        }));
+        if (n === KILL_AT) {
+            await waitFor(() => lastN() >= (request.max_hz ? 1 : KILL_AT - 5), 5000, "the first bridge to deliver");
+            fwd.target = to.port; // the proxy's next choice
+            from.proc.kill("SIGKILL"); // no close frame: the client sees the TCP connection end
+        }
+        await sleep(1000 / RATE);
+    }
+    await waitFor(() => lastN() === MESSAGES, 15000, `message ${MESSAGES} (have ${r.got.length})`);
+    await sleep(500); // anything more would be a duplicate
+    return r;
+}
+
 describe("failover between two bridges on one broker", () => {
     let dir;
     let broker;
@@ -62,68 +105,50 @@ describe("failover between two bridges on one broker", () => {
         await a.start();
         await b.start();
         fwd = await forwarder();
-        fwd.target = a.port;
     });
     after(async () => {
         if (fwd) await fwd.close();
-        if (a) await a.stop(); // SIGKILLed by the test
-        const code = b ? await b.stop() : null;
+        if (b) await b.stop(); // SIGKILLed by the second test
+        const code = a ? await a.stop() : null;
         if (broker) await broker.stop();
         rmSync(dir, { recursive: true, force: true });
-        assert.equal(code, 0, "bridge B exits 0 on SIGTERM (and clean under ASan)");
+        assert.equal(code, 0, "bridge A, restarted, exits 0 on SIGTERM (and clean under ASan)");
     });
 
     test("the client ends with every message exactly once, the overlap's repeats dropped", async () => {
-        const token = await a.mint();
-        const sent = [];
-        class Spy extends WebSocket {
-            send(data) {
-                sent.push(JSON.parse(data));
-                super.send(data);
-            }
-        }
-        const c = new TelebridgeClient({ url: `ws://127.0.0.1:${fwd.port}/ws`, credential: "token",
-            getToken: () => token, WebSocket: Spy, minDelayMs: 200, maxDelayMs: 400 });
-        const got = [];
-        c.addEventListener("telemetry", (e) => { if (!e.detail.snapshot) got.push(e.detail); });
-        const subscribed = [];
-        c.addEventListener("subscribed", (e) => subscribed.push(e.detail.payload));
-        const connected = [];
-        c.addEventListener("connected", (e) => connected.push(e.detail.payload.epoch));
+        const r = await failover(broker, fwd, a, b, {}, "1", await a.mint());
         try {
-            c.subscribe({ rooms: ["device:fo-1"] });
-            const first = nextEvent(c, "subscribed");
-            c.connect();
-            await first;
-            const t0 = Date.now();
-            for (let n = 1; n <= MESSAGES; n++) {
-                // The device's own timestamp: distinct per message, the same on both bridges.
-                await broker.publish("devices/fo-1/telemetry", JSON.stringify({
-                    fields: { n }, timestamp: new Date(t0 + n).toISOString(),
-                }));
-                if (n === KILL_AT) {
-                    await waitFor(() => got.length >= KILL_AT - 5, 5000, "A to deliver most of them");
-                    fwd.target = b.port; // the proxy's next choice
-                    a.proc.kill("SIGKILL"); // no close frame: the client sees the TCP connection end
-                }
-                await sleep(1000 / RATE);
-            }
-            await waitFor(() => got.length >= MESSAGES, 15000, `all ${MESSAGES} messages (have ${got.length})`);
-            await sleep(500); // anything more would be a duplicate
-            const ns = got.map((m) => m.payload.fields.n);
+            const ns = r.got.map((m) => m.payload.fields.n);
             assert.deepEqual(ns, Array.from({ length: MESSAGES }, (_, i) => i + 1),
                 "every message exactly once, in order");
-            assert.equal(connected.length, 2);
-            assert.notEqual(connected[0], connected[1], "B is another bridge life");
-            const resub = sent.filter((m) => m.type === "subscribe").at(-1);
-            assert.equal(resub.payload.since.epoch, connected[0]);
+            assert.equal(r.connected.length, 2);
+            assert.notEqual(r.connected[0], r.connected[1], "B is another bridge life");
+            const resub = r.sent.filter((m) => m.type === "subscribe").at(-1);
+            assert.equal(resub.payload.since.epoch, r.connected[0]);
             assert.match(resub.payload.since.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-            assert.equal(subscribed.at(-1).recovered, true);
-            assert.equal(subscribed.at(-1).mode, "time");
-            assert.ok(c.repeatsDropped > 0, "B's overlap sent messages again, and they were dropped");
-            assert.equal(c.position.epoch, connected[1], "the position is in B's stream now");
+            assert.equal(r.subscribed.at(-1).recovered, true);
+            assert.equal(r.subscribed.at(-1).mode, "time");
+            assert.ok(r.c.repeatsDropped > 0, "B's overlap sent messages again, and they were dropped");
+            assert.equal(r.c.position.epoch, r.connected[1], "the position is in B's stream now");
         } finally {
-            c.close();
+            r.c.close();
+        }
+    });
+
+    test("with max_hz: states only move forward across the failover, none twice, the newest last", async () => {
+        await a.start(); // back, as a new life (no history.file): it ingests from now on
+        const r = await failover(broker, fwd, b, a, { max_hz: 1 }, "2", await a.mint());
+        try {
+            const ns = r.got.map((m) => m.payload.fields.n);
+            assert.ok(ns.length < MESSAGES / 2, `conflated: ${ns}`);
+            assert.ok(ns.every((n, i) => i === 0 || n > ns[i - 1]), `never an older state again: ${ns}`);
+            assert.equal(ns.at(-1), MESSAGES);
+            assert.equal(r.subscribed.at(-1).recovered, true);
+            assert.equal(r.subscribed.at(-1).mode, "time");
+            assert.equal(r.sent.filter((m) => m.type === "subscribe").at(-1).payload.max_hz, 1,
+                "the cap goes with the reconnection");
+        } finally {
+            r.c.close();
         }
     });
 });
