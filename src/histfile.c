@@ -271,8 +271,11 @@ int tb_histfile_load(const char *path, tb_histfile_msg_fn fn, void *arg, tb_hist
         tb_set_err(err, errlen, "%s: not a history file (or its header is damaged)", path);
         goto done;
     }
+    /* PATH.1 counts when PATH goes on where it ends (a rotation): a PATH whose seq base is
+     * below PATH.1's end was rewritten at a start that stopped before removing PATH.1, and
+     * holds all of it that was restored. */
     bool old_ok = old.exists && tb_histfile_parse(old.p, old.len, 0, NULL, NULL, &so) == 0 &&
-                  (!cur_ok || strcmp(so.epoch, sc.epoch) == 0);
+                  (!cur_ok || (strcmp(so.epoch, sc.epoch) == 0 && so.last_seq <= sc.seq_base));
     uint64_t after = 0;
     if (old_ok) {
         tb_histfile_parse(old.p, old.len, 0, fn, arg, &so);
@@ -337,7 +340,14 @@ static void writer_off(tb_histfile_t *hf, const char *what, int err)
         return;
     hf->off = true;
     hf->len = 0;
-    tb_log(TB_LOG_ERROR, "history file off: the bridge carries on with its history in memory",
+    /* The seqs go on in memory: a file left behind would bring back an older last seq and the
+     * same epoch at the next start, and seqs clients saw would name other messages. Without it
+     * the next start is a fresh one (removing works on a full disk). */
+    unlink(hf->path);
+    unlink(hf->old);
+    unlink(hf->tmp);
+    tb_log(TB_LOG_ERROR,
+           "history file off and removed: the bridge carries on with its history in memory",
            "path=\"%s\" op=%s error=\"%s\"", hf->path, what, strerror(err));
 }
 

@@ -25,7 +25,8 @@
  * what was written since the last: a power loss may lose up to that second. A segment holds at
  * most `capacity` messages; the next one renames PATH to PATH.1 (dropping the older PATH.1) and
  * starts a new PATH, so both hold at most 2 × capacity messages together. A write error turns
- * the writer off (logged once): the bridge carries on in memory only.
+ * the writer off and removes the files (logged once): the bridge carries on in memory only, and
+ * its next start is a fresh one (a stale file would bring back an older last seq).
  *
  * Ownership: the caller owns the writer (tb_histfile_close()); records handed to a
  * tb_histfile_msg_fn are borrowed for the call. Service thread only.
@@ -97,7 +98,8 @@ typedef struct {
 } tb_histfile_loaded_t;
 
 /*
- * Reads PATH.1 (when its epoch is PATH's, or there is no PATH) then PATH, calling fn for each
+ * Reads PATH.1 (when there is no valid PATH, or PATH has its epoch and goes on where it ends:
+ * PATH's seq base is at least PATH.1's last seq) then PATH, calling fn for each
  * message in seq order. Returns 0 with *out filled (out->epoch "" when neither file exists), or
  * -1 with a message in err (errlen bytes), fn not called, when a file exists but cannot be read
  * or neither file is a history file with a valid header (then the caller starts afresh).

@@ -6,9 +6,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -186,6 +188,47 @@ static void write_bytes(const char *path, const unsigned char *bytes, size_t len
     fclose(fp);
 }
 
+/* Copies the file at from to to. */
+static void copy_file(const char *from, const char *to)
+{
+    static unsigned char bytes[8192];
+    FILE *fp = fopen(from, "rb");
+    assert_non_null(fp);
+    size_t n = fread(bytes, 1, sizeof(bytes), fp);
+    fclose(fp);
+    write_bytes(to, bytes, n);
+}
+
+/* Stopped at start-up between the rename of the rewritten PATH and the removal of PATH.1: the
+ * rewritten PATH holds what was restored, so PATH.1 is not read before it. */
+static void test_rewrite_cut_before_removing_old(void **state)
+{
+    fixture_t *f = *state;
+    char err[256], old[128], saved[128];
+    got_t g;
+    tb_histfile_loaded_t l;
+    snprintf(old, sizeof(old), "%s.1", f->path);
+    snprintf(saved, sizeof(saved), "%s.saved", f->path);
+    tb_histfile_close(write_file(f, 4, 1, 6)); /* PATH.1: 1..4, PATH: 5, 6 */
+    copy_file(old, saved);
+    tb_histfile_t *hf = tb_histfile_open(f->path, 8, err, sizeof(err));
+    assert_non_null(hf);
+    assert_int_equal(tb_histfile_begin(hf, EPOCH, 20, 2, err, sizeof(err)), 0);
+    for (uint64_t s = 3; s <= 6; s++)
+        append(hf, s); /* the restored ring of 4 */
+    assert_int_equal(tb_histfile_commit(hf, err, sizeof(err)), 0);
+    append(hf, 7);
+    tb_histfile_flush(hf);
+    copy_file(saved, old); /* as if the start had stopped before unlink(PATH.1) */
+    unlink(saved);
+    assert_int_equal(load(f, &g, &l), 0);
+    assert_int_equal(g.n, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(g.seq[i], i + 3);
+    assert_true(l.horizon_ms == 20);
+    tb_histfile_close(hf);
+}
+
 /* A crash cut the last record at any byte: the messages before it load, the rest is ignored. */
 static void test_torn_tail_at_every_offset(void **state)
 {
@@ -341,6 +384,35 @@ static void test_second_writer_refused(void **state)
     assert_true(l.clean);
 }
 
+/* A write error (here the file size limit, as a full disk would) turns the writer off and
+ * removes the files: the next start must not restore a last seq older than what was sent. */
+static void test_write_error_removes_the_file(void **state)
+{
+    fixture_t *f = *state;
+    struct rlimit old, small = {.rlim_cur = 4096, .rlim_max = RLIM_INFINITY};
+    got_t g;
+    tb_histfile_loaded_t l;
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    tb_histfile_t *hf = write_file(f, 1000, 1, 2);
+    assert_true(tb_histfile_on(hf));
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    for (uint64_t s = 3; s < 200 && tb_histfile_on(hf); s++) {
+        append(hf, s);
+        tb_histfile_flush(hf);
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_false(tb_histfile_on(hf));
+    assert_int_equal(file_size(f->path), -1);
+    append(hf, 500); /* a no-op once off */
+    tb_histfile_close(hf);
+    assert_int_equal(file_size(f->path), -1);
+    assert_int_equal(load(f, &g, &l), 0);
+    assert_string_equal(l.epoch, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,9 +420,11 @@ int main(void)
         TEST(test_missing_file),
         TEST(test_rotation_keeps_two_segments),
         TEST(test_torn_tail_at_every_offset),
+        TEST(test_rewrite_cut_before_removing_old),
         TEST(test_corrupt_record_ends_prefix),
         TEST(test_foreign_and_damaged_files),
         TEST(test_second_writer_refused),
+        TEST(test_write_error_removes_the_file),
         cmocka_unit_test(test_rule_breaking_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
