@@ -211,3 +211,23 @@ def test_resubscribe_changes_the_options(bridge, broker, connect):
     subscribe_opts(ws, ["global"])  # the same room, now without options
     broker.publish("devices/dev-r/telemetry", json.dumps({"a": 3, "b": 4}))
     assert ws.recv()["payload"]["fields"] == {"a": 3, "b": 4}
+
+
+def test_fields_cut_the_replay(bridge, broker, connect, wire):
+    ws = connect(bridge, rooms=["global"])
+    broker.publish("devices/dev-p/telemetry", json.dumps({"a": 1, "b": 1}))
+    first = ws.recv()
+    epoch = ws.connected["payload"]["epoch"]
+    ws.close()
+    for i in range(3):
+        broker.publish("devices/dev-p/telemetry", json.dumps({"a": 10 + i, "b": 20 + i}))
+    broker.publish("devices/dev-p/telemetry", json.dumps({"b": 99}))  # none of the fields
+    tb.wait_until(lambda: bridge.stats()["details"]["device_messages"] >= first["seq"] + 4, 5,
+                  "the messages routed")
+    ws2 = connect(bridge)
+    ans = ws2.request({"type": "subscribe", "payload": {
+        "rooms": ["global"], "fields": ["a"], "since": {"epoch": epoch, "seq": first["seq"]}}})
+    assert ans["type"] == "subscribed" and ans["payload"]["recovered"] is True, ans
+    msgs = ws2.recv_n(3)
+    assert [m["payload"]["fields"] for m in msgs] == [{"a": 10}, {"a": 11}, {"a": 12}]
+    ws2.expect_silence(0.3)

@@ -1745,6 +1745,20 @@ static void test_slow_consumer_conflate_keeps_newest(void **state)
     assert_int_equal(last[2], 299);
 }
 
+static void test_held_state_goes_with_the_room(void **state)
+{
+    fixture_t *f = *state;
+    tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
+    subscribe_opts(f, c, "[\"global\"]", "\"max_hz\":1");
+    for (int i = 0; i < 3; i++)
+        ingest_fields(f, "d", "{\"a\":1}");
+    expect_fields(f, c, "{\"a\":1}");
+    send_text(f, c, "{\"type\":\"unsubscribe\",\"payload\":{\"rooms\":[\"global\"]}}");
+    expect_type(f, c, "unsubscribed");
+    assert_int_equal(tb_hub_send_held(f->hub, tb_mono_ms() + 1001), -1);
+    assert_null(tb_hub_conn_peek(c)); /* the held state was for a room no longer held */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1794,6 +1808,7 @@ int main(void)
         FIXTURES_TEST(test_max_hz_uncapped_room_wins),
         FIXTURES_TEST(test_conflation_state_is_bounded),
         FIXTURES_TEST(test_slow_consumer_conflate_keeps_newest),
+        FIXTURES_TEST(test_held_state_goes_with_the_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
