@@ -77,10 +77,11 @@ struct tb_server {
     struct lws **pending; /* connections given frames by the batch being routed */
     size_t n_pending;
     size_t cap_pending;
-    /* The delivery latency being counted (ws_write.c): lat_n frames of arrival stamp lat_key
-     * written since the clock read lat_now, one histogram observation when the stamp changes. */
+    /* The delivery latency being counted (ws_write.c): the frames of arrival stamp lat_key
+     * the hub counted as sent since it counted lat_from, written since the clock read lat_now;
+     * one histogram observation when the stamp changes. */
     int64_t lat_now, lat_key;
-    uint64_t lat_n;
+    uint64_t lat_from;
 };
 
 /* The assembly buffer of a multi-chunk client message or of a POST body. */

@@ -81,34 +81,47 @@ static const unsigned char *conn_wire(tb_server_t *s, const pss_t *pss, tb_frame
 /*
  * telebridge_delivery_latency_seconds at one clock read per write callback or batch, not per
  * recipient: the frames written meanwhile count from that read, and a run of frames of one
- * arrival stamp (one message to many connections, the fan-out case) is one observation of
- * weight n. Frames without a stamp (control frames, snapshot copies) are not counted.
+ * arrival stamp (one message to many connections, the fan-out case) is one observation, its
+ * weight the frames the hub counted as sent (messages_out) during the run, so a delivery costs
+ * the transport one comparison. Frames without a stamp (control frames, snapshot copies) are
+ * not counted; frames whose write failed are not either (the hub never saw them sent).
  */
-static void latency_flush(tb_server_t *s)
+static uint64_t frames_out(const tb_server_t *s)
 {
-    if (s->lat_n && s->lat_key)
-        tb_latency_observe(tb_hub_latency(s->hub), s->lat_now - s->lat_key, s->lat_n);
-    s->lat_n = 0;
+    const uint64_t *out = tb_hub_counters(s->hub)->messages_out;
+    uint64_t n = 0;
+    for (int k = 0; k < TB_FRAME_KIND_N; k++)
+        n += out[k];
+    return n;
+}
+
+/* Ends the current run, unsent frames of the write in progress excluded. */
+static void latency_flush(tb_server_t *s, uint64_t unsent)
+{
+    uint64_t at = frames_out(s) + unsent;
+    if (s->lat_key && at > s->lat_from)
+        tb_latency_observe(tb_hub_latency(s->hub), s->lat_now - s->lat_key, at - s->lat_from);
+    s->lat_from = at;
 }
 
 static void latency_begin(tb_server_t *s)
 {
-    latency_flush(s);
+    latency_flush(s, 0);
     s->lat_now = tb_mono_us();
 }
 
-static void latency_switch(tb_server_t *s, int64_t key)
+static void latency_switch(tb_server_t *s, int64_t key, uint64_t unsent)
 {
-    latency_flush(s);
+    latency_flush(s, unsent);
     s->lat_key = key;
 }
 
-/* One frame is being written (inlined by hand: it runs once per delivery). */
-#define LATENCY_COUNT(s, f)                                                                        \
+/* Frame f, after `unsent` frames of the same write, is being written (by hand inline: it runs
+ * once per delivery). */
+#define LATENCY_COUNT(s, f, unsent)                                                                \
     do {                                                                                           \
         if ((f)->ingest_us != (s)->lat_key)                                                        \
-            latency_switch((s), (f)->ingest_us);                                                   \
-        (s)->lat_n++;                                                                              \
+            latency_switch((s), (f)->ingest_us, (unsent));                                         \
     } while (0)
 
 /* ---- writes -------------------------------------------------------------------------------- */
@@ -127,7 +140,7 @@ static int write_raw(tb_server_t *s, struct lws *wsi, const pss_t *pss)
     tb_frame_t *f = tb_hub_conn_at(c, 0);
     const unsigned char *wire = conn_wire(s, pss, f, &len);
     if (tb_hub_conn_queued(c) == 1 || len > WS_COALESCE_MAX / 2) {
-        LATENCY_COUNT(s, f);
+        LATENCY_COUNT(s, f, 0);
         return send_raw(wsi, (unsigned char *)wire, len) ? -1 : 1;
     }
     for (size_t i = 0; i < tb_hub_conn_queued(c); i++) {
@@ -135,7 +148,7 @@ static int write_raw(tb_server_t *s, struct lws *wsi, const pss_t *pss)
         wire = conn_wire(s, pss, f, &len);
         if (used + len > WS_COALESCE_MAX)
             break;
-        LATENCY_COUNT(s, f);
+        LATENCY_COUNT(s, f, (uint64_t)n);
         memcpy(s->scratch + LWS_PRE + used, wire, len); /* scratch_cap >= WS_COALESCE_MAX */
         used += len;
         n++;
@@ -176,11 +189,11 @@ int tb_ws_write_on_writeable(tb_server_t *s, struct lws *wsi, pss_t *pss)
     if (tb_hub_conn_queued(pss->conn)) {
         latency_begin(s);
         int n = write_raw(s, wsi, pss);
-        latency_flush(s);
+        for (int i = 0; i < n; i++)
+            tb_hub_conn_sent(s->hub, pss->conn);
+        latency_flush(s, 0);
         if (n < 0)
             return -1;
-        while (n-- > 0)
-            tb_hub_conn_sent(s->hub, pss->conn);
         if (tb_hub_conn_queued(pss->conn) || tb_hub_conn_close_code(pss->conn))
             lws_callback_on_writable(wsi);
         return 0;
@@ -218,7 +231,7 @@ static void flush_pending(tb_server_t *s)
         }
         lws_callback_on_writable(wsi);
     }
-    latency_flush(s);
+    latency_flush(s, 0);
     s->n_pending = 0;
 }
 
