@@ -489,7 +489,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
                                        telemetry ? TB_FRAME_TELEMETRY : TB_FRAME_STATUS);
     if (!f)
         return 0;
-    f->ingest_us = tb_mono_us();
+    f->ingest_us = tb_now_us();
     h->counters.published++;
     route(h, f, now, &room, 1, NULL);
     tb_hub_flush(h); /* outside a batch: into the file before the frame reaches a socket */

@@ -167,8 +167,8 @@ int tb_ingest_handle(tb_ingest_t *in, const char *topic, const void *payload, si
     int rc = match_topic(in, topic, m);
     if (rc == 0) {
         m->retained = retained;
-        m->ingest_ms = tb_now_ms();
-        m->ingest_us = tb_mono_us();
+        m->ingest_us = tb_now_us();
+        m->ingest_ms = m->ingest_us / 1000;
         rc = normalize_into(in, payload, len, m);
     }
     if (rc != 0) {

@@ -80,11 +80,13 @@ static const unsigned char *conn_wire(tb_server_t *s, const pss_t *pss, tb_frame
 
 /*
  * telebridge_delivery_latency_seconds at one clock read per write callback or batch, not per
- * recipient: the frames written meanwhile count from that read, and a run of frames of one
- * arrival stamp (one message to many connections, the fan-out case) is one observation, its
- * weight the frames the hub counted as sent (messages_out) during the run, so a delivery costs
- * the transport one comparison. Frames without a stamp (control frames, snapshot copies) are
- * not counted; frames whose write failed are not either (the hub never saw them sent).
+ * recipient (the wall clock in microseconds, as the MQTT thread stamps arrivals with the read that
+ * also gives their ingest_ms; a step of the clock shows as one odd sample, a negative one as 0):
+ * the frames written meanwhile count from that read, and a run of frames of one arrival stamp (one
+ * message to many connections, the fan-out case) is one observation, its weight the frames the hub
+ * counted as sent (messages_out) during the run, so a delivery costs the transport one comparison.
+ * Frames without a stamp (control frames, snapshot copies) are not counted; frames whose write
+ * failed are not either (the hub never saw them sent).
  */
 static uint64_t frames_out(const tb_server_t *s)
 {
@@ -107,7 +109,7 @@ static void latency_flush(tb_server_t *s, uint64_t unsent)
 static void latency_begin(tb_server_t *s)
 {
     latency_flush(s, 0);
-    s->lat_now = tb_mono_us();
+    s->lat_now = tb_now_us();
 }
 
 static void latency_switch(tb_server_t *s, int64_t key, uint64_t unsent)

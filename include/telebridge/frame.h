@@ -50,7 +50,7 @@ typedef struct tb_frame {
     uint32_t refs;
     uint32_t len;         /* payload bytes, excluding headroom and the NUL */
     uint64_t seq;         /* bridge-wide sequence of a device message; 0 for control frames */
-    int64_t ingest_us;    /* tb_mono_us() when its message came in (MQTT, publish); 0: none */
+    int64_t ingest_us;    /* tb_now_us() when its message came in (MQTT, publish); 0: none */
     uint8_t kind;         /* tb_frame_kind_t */
     uint8_t hdr_len;      /* bytes of WebSocket header before the payload */
     uint8_t deflate;      /* tb_frame_deflate_t: has the compressed copy been made? */

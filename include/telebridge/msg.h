@@ -27,7 +27,7 @@ typedef struct tb_msg {
     tb_msg_kind_t kind;
     bool retained;                 /* delivered by the broker as a retained message */
     int64_t ingest_ms;             /* wall clock when the bridge received it */
-    int64_t ingest_us;             /* tb_mono_us() then: the start of its delivery latency */
+    int64_t ingest_us;             /* the same instant in microseconds (tb_now_us()) */
     char device_id[TB_ID_MAX + 1]; /* validated with tb_id_valid() */
     char group[TB_ID_MAX + 1];     /* from a {group} in the topic, "" when none */
     json_t *payload;               /* owned; never NULL in a queued record */

@@ -16,8 +16,9 @@
 int64_t tb_now_ms(void);
 /* Monotonic milliseconds, for durations and rate limits. */
 int64_t tb_mono_ms(void);
-/* Monotonic microseconds (the clock of tb_mono_ms()), for latencies measured across threads. */
-int64_t tb_mono_us(void);
+/* Wall-clock microseconds since the Unix epoch (the clock of tb_now_ms()): one read gives an
+ * arrival both its time and its latency stamp. */
+int64_t tb_now_us(void);
 
 /* Longest RFC 3339 string tb_format_rfc3339_ms writes, with its NUL: "2026-11-23T13:26:03.123Z". */
 #define TB_RFC3339_LEN 25

@@ -2,8 +2,10 @@
  * telebridge-series-memory — what the series store (src/series.c) costs: fills the last-value
  * store with DEVICES devices (one telemetry message each, as the hub does), then gives each
  * device POINTS messages of FIELDS numeric fields, and prints the RSS the series added, per
- * device and per 100,000 devices, and the time of one tb_series_add() in the steady state
- * (rings full, values overwritten in place).
+ * device and per 100,000 devices, the time of one tb_series_add() in the steady state (rings
+ * full, values overwritten in place), and the time to encode every device's `series` message
+ * of all POINTS values (what one subscribe to `global` with series: POINTS costs the service
+ * thread, spread over the catch-up).
  *
  *   telebridge-series-memory [devices, default 100000] [fields, default 4] [points, default 60]
  */
@@ -91,10 +93,22 @@ int main(int argc, char **argv)
     for (tb_lastvalue_entry_t *e = tb_lastvalue_oldest(lv); e; e = tb_lastvalue_newer(e))
         tb_series_add(tb_lastvalue_series(e), points, fields, 1);
     double steady_us = (now_s() - t0) / (double)devices * 1e6;
+    size_t bytes = 0;
+    t0 = now_s();
+    for (tb_lastvalue_entry_t *e = tb_lastvalue_oldest(lv); e; e = tb_lastvalue_newer(e)) {
+        bool none;
+        tb_frame_t *f = tb_series_frame(*tb_lastvalue_series(e), tb_lastvalue_device(e), points,
+                                        NULL, NULL, 0, &none);
+        bytes += f ? f->len : 0;
+        tb_frame_unref(f);
+    }
+    double encode_s = now_s() - t0;
     printf("devices %zu, fields %zu, points %zu: series RSS +%.1f MB, %.0f B per device, "
-           "%.1f MB per 100k devices; fill %.2f s; steady-state add %.3f us per message\n",
+           "%.1f MB per 100k devices; fill %.2f s; steady-state add %.3f us per message; "
+           "every series message %.2f s (%.1f us and %zu B each)\n",
            devices, n_fields, points, (double)added / 1e6, (double)added / (double)devices,
-           (double)added / (double)devices * 100000 / 1e6, fill_s, steady_us);
+           (double)added / (double)devices * 100000 / 1e6, fill_s, steady_us, encode_s,
+           encode_s / (double)devices * 1e6, bytes / devices);
     json_decref(fields);
     tb_lastvalue_destroy(lv);
     return 0;
