@@ -1,7 +1,7 @@
 /* series — per-device rings of recent numeric values; see include/telebridge/series.h. */
 #include "telebridge/series.h"
 
-#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,10 +130,81 @@ size_t tb_series_fields(const tb_series_t *s)
     return s ? s->n_fields : 0;
 }
 
-/* Appends one point as "[t,v]" at p; returns the bytes written. */
+/* Integral values up to this magnitude are written as integers (doubles hold them exactly). */
+#define EXACT_INT_MAX 1e15
+
+/* Writes v in decimal at p; returns the bytes written. */
+static size_t put_int(char *p, int64_t v)
+{
+    char digits[20];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        p[len++] = '-';
+    while (n)
+        p[len++] = digits[--n];
+    return len;
+}
+
+/* Decimal places tried for a short decimal value (put_value()). */
+#define SHORT_DECIMALS_MAX 6
+
+/* Writes the k-digit decimal fraction frac of a value at p (k digits, leading zeros kept). */
+static size_t put_fraction(char *p, uint64_t frac, int k)
+{
+    for (int i = k - 1; i >= 0; i--) {
+        p[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    return (size_t)k;
+}
+
+/*
+ * Writes v as a JSON number at p; returns the bytes written. An integer, or a decimal of at most
+ * SHORT_DECIMALS_MAX places that reads back as v (21.5, 0.25, -3.125: most telemetry), is
+ * written without stdio; anything else as "%.15g", like the bridge's other frames. Both spell a
+ * short decimal the same way, so the choice never shows.
+ */
+static size_t put_value(char *p, double v)
+{
+    static const double p10[SHORT_DECIMALS_MAX + 1] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6};
+    for (int k = 0; k <= SHORT_DECIMALS_MAX; k++) {
+        double m = v * p10[k];
+        if (!(m > -EXACT_INT_MAX && m < EXACT_INT_MAX) || m != (double)(int64_t)m ||
+            (double)(int64_t)m / p10[k] != v || (v == 0 && signbit(v)))
+            continue;
+        int64_t im = (int64_t)m;
+        uint64_t u = im < 0 ? (uint64_t)0 - (uint64_t)im : (uint64_t)im, unit = (uint64_t)p10[k];
+        size_t len = 0;
+        if (im < 0)
+            p[len++] = '-';
+        len += put_int(p + len, (int64_t)(u / unit));
+        if (k == 0)
+            return len;
+        p[len++] = '.';
+        return len + put_fraction(p + len, u % unit, k);
+    }
+    return (size_t)snprintf(p, POINT_JSON_MAX, "%.15g", v);
+}
+
+/*
+ * Appends one point as "[t,v]" at p; returns the bytes written. Without stdio for the time and
+ * for short values (most of a series' characters), since a subscribe to `global` with series
+ * encodes every point of every device (docs/performance.md → Series store).
+ */
 static size_t put_point(char *p, const point_t *pt)
 {
-    return (size_t)snprintf(p, POINT_JSON_MAX + 1, "[%" PRId64 ",%.15g]", pt->t_ms, pt->v);
+    char *start = p;
+    *p++ = '[';
+    p += put_int(p, pt->t_ms);
+    *p++ = ',';
+    p += put_value(p, pt->v);
+    *p++ = ']';
+    return (size_t)(p - start);
 }
 
 /* Encodes ring r's last n points as "<name>":[…] at p; returns the bytes written. */
@@ -180,6 +251,13 @@ int tb_series_encode(const tb_series_t *s, size_t n, tb_series_keep_fn keep, voi
     return 0;
 }
 
+/* Copies len bytes of src to p; returns the end. */
+static char *put(char *p, const char *src, size_t len)
+{
+    memcpy(p, src, len);
+    return p + len;
+}
+
 tb_frame_t *tb_series_frame(const tb_series_t *s, const char *device, size_t n,
                             tb_series_keep_fn keep, void *ctx, int64_t now_ms, bool *none)
 {
@@ -195,11 +273,24 @@ tb_frame_t *tb_series_frame(const tb_series_t *s, const char *device, size_t n,
         return NULL;
     }
     tb_format_rfc3339_ms(now_ms, ts);
-    static const char fmt[] = "{\"type\":\"series\",\"room\":\"device:%s\",\"payload\":{"
-                              "\"device_id\":\"%s\",\"fields\":%s},\"timestamp\":\"%s\"}";
-    int len = snprintf(NULL, 0, fmt, device, device, fields, ts);
-    if (len > 0 && (f = tb_frame_alloc((size_t)len, TB_FRAME_CONTROL, 0)))
-        snprintf(tb_frame_payload(f), (size_t)len + 1, fmt, device, device, fields, ts);
+    static const char k_room[] = "{\"type\":\"series\",\"room\":\"device:",
+                      k_payload[] = "\",\"payload\":{\"device_id\":\"",
+                      k_fields[] = "\",\"fields\":", k_ts[] = "},\"timestamp\":\"", k_end[] = "\"}";
+    size_t dev_len = strlen(device), ts_len = strlen(ts);
+    size_t len = sizeof(k_room) + sizeof(k_payload) + sizeof(k_fields) + sizeof(k_ts) +
+                 sizeof(k_end) - 5 + 2 * dev_len + fields_len + ts_len;
+    if ((f = tb_frame_alloc(len, TB_FRAME_CONTROL, 0))) {
+        char *p = tb_frame_payload(f);
+        p = put(p, k_room, sizeof(k_room) - 1);
+        p = put(p, device, dev_len);
+        p = put(p, k_payload, sizeof(k_payload) - 1);
+        p = put(p, device, dev_len);
+        p = put(p, k_fields, sizeof(k_fields) - 1);
+        p = put(p, fields, fields_len);
+        p = put(p, k_ts, sizeof(k_ts) - 1);
+        p = put(p, ts, ts_len);
+        put(p, k_end, sizeof(k_end) - 1);
+    }
     free(fields);
     return f;
 }

@@ -140,6 +140,52 @@ static void test_encode_filter_and_escaping(void **state)
     tb_series_free(s);
 }
 
+/* Values are written as short as they read back: integers and short decimals without stdio,
+ * the rest as %.15g; every one parses back to the value stored. */
+static void test_value_spelling(void **state)
+{
+    static const struct {
+        double v;
+        const char *json;
+    } cases[] = {
+        {21.53, "21.53"},
+        {0.1, "0.1"},
+        {42, "42"},
+        {-0.25, "-0.25"},
+        {123456.789, "123456.789"},
+        {0, "0"},
+        {-0.0, "-0"},
+        {1e300, "1e+300"},
+        {1e-7, "1e-07"},
+        {1.0 / 3, "0.333333333333333"},
+        {-1234567.5, "-1234567.5"},
+        {0.000001, "0.000001"},
+        {1e15, "1e+15"},
+        {999999999999999, "999999999999999"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tb_series_t *s = NULL;
+        json_t *fields = json_pack("{s:f}", "v", cases[i].v);
+        assert_int_equal(tb_series_add(&s, 1, fields, 7), 1);
+        char want[96];
+        snprintf(want, sizeof(want), "{\"v\":[[7,%s]]}", cases[i].json);
+        char *got = encode(s, 1, NULL, NULL);
+        if (strcmp(got, want) != 0)
+            fail_msg("%.17g: got %s, want %s", cases[i].v, got, want);
+        json_t *back = json_loads(got, JSON_DECODE_INT_AS_REAL, NULL);
+        assert_non_null(back);
+        double v =
+            json_real_value(json_array_get(json_array_get(json_object_get(back, "v"), 0), 1));
+        /* 15 significant digits: only 1/3 does not come back exactly. */
+        assert_true(v == cases[i].v || strstr(cases[i].json, "333") != NULL);
+        json_decref(back);
+        free(got);
+        json_decref(fields);
+        tb_series_free(s);
+    }
+}
+
 static void test_time_ms(void **state)
 {
     (void)state;
@@ -191,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_fields_bound),
         cmocka_unit_test(test_fields_interleaved),
         cmocka_unit_test(test_encode_filter_and_escaping),
+        cmocka_unit_test(test_value_spelling),
         cmocka_unit_test(test_time_ms),
         cmocka_unit_test(test_evicted_with_last_value),
     };
