@@ -163,3 +163,23 @@ def test_no_series_store(make_bridge, broker, connect):
     ws.keep_snapshots = True
     snap = ws.recv()
     assert snap["type"] == "telemetry" and snap["snapshot"] is True
+
+
+def test_series_with_since_then_replay(make_bridge, broker, connect, wire):
+    """With a `since` that is honoured the series still comes, then the replay instead of the
+    snapshot."""
+    bridge = make_bridge({"history": {"series_points": POINTS}})
+    first = connect(bridge, rooms=["device:r-1"])
+    epoch = first.connected["payload"]["epoch"]
+    publish_samples(bridge, broker, "r-1", 2)
+    seen = first.recv_n(2)
+    missed = publish_samples(bridge, broker, "r-1", 2, start=2)
+    ws = connect(bridge)
+    ans = subscribe(ws, ["device:r-1"], series=3,
+                    since={"epoch": epoch, "seq": seen[-1]["seq"]})
+    assert ans["type"] == "subscribed" and ans["payload"]["recovered"] is True, ans
+    ser = ws.recv()
+    assert ser["type"] == "series" and len(ser["payload"]["fields"]["temperature"]) == 3, ser
+    replayed = ws.recv_n(2)
+    assert [m["payload"]["fields"]["temperature"] for m in replayed] == [v for _, v, _ in missed]
+    assert all("snapshot" not in m for m in replayed)
