@@ -20,7 +20,7 @@
 #define NOW_S INT64_C(1700000000)
 
 static tb_auth_t *auth;
-static const char *const rooms[] = {"global", "device:sensor-1", "group:building-a"};
+static const char *const rooms[] = {"global", "device:sensor-1", "group:building-a", "user:alice"};
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -44,6 +44,15 @@ static void verify(const char *token, size_t len)
     FUZZ_CHECK(g && tb_grant_exp(g) > 0 && tb_grant_sub(g));
     for (size_t i = 0; i < sizeof(rooms) / sizeof(rooms[0]); i++)
         (void)tb_grant_allows_room(g, rooms[i]);
+    /* Its own personal room is always granted (docs/protocol.md → The personal room). */
+    const char *sub = tb_grant_sub(g);
+    char own[TB_ROOM_MAX + 1];
+    if (tb_room_user_sub_valid(sub, strlen(sub))) {
+        memcpy(own, TB_ROOM_USER_PREFIX, TB_ROOM_USER_PREFIX_LEN);
+        memcpy(own + TB_ROOM_USER_PREFIX_LEN, sub, strlen(sub) + 1);
+        FUZZ_CHECK(tb_room_parse(own, strlen(own), NULL, NULL) == TB_ROOM_USER &&
+                   tb_grant_allows_room(g, own));
+    }
     (void)tb_grant_has_scope(g, "publish");
     tb_grant_free(g);
 }
