@@ -267,10 +267,6 @@ int tb_histfile_load(const char *path, tb_histfile_msg_fn fn, void *arg, tb_hist
     if (map_file(path, &cur, err, errlen) || map_file(old_path, &old, err, errlen))
         goto done;
     bool cur_ok = cur.exists && tb_histfile_parse(cur.p, cur.len, 0, NULL, NULL, &sc) == 0;
-    if (cur.exists && !cur_ok && !old.exists) {
-        tb_set_err(err, errlen, "%s: not a history file (or its header is damaged)", path);
-        goto done;
-    }
     /* PATH.1 counts when PATH goes on where it ends (a rotation): a PATH whose seq base is
      * below PATH.1's end was rewritten at a start that stopped before removing PATH.1, and
      * holds all of it that was restored. */
