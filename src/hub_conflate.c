@@ -17,8 +17,7 @@
 
 /* ---- option sets --------------------------------------------------------------------------- */
 
-/* max_hz as whole milliseconds between two sends, rounded up: never more than R a second. */
-static uint32_t interval_of(double max_hz)
+uint32_t hub_interval_ms(double max_hz)
 {
     return max_hz > 0 ? (uint32_t)ceil(1000.0 / max_hz) : 0;
 }
@@ -41,7 +40,7 @@ static void unions_clear(conn_x_t *x)
 
 int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt)
 {
-    uint32_t interval = interval_of(m->max_hz), free_slot = UINT32_MAX;
+    uint32_t interval = hub_interval_ms(m->max_hz), free_slot = UINT32_MAX;
     *opt = 0;
     if (!interval && !m->fields)
         return 0;

@@ -306,6 +306,9 @@ void hub_catch_up(tb_hub_t *h, tb_conn_t *c);
  * more than HUB_OPTS_MAX sets.
  */
 int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt);
+/* max_hz as whole milliseconds between two sends, rounded up (never more than R a second); 0
+ * for 0 (no cap). */
+uint32_t hub_interval_ms(double max_hz);
 /* Makes joined room j of c follow the option set opt (0: none), releasing the one it had. */
 void hub_opts_set(tb_conn_t *c, joined_t *j, uint32_t opt);
 /* The option set joined room j follows, or NULL. */

@@ -140,6 +140,23 @@ static bool replay_ok(const tb_hub_t *h, const tb_conn_t *c, uint64_t from)
 }
 
 /*
+ * Where a replay by seq for a request with max_hz starts: 1/R before the message at since_seq
+ * was ingested, when the history holds that far. A capped connection's held state of a device
+ * (its newest message at most 1/R older than the client's last message) is thus sent again
+ * instead of lost at a reconnect (docs/protocol.md → Subscribe options); the overlap comes
+ * through the cap, newest state last.
+ */
+static uint64_t capped_from(const tb_hub_t *h, const tb_conn_t *c, const tb_protocol_cmsg_t *m)
+{
+    int64_t ms = m->max_hz > 0 ? tb_history_ms(h->hist, m->since_seq) : INT64_MIN;
+    if (ms == INT64_MIN)
+        return m->since_seq;
+    uint64_t after = tb_history_seq_before(h->hist, ms - hub_interval_ms(m->max_hz), m->since_seq);
+    return tb_history_covers(h->hist, after, h->seq) && replay_ok(h, c, after) ? after
+                                                                               : m->since_seq;
+}
+
+/*
  * A `since` is honoured by seq when it names this epoch and the history still holds everything
  * after its seq; else by time when it has one and the history holds everything ingested since
  * then (its horizon is not later), replaying what was ingested from TB_HUB_SINCE_TIME_OVERLAP_MS
@@ -152,7 +169,7 @@ static recover_t recovery(const tb_hub_t *h, const tb_conn_t *c, const tb_protoc
         return RECOVER_NONE;
     if (strcmp(m->since_epoch, h->epoch) == 0 && tb_history_covers(h->hist, m->since_seq, h->seq) &&
         replay_ok(h, c, m->since_seq)) {
-        *from = m->since_seq;
+        *from = capped_from(h, c, m);
         return RECOVER_SEQ;
     }
     if (!m->has_since_time || tb_history_horizon(h->hist) > m->since_time_ms)

@@ -231,3 +231,29 @@ def test_fields_cut_the_replay(bridge, broker, connect, wire):
     msgs = ws2.recv_n(3)
     assert [m["payload"]["fields"] for m in msgs] == [{"a": 10}, {"a": 11}, {"a": 12}]
     ws2.expect_silence(0.3)
+
+
+def test_since_brings_back_state_held_at_a_disconnect(bridge, broker, connect, wire):
+    """A capped connection drops while a device's state is held (its newest message older than
+    the client's last one): a since subscribe with max_hz sends it again (docs/protocol.md →
+    Subscribe options, seq and since with max_hz)."""
+    ws = connect(bridge)
+    subscribe_opts(ws, ["global"], max_hz=1)
+    epoch = ws.connected["payload"]["epoch"]
+    tb.mqtt_publish_lines(broker.port, "devices/dev-h/telemetry",
+                          [json.dumps({"i": 1}), json.dumps({"i": 2})])
+    broker.publish("devices/dev-q/telemetry", json.dumps({"i": 7}))
+    got = []
+    while not any(m["payload"]["device_id"] == "dev-q" for m in got):
+        got.append(ws.recv())
+    ws.close()  # well within 1 s of dev-h's first send: its i=2 was still held
+    last_h = [m["payload"]["fields"]["i"] for m in got if m["payload"]["device_id"] == "dev-h"]
+    position = got[-1]["seq"]
+    ws2 = connect(bridge)
+    ans = ws2.request({"type": "subscribe", "payload": {
+        "rooms": ["global"], "max_hz": 1, "since": {"epoch": epoch, "seq": position}}})
+    assert ans["type"] == "subscribed" and ans["payload"]["recovered"] is True, ans
+    again = recv_for(ws2, 1.8)
+    states = last_h + [m["payload"]["fields"]["i"] for _, m in again
+                       if m["payload"]["device_id"] == "dev-h"]
+    assert states and states[-1] == 2, (last_h, again)  # the newest state arrived
