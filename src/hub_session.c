@@ -174,8 +174,10 @@ static recover_t recovery(const tb_hub_t *h, const tb_conn_t *c, const tb_protoc
     }
     if (!m->has_since_time || tb_history_horizon(h->hist) > m->since_time_ms)
         return RECOVER_NONE;
+    /* A capped request also covers what a cap held at the failover: 1/R when that is longer. */
+    int64_t overlap = TB_HUB_SINCE_TIME_OVERLAP_MS, cap = hub_interval_ms(m->max_hz);
     uint64_t after =
-        tb_history_seq_before(h->hist, m->since_time_ms - TB_HUB_SINCE_TIME_OVERLAP_MS, h->seq);
+        tb_history_seq_before(h->hist, m->since_time_ms - (cap > overlap ? cap : overlap), h->seq);
     if (!replay_ok(h, c, after))
         return RECOVER_NONE;
     *from = after;
