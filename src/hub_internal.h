@@ -1,7 +1,8 @@
 /*
  * hub_internal.h — what the files of the hub share (src/hub.c, hub_rooms.c, hub_send.c,
- * hub_session.c); not for any other module, which goes through include/telebridge/hub.h.
- * Same contract as hub.h: one thread (the transport's service thread) calls all of it.
+ * hub_session.c, hub_conflate.c, hub_persist.c); not for any other module, which goes through
+ * include/telebridge/hub.h. Same contract as hub.h: one thread (the transport's service thread)
+ * calls all of it.
  */
 #ifndef TELEBRIDGE_HUB_INTERNAL_H
 #define TELEBRIDGE_HUB_INTERNAL_H
