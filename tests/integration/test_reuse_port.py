@@ -32,6 +32,7 @@ def test_two_bridges_share_one_port(make_bridge, connect):
                        rooms=["device:dev-share"]) for i in range(CLIENTS)]
     n1 = b1.stats()["connections"]
     n2 = b2.stats()["connections"]
+    print(f"{CLIENTS} connections over two bridges on one port: {n1} and {n2}")
     assert n1 + n2 == CLIENTS, (n1, n2)
     # 40 connections all landing on one of two listeners: 2 * 2^-40 if the kernel spreads them.
     assert n1 > 0 and n2 > 0, f"the kernel gave every connection to one bridge: {n1}, {n2}"
