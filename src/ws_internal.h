@@ -133,6 +133,10 @@ static inline void tb_ws_rx_free(pss_t *pss)
  * handing each connection to s->vhost (created with no listener of its own). 0, or -1 with
  * "cannot listen on HOST:PORT: reason" in err. */
 int tb_ws_listen_open(tb_server_t *s, char *err, size_t errlen);
+/* "cannot listen on HOST:PORT: reason" into err after lws failed to listen there (without
+ * reuse_port), the reason found by binding a socket the same way (the address in use, not
+ * ours…); without one when that bind works. */
+void tb_ws_listen_explain(const tb_server_t *s, char *err, size_t errlen);
 /* Stops accepting and closes the socket: new connections go to the other processes on the
  * port. No-op when not open. */
 void tb_ws_listen_close(tb_server_t *s);

@@ -89,6 +89,48 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* Binds a socket like open_socket() but without SO_REUSEPORT or listen(), to learn why lws
+ * could not: errno's text, or NULL when the bind works now. */
+static const char *bind_error(const struct addrinfo *res, char *buf, size_t len)
+{
+    int one = 1, e = 0;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        e = bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+        close(fd);
+        if (e == 0)
+            return NULL;
+    }
+    snprintf(buf, len, "%s", strerror(e));
+    return buf;
+}
+
+void tb_ws_listen_explain(const tb_server_t *s, char *err, size_t errlen)
+{
+    const tb_config_listen_t *l = &s->cfg->listen;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8], why[128];
+    const char *reason = NULL;
+    snprintf(port, sizeof(port), "%d", l->port);
+    if (getaddrinfo(l->host, port, &hints, &res) == 0) {
+        reason = bind_error(res, why, sizeof(why));
+        freeaddrinfo(res);
+    }
+    if (reason)
+        snprintf(err, errlen,
+                 "cannot listen on %s:%d: %s (bridges sharing a port need "
+                 "listen.reuse_port in each)",
+                 l->host, l->port, reason);
+    else
+        snprintf(err, errlen, "cannot listen on %s:%d", l->host, l->port);
+}
+
 int tb_ws_listen_open(tb_server_t *s, char *err, size_t errlen)
 {
     const tb_config_listen_t *l = &s->cfg->listen;

@@ -416,7 +416,7 @@ tb_server_t *tb_server_create(const tb_server_opts_t *opts, char *err, size_t er
     if (s->cfg->listen.reuse_port)
         info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     if (!(s->vhost = lws_create_vhost(s->ctx, &info))) {
-        snprintf(err, errlen, "cannot listen on %s:%d", s->cfg->listen.host, s->cfg->listen.port);
+        tb_ws_listen_explain(s, err, errlen);
         goto fail;
     }
     if (s->cfg->listen.reuse_port && tb_ws_listen_open(s, err, errlen))

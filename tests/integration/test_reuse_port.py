@@ -65,7 +65,8 @@ def test_reuse_port_false_cannot_join_a_shared_port(make_bridge):
     sharing = make_bridge({"listen": {"reuse_port": True}})
     late = on_port(make_bridge, sharing.port, False, sharing.secret)
     log = wait_exit(late)
-    assert f"cannot listen on 127.0.0.1:{sharing.port}" in log, log
+    assert (f"cannot listen on 127.0.0.1:{sharing.port}: Address already in use (bridges sharing "
+            "a port need listen.reuse_port in each)") in log, log
     assert sharing.get("/healthz")[0] == 200
 
 
@@ -95,3 +96,12 @@ def test_one_client_id_on_two_bridges_take_over_each_other(make_bridge):
                   b.stats()["details"]["mqtt_connects"] >= 4, 10,
                   "the two bridges to take the session from each other")
     assert "mqtt connection lost" in a.log_text() + b.log_text()
+
+
+def test_port_taken_is_a_clear_start_error(make_bridge):
+    """Without reuse_port anywhere, a port already taken stops start-up, saying why."""
+    first = make_bridge()
+    late = on_port(make_bridge, first.port, False, first.secret)
+    log = wait_exit(late)
+    assert f"cannot listen on 127.0.0.1:{first.port}: Address already in use" in log, log
+    assert first.get("/healthz")[0] == 200
