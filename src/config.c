@@ -1,12 +1,11 @@
 /* config — the table of keys, defaults and strict JSON loading; see include/telebridge/config.h.
- * The dump is config_dump.c, the command-line overrides config_cli.c, the shared helpers
+ * Reading the file is config_file.c, the dump config_dump.c, the command-line overrides and the
+ * host:port parser config_cli.c, mqtt.client_id's placeholders config_mqtt.c, the shared helpers
  * config_keys.c (all through config_internal.h). */
 #include "telebridge/config.h"
 
 #include "config_internal.h"
 
-#include <errno.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +18,6 @@
 #include "telebridge/util.h"
 
 /* Hard bounds on what a config may hold. */
-#define CFG_FILE_MAX (1024 * 1024) /* a larger config file is refused */
 #define CFG_HOST_MAX TB_CONFIG_HOST_MAX
 #define CFG_CLIENT_ID_MAX 256 /* MQTT allows more; nobody needs it */
 #define CFG_PATH_MAX 4096     /* longest file path, before and after resolution */
@@ -562,62 +560,6 @@ int tb_config_apply_json(tb_config_t *cfg, const char *text, const char *base_di
     else
         rc = config_fail(err, errlen, NULL, "the top level must be a JSON object");
     json_decref(root);
-    return rc;
-}
-
-static int fail_errno(char *err, size_t errlen, const char *key, int errnum)
-{
-    char msg[TB_CONFIG_ERR_LEN];
-    if (strerror_r(errnum, msg, sizeof(msg)) != 0)
-        snprintf(msg, sizeof(msg), "error %d", errnum);
-    return config_fail(err, errlen, key, "%s", msg);
-}
-
-/* The file as a NUL-terminated heap string of at most CFG_FILE_MAX bytes, or NULL + err. */
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    char *buf = NULL;
-    size_t n;
-    int rc = tb_read_file(path, CFG_FILE_MAX, &buf, &n);
-    if (rc == -EFBIG)
-        config_fail(err, errlen, path, "larger than %d bytes", CFG_FILE_MAX);
-    else if (rc == -ENOMEM)
-        config_fail(err, errlen, path, "out of memory");
-    else if (rc)
-        fail_errno(err, errlen, path, -rc);
-    else if (memchr(buf, '\0', n))
-        config_fail(err, errlen, path, "contains a NUL byte");
-    else
-        return buf;
-    free(buf);
-    return NULL;
-}
-
-int tb_config_load_file(tb_config_t *cfg, const char *path, char *err, size_t errlen)
-{
-    char reason[TB_CONFIG_ERR_LEN];
-    char *text = NULL;
-    char *dir_copy = NULL; /* dirname() may modify its argument */
-    char *path_copy = NULL;
-    int rc = -1;
-    if (!path)
-        return config_fail(err, errlen, NULL, "no config file given");
-    if (!(text = read_file(path, err, errlen)))
-        goto out;
-    if (!(dir_copy = strdup(path)) || !(path_copy = strdup(path))) {
-        config_fail(err, errlen, path, "out of memory");
-        goto out;
-    }
-    free(cfg->path);
-    cfg->path = path_copy;
-    path_copy = NULL;
-    rc = tb_config_apply_json(cfg, text, dirname(dir_copy), reason, sizeof(reason));
-    if (rc != 0)
-        config_fail(err, errlen, path, "%s", reason);
-out:
-    free(text);
-    free(dir_copy);
-    free(path_copy);
     return rc;
 }
 
