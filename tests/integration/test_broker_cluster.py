@@ -20,7 +20,8 @@ NODES = 3
 RATE = 40          # messages per second from the sensor
 BEFORE_KILL_S = 1.5
 AFTER_KILL_S = 3.0
-CLUSTER_START_S = 30.0
+CLUSTER_START_S = 60.0  # a loaded machine, ASan bridges: JetStream takes its time
+PROBE_EVERY_S = 1.0
 FAILOVER_S = 40.0  # the bridge back on a node; docs/operations.md has the measured times
 # NATS redelivers what a session did not acknowledge after ack_wait (30 s by default); a
 # failover sometimes stalls a moved session until then. Shorter here to keep the test short.
@@ -71,6 +72,22 @@ class NatsCluster:
         for i in range(NODES):
             tb.wait_until(lambda: mqtt_connects(self.mqtt_ports[i]), CLUSTER_START_S,
                           f"MQTT on node {i + 1}:\n{self.log_tail()}", interval=0.5)
+        self.wait_flowing()
+
+    def wait_flowing(self):
+        """Waits until QoS 1 messages published on node 1 reach subscribers on nodes 2 and 3:
+        the MQTT streams exist and have leaders, so a session made now gets its messages."""
+        subs = [QoS1Subscriber(port, "devices/tb-ready/status") for port in self.mqtt_ports[1:]]
+        try:
+            tb.wait_until(lambda: all(s.subscribed for s in subs), CLUSTER_START_S,
+                          f"SUBACKs on nodes 2 and 3:\n{self.log_tail()}", interval=0.2)
+            tb.wait_until(lambda: publish_then(self.mqtt_ports[0], "devices/tb-ready/status",
+                                               lambda: all(s.got for s in subs)),
+                          CLUSTER_START_S, f"node 1's messages on nodes 2 and 3:\n"
+                          f"{self.log_tail()}", interval=0.0)
+        finally:
+            for s in subs:
+                s.close()
 
     def meta_leader(self, i):
         """The JetStream meta leader's name as node i sees it ("n1"…), or None."""
@@ -103,6 +120,49 @@ class NatsCluster:
     def log_tail(self):
         return "\n".join(f"--- {log}:\n{log.read_text(errors='replace')[-1500:]}"
                          for log in self.logs if log.exists())
+
+
+class QoS1Subscriber:
+    """A paho client (clean session) on one node subscribed to topic at QoS 1, counting what
+    arrives."""
+
+    def __init__(self, port, topic):
+        self.got = 0
+        self.subscribed = False
+        self.c = paho.Client(client_id=f"tb-ready-{uuid.uuid4().hex[:8]}", clean_session=True)
+        self.c.on_connect = lambda client, userdata, flags, rc: client.subscribe(topic, 1)
+        self.c.on_subscribe = lambda client, userdata, mid, granted: setattr(self, "subscribed",
+                                                                            True)
+        self.c.on_message = lambda client, userdata, msg: setattr(self, "got", self.got + 1)
+        self.c.connect("127.0.0.1", port, keepalive=10)
+        self.c.loop_start()
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def publish_then(port, topic, arrived):
+    """Publishes one QoS 1 message on the node, then waits up to PROBE_EVERY_S for arrived();
+    returns what it last returned (one isolated message may be lost: the caller publishes
+    again)."""
+    tb.mqtt_publish(port, topic, "online")
+    deadline = time.monotonic() + PROBE_EVERY_S
+    while not arrived() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return arrived()
+
+
+def start_on_cluster(bridge, probe_port):
+    """Starts the bridge and waits until its session takes messages: probes published on node
+    1 until one is ingested (the cluster may lose one, or hold it until ack_wait)."""
+    bridge.probe = False
+    bridge.start()
+    before = bridge.stats()["messages_in"]
+    tb.wait_until(lambda: publish_then(probe_port, "devices/tb-probe/status",
+                                       lambda: bridge.stats()["messages_in"] > before),
+                  CLUSTER_START_S, f"{bridge.name} to ingest a probe from node 1", interval=0.0)
+    return bridge
 
 
 def mqtt_connects(port):
@@ -176,8 +236,7 @@ def test_cluster_node_killed_bridge_moves_on_and_keeps_its_backlog(make_bridge, 
         bridges = []
         for hosts in ([n2, n3, n1], [n3, n2, n1]):
             b = make_bridge({"mqtt": {"hosts": hosts}}, start=False)
-            b.broker_port = cluster.mqtt_ports[0]  # the probe publishes on node 1
-            bridges.append(b.start())
+            bridges.append(start_on_cluster(b, cluster.mqtt_ports[0]))
         a, b = bridges
         assert a.stats()["details"]["mqtt_node"] == 0 and b.stats()["details"]["mqtt_node"] == 0
         ws_a = connect(a, rooms=[f"device:{DEVICE}"])
