@@ -356,7 +356,7 @@ void tb_hub_heartbeat(tb_hub_t *h, int64_t mono_ms)
  * what they did before options existed.
  */
 static void deliver_room(tb_hub_t *h, room_t *r, tb_frame_t *f, room_t *const *rooms, size_t n,
-                         const char *device)
+                         hub_device_t *device)
 {
     for (uint32_t i = 0; i < r->n_members; i++) {
         tb_conn_t *c = r->members[i].conn;
@@ -384,6 +384,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *nam
 {
     room_t *rooms[ROOMS_PER_MESSAGE];
     size_t k = 0;
+    hub_device_t dev = {.id = device};
     if (tb_history_add(h->hist, f, ms, names, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
                f->seq);
@@ -395,7 +396,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *nam
         if ((rooms[k] = hub_room_find(h, names[i], strlen(names[i]))))
             k++;
     for (size_t i = 0; i < k; i++)
-        deliver_room(h, rooms[i], f, rooms, k, device);
+        deliver_room(h, rooms[i], f, rooms, k, device ? &dev : NULL);
     h->route_ms = 0;
 }
 

@@ -24,14 +24,15 @@ uint32_t hub_interval_ms(double max_hz)
 
 conn_x_t *hub_conn_x(tb_conn_t *c)
 {
-    if (!c->x)
-        c->x = calloc(1, sizeof(*c->x));
+    if (!c->x && (c->x = calloc(1, sizeof(*c->x))))
+        c->x->gen = 1; /* no policy remembered yet (policy_gen 0) */
     return c->x;
 }
 
-/* Forgets c's cached unions (an option set changed). */
+/* Forgets c's cached unions (an option set changed), and the remembered policy with them. */
 static void unions_clear(conn_x_t *x)
 {
+    x->gen++;
     for (int i = 0; i < CONN_UNIONS; i++) {
         tb_project_unref(x->unions[i].fields);
         x->unions[i] = (fields_union_t){0};
@@ -78,6 +79,8 @@ int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt)
 
 void hub_opts_set(tb_conn_t *c, joined_t *j, uint32_t opt)
 {
+    if (c->x)
+        c->x->gen++;
     if (j->opt)
         c->x->opts[j->opt - 1].refs--;
     j->opt = opt & 0x3f;
@@ -190,15 +193,25 @@ static void entries_reclaim(tb_hub_t *h, conn_x_t *x, int64_t now)
 }
 
 /* c's entry of device, created on first use; NULL when out of memory or at the bound. */
-static conflate_entry_t *entry_get(tb_hub_t *h, tb_conn_t *c, const char *device, int64_t now)
+/* Fills in d's length and hash when not yet done. */
+static void device_key(hub_device_t *d)
+{
+    if (!d->len) {
+        d->len = strlen(d->id);
+        d->hash = tb_hash_fnv1a(d->id, d->len);
+    }
+}
+
+static conflate_entry_t *entry_get(tb_hub_t *h, tb_conn_t *c, hub_device_t *d, int64_t now)
 {
     conn_x_t *x = c->x;
-    size_t len = strlen(device);
     if (!x->entries.buckets &&
         tb_strhash_init(&x->entries, 8,
                         offsetof(conflate_entry_t, id) - offsetof(conflate_entry_t, node)))
         return NULL;
-    tb_strhash_node_t *n = tb_strhash_find(&x->entries, device, len);
+    device_key(d);
+    size_t len = d->len;
+    tb_strhash_node_t *n = tb_strhash_find_hash(&x->entries, d->id, len, d->hash);
     if (n)
         return TB_STRHASH_ENTRY(n, conflate_entry_t, node);
     if (x->entries.count >= entries_max(h))
@@ -207,7 +220,7 @@ static conflate_entry_t *entry_get(tb_hub_t *h, tb_conn_t *c, const char *device
     if (!e)
         return NULL;
     *e = (conflate_entry_t){.conn = c, .sent_ms = INT64_MIN};
-    memcpy(e->id, device, len + 1);
+    memcpy(e->id, d->id, len + 1);
     tb_strhash_insert(&x->entries, &e->node);
     return e;
 }
@@ -306,7 +319,7 @@ static bool rooms_have(room_t *const *rooms, size_t n, const room_t *r)
 
 /* The least restrictive of c's rooms among rooms[0..n): an uncapped room or one with every
  * field wins; else the smallest interval and the union of the field sets. */
-static policy_t conn_policy(tb_conn_t *c, room_t *const *rooms, size_t n)
+static policy_t policy_compute(tb_conn_t *c, room_t *const *rooms, size_t n)
 {
     policy_t p = {.interval_ms = UINT32_MAX};
     bool uncapped = false, all_fields = false, several = false;
@@ -335,6 +348,26 @@ static policy_t conn_policy(tb_conn_t *c, room_t *const *rooms, size_t n)
         p.fields = fields_union(c->x, mask);
     if (c->x->slow && p.interval_ms < SLOW_INTERVAL_MS)
         p.interval_ms = SLOW_INTERVAL_MS;
+    return p;
+}
+
+/* policy_compute(), remembered for the next message of the same rooms: a fleet's messages to
+ * one connection mostly match the same of its rooms (global, a group). */
+static policy_t conn_policy(tb_conn_t *c, room_t *const *rooms, size_t n)
+{
+    conn_x_t *x = c->x;
+    if (x->policy_gen == x->gen && x->policy_n == n &&
+        memcmp(x->policy_rooms, rooms, n * sizeof(*rooms)) == 0)
+        return (policy_t){.interval_ms = x->policy_interval,
+                          .fields = x->policy_fields,
+                          .matched = x->policy_matched};
+    policy_t p = policy_compute(c, rooms, n);
+    x->policy_gen = x->gen;
+    x->policy_n = (uint32_t)n;
+    memcpy(x->policy_rooms, rooms, n * sizeof(*rooms));
+    x->policy_interval = p.interval_ms;
+    x->policy_fields = p.fields;
+    x->policy_matched = p.matched;
     return p;
 }
 
@@ -384,7 +417,7 @@ static void send_now(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
 /* ---- delivery ------------------------------------------------------------------------------ */
 
 void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *const *rooms, size_t n,
-                          const char *device)
+                          hub_device_t *device)
 {
     if (f->kind != TB_FRAME_TELEMETRY) {
         send_now(h, c, f); /* status and alerts are never held or cut */
@@ -439,7 +472,8 @@ void hub_conflate_replay(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, const char *p
     room_t *rooms[ROOMS_PER_MESSAGE];
     char buf[TB_ROOM_MAX + 1];
     size_t k = resolve_packed(h, packed, n, rooms);
-    hub_conflate_deliver(h, c, f, rooms, k, frame_device(f, buf));
+    hub_device_t dev = {.id = frame_device(f, buf)};
+    hub_conflate_deliver(h, c, f, rooms, k, dev.id ? &dev : NULL);
 }
 
 void hub_conflate_snapshot(tb_hub_t *h, tb_conn_t *c, tb_frame_t *s, const room_t *r)
@@ -529,12 +563,14 @@ int64_t tb_hub_send_held(tb_hub_t *h, int64_t mono_ms)
 bool hub_conflate_hold(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f)
 {
     char buf[TB_ROOM_MAX + 1];
-    const char *device = frame_device(f, buf);
+    hub_device_t dev = {.id = frame_device(f, buf)};
     int64_t now = tb_mono_ms();
     conn_x_t *x = hub_conn_x(c);
-    conflate_entry_t *e = device && x ? entry_get(h, c, device, now) : NULL;
+    conflate_entry_t *e = dev.id && x ? entry_get(h, c, &dev, now) : NULL;
     if (!e)
         return false;
+    if (!x->slow)
+        x->gen++;
     x->slow = true;
     if (entry_hold(h, e, f, SLOW_INTERVAL_MS, now))
         return false;

@@ -95,6 +95,14 @@ typedef struct conflate_entry {
     char id[];         /* the device id */
 } conflate_entry_t;
 
+/* A device id with its length and strhash hash (len 0: not computed yet, hub_device_key()),
+ * computed once per routed message for all the connections that conflate it. */
+typedef struct {
+    const char *id;
+    size_t len;
+    uint32_t hash;
+} hub_device_t;
+
 /* A cached union of several option sets' fields, for a message matching rooms of each. */
 typedef struct {
     uint64_t mask; /* bit i: opts[i]; 0: unused */
@@ -111,7 +119,15 @@ typedef struct {
 typedef struct {
     hub_opts_t *opts; /* opts[0..n_opts): joined_t.opt - 1 indexes it */
     uint32_t n_opts, cap_opts;
-    bool slow;            /* slow_consumer "conflate" holds back its telemetry (hub_send.c) */
+    bool slow; /* slow_consumer "conflate" holds back its telemetry (hub_send.c) */
+    /* The last message's policy (hub_conflate.c conn_policy()): for the same rooms, while gen
+     * (bumped by every change of the rooms' options, and of slow) stays. */
+    uint32_t gen, policy_gen;
+    uint32_t policy_interval;
+    uint32_t policy_n;
+    bool policy_matched;
+    tb_project_t *policy_fields;
+    room_t *policy_rooms[ROOMS_PER_MESSAGE];
     tb_strhash_t entries; /* conflate_entry_t by device id; buckets allocated on first use */
     fields_union_t unions[CONN_UNIONS];
 } conn_x_t;
@@ -325,11 +341,12 @@ conn_x_t *hub_conn_x(tb_conn_t *c);
  * field win, else the highest max_hz and the union of the fields), is projected to its fields
  * (not sent when none is there) and, when capped and sent less than the interval ago, held: the
  * device's newest state goes when the interval has passed (tb_hub_send_held()). device: the
- * device id of an ingested message, NULL (no conflation) for a published one. Other frames are
+ * device of an ingested message (its key filled in on first use), NULL (no conflation) for a
+ * published one. Other frames are
  * queued as they are.
  */
 void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *const *rooms, size_t n,
-                          const char *device);
+                          hub_device_t *device);
 /* The same for a frame replayed from the history (its packed room names, see history.h). */
 void hub_conflate_replay(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, const char *packed, size_t n);
 /* Queues snapshot copy s (one reference, taken) of a device frame on c, sent for room r: projected

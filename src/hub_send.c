@@ -521,8 +521,10 @@ void tb_hub_conn_sent(tb_hub_t *h, tb_conn_t *c)
     c->q_head = (c->q_head + 1) & (c->q_cap - 1);
     c->q_len--;
     /* slow_consumer "conflate" ends once the queue drained to half its bound. */
-    if (c->x && c->x->slow && c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages / 2)
+    if (c->x && c->x->slow && c->q_len <= (uint32_t)h->cfg->limits.send_queue_messages / 2) {
         c->x->slow = false;
+        c->x->gen++;
+    }
     if (c->cu)
         hub_catch_up(h, c);
 }

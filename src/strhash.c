@@ -30,7 +30,12 @@ void tb_strhash_fini(tb_strhash_t *t)
 
 tb_strhash_node_t *tb_strhash_find(const tb_strhash_t *t, const char *key, size_t len)
 {
-    uint32_t hash = tb_hash_fnv1a(key, len);
+    return tb_strhash_find_hash(t, key, len, tb_hash_fnv1a(key, len));
+}
+
+tb_strhash_node_t *tb_strhash_find_hash(const tb_strhash_t *t, const char *key, size_t len,
+                                        uint32_t hash)
+{
     for (tb_strhash_node_t *n = t->buckets[hash & (t->n_buckets - 1)]; n; n = n->next) {
         const char *k = node_key(t, n);
         if (n->hash == hash && strncmp(k, key, len) == 0 && k[len] == '\0')

@@ -41,6 +41,9 @@ void tb_strhash_fini(tb_strhash_t *t);
 
 /* The node whose key is key[0..len) (key need not be terminated), or NULL. */
 tb_strhash_node_t *tb_strhash_find(const tb_strhash_t *t, const char *key, size_t len);
+/* The same with hash = tb_hash_fnv1a(key, len) computed by the caller (once for many tables). */
+tb_strhash_node_t *tb_strhash_find_hash(const tb_strhash_t *t, const char *key, size_t len,
+                                        uint32_t hash);
 /* Indexes n, whose record's key is set; the caller makes sure the key is not indexed yet. */
 void tb_strhash_insert(tb_strhash_t *t, tb_strhash_node_t *n);
 /* Removes n, which is indexed. O(its chain). */

@@ -5,6 +5,7 @@
 #
 #   tools/bench/callgrind.sh [--messages 2000] [--subs 100] [--top 25] [--rate 100]
 #                            [--deflate] [--payload minimal|demo] [--bin build/bin] [--out DIR]
+#                            [--subscribe-options '"max_hz":1']
 #
 # Two runs of telebridge under callgrind (instrumentation switched on by the bench just before
 # it publishes and off after the last delivery):
@@ -17,7 +18,10 @@
 # --deflate) for callgrind_annotate --inclusive=yes or kcachegrind; DIR is --out, or a new
 # /tmp/telebridge-callgrind.XXXXXX (so that runs at the same time keep apart), printed at the end.
 # --deflate: the subscribers compress (telebridge-bench --deflate); --payload: what each message
-# carries; --bin: the binaries' folder. Needs valgrind.
+# carries; --bin: the binaries' folder; --subscribe-options: members added to the fan-out
+# subscribers' subscribe (max_hz, fields): the loss check is then off (conflation folds messages
+# away) and the figure to read is Ir per message and subscriber, (fan-out - ingest) / (messages
+# x subscribers). Needs valgrind.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 TB_SCRIPT=bench/callgrind.sh
@@ -38,6 +42,8 @@ READY_TIMEOUT_VALGRIND=60
 EXTRA=()
 OUT=
 TAG= # in the kept files' names: -deflate with --deflate
+SUB_OPTS=()
+CHECK=(--check)
 
 while (($#)); do
     case "$1" in
@@ -47,6 +53,7 @@ while (($#)); do
     --rate) RATE=${2:?}; shift 2 ;;
     --deflate) EXTRA+=(--deflate); TAG=-deflate; shift ;;
     --payload) EXTRA+=(--payload "${2:?}"); shift 2 ;;
+    --subscribe-options) SUB_OPTS=(--subscribe-options "${2:?}"); CHECK=(); shift 2 ;;
     --bin) BENCH_BIN=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
@@ -67,7 +74,7 @@ profile_run() {
     BENCH_READY_TIMEOUT=$READY_TIMEOUT_VALGRIND
     bench_start_broker || return 1
     bench_start_server telebridge 1000 || return 1
-    out=$(bench_measure --rate "$RATE" --messages "$MESSAGES" --duration 600 --check \
+    out=$(bench_measure --rate "$RATE" --messages "$MESSAGES" --duration 600 "${CHECK[@]}" \
         --exec-before "callgrind_control -i on $SERVER_PID >/dev/null" \
         --exec-after "callgrind_control -i off $SERVER_PID >/dev/null" "${EXTRA[@]}" "$@" \
         2>/dev/null) \
@@ -84,16 +91,17 @@ profile_run() {
 
 trap bench_stop_all EXIT
 trap 'exit 130' INT TERM
-read -r fan_ir fan_n < <(profile_run fanout --subs "$SUBS" --mix global=100)
+read -r fan_ir fan_n < <(profile_run fanout --subs "$SUBS" --mix global=100 "${SUB_OPTS[@]}")
 read -r ing_ir ing_n < <(profile_run ingest --subs 1 --mix device=100)
-"$PYTHON" - "$MESSAGES" "$fan_ir" "$fan_n" "$ing_ir" "$ing_n" <<'PY'
+"$PYTHON" - "$MESSAGES" "$fan_ir" "$fan_n" "$ing_ir" "$ing_n" "$SUBS" <<'PY'
 import sys
-m, fan_ir, fan_n, ing_ir, ing_n = (int(x) for x in sys.argv[1:])
+m, fan_ir, fan_n, ing_ir, ing_n, subs = (int(x) for x in sys.argv[1:])
 print(f"messages {m}, fan-out deliveries {fan_n}, ingest-run deliveries {ing_n}")
 print(f"Ir fan-out run {fan_ir:,}, ingest run {ing_ir:,}")
 print(f"Ir per ingested message: {ing_ir / m:,.0f}")
 print(f"Ir per delivery (marginal): {(fan_ir - ing_ir) / (fan_n - ing_n):,.0f}")
 print(f"Ir per delivery (whole fan-out run, ingest included): {fan_ir / fan_n:,.0f}")
+print(f"Ir per message and subscriber (marginal): {(fan_ir - ing_ir) / (m * subs):,.0f}")
 PY
 printf '\nTop functions of the fan-out run (self Ir):\n'
 sed -n '/^Ir/,$p' "$OUT/fanout$TAG.txt" | head -n "$((TOP + 2))"
