@@ -454,6 +454,9 @@ int tb_server_run(tb_server_t *s)
     while (!atomic_load(&s->stop))
         if (!ev_run(s->loop, 0) && !atomic_load(&s->stop))
             return -1;
+    /* A shared port's new connections go to the other bridges from now on, not into a backlog
+     * nobody accepts from while the MQTT side stops and the drain runs. */
+    tb_ws_listen_close(s);
     return 0;
 }
 
@@ -468,7 +471,6 @@ void tb_server_drain(tb_server_t *s)
 {
     int64_t deadline = tb_mono_ms() + TB_SERVER_DRAIN_MS;
     s->draining = true;
-    tb_ws_listen_close(s); /* a shared port's new connections go to the other bridges */
     /* Each ev_run(EVRUN_ONCE) waits for one event; this timer bounds the last wait. */
     ev_timer_init(&s->deadline, on_deadline, TB_SERVER_DRAIN_MS / 1000.0, 0.0);
     ev_timer_start(s->loop, &s->deadline);

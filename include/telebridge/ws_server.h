@@ -47,7 +47,9 @@ int tb_server_port(const tb_server_t *s);
 /* THREAD-SAFE. Asks run() to return (the graceful close is tb_server_drain()). */
 void tb_server_request_stop(tb_server_t *s);
 
-/* Serves until a stop is requested. Returns 0, or -1 when the event loop failed. */
+/* Serves until a stop is requested. Returns 0, or -1 when the event loop failed. On a stop
+ * request the shared listener of listen.reuse_port is closed before it returns, so that the
+ * other processes on the port take the new connections. */
 int tb_server_run(tb_server_t *s);
 
 /*

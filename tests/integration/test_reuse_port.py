@@ -4,6 +4,7 @@ client gets its messages from whichever bridge took it, and a port that is not s
 clear start-up error."""
 
 import json
+import signal
 import socket
 import time
 
@@ -105,3 +106,34 @@ def test_port_taken_is_a_clear_start_error(make_bridge):
     log = wait_exit(late)
     assert f"cannot listen on 127.0.0.1:{first.port}: Address already in use" in log, log
     assert first.get("/healthz")[0] == 200
+
+
+def test_a_stopping_bridge_leaves_the_port_to_the_other(make_bridge, connect):
+    """docs/operations.md → Several bridges on one host: on SIGTERM a bridge closes its shared
+    listener first, so connections made while it drains its clients go to the other bridge
+    (none is answered 503)."""
+    stays = make_bridge({"listen": {"reuse_port": True}})
+    stops = on_port(make_bridge, stays.port, True, stays.secret).start()
+    token = stays.mint(rooms=("global",))
+    # Clients on the stopping bridge keep it draining (it closes them with 1001, then exits).
+    held = [connect(stays, token=token) for _ in range(10)]
+    assert stops.stats()["connections"] > 0
+    before = stays.stats()["details"]["connections_total"]
+    stops.send_signal(signal.SIGTERM)
+    tb.wait_until(lambda: 'msg="stopping"' in stops.log_text(), 5, "the stop to begin")
+    statuses, resets = [], 0
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        try:
+            s, status, _, _ = tb.raw_handshake(stays.port, path=f"/ws?token={token}")
+        except ConnectionResetError:
+            resets += 1  # one accepted into the backlog as the listener closed
+            continue
+        statuses.append(status)
+        s.close()
+    assert statuses and set(statuses) == {101}, statuses
+    assert resets <= 1, resets
+    tb.wait_until(lambda: stays.stats()["details"]["connections_total"] >= before + len(statuses),
+                  5, "the surviving bridge to count them")
+    assert stops.stop(sig=None) == 0
+    del held
