@@ -377,14 +377,15 @@ static void deliver_room(tb_hub_t *h, room_t *r, tb_frame_t *f, room_t *const *r
 
 /*
  * Records f (which has its seq, routed at ms) in the history and queues it on the members of rooms.
- * device: the device id of an ingested message (for conflation), NULL for a published one.
+ * device: the device id of an ingested message (for conflation), NULL for a published one;
+ * payload: its payload object (for projections), or NULL.
  */
 static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *names, size_t n,
-                  const char *device)
+                  const char *device, const json_t *payload)
 {
     room_t *rooms[ROOMS_PER_MESSAGE];
     size_t k = 0;
-    hub_device_t dev = {.id = device};
+    hub_device_t dev = {.id = device, .frame = f, .payload = payload, .ms = ms};
     if (tb_history_add(h->hist, f, ms, names, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
                f->seq);
@@ -428,7 +429,7 @@ static void emit_alert(tb_hub_t *h, tb_lastvalue_entry_t *e, const tb_alert_even
         return;
     }
     f->ingest_us = m->ingest_us; /* its latency runs from the sample's arrival */
-    route(h, f, now, dr->ptrs, dr->n, NULL);
+    route(h, f, now, dr->ptrs, dr->n, NULL, NULL);
     tb_frame_unref(f);
 }
 
@@ -469,7 +470,7 @@ void tb_hub_ingest(tb_hub_t *h, tb_msg_t *m)
     tb_lastvalue_entry_t *e = tb_lastvalue_update(h->lv, m, f);
     h->counters.device_evictions = tb_lastvalue_evictions(h->lv);
     if (f) {
-        route(h, f, now, dr.ptrs, dr.n, telemetry ? m->device_id : NULL);
+        route(h, f, now, dr.ptrs, dr.n, telemetry ? m->device_id : NULL, m->payload);
         tb_frame_unref(f);
     } else {
         tb_log(TB_LOG_ERROR, "out of memory encoding a device message", "seq=%" PRIu64, seq);
@@ -492,7 +493,7 @@ uint64_t tb_hub_publish(tb_hub_t *h, const char *room, const char *type, const j
         return 0;
     f->ingest_us = tb_now_us();
     h->counters.published++;
-    route(h, f, now, &room, 1, NULL);
+    route(h, f, now, &room, 1, NULL, NULL);
     tb_hub_flush(h); /* outside a batch: into the file before the frame reaches a socket */
     tb_frame_unref(f);
     return seq;

@@ -39,7 +39,36 @@ static void unions_clear(conn_x_t *x)
     }
 }
 
-int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt)
+/*
+ * The hub's one set equal to p (taking p's reference: p itself, now listed, or the listed one with
+ * a new reference, p released). Sets no connection holds any more go first. NULL when out of
+ * memory (p released).
+ */
+static tb_project_t *set_intern(tb_hub_t *h, tb_project_t *p)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < h->n_sets; i++) {
+        if (!tb_project_shared(h->sets[i]))
+            tb_project_unref(h->sets[i]);
+        else
+            h->sets[kept++] = h->sets[i];
+    }
+    h->n_sets = kept;
+    for (uint32_t i = 0; i < h->n_sets; i++) {
+        if (tb_project_equal(h->sets[i], p)) {
+            tb_project_unref(p);
+            return tb_project_ref(h->sets[i]);
+        }
+    }
+    if (hub_grow_for_one((void **)&h->sets, &h->cap_sets, h->n_sets, 8, sizeof(*h->sets))) {
+        tb_project_unref(p);
+        return NULL;
+    }
+    h->sets[h->n_sets++] = tb_project_ref(p);
+    return p;
+}
+
+int hub_opts_find(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt)
 {
     uint32_t interval = hub_interval_ms(m->max_hz), free_slot = UINT32_MAX;
     *opt = 0;
@@ -49,6 +78,8 @@ int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt)
     if (!x)
         return -1;
     tb_project_t *fields = m->fields ? tb_project_new(m->fields) : NULL;
+    if (fields)
+        fields = set_intern(h, fields);
     if (m->fields && !fields)
         return -1;
     for (uint32_t i = 0; i < x->n_opts; i++) {
@@ -375,6 +406,11 @@ static policy_t conn_policy(tb_conn_t *c, room_t *const *rooms, size_t n)
 
 void hub_pcache_release(tb_hub_t *h)
 {
+    for (uint32_t i = 0; i < h->n_sets; i++)
+        tb_project_unref(h->sets[i]);
+    free(h->sets);
+    h->sets = NULL;
+    h->n_sets = h->cap_sets = 0;
     for (int i = 0; i < HUB_PCACHE; i++) {
         tb_frame_unref(h->pcache[i].src);
         tb_frame_unref(h->pcache[i].out);
@@ -388,15 +424,18 @@ void hub_pcache_release(tb_hub_t *h)
  * borrowed from the hub's cache until HUB_PCACHE other projections were made: queue it at once.
  * NULL when none of f's fields is in the set, or when out of memory.
  */
-static tb_frame_t *projected(tb_hub_t *h, tb_frame_t *f, tb_project_t *fields)
+static tb_frame_t *projected(tb_hub_t *h, tb_frame_t *f, tb_project_t *fields,
+                             const hub_device_t *dev)
 {
     if (!fields || f->kind != TB_FRAME_TELEMETRY)
         return f;
     for (int i = 0; i < HUB_PCACHE; i++)
-        if (h->pcache[i].src == f && tb_project_equal(h->pcache[i].fields, fields))
+        if (h->pcache[i].src == f && h->pcache[i].fields == fields) /* sets are interned */
             return h->pcache[i].out;
     bool none;
-    tb_frame_t *out = tb_project_frame(f, fields, &none);
+    tb_frame_t *out = dev && dev->payload && dev->frame == f
+                          ? tb_project_payload(f, dev->payload, dev->ms, fields, &none)
+                          : tb_project_frame(f, fields, &none);
     uint32_t i = h->pcache_next++ % HUB_PCACHE;
     tb_frame_unref(h->pcache[i].src);
     tb_frame_unref(h->pcache[i].out);
@@ -424,7 +463,7 @@ void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *cons
         return;
     }
     policy_t p = conn_policy(c, rooms, n);
-    tb_frame_t *out = projected(h, f, p.fields);
+    tb_frame_t *out = projected(h, f, p.fields, device);
     if (!out)
         return; /* none of the fields asked for */
     int64_t now = h->route_ms ? h->route_ms : tb_mono_ms();
@@ -540,7 +579,7 @@ static void entry_send(tb_hub_t *h, conflate_entry_t *e, int64_t now)
         state = held;
     policy_t p = conn_policy(c, rooms, n);
     bool news = p.matched && !c->close_code && state->seq > e->sent_seq;
-    tb_frame_t *out = news ? projected(h, state, p.fields) : NULL;
+    tb_frame_t *out = news ? projected(h, state, p.fields, NULL) : NULL;
     if (out) {
         e->sent_ms = now;
         e->sent_seq = state->seq;

@@ -101,6 +101,11 @@ typedef struct {
     const char *id;
     size_t len;
     uint32_t hash;
+    /* The routed frame's payload object and envelope time, for projecting it without a parse
+     * (tb_project_payload()); NULL when not at hand. */
+    const tb_frame_t *frame;
+    const json_t *payload;
+    int64_t ms;
 } hub_device_t;
 
 /* A cached union of several option sets' fields, for a message matching rooms of each. */
@@ -249,6 +254,10 @@ struct tb_hub {
         tb_project_t *fields;
     } pcache[HUB_PCACHE];
     uint32_t pcache_next;
+    /* Every distinct field set in use, one reference each (hub_opts_find()); a set only this
+     * array holds is dropped when the next one is added. */
+    tb_project_t **sets;
+    uint32_t n_sets, cap_sets;
     char epoch[TB_EPOCH_LEN];
     tb_hub_counters_t counters;
 };
@@ -318,11 +327,13 @@ void hub_catch_up(tb_hub_t *h, tb_conn_t *c);
 
 /*
  * The opt value (joined_t.opt) for the options of subscribe m on c: 0 when m sets neither max_hz
- * nor fields, else 1 + the index of an equal set c already has or of a new one. Takes no
+ * nor fields, else 1 + the index of an equal set c already has or of a new one. Equal field sets
+ * of all connections are one object (tb_hub.sets), so that the projection cache matches them by
+ * pointer. Takes no
  * reference (hub_opts_set() does). 0 and *opt, or -1 when out of memory or when c would hold
  * more than HUB_OPTS_MAX sets.
  */
-int hub_opts_find(tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt);
+int hub_opts_find(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t *m, uint32_t *opt);
 /* max_hz as whole milliseconds between two sends, rounded up (never more than R a second); 0
  * for 0 (no cap). */
 uint32_t hub_interval_ms(double max_hz);
@@ -356,7 +367,7 @@ void hub_conflate_snapshot(tb_hub_t *h, tb_conn_t *c, tb_frame_t *s, const room_
  * (which then conflates at 1 Hz until its queue drains to half). Takes a reference to f; false
  * when f is no device's message or out of memory (nothing held). */
 bool hub_conflate_hold(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f);
-/* Releases the hub's projection cache (before destroy). */
+/* Releases the hub's projection cache and field sets (before destroy). */
 void hub_pcache_release(tb_hub_t *h);
 
 /* ---- history.file (hub_persist.c) ----------------------------------------------------------- */

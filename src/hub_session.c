@@ -223,7 +223,7 @@ static void handle_subscribe(tb_hub_t *h, tb_conn_t *c, const tb_protocol_cmsg_t
         hub_conn_error(h, c, TB_ERR_BAD_REQUEST, refused, NULL, m->request_id);
         return;
     }
-    if (hub_opts_find(c, m, &opt)) {
+    if (hub_opts_find(h, c, m, &opt)) {
         hub_conn_error(h, c, TB_ERR_BAD_REQUEST,
                        "payload: too many different max_hz/fields options on this connection", NULL,
                        m->request_id);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "telebridge/protocol.h"
+#include "telebridge/room.h"
+
 /* names[] sorted by strcmp, each a copy owned by the set. */
 struct tb_project {
     size_t refs;
@@ -48,6 +51,11 @@ void tb_project_unref(tb_project_t *p)
     for (size_t i = 0; i < p->n; i++)
         free(p->names[i]);
     free(p);
+}
+
+bool tb_project_shared(const tb_project_t *p)
+{
+    return p->refs > 1;
 }
 
 bool tb_project_has(const tb_project_t *p, const char *name)
@@ -102,5 +110,52 @@ tb_frame_t *tb_project_frame(const tb_frame_t *f, const tb_project_t *p, bool *n
              (out = tb_frame_from_json(env, (tb_frame_kind_t)f->kind, f->seq)))
         out->ingest_us = f->ingest_us; /* the same message: the same delivery latency */
     json_decref(env);
+    return out;
+}
+
+/* payload's members in order, with `fields` cut to p (a new object; NULL when out of memory),
+ * *kept the fields that remain. */
+static json_t *payload_cut(const json_t *payload, const tb_project_t *p, size_t *kept)
+{
+    json_t *out = json_object(), *v;
+    const char *key;
+    *kept = 0;
+    json_object_foreach((json_t *)payload, key, v)
+    {
+        if (!out)
+            break;
+        if (strcmp(key, "fields") != 0) {
+            json_object_set(out, key, v);
+            continue;
+        }
+        json_t *fields = json_object(), *fv;
+        const char *name;
+        json_object_foreach(v, name, fv) if (fields && tb_project_has(p, name))
+            json_object_set(fields, name, fv);
+        *kept = json_object_size(fields);
+        if (!fields || json_object_set_new(out, key, fields)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+tb_frame_t *tb_project_payload(const tb_frame_t *f, const json_t *payload, int64_t ms,
+                               const tb_project_t *p, bool *none)
+{
+    char room[TB_ROOM_MAX + 1], *json = NULL;
+    size_t kept, len;
+    tb_frame_t *out = NULL;
+    *none = false;
+    json_t *cut = tb_protocol_device_room(f, room) ? payload_cut(payload, p, &kept) : NULL;
+    if (cut && kept == 0)
+        *none = true;
+    else if (cut && tb_frame_json_encode(cut, SIZE_MAX, &json, &len) == 0 &&
+             (out = tb_protocol_device_spliced("telemetry", room, json, len, f->seq, ms,
+                                               (tb_frame_kind_t)f->kind)))
+        out->ingest_us = f->ingest_us;
+    free(json);
+    json_decref(cut);
     return out;
 }

@@ -27,6 +27,8 @@ tb_project_t *tb_project_new(const json_t *names);
 /* Another reference to p (NULL stays NULL); every reference is dropped with tb_project_unref(). */
 tb_project_t *tb_project_ref(tb_project_t *p);
 void tb_project_unref(tb_project_t *p);
+/* True when p has more than one reference. */
+bool tb_project_shared(const tb_project_t *p);
 
 /* True when name is in p. O(log names). */
 bool tb_project_has(const tb_project_t *p, const char *name);
@@ -50,5 +52,14 @@ size_t tb_project_fields(json_t *fields, const tb_project_t *p);
  * not such a frame. Parses and encodes f once: callers share the result between recipients.
  */
 tb_frame_t *tb_project_frame(const tb_frame_t *f, const tb_project_t *p, bool *none);
+
+/*
+ * The same for a telemetry frame f whose payload object is at hand (payload, the message's
+ * normalised payload, and f made from it by tb_protocol_device_spliced() at ms): the projected
+ * payload is built from payload's members (nothing parsed) and spliced into f's envelope, the
+ * bytes tb_project_frame(f, p) gives. NULL with *none as there.
+ */
+tb_frame_t *tb_project_payload(const tb_frame_t *f, const json_t *payload, int64_t ms,
+                               const tb_project_t *p, bool *none);
 
 #endif
