@@ -8,6 +8,17 @@
 #include "telebridge/room.h"
 #include "telebridge/util.h"
 
+/* The options' refusals quote the limits protocol.h defines. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define HZ_MIN STR(TB_PROTOCOL_MAX_HZ_MIN)
+#define HZ_MAX STR(TB_PROTOCOL_MAX_HZ_MAX)
+#define FIELDS_N STR(TB_PROTOCOL_FIELDS_MAX)
+#define FIELD_LEN STR(TB_PROTOCOL_FIELD_NAME_MAX)
+static const char max_hz_range[] = "payload.max_hz must be a number from " HZ_MIN " to " HZ_MAX;
+static const char fields_range[] = "payload.fields must be a non-empty array of at most " FIELDS_N
+                                   " distinct field names (strings of 1 to " FIELD_LEN " bytes)";
+
 static const struct {
     const char *name;
     tb_protocol_cmsg_type_t type;
@@ -114,7 +125,7 @@ static int parse_max_hz(json_t *payload, tb_protocol_cmsg_t *out, const char **e
         return 0;
     double hz = json_number_value(v);
     if (!json_is_number(v) || !(hz >= TB_PROTOCOL_MAX_HZ_MIN && hz <= TB_PROTOCOL_MAX_HZ_MAX))
-        return fail(ec, em, TB_ERR_BAD_REQUEST, "payload.max_hz must be a number from 0.1 to 100");
+        return fail(ec, em, TB_ERR_BAD_REQUEST, max_hz_range);
     out->max_hz = hz;
     return 0;
 }
@@ -143,9 +154,7 @@ static int parse_fields(json_t *payload, tb_protocol_cmsg_t *out, const char **e
     if (!v)
         return 0;
     if (!fields_ok(v))
-        return fail(ec, em, TB_ERR_BAD_REQUEST,
-                    "payload.fields must be a non-empty array of at most 64 distinct field names "
-                    "(strings of 1 to 128 bytes)");
+        return fail(ec, em, TB_ERR_BAD_REQUEST, fields_range);
     out->fields = v;
     return 0;
 }

@@ -5,6 +5,8 @@
 # the installed config and serve the installed dashboard; then a purge. Exits 0 when all holds.
 set -euo pipefail
 DEB=$(realpath "$1")
+# shellcheck source=tools/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tools/lib.sh" # tb_free_port
 WORK=$(mktemp -d)
 BRIDGE_PID=
 INSTANCE_PIDS=()
@@ -118,21 +120,7 @@ check "--check-config does not print the secret" bash -c '! grep -qf "$1" "$2"' 
     "$R/etc/telebridge/secret.key" "$EFFECTIVE"
 
 # The installed binary serves the installed dashboard (web_root moved into the scratch root).
-# A free port below the kernel's ephemeral range (as tools/lib.sh's tb_free_port()).
-free_port() {
-    /usr/bin/python3 -c '
-import random, socket
-for _ in range(1000):
-    p = random.randrange(20000, 32000)
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-    print(p)
-    break'
-}
-PORT=$(free_port)
+PORT=$(tb_free_port)
 sed "s|\"/usr/share/telebridge/web\"|\"$R/usr/share/telebridge/web\"|" \
     "$R/etc/telebridge/telebridge.json" >"$R/etc/telebridge/served.json"
 "$R/usr/bin/telebridge" --config "$R/etc/telebridge/served.json" --listen "127.0.0.1:$PORT" \
@@ -158,7 +146,7 @@ BRIDGE_PID=
 # (client_id "telebridge-{hostname}-{port}" in the shipped config).
 EXEC=$(sed -n 's/^ExecStart=//p' "$R/usr/lib/systemd/system/telebridge@.service")
 for i in 1 2; do
-    P=$(free_port)
+    P=$(tb_free_port)
     read -ra CMD <<<"${EXEC//%i/$P}"
     CMD=("${CMD[@]/#\/usr\/bin\/telebridge/$R/usr/bin/telebridge}")
     CMD=("${CMD[@]/#\/etc\/telebridge\/telebridge.json/$R/etc/telebridge/served.json}")
