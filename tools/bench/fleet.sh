@@ -80,7 +80,7 @@ while (($#)); do
     --break-one) BREAK_ONE=1; shift ;;
     --bin) BENCH_BIN=${2:?}; shift 2 ;;
     --out) OUT=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,37p' "$0"; exit 0 ;;
     *) tb_log "unknown argument: $1 (try --help)"; exit 2 ;;
     esac
 done
@@ -125,7 +125,7 @@ need() {
 }
 
 check_limits() {
-    local ok=0 hard lo hi
+    local ok=0 hard
     hard=$(ulimit -Hn)
     if [[ "$hard" != unlimited ]] && ((SHARE + 64 > hard || BRIDGE_SHARE * 21 / 20 > BRIDGE_MAX)); then
         tb_log "ulimit -Hn is $hard: a bench needs $((SHARE + 64)), a bridge $((BRIDGE_SHARE * 21 / 20))"
@@ -157,14 +157,14 @@ proc_figures() {
 
 # Bridge i on the shared port, its admin listener on ADMIN_PORTS[i], broker port $2.
 start_bridge() {
-    local i=$1 broker=$2 admin
+    local i=$1 mqtt_port=$2 admin
     admin=$(tb_free_port) || return 1
     ADMIN_PORTS+=("$admin")
     cat >"$BENCH_DIR/bridge-$i.json" <<EOF
 {
   "listen": {"host": "127.0.0.1", "port": $FLEET_PORT, "reuse_port": true},
   "admin": {"host": "127.0.0.1", "port": $admin},
-  "mqtt": {"host": "127.0.0.1", "port": $broker, "client_id": "telebridge-fleet-$i",
+  "mqtt": {"host": "127.0.0.1", "port": $mqtt_port, "client_id": "telebridge-fleet-$i",
            "telemetry_topic": "bench/{group}/{device}/telemetry",
            "status_topic": "bench/{group}/{device}/status"},
   "auth": {"algorithm": "HS256", "secret_file": "secret.key"},
@@ -218,9 +218,9 @@ ADMIN_PORTS=()
 BRIDGE_PIDS=()
 CLIENT_PIDS=()
 for ((i = 0; i < BRIDGES; i++)); do
-    broker=$MAIN_BROKER
-    ((BREAK_ONE && i == BRIDGES - 1)) && broker=$SILENT_BROKER
-    start_bridge "$i" "$broker" || { tb_log "bridge $i: no port"; exit 1; }
+    mqtt_port=$MAIN_BROKER
+    ((BREAK_ONE && i == BRIDGES - 1)) && mqtt_port=$SILENT_BROKER
+    start_bridge "$i" "$mqtt_port" || { tb_log "bridge $i: no port"; exit 1; }
 done
 for ((i = 0; i < BRIDGES; i++)); do
     tb_wait_http_ok "http://127.0.0.1:${ADMIN_PORTS[i]}/readyz" "$BENCH_READY_TIMEOUT" || {
@@ -238,6 +238,7 @@ for ((p = 0; p < CLIENTS; p++)); do
     flags=()
     ((p < DEFLATE_CLIENTS)) && flags=(--deflate)
     rate=$("$PYTHON" -c "print($RATE * $devs / $DEVICES)")
+    # shellcheck disable=SC2016 # $@ and $0 are the inner shell's: the bench and its JSON file
     bench_spawn "bench-$p" bash -c 'exec "$@" >"$0"' "$BENCH_DIR/bench-$p.json" \
         "$BENCH_BIN/telebridge-bench" --target telebridge --port "$FLEET_PORT" \
         --mqtt-port "$MAIN_BROKER" --token "$TOKEN" --label "bench-$p" --subs "$subs" \
@@ -258,7 +259,7 @@ go_ns=$(date +%s%N)
 touch "$BENCH_DIR/go"
 wait_files "$BENCH_DIR/done.*" "$CLIENTS" "$RUN_WAIT" || true
 done_ns=$(date +%s%N)
-sample_all done
+sample_all "done"
 for ((i = 0; i < BRIDGES; i++)); do
     curl -s "http://127.0.0.1:${ADMIN_PORTS[i]}/stats" >"$BENCH_DIR/stats-end-$i.json"
 done
