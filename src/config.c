@@ -20,7 +20,7 @@
 /* Hard bounds on what a config may hold. */
 #define CFG_HOST_MAX TB_CONFIG_HOST_MAX
 #define CFG_CLIENT_ID_MAX 256 /* MQTT allows more; nobody needs it */
-#define CFG_PATH_MAX 4096     /* longest file path, before and after resolution */
+#define CFG_PATH_MAX TB_CONFIG_PATH_MAX
 
 /* clang-format off */
 #define F_INT(T, k, lo, hi, def) {#k, CONFIG_K_INT, offsetof(T, k), 0, lo, hi, def, NULL}
@@ -109,7 +109,7 @@ static const config_field_t history_fields[] = {
     F_INT(tb_config_history_t, messages, 0, 16777216, 65536),
     F_INT(tb_config_history_t, devices, 0, 10000000, 100000),
     F_INT(tb_config_history_t, series_points, 0, TB_CONFIG_SERIES_POINTS_MAX, 60),
-    F_STR(tb_config_history_t, file, CONFIG_K_PATH_NULL, CFG_PATH_MAX, NULL),
+    F_STR(tb_config_history_t, file, CONFIG_K_HISTORY_FILE, CFG_PATH_MAX, NULL),
 };
 
 /* clang-format off */
@@ -318,7 +318,8 @@ static int check_string_value(const config_field_t *f, const char *s, const char
     case CONFIG_K_TOPIC:
         return check_topic(s, key, err, errlen);
     case CONFIG_K_CLIENT_ID:
-        return config_client_id_check(s, key, err, errlen);
+    case CONFIG_K_HISTORY_FILE:
+        return config_placeholders_check(s, key, err, errlen);
     default:
         return 0;
     }
@@ -327,7 +328,8 @@ static int check_string_value(const config_field_t *f, const char *s, const char
 static int apply_string(void *sect, const config_field_t *f, json_t *v, const char *key,
                         const ctx_t *ctx)
 {
-    bool nullable = f->kind == CONFIG_K_STR_NULL || f->kind == CONFIG_K_PATH_NULL;
+    bool path = f->kind == CONFIG_K_PATH_NULL || f->kind == CONFIG_K_HISTORY_FILE;
+    bool nullable = f->kind == CONFIG_K_STR_NULL || path;
     const char *s = NULL;
     char *copy;
     if (nullable && json_is_null(v)) {
@@ -339,7 +341,7 @@ static int apply_string(void *sect, const config_field_t *f, json_t *v, const ch
     if (check_string(v, key, (size_t)f->hi, &s, ctx->err, ctx->errlen) != 0 ||
         check_string_value(f, s, key, ctx->err, ctx->errlen) != 0)
         return -1;
-    if (f->kind == CONFIG_K_PATH_NULL) {
+    if (path) {
         if (resolve_path(ctx->base_dir, s, key, &copy, ctx->err, ctx->errlen) != 0)
             return -1;
     } else if (!(copy = strdup(s))) {

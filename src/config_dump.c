@@ -40,13 +40,24 @@ json_t *config_strv_json(char *const *v, size_t n)
     return arr;
 }
 
-/* The effective client id is the expanded one; the template when it cannot be expanded. */
+/* The effective client id and history file are the expanded ones; the template when one
+ * cannot be expanded. */
 static json_t *client_id_to_json(const tb_config_t *cfg)
 {
     char id[TB_CONFIG_CLIENT_ID_MAX + 1];
     if (tb_config_client_id(cfg, id, sizeof(id), NULL, 0) != 0)
         return json_string(cfg->mqtt.client_id);
     return json_string(id);
+}
+
+static json_t *history_file_to_json(const tb_config_t *cfg)
+{
+    char path[TB_CONFIG_PATH_MAX + 1];
+    if (!cfg->history.file)
+        return json_null();
+    if (tb_config_history_file(cfg, path, sizeof(path), NULL, 0) != 0)
+        return json_string(cfg->history.file);
+    return json_string(path);
 }
 
 static json_t *field_to_json(const tb_config_t *cfg, const char *sect, const config_field_t *f)
@@ -56,6 +67,8 @@ static json_t *field_to_json(const tb_config_t *cfg, const char *sect, const con
     switch (f->kind) {
     case CONFIG_K_CLIENT_ID:
         return client_id_to_json(cfg);
+    case CONFIG_K_HISTORY_FILE:
+        return history_file_to_json(cfg);
     case CONFIG_K_INT:
         return json_integer(*(const int *)p);
     case CONFIG_K_BOOL:

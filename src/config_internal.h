@@ -27,19 +27,20 @@
 #define CONFIG_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef enum {
-    CONFIG_K_INT,       /* integer in [lo, hi] */
-    CONFIG_K_BOOL,      /* true or false, stored as bool */
-    CONFIG_K_STR,       /* string of 1..hi bytes */
-    CONFIG_K_HOST,      /* CONFIG_K_STR of visible ASCII (a host name or address) */
-    CONFIG_K_STR_NULL,  /* CONFIG_K_STR, or null for unset */
-    CONFIG_K_PATH_NULL, /* CONFIG_K_STR_NULL, resolved against the config file's folder */
-    CONFIG_K_TOPIC,     /* CONFIG_K_STR accepted by tb_topic_tpl_parse() */
-    CONFIG_K_CLIENT_ID, /* CONFIG_K_STR whose only placeholders are {hostname} and {port} */
-    CONFIG_K_ALGORITHM, /* CONFIG_K_STR, one of config.c's algorithm_names */
-    CONFIG_K_SLOW,      /* one of config.c's slow_names, as tb_slow_policy_t */
-    CONFIG_K_ORIGINS,   /* array of non-empty strings */
-    CONFIG_K_ROOMS,     /* array of room patterns (tb_room_pattern_valid) */
-    CONFIG_K_HOSTPORTS, /* array of "host:port" (tb_config_hostport) */
+    CONFIG_K_INT,          /* integer in [lo, hi] */
+    CONFIG_K_BOOL,         /* true or false, stored as bool */
+    CONFIG_K_STR,          /* string of 1..hi bytes */
+    CONFIG_K_HOST,         /* CONFIG_K_STR of visible ASCII (a host name or address) */
+    CONFIG_K_STR_NULL,     /* CONFIG_K_STR, or null for unset */
+    CONFIG_K_PATH_NULL,    /* CONFIG_K_STR_NULL, resolved against the config file's folder */
+    CONFIG_K_HISTORY_FILE, /* CONFIG_K_PATH_NULL whose only placeholders are {hostname}, {port} */
+    CONFIG_K_TOPIC,        /* CONFIG_K_STR accepted by tb_topic_tpl_parse() */
+    CONFIG_K_CLIENT_ID,    /* CONFIG_K_STR whose only placeholders are {hostname} and {port} */
+    CONFIG_K_ALGORITHM,    /* CONFIG_K_STR, one of config.c's algorithm_names */
+    CONFIG_K_SLOW,         /* one of config.c's slow_names, as tb_slow_policy_t */
+    CONFIG_K_ORIGINS,      /* array of non-empty strings */
+    CONFIG_K_ROOMS,        /* array of room patterns (tb_room_pattern_valid) */
+    CONFIG_K_HOSTPORTS,    /* array of "host:port" (tb_config_hostport) */
 } config_kind_t;
 
 typedef struct {
@@ -72,7 +73,7 @@ bool config_host_valid(const char *s, size_t len);
 int config_check_cross(const tb_config_t *cfg, char *err, size_t errlen);
 
 /* config_mqtt.c: fails naming key unless every '{' in tpl starts {hostname} or {port}. */
-int config_client_id_check(const char *tpl, const char *key, char *err, size_t errlen);
+int config_placeholders_check(const char *tpl, const char *key, char *err, size_t errlen);
 
 typedef bool (*config_str_check_fn)(const char *s);
 

@@ -25,6 +25,8 @@
 #define TB_CONFIG_HOST_MAX 255
 /* Longest MQTT client id once its placeholders are expanded (tb_config_client_id()). */
 #define TB_CONFIG_CLIENT_ID_MAX 1024
+/* Longest file path, before and after resolution (history.file: and after expansion). */
+#define TB_CONFIG_PATH_MAX 4096
 
 /* Where the dashboard's files are installed (listen.web_root's default); set by the build. */
 #ifndef TB_WEB_ROOT_DEFAULT
@@ -119,8 +121,9 @@ typedef struct {
     int messages;
     int devices;
     int series_points; /* values kept per numeric field and device for `series`; 0: none */
-    char *file;        /* where the history and epoch persist across restarts (resolved); NULL:
-                          memory only */
+    char *file;        /* where the history and epoch persist across restarts (resolved; may
+                          hold {hostname} and {port}: tb_config_history_file()); NULL: memory
+                          only */
 } tb_config_history_t;
 
 typedef enum { TB_OP_GT = 0, TB_OP_GE, TB_OP_LT, TB_OP_LE, TB_OP_EQ, TB_OP_NE } tb_alert_op_t;
@@ -188,6 +191,14 @@ int tb_config_hostport(const char *s, char *host, size_t hostlen, int *port);
  * when it does not fit or the host name cannot be read.
  */
 int tb_config_client_id(const tb_config_t *cfg, char *out, size_t outlen, char *err, size_t errlen);
+
+/*
+ * history.file with the same placeholders expanded (so that the instances of one config keep a
+ * file each), into out (TB_CONFIG_PATH_MAX + 1 holds any); "" when history.file is unset. 0, or
+ * -1 with err as tb_config_client_id().
+ */
+int tb_config_history_file(const tb_config_t *cfg, char *out, size_t outlen, char *err,
+                           size_t errlen);
 
 /* The effective configuration as JSON with secrets masked; caller owns the result. */
 json_t *tb_config_to_json(const tb_config_t *cfg);

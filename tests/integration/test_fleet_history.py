@@ -270,6 +270,23 @@ def test_sigkill_while_messages_flow(make_bridge, broker, connect, tmp_path):
     print(f"history file: {size} bytes for {total} messages ({size / total:.0f} per message)")
 
 
+def test_history_file_with_port_gives_each_bridge_its_own(make_bridge, broker, connect, tmp_path):
+    """docs/configuration.md (history.file): {port} in the path gives each bridge of one config
+    (the template unit's instances) a file of its own: both write, and a restart of either
+    keeps its epoch."""
+    over = {"history": {"file": str(tmp_path / "history-{port}")}}
+    b1, b2 = make_bridge(over), make_bridge(over)
+    for b in (b1, b2):
+        assert b.stats()["details"]["history_file_writing"] == 1, b.log_text()
+        assert (tmp_path / f"history-{b.port}").exists()
+    epochs = [connect(b).connected["payload"]["epoch"] for b in (b1, b2)]
+    b2.stop()
+    b2.start()
+    assert connect(b2).connected["payload"]["epoch"] == epochs[1]
+    assert connect(b1).connected["payload"]["epoch"] == epochs[0]
+    tb.assert_next_client_served(b1, broker, connect, device=DEVICE, rooms=[ROOM])
+
+
 def test_one_history_file_per_bridge(make_bridge, broker, connect, tmp_path):
     """A second bridge configured with the file another one writes does not touch it: it logs,
     keeps its history in memory and serves; the first one's restart still finds everything."""

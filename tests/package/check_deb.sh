@@ -81,8 +81,11 @@ done
 TEMPLATE=$WORK/x/usr/lib/systemd/system/telebridge@.service
 TEMPLATE_EXEC="ExecStart=/usr/bin/telebridge --config /etc/telebridge/telebridge.json --listen :%i"
 check "template: $TEMPLATE_EXEC" has_line "$(cat "$TEMPLATE")" "$TEMPLATE_EXEC"
+check "unit: StateDirectory=telebridge" has_line "$(cat "$UNIT")" "StateDirectory=telebridge"
+check "template: StateDirectory=telebridge-%i" has_line "$(cat "$TEMPLATE")" \
+    "StateDirectory=telebridge-%i"
 check "template: the unit's other lines" bash -c \
-    'diff <(grep -v "^ExecStart=\|^Description=" "$1") <(grep -v "^ExecStart=\|^Description=" "$2")' \
+    'x="^ExecStart=\|^Description=\|^StateDirectory="; diff <(grep -v "$x" "$1") <(grep -v "$x" "$2")' \
     _ "$UNIT" "$TEMPLATE"
 if command -v systemd-analyze >/dev/null; then
     sed "s|/usr/bin/telebridge|$WORK/x/usr/bin/telebridge|" "$UNIT" >"$WORK/telebridge.service"

@@ -229,6 +229,8 @@ static const bad_case_t bad_cases[] = {
     {"{\"mqtt\": {\"client_id\": \"tb-{host}\"}}",
      "mqtt.client_id: unknown placeholder \"{host}\" (known: {hostname}, {port})"},
     {"{\"mqtt\": {\"client_id\": \"tb-{port\"}}", "mqtt.client_id: unknown placeholder \"{port\""},
+    {"{\"history\": {\"file\": \"/tmp/h-{instance}\"}}",
+     "history.file: unknown placeholder \"{instance}\" (known: {hostname}, {port})"},
     {"{\"lisen\": {}}", "lisen: unknown key"},
     {"{\"limits\": {\"max_conections\": 1}}", "limits.max_conections: unknown key"},
     {"{\"listen\": 8080}", "listen: must be an object"},

@@ -1,4 +1,5 @@
-/* Unit tests for config_mqtt: mqtt.client_id's placeholders, expanded (docs/configuration.md). */
+/* Unit tests for config_mqtt: the placeholders of mqtt.client_id and history.file, expanded
+ * (docs/configuration.md). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -82,6 +83,38 @@ static void test_dump_shows_the_expanded_id(void **state)
     tb_config_free(&cfg);
 }
 
+/* history.file takes the same placeholders, after the path is resolved against the config's
+ * folder, so that the instances of one config keep a file each; unset stays unset. */
+static void test_history_file_expands_port(void **state)
+{
+    char path[TB_CONFIG_PATH_MAX + 1], err[TB_CONFIG_ERR_LEN] = "";
+    tb_config_t cfg;
+    json_t *j;
+    (void)state;
+    load(&cfg, "{\"listen\": {\"port\": 8091}, \"history\": {\"file\": \"/var/lib/tb-{port}/h\"}}");
+    assert_string_equal(cfg.history.file, "/var/lib/tb-{port}/h");
+    assert_int_equal(tb_config_history_file(&cfg, path, sizeof(path), err, sizeof(err)), 0);
+    assert_string_equal(path, "/var/lib/tb-8091/h");
+    assert_int_equal(tb_config_set_listen(&cfg, ":9003", err, sizeof(err)), 0);
+    assert_int_equal(tb_config_history_file(&cfg, path, sizeof(path), err, sizeof(err)), 0);
+    assert_string_equal(path, "/var/lib/tb-9003/h");
+    j = tb_config_to_json(&cfg);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "history"), "file")),
+                        "/var/lib/tb-9003/h");
+    json_decref(j);
+    assert_int_equal(tb_config_history_file(&cfg, path, 8, err, sizeof(err)), -1);
+    assert_string_equal(err, "history.file: longer than 7 bytes once expanded");
+    tb_config_free(&cfg);
+    load(&cfg, "{}");
+    assert_int_equal(tb_config_history_file(&cfg, path, sizeof(path), err, sizeof(err)), 0);
+    assert_string_equal(path, "");
+    j = tb_config_to_json(&cfg);
+    assert_true(json_is_null(json_object_get(json_object_get(j, "history"), "file")));
+    json_decref(j);
+    tb_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -89,6 +122,7 @@ int main(void)
         cmocka_unit_test(test_client_id_without_placeholders_is_itself),
         cmocka_unit_test(test_client_id_too_long_once_expanded),
         cmocka_unit_test(test_dump_shows_the_expanded_id),
+        cmocka_unit_test(test_history_file_expands_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
