@@ -258,3 +258,34 @@ def test_since_brings_back_state_held_at_a_disconnect(bridge, broker, connect, w
     states = last_h + [m["payload"]["fields"]["i"] for _, m in again
                        if m["payload"]["device_id"] == "dev-h"]
     assert states and states[-1] == 2, (last_h, again)  # the newest state arrived
+
+
+ALERT_RULE = {"name": "hot", "field": "temperature", "op": ">", "threshold": 30,
+              "clear_below": 29, "severity": "warning", "devices": ["*"]}
+
+
+def test_max_hz_never_holds_status_or_alerts(make_bridge, broker, connect, wire):
+    """docs/protocol.md → Subscribe options (max_hz): status messages and alerts are never held
+    back or dropped by the cap. At one telemetry message per 5 s, a burst of three threshold
+    crossings and three status changes arrives whole and at once; of the telemetry only the first
+    goes out within the burst."""
+    bridge = make_bridge({"alerts": [ALERT_RULE]})
+    ws = connect(bridge)
+    subscribe_opts(ws, ["device:dev-al"], max_hz=0.2)
+    topic = "devices/dev-al"
+    t0 = time.monotonic()
+    for i, temp in enumerate((31, 28, 32, 27, 33, 26)):
+        broker.publish(f"{topic}/telemetry", json.dumps({"temperature": temp}))
+        if i % 2:
+            status = "offline" if i == 3 else "online"
+            broker.publish(f"{topic}/status", json.dumps({"status": status}))
+    got = recv_for(ws, 2.0)
+    kinds = [m["type"] for _, m in got]
+    alerts = [m["payload"]["state"] for _, m in got if m["type"] == "alert"]
+    assert alerts == ["firing", "resolved"] * 3, kinds
+    statuses = [m["payload"]["status"] for _, m in got if m["type"] == "device_status"]
+    assert statuses == ["online", "offline", "online"], kinds
+    telemetry = [m for _, m in got if m["type"] == "telemetry"]
+    assert [m["payload"]["fields"]["temperature"] for m in telemetry] == [31], kinds
+    assert all(t - t0 < 1.5 for t, m in got if m["type"] != "telemetry"), got
+    tb.assert_next_client_served(bridge, broker, connect)
