@@ -36,17 +36,6 @@ int tb_b64url_encode(const void *in, size_t len, char *out, size_t outsz)
     return (int)done;
 }
 
-bool tb_b64url_chars_ok(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 /* The 6-bit value of a base64url character, or -1. */
 static int b64url_value(char c)
 {
@@ -57,6 +46,14 @@ static int b64url_value(char c)
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
     return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+bool tb_b64url_chars_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (b64url_value(s[i]) < 0)
+            return false;
+    return true;
 }
 
 /*
