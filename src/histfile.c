@@ -80,18 +80,18 @@ static bool parse_header(const unsigned char *b, size_t len, tb_histfile_segment
     return true;
 }
 
-/* n NUL-terminated valid room names filling p[0..len) exactly. */
-static bool rooms_valid(const char *p, size_t len, size_t n)
+/* The byte after n NUL-terminated valid room names starting at p, before end; NULL when
+ * p[0..end) does not start with them. */
+static const char *rooms_end(const char *p, const char *end, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *nul = memchr(p, '\0', len);
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
         if (!nul || nul == p || (size_t)(nul - p) > TB_ROOM_MAX ||
             tb_room_parse(p, (size_t)(nul - p), NULL, NULL) == TB_ROOM_INVALID)
-            return false;
-        len -= (size_t)(nul - p) + 1;
+            return NULL;
         p = nul + 1;
     }
-    return len == 0;
+    return p;
 }
 
 /* The message body b[0..len) into *m; false when it breaks a rule. */
@@ -106,12 +106,8 @@ static bool parse_message(const unsigned char *b, size_t len, uint64_t after, tb
     if (m->seq <= after || m->kind >= TB_FRAME_KIND_N || m->n_rooms == 0)
         return false;
     const char *rooms = (const char *)b + MESSAGE_FIXED, *end = (const char *)b + len;
-    const char *p = rooms;
-    for (size_t i = 0; i < m->n_rooms && p < end; i++) {
-        const char *nul = memchr(p, '\0', (size_t)(end - p));
-        p = nul ? nul + 1 : end + 1;
-    }
-    if (p > end || !rooms_valid(rooms, (size_t)(p - rooms), m->n_rooms))
+    const char *p = rooms_end(rooms, end, m->n_rooms);
+    if (!p)
         return false;
     m->rooms = rooms;
     m->payload = p;
