@@ -92,7 +92,6 @@ static int set_hostport(char **host, int *port, const char *flag, const char *hp
     return 0;
 }
 
-/* Checked against the rest of the configuration before it replaces anything. */
 /* ":PORT" (one colon): the port alone, listen.host kept (the systemd template passes its
  * instance's port). */
 static int set_port_only(tb_config_t *next, const char *hostport, char *err, size_t errlen)
@@ -108,6 +107,7 @@ static int set_port_only(tb_config_t *next, const char *hostport, char *err, siz
     return 0;
 }
 
+/* Checked against the rest of the configuration before it replaces anything. */
 int tb_config_set_listen(tb_config_t *cfg, const char *hostport, char *err, size_t errlen)
 {
     tb_config_t next = *cfg; /* shallow: only next.listen.host is its own */
