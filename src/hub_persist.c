@@ -156,12 +156,8 @@ void hub_persist_start(tb_hub_t *h, size_t capacity, int64_t now_ms)
     char err[256], path[TB_CONFIG_PATH_MAX + 1];
     if (!h->cfg->history.file)
         return;
-    if (tb_config_history_file(h->cfg, path, sizeof(path), err, sizeof(err)) != 0) {
-        tb_log(TB_LOG_ERROR, "cannot use the history file: history in memory only, new epoch",
-               "error=\"%s\"", err);
-        return;
-    }
-    if (!(h->file = tb_histfile_open(path, capacity, err, sizeof(err)))) {
+    if (tb_config_history_file(h->cfg, path, sizeof(path), err, sizeof(err)) != 0 ||
+        !(h->file = tb_histfile_open(path, capacity, err, sizeof(err)))) {
         tb_log(TB_LOG_ERROR, "cannot use the history file: history in memory only, new epoch",
                "error=\"%s\"", err);
         return;
