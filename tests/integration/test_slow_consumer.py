@@ -107,9 +107,9 @@ def test_slow_consumer_disconnected_others_unaffected(make_bridge, broker, conne
     tb.assert_device_envelope(reader.recv(), "telemetry", "dev-after", seq=seqs[-1] + 1)
 
 
-def read_until_field(sock, last_i, timeout):
-    """Reads server frames until a telemetry frame with fields.i == last_i; returns the
-    device messages read."""
+def read_device_messages(sock, done, timeout, what):
+    """Reads server frames until done(device messages read so far) holds; returns those
+    messages. Fails if the server closes or `what` does not happen within timeout."""
     sock.settimeout(0.5)
     buf, got = b"", []
     deadline = time.monotonic() + timeout
@@ -122,9 +122,17 @@ def read_until_field(sock, last_i, timeout):
         texts, close_code, buf = texts_and_close(buf + chunk)
         assert close_code is None, f"closed with {close_code}"
         got += [m for m in map(json.loads, texts) if "seq" in m]
-        if got and got[-1]["payload"]["fields"].get("i") == last_i:
+        if done(got):
             return got
-    raise AssertionError(f"message {last_i} not received within {timeout} s")
+    raise AssertionError(f"{what} not received within {timeout} s")
+
+
+def read_until_field(sock, last_i, timeout):
+    """Reads server frames until a telemetry frame with fields.i == last_i; returns the
+    device messages read."""
+    return read_device_messages(
+        sock, lambda got: got and got[-1]["payload"]["fields"].get("i") == last_i, timeout,
+        f"message {last_i}")
 
 
 def test_drop_oldest_keeps_the_connection(make_bridge, broker, wire):
@@ -155,26 +163,18 @@ def test_drop_oldest_keeps_the_connection(make_bridge, broker, wire):
 def read_device_states(sock, want, timeout):
     """Reads server frames until each device of `want` (device → fields.i) reached its i;
     returns the device messages read."""
-    sock.settimeout(0.5)
-    buf, got, last = b"", [], {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            continue
-        assert chunk, "the server closed the connection"
-        texts, close_code, buf = texts_and_close(buf + chunk)
-        assert close_code is None, f"closed with {close_code}"
-        for m in map(json.loads, texts):
-            if "seq" not in m:
-                continue
-            got.append(m)
+    last = {}
+
+    def reached(got):
+        for m in got:
             if m["type"] == "telemetry":
                 last[m["payload"]["device_id"]] = m["payload"]["fields"]["i"]
-        if all(last.get(d) == i for d, i in want.items()):
-            return got
-    raise AssertionError(f"newest states {want} not received within {timeout} s: {last}")
+        return all(last.get(d) == i for d, i in want.items())
+
+    try:
+        return read_device_messages(sock, reached, timeout, f"newest states {want}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {last}") from None
 
 
 def test_conflate_keeps_the_connection_and_the_newest_state(make_bridge, broker, wire):
