@@ -8,6 +8,8 @@ import signal
 import socket
 import time
 
+import pytest
+
 import tb
 
 CLIENTS = 40
@@ -54,9 +56,12 @@ def wait_exit(bridge):
     return bridge._log_since(offset)
 
 
-def test_port_held_without_reuse_port_is_a_start_error(make_bridge):
+@pytest.mark.parametrize("late_reuse_port", [True, False], ids=["late-reuses", "neither-reuses"])
+def test_port_held_without_reuse_port_is_a_start_error(make_bridge, late_reuse_port):
+    """A port held by a bridge without reuse_port stops a later bridge's start-up, saying why,
+    whether or not the later one asks for reuse_port; the first goes on serving."""
     plain = make_bridge()
-    late = on_port(make_bridge, plain.port, True, plain.secret)
+    late = on_port(make_bridge, plain.port, late_reuse_port, plain.secret)
     log = wait_exit(late)
     assert f"cannot listen on 127.0.0.1:{plain.port}: Address already in use" in log, log
     assert plain.get("/healthz")[0] == 200
@@ -97,15 +102,6 @@ def test_one_client_id_on_two_bridges_take_over_each_other(make_bridge):
                   b.stats()["details"]["mqtt_connects"] >= 4, 10,
                   "the two bridges to take the session from each other")
     assert "mqtt connection lost" in a.log_text() + b.log_text()
-
-
-def test_port_taken_is_a_clear_start_error(make_bridge):
-    """Without reuse_port anywhere, a port already taken stops start-up, saying why."""
-    first = make_bridge()
-    late = on_port(make_bridge, first.port, False, first.secret)
-    log = wait_exit(late)
-    assert f"cannot listen on 127.0.0.1:{first.port}: Address already in use" in log, log
-    assert first.get("/healthz")[0] == 200
 
 
 def test_a_stopping_bridge_leaves_the_port_to_the_other(make_bridge, connect):
