@@ -78,3 +78,12 @@ int fixtures_verify_claims(const tb_auth_t *a, const char *secret, const char *c
     free(token);
     return rc;
 }
+
+tb_hub_t *fixtures_hub(const tb_config_t *cfg, const tb_auth_t *auth, tb_hub_ops_t ops,
+                       const char *epoch)
+{
+    tb_hub_opts_t o = {.cfg = cfg, .auth = auth, .ops = ops, .epoch = epoch};
+    tb_hub_t *hub = tb_hub_create(&o);
+    assert_non_null(hub);
+    return hub;
+}

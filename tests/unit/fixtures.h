@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "telebridge/auth.h"
+#include "telebridge/hub.h"
 
 /* A JWT of claims (a JSON object's text) signed by alg with key[0..key_len). */
 char *fixtures_sign(jwt_alg_t alg, const void *key, size_t key_len, const char *claims);
@@ -34,6 +35,14 @@ tb_auth_t *fixtures_auth(const tb_config_auth_t *cfg, const char *secret);
 /* tb_auth_verify() at now_s of an HS256 token over claims (a JSON object's text) by secret. */
 int fixtures_verify_claims(const tb_auth_t *a, const char *secret, const char *claims,
                            int64_t now_s, tb_grant_t **out);
+
+/*
+ * A hub over cfg and auth (both the caller's, outliving the hub) calling ops (zeroed: no
+ * transport), with the given epoch (NULL: a random one). The caller frees it with
+ * tb_hub_destroy().
+ */
+tb_hub_t *fixtures_hub(const tb_config_t *cfg, const tb_auth_t *auth, tb_hub_ops_t ops,
+                       const char *epoch);
 
 /* A cmocka entry for the test fn run between the including file's own static setup() and
  * teardown(). */

@@ -262,9 +262,7 @@ static void test_metrics_reconnects_never_go_below_zero(void **state)
         {1, 0, "\ntelebridge_mqtt_reconnects_total 0\n"},
         {4, 3, "\ntelebridge_mqtt_reconnects_total 3\n"},
     };
-    tb_hub_opts_t o = {.cfg = &f->cfg, .auth = f->auth, .epoch = "00000000000000e1"};
-    f->ctx.hub = tb_hub_create(&o);
-    assert_non_null(f->ctx.hub);
+    f->ctx.hub = fixtures_hub(&f->cfg, f->auth, (tb_hub_ops_t){0}, "00000000000000e1");
     f->ctx.stats = &stats;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         tb_metrics_snapshot_t snap;

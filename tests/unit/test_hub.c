@@ -76,6 +76,9 @@ static tb_grant_t *grant_for(fixture_t *f, const char *sub, const char *rooms_js
     return g;
 }
 
+/* What the hub calls on the fake transport; every hub of this file uses them. */
+static const tb_hub_ops_t fake_ops = {want_write, do_close, do_ping, do_drop, NULL};
+
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
@@ -91,12 +94,7 @@ static int setup(void **state)
     f->cfg.groups[0].patterns[0] = strdup("sensor-temp-001");
     f->cfg.groups[0].patterns[1] = strdup("sensor-hum-*");
     f->auth = fixtures_auth(&f->cfg.auth, SECRET);
-    tb_hub_opts_t o = {.cfg = &f->cfg,
-                       .auth = f->auth,
-                       .ops = {want_write, do_close, do_ping, do_drop},
-                       .epoch = "00000000000000e1"};
-    f->hub = tb_hub_create(&o);
-    assert_non_null(f->hub);
+    f->hub = fixtures_hub(&f->cfg, f->auth, fake_ops, "00000000000000e1");
     *state = f;
     return 0;
 }
@@ -232,16 +230,12 @@ static const json_t *field_of(const json_t *j, const char *name)
     return json_object_get(json_object_get(json_object_get(j, "payload"), "fields"), name);
 }
 
-/* Recreates the hub after the test changed f->cfg. */
-static void rebuild_hub(fixture_t *f)
+/* Recreates the hub on f->cfg (which the test may have changed) with the given epoch, as a
+ * restart does. */
+static void restart_hub(fixture_t *f, const char *epoch)
 {
     tb_hub_destroy(f->hub);
-    tb_hub_opts_t o = {.cfg = &f->cfg,
-                       .auth = f->auth,
-                       .ops = {want_write, do_close},
-                       .epoch = "00000000000000e1"};
-    f->hub = tb_hub_create(&o);
-    assert_non_null(f->hub);
+    f->hub = fixtures_hub(&f->cfg, f->auth, fake_ops, epoch);
 }
 
 static void test_connected_first(void **state)
@@ -704,16 +698,6 @@ static void test_since_time(void **state)
     assert_null(next_json(f, e));
 }
 
-/* Recreates the hub on the same config with a fresh epoch, as a restart does. */
-static void restart_hub(fixture_t *f, const char *epoch)
-{
-    tb_hub_destroy(f->hub);
-    tb_hub_opts_t o = {
-        .cfg = &f->cfg, .auth = f->auth, .ops = {want_write, do_close}, .epoch = epoch};
-    f->hub = tb_hub_create(&o);
-    assert_non_null(f->hub);
-}
-
 /* Makes the history file at path look written on another boot and never closed: drops its
  * final CLOSE record, rewrites the header's boot id (and its CRC); the layout of histfile.h. */
 static void unclean_before_reboot(const char *path)
@@ -894,7 +878,7 @@ static void test_catch_up_past_history_closes(void **state)
 {
     fixture_t *f = *state;
     f->cfg.history.messages = 32;
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     for (int i = 0; i < 30; i++)
         ingest_fields(f, "a", "{\"n\": 1}");
     tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
@@ -931,7 +915,7 @@ static void test_alert_hysteresis(void **state)
     a->n_devices = 1;
     f->cfg.alerts = a;
     f->cfg.n_alerts = 1;
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"global\"]");
     const double temps[] = {25,   31, 29.5, 30.5, 31, 29.2, 28, 29.9,
                             30.5, 31, 28.9, 30,   35, 29.1, 20};
@@ -1021,7 +1005,7 @@ static void test_alert_rules_reload(void **state)
     static const char *const renamed[] = {"wet", "cold"};
     f->cfg.alerts = make_rules(names, fields, (const double[]){30, 80}, 2);
     f->cfg.n_alerts = 2;
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     tb_conn_t *c = open_conn(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"global\"]");
     ingest_fields(f, "sensor-1", "{\"t\": 35}");
@@ -1515,7 +1499,7 @@ static void test_resubscribe_cycles_do_not_grow_snapshot(void **state)
 {
     fixture_t *f = *state;
     f->cfg.limits.send_queue_messages = 256; /* room for the answers: fill 192 */
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     ingest_hum_devices(f, 300);
     tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     for (int i = 0; i < 20; i++) {
@@ -1535,7 +1519,7 @@ static void test_group_cycles_under_global_do_not_grow_snapshot(void **state)
 {
     fixture_t *f = *state;
     f->cfg.limits.send_queue_messages = 256;
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     ingest_hum_devices(f, 300);
     tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe(f, c, "[\"global\"]");
@@ -1554,7 +1538,7 @@ static void test_no_history_catch_up_keeps_the_subscriber(void **state)
 {
     fixture_t *f = *state;
     f->cfg.history.messages = 0;
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     ingest_hum_devices(f, 30);
     tb_conn_t *c = open_subscribed(f, 0, "{\"rooms\":[\"*\"]}", "[\"group:building-a\"]");
     assert_int_equal(tb_hub_conn_queued(c), 12); /* 18 snapshot frames still wait */
@@ -1688,7 +1672,7 @@ static void test_conflation_state_is_bounded(void **state)
     fixture_t *f = *state;
     f->cfg.limits.send_queue_messages = 8192;
     f->cfg.history.devices = 10; /* the bound is then 1024 devices per connection */
-    rebuild_hub(f);
+    restart_hub(f, "00000000000000e1");
     tb_conn_t *c = open_connected(f, 0, "{\"rooms\":[\"*\"]}");
     subscribe_opts(f, c, "[\"global\"]", "\"max_hz\":1");
     char id[16];

@@ -57,12 +57,9 @@ static int setup(void **state)
     f->cfg.history.series_points = POINTS;
     f->cfg.history.devices = DEVICES_MAX;
     f->auth = fixtures_auth(&f->cfg.auth, SECRET);
-    tb_hub_opts_t o = {.cfg = &f->cfg,
-                       .auth = f->auth,
-                       .ops = {want_write, do_close, nothing, nothing},
-                       .epoch = "00000000000000e2"};
-    f->hub = tb_hub_create(&o);
-    assert_non_null(f->hub);
+    f->hub =
+        fixtures_hub(&f->cfg, f->auth, (tb_hub_ops_t){want_write, do_close, nothing, nothing, NULL},
+                     "00000000000000e2");
     *state = f;
     return 0;
 }
