@@ -225,6 +225,16 @@ static void expect_seq(fixture_t *f, tb_conn_t *c, json_int_t seq)
     json_decref(j);
 }
 
+/* Takes c's next message, which must be a snapshot of type at seq; the caller json_decref()s
+ * it. */
+static json_t *next_snapshot(fixture_t *f, tb_conn_t *c, const char *type, json_int_t seq)
+{
+    json_t *j = next_of_type(f, c, type);
+    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    assert_int_equal(seq_of(j), seq);
+    return j;
+}
+
 static const json_t *field_of(const json_t *j, const char *name)
 {
     return json_object_get(json_object_get(json_object_get(j, "payload"), "fields"), name);
@@ -595,16 +605,11 @@ static void test_snapshot_then_live(void **state)
     json_t *j = next_of_type(f, c, "subscribed");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "payload"), "seq")), 4);
     json_decref(j);
-    j = next_of_type(f, c, "device_status");
-    assert_true(json_is_true(json_object_get(j, "snapshot")));
-    assert_int_equal(seq_of(j), 3);
-    json_decref(j);
-    j = next_of_type(f, c, "telemetry");
-    assert_true(json_is_true(json_object_get(j, "snapshot")));
+    json_decref(next_snapshot(f, c, "device_status", 3));
+    j = next_snapshot(f, c, "telemetry", 2);
     assert_string_equal(json_string_value(json_object_get(j, "room")), "device:sensor-hum-7");
     assert_true(json_real_value(field_of(j, "temperature")) == 21.5);
     assert_int_equal(json_integer_value(field_of(j, "humidity")), 40);
-    assert_int_equal(seq_of(j), 2);
     json_decref(j);
     ingest_fields(f, "sensor-hum-7", "{\"humidity\": 41}");
     j = next_of_type(f, c, "telemetry");
@@ -757,10 +762,7 @@ static void test_history_file_restart(void **state)
     assert_null(next_json(f, c));
     /* A new subscriber's snapshot: b's last values, restored from the file with its frame. */
     tb_conn_t *b = open_subscribed(f, 2, "{\"rooms\":[\"*\"]}", "[\"device:b\"]");
-    j = next_of_type(f, b, "telemetry");
-    assert_true(json_is_true(json_object_get(j, "snapshot")));
-    assert_int_equal(seq_of(j), 4);
-    json_decref(j);
+    json_decref(next_snapshot(f, b, "telemetry", 4));
     assert_null(next_json(f, b));
     tb_hub_conn_close(f->hub, b);
     f->conn[2] = NULL;
@@ -787,9 +789,7 @@ static void test_history_file_restart(void **state)
     assert_string_equal(tb_hub_epoch(f->hub), "00000000000000ee");
     assert_int_equal(tb_hub_history_held(f->hub), 1);
     tb_conn_t *d = open_subscribed(f, 1, "{\"rooms\":[\"*\"]}", "[\"device:a\"]");
-    json_t *snap = next_of_type(f, d, "telemetry"); /* the last values were restored too */
-    assert_true(json_is_true(json_object_get(snap, "snapshot")));
-    assert_int_equal(seq_of(snap), 1);
+    json_t *snap = next_snapshot(f, d, "telemetry", 1); /* the last values were restored too */
     assert_int_equal(json_integer_value(field_of(snap, "n")), 3);
     json_decref(snap);
     assert_null(next_json(f, d));
@@ -799,10 +799,7 @@ static void test_history_file_restart(void **state)
     ingest(f, TB_MSG_TELEMETRY, "dev-1", "site-9"); /* 3 */
     restart_hub(f, "00000000000000ef");
     tb_conn_t *g = open_subscribed(f, 3, "{\"rooms\":[\"*\"]}", "[\"group:site-9\"]");
-    snap = next_of_type(f, g, "telemetry");
-    assert_true(json_is_true(json_object_get(snap, "snapshot")));
-    assert_int_equal(seq_of(snap), 3);
-    json_decref(snap);
+    json_decref(next_snapshot(f, g, "telemetry", 3));
     assert_null(next_json(f, g));
     tb_hub_destroy(f->hub);
     f->hub = NULL;
