@@ -284,6 +284,13 @@ static void test_tickets_differ_and_destroy_frees_unredeemed(void **state)
 static const unsigned char k_fleet[TB_TICKET_KEY_LEN] = "fleet-key-0123456789abcdef012345";
 static const unsigned char k_other[TB_TICKET_KEY_LEN] = "other-key-0123456789abcdef012345";
 
+/* The grant the fleet tests issue tickets for (the caller frees it); fleet_redeem() checks that a
+ * redeemed ticket carries it. */
+static tb_grant_t *fleet_grant(void)
+{
+    return grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600);
+}
+
 static int fleet_redeem(tb_ticket_store_t *t, const unsigned char *key, const char *ticket,
                         int64_t now_ms)
 {
@@ -305,7 +312,7 @@ static void test_fleet_ticket_redeems_once_on_each_bridge(void **state)
 {
     char ticket[TB_TICKET_TEXT_MAX + 1];
     int64_t expires;
-    tb_grant_t *g = grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600);
+    tb_grant_t *g = fleet_grant();
     tb_ticket_store_t *a = tb_ticket_create(8, 8), *b = tb_ticket_create(8, 8);
     tb_ticket_store_t *c = tb_ticket_create(8, 8), *alien = tb_ticket_create(8, 8);
     (void)state;
@@ -334,7 +341,7 @@ static void test_fleet_ticket_redeems_once_on_each_bridge(void **state)
 static void test_own_key_ticket_stays_on_its_bridge(void **state)
 {
     char ticket[TB_TICKET_TEXT_MAX + 1];
-    tb_grant_t *g = grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600);
+    tb_grant_t *g = fleet_grant();
     tb_ticket_store_t *a = tb_ticket_create(8, 8), *b = tb_ticket_create(8, 8);
     (void)state;
     issue_ok(a, g, NOW_MS, ticket);
@@ -351,7 +358,7 @@ static void test_replaced_ticket_only_dies_on_its_issuer(void **state)
 {
     char first[TB_TICKET_TEXT_MAX + 1], next[TB_TICKET_TEXT_MAX + 1];
     int64_t expires;
-    tb_grant_t *g = grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600);
+    tb_grant_t *g = fleet_grant();
     tb_ticket_store_t *a = tb_ticket_create(8, 2), *b = tb_ticket_create(8, 2);
     (void)state;
     assert_int_equal(tb_ticket_issue(a, k_fleet, g, NOW_MS, TTL_MS, first, &expires), 0);
@@ -369,7 +376,7 @@ static void test_rotated_key_lasts_one_ttl(void **state)
 {
     char before[TB_TICKET_TEXT_MAX + 1], late[TB_TICKET_TEXT_MAX + 1];
     int64_t expires;
-    tb_grant_t *g = grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600);
+    tb_grant_t *g = fleet_grant();
     tb_ticket_store_t *a = tb_ticket_create(8, 8);
     (void)state;
     assert_int_equal(tb_ticket_issue(a, k_fleet, g, NOW_MS, TTL_MS, before, &expires), 0);
@@ -414,7 +421,7 @@ static void test_redeemed_bound_refuses_busy_until_expiry(void **state)
     enum { MAX = 2, HELD = MAX * TB_TICKET_REDEEMED_PER_MAX };
     char ticket[TB_TICKET_TEXT_MAX + 1];
     tb_ticket_store_t *b = tb_ticket_create(MAX, 1);
-    tb_grant_t *g = grant_for("fleet", "[\"device:pump-*\"]", NOW_S + 3600), *got = NULL;
+    tb_grant_t *g = fleet_grant(), *got = NULL;
     (void)state;
     for (int i = 0; i < HELD; i++) {
         foreign_ticket("fleet", NOW_MS, i + 1, ticket);
