@@ -487,11 +487,9 @@ void hub_conflate_deliver(tb_hub_t *h, tb_conn_t *c, tb_frame_t *f, room_t *cons
 /* The device of a device-message frame (its envelope room device:<id>) into buf, or NULL. */
 static const char *frame_device(const tb_frame_t *f, char buf[TB_ROOM_MAX + 1])
 {
-    static const char prefix[] = "device:";
+    const char *id;
     size_t len = tb_protocol_device_room(f, buf);
-    if (len <= sizeof(prefix) - 1 || memcmp(buf, prefix, sizeof(prefix) - 1) != 0)
-        return NULL;
-    return buf + sizeof(prefix) - 1;
+    return len && tb_room_parse(buf, len, &id, NULL) == TB_ROOM_DEVICE ? id : NULL;
 }
 
 /* The rooms (that exist) of packed names[0..n), at most ROOMS_PER_MESSAGE; how many. */
