@@ -223,7 +223,6 @@ static void entries_reclaim(tb_hub_t *h, conn_x_t *x, int64_t now)
     }
 }
 
-/* c's entry of device, created on first use; NULL when out of memory or at the bound. */
 /* Fills in d's length and hash when not yet done. */
 static void device_key(hub_device_t *d)
 {
@@ -233,6 +232,7 @@ static void device_key(hub_device_t *d)
     }
 }
 
+/* c's entry of device, created on first use; NULL when out of memory or at the bound. */
 static conflate_entry_t *entry_get(tb_hub_t *h, tb_conn_t *c, hub_device_t *d, int64_t now)
 {
     conn_x_t *x = c->x;
