@@ -384,7 +384,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *nam
                   const char *device, const json_t *payload)
 {
     room_t *rooms[ROOMS_PER_MESSAGE];
-    size_t k = 0;
+    size_t k;
     hub_device_t dev = {.id = device, .frame = f, .payload = payload, .ms = ms};
     if (tb_history_add(h->hist, f, ms, names, n))
         tb_log(TB_LOG_ERROR, "out of memory recording a message in the history", "seq=%" PRIu64,
@@ -393,9 +393,7 @@ static void route(tb_hub_t *h, tb_frame_t *f, int64_t ms, const char *const *nam
         hub_persist_record(h, f, ms);
     /* A room named twice (topic group equal to a configured one) is harmless: the
      * per-connection last_seq guard already makes delivery at-most-once. */
-    for (size_t i = 0; i < n && k < ROOMS_PER_MESSAGE; i++)
-        if ((rooms[k] = hub_room_find(h, names[i], strlen(names[i]))))
-            k++;
+    k = hub_rooms_resolve(h, names, n, rooms);
     for (size_t i = 0; i < k; i++)
         deliver_room(h, rooms[i], f, rooms, k, device ? &dev : NULL);
     h->route_ms = 0;

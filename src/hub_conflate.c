@@ -539,17 +539,12 @@ static size_t held_rooms(const tb_hub_t *h, const conflate_entry_t *e,
                          const tb_lastvalue_entry_t *lv, room_t **out)
 {
     const char *packed;
-    size_t n, k = 0;
+    size_t n;
     if (tb_history_get(h->hist, e->held->seq, &packed, &n) == e->held)
         return resolve_packed(h, packed, n, out);
     dev_rooms_t dr;
     hub_device_rooms(h, e->id, lv ? tb_lastvalue_group(lv) : "", &dr);
-    for (size_t i = 0; i < dr.n; i++) {
-        room_t *r = hub_room_find(h, dr.names[i], strlen(dr.names[i]));
-        if (r)
-            out[k++] = r;
-    }
-    return k;
+    return hub_rooms_resolve(h, dr.ptrs, dr.n, out);
 }
 
 /*

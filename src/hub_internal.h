@@ -273,6 +273,8 @@ typedef struct {
 
 /* The room called name (len bytes, not necessarily terminated), or NULL. */
 room_t *hub_room_find(const tb_hub_t *h, const char *name, size_t len);
+/* The rooms of names[0..n) that exist, at most ROOMS_PER_MESSAGE, into out; how many. */
+size_t hub_rooms_resolve(const tb_hub_t *h, const char *const *names, size_t n, room_t **out);
 /* The rooms of a device message: its device room first, its topic group, its groups, global. */
 void hub_device_rooms(const tb_hub_t *h, const char *device, const char *group, dev_rooms_t *out);
 /* Marks the rooms c holds for one pass (all, or like's subscribe's others); returns how many. */

@@ -12,6 +12,15 @@ room_t *hub_room_find(const tb_hub_t *h, const char *name, size_t len)
     return n ? TB_STRHASH_ENTRY(n, room_t, node) : NULL;
 }
 
+size_t hub_rooms_resolve(const tb_hub_t *h, const char *const *names, size_t n, room_t **out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < ROOMS_PER_MESSAGE; i++)
+        if ((out[k] = hub_room_find(h, names[i], strlen(names[i]))))
+            k++;
+    return k;
+}
+
 static room_t *room_create(tb_hub_t *h, const char *name)
 {
     size_t len = strlen(name);
